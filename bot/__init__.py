@@ -1,0 +1,1 @@
+"""gridbot: residents' micro-requests routed through grid governance."""

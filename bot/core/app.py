@@ -1,0 +1,139 @@
+"""The channel-neutral application: one incoming update in, one transaction, messages out.
+
+Every update is handled in a single unit of work that also records the update as handled and writes every
+message it causes to the outbox. Delivery happens after commit, so a crash can neither half-apply an update
+nor lose a message it caused, and a redelivered update is skipped by its id.
+"""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from functools import partial
+from typing import Any
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.core.clock import Clock, system_clock
+from bot.core.context import Context, CoreConfig
+from bot.core.messages import Action, AnswerButton, ButtonPress, Incoming, Sender, SendText, action_to_json
+from bot.core.people import find_or_register_person
+from bot.core.router import Router
+from bot.i18n import negotiate_locale, translator
+from storage.database import Database
+from storage.models import InboxUpdate, OutboxMessage, Person
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class PendingDelivery:
+    """An outbox row ready to send right after the transaction that wrote it."""
+
+    outbox_id: int
+    person_id: int
+    channel: str
+    chat_id: str
+    action: Action
+
+
+class Core:
+    def __init__(
+        self, database: Database, router: Router, config: CoreConfig, clock: Clock = system_clock
+    ) -> None:
+        self.database = database
+        self.router = router
+        self.config = config
+        self.clock = clock
+
+    async def handle(self, incoming: Incoming) -> list[PendingDelivery]:
+        """Handle one update exactly once; returns the messages to deliver now."""
+        return await self.database.run(partial(self.handle_in_session, incoming=incoming))
+
+    def handle_in_session(self, session: Session, incoming: Incoming) -> list[PendingDelivery]:
+        inbox = session.get(InboxUpdate, (incoming.channel, incoming.update_id))
+        if inbox is not None and inbox.handled_at is not None:
+            log.info("update %s/%s already handled", incoming.channel, incoming.update_id)
+            return []
+        now = self.clock()
+        person = find_or_register_person(session, incoming.sender, self.config.default_locale, now)
+        ctx = Context(session=session, person=person, event=incoming.event, now=now, config=self.config)
+        self._dispatch(ctx)
+        if inbox is None:
+            session.add(
+                InboxUpdate(
+                    channel=incoming.channel, update_id=incoming.update_id, payload={}, received_at=now,
+                    handled_at=now,
+                )
+            )
+        else:
+            inbox.handled_at = now
+        return write_outbox(session, ctx.outgoing, now)
+
+    def _dispatch(self, ctx: Context) -> None:
+        handler = self.router.resolve(ctx)
+        try:
+            # A savepoint, so a failing handler leaves no partial change behind but the update still counts
+            # as handled and the person still gets an answer.
+            with ctx.session.begin_nested():
+                if handler is not None:
+                    handler(ctx)
+                ctx.session.flush()
+        except Exception:
+            log.exception("handler failed for person %s on %r", ctx.person.id, ctx.event)
+            ctx.outgoing.clear()
+            ctx.session.refresh(ctx.person)
+            ctx.reply(ctx.t._("Sorry, something went wrong on our side. Please try again."))
+        if isinstance(ctx.event, ButtonPress) and not any(
+            isinstance(action, AnswerButton) for _person, action in ctx.outgoing
+        ):
+            ctx.answer()
+
+
+def write_outbox(session: Session, outgoing: list[tuple[Person, Action]], now: Any) -> list[PendingDelivery]:
+    """Write messages to the outbox in the current transaction; the caller sends them after commit."""
+    rows = [
+        OutboxMessage(person_id=person.id, action=action_to_json(action), created_at=now, not_before=now)
+        for person, action in outgoing
+    ]
+    session.add_all(rows)
+    session.flush()
+    return [
+        PendingDelivery(row.id, person.id, person.channel, person.chat_id, action)
+        for row, (person, action) in zip(rows, outgoing, strict=True)
+    ]
+
+
+def store_updates(session: Session, channel: str, updates: list[tuple[int, dict[str, Any]]], now: Any) -> list[int]:
+    """Record raw updates before they are confirmed to the platform; returns the ids not seen before."""
+    if not updates:
+        return []
+    ids = [update_id for update_id, _payload in updates]
+    known = set(
+        session.scalars(
+            select(InboxUpdate.update_id).where(InboxUpdate.channel == channel, InboxUpdate.update_id.in_(ids))
+        )
+    )
+    fresh = [(update_id, payload) for update_id, payload in updates if update_id not in known]
+    session.add_all(
+        InboxUpdate(channel=channel, update_id=update_id, payload=payload, received_at=now)
+        for update_id, payload in fresh
+    )
+    return [update_id for update_id, _payload in fresh]
+
+
+def unhandled_updates(session: Session, channel: str) -> list[dict[str, Any]]:
+    """Updates recorded but not handled (the process died in between), oldest first."""
+    rows = session.scalars(
+        select(InboxUpdate)
+        .where(InboxUpdate.channel == channel, InboxUpdate.handled_at.is_(None))
+        .order_by(InboxUpdate.update_id)
+    )
+    return [row.payload for row in rows]
+
+
+def try_again_later(sender: Sender, default_locale: str, timezone: str) -> SendText:
+    """The answer when the database is unavailable, in the sender's language (no database needed)."""
+    t = translator(negotiate_locale(sender.language_code, default_locale), timezone)
+    return SendText(t._("The service is busy right now. Please try again in a moment."))

@@ -1,0 +1,94 @@
+"""Finding buildings and binding residents to them."""
+
+from __future__ import annotations
+
+import math
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.i18n import Translator
+from storage.models import Building, Community, Grid, Person, Role, Street
+
+EARTH_RADIUS_M = 6_371_000
+# About 5 km around the sender; keeps the distance computation to nearby rows.
+SEARCH_BOX_DEGREES = 0.05
+
+
+def streets(session: Session) -> list[Street]:
+    return list(session.scalars(select(Street).order_by(Street.code)))
+
+
+def communities(session: Session, street_id: int) -> list[Community]:
+    return list(session.scalars(select(Community).where(Community.street_id == street_id).order_by(Community.code)))
+
+
+def buildings_page(session: Session, community_id: int, page: int, per_page: int) -> tuple[list[Building], bool]:
+    """One page of a community's active buildings, and whether more follow."""
+    rows = list(
+        session.scalars(
+            select(Building)
+            .join(Grid, Grid.id == Building.grid_id)
+            .where(Grid.community_id == community_id, Building.active.is_(True))
+            .order_by(Building.code)
+            .offset(page * per_page)
+            .limit(per_page + 1)
+        )
+    )
+    return rows[:per_page], len(rows) > per_page
+
+
+def active_building(session: Session, building_id: int) -> Building | None:
+    building = session.get(Building, building_id)
+    return building if building is not None and building.active else None
+
+
+def building_by_code(session: Session, code: str) -> Building | None:
+    return session.scalars(select(Building).where(Building.code == code, Building.active.is_(True))).first()
+
+
+def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
+    """Great-circle distance (haversine)."""
+    phi1, phi2 = math.radians(lat1), math.radians(lat2)
+    dphi, dlmb = phi2 - phi1, math.radians(lon2 - lon1)
+    a = math.sin(dphi / 2) ** 2 + math.cos(phi1) * math.cos(phi2) * math.sin(dlmb / 2) ** 2
+    return 2 * EARTH_RADIUS_M * math.asin(math.sqrt(a))
+
+
+def nearest_buildings(session: Session, latitude: float, longitude: float, limit: int) -> list[tuple[Building, float]]:
+    box = SEARCH_BOX_DEGREES
+    candidates = session.scalars(
+        select(Building).where(
+            Building.active.is_(True),
+            Building.latitude.between(latitude - box, latitude + box),
+            Building.longitude.between(longitude - box, longitude + box),
+        )
+    )
+    ranked = sorted(
+        ((b, distance_m(latitude, longitude, b.latitude or 0.0, b.longitude or 0.0)) for b in candidates),
+        key=lambda pair: pair[1],
+    )
+    return ranked[:limit]
+
+
+def bind_person(session: Session, person: Person, building_id: int) -> Building:
+    building = session.get(Building, building_id)
+    if building is None or not building.active:
+        raise LookupError(building_id)
+    person.building_id = building.id
+    person.building = building
+    return building
+
+
+def describe_unit(session: Session, t: Translator, role: str, unit_id: int) -> str:
+    """"grid worker of 建设路网格" and the like."""
+    if role == Role.WORKER:
+        grid = session.get(Grid, unit_id)
+        return t._("grid worker of {unit}").format(unit=grid.name if grid else "?")
+    if role == Role.COMMUNITY:
+        community = session.get(Community, unit_id)
+        return t._("staff of {unit}").format(unit=community.name if community else "?")
+    if role == Role.STREET:
+        street = session.get(Street, unit_id)
+        return t._("staff of {unit}").format(unit=street.name if street else "?")
+    return t._("district center staff")

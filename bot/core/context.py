@@ -1,0 +1,97 @@
+"""What a handler works with while it handles one update: the session, the sender, and what to send."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from sqlalchemy.orm import Session
+
+from bot.core.messages import (
+    Action,
+    AnswerButton,
+    ButtonPress,
+    EditText,
+    Event,
+    InlineKeyboard,
+    Keyboard,
+    SendDocument,
+    SendPhoto,
+    SendText,
+    clip,
+)
+from bot.i18n import Translator, translator
+from storage.models import Person
+
+
+@dataclass(frozen=True)
+class CoreConfig:
+    """Deployment facts the core needs; built from ``bot.config.Settings``."""
+
+    timezone: str = "Asia/Shanghai"
+    default_locale: str = "zh_CN"
+    bot_username: str = "gridbot"
+    daily_request_limit: int = 10
+
+
+@dataclass
+class Context:
+    session: Session
+    person: Person
+    event: Event
+    now: datetime
+    config: CoreConfig
+    # (recipient, action) pairs; written to the outbox when the handler returns.
+    outgoing: list[tuple[Person, Action]] = field(default_factory=list)
+
+    @property
+    def t(self) -> Translator:
+        """The sender's translator."""
+        return self.translator_for(self.person)
+
+    def translator_for(self, person: Person) -> Translator:
+        return translator(person.locale or self.config.default_locale, self.config.timezone)
+
+    # --- answering the sender ---------------------------------------------------------------------------
+
+    def reply(self, text: str, keyboard: Keyboard | None = None) -> None:
+        self.send(self.person, SendText(clip(text), keyboard))
+
+    def reply_photo(self, file_id: str, caption: str = "", keyboard: Keyboard | None = None) -> None:
+        self.send(self.person, SendPhoto(file_id, clip(caption, 1024), keyboard))
+
+    def reply_document(self, file_name: str, content: bytes, caption: str = "") -> None:
+        self.send(self.person, SendDocument(file_name, content.hex(), clip(caption, 1024)))
+
+    def answer(self, text: str = "", alert: bool = False) -> None:
+        """Answer the button press being handled (a no-op for other events)."""
+        if isinstance(self.event, ButtonPress):
+            self.send(self.person, AnswerButton(self.event.callback_id, clip(text, 200), alert))
+
+    def edit(self, text: str, keyboard: InlineKeyboard | None = None) -> None:
+        """Replace the message whose button was pressed; falls back to a new message."""
+        if isinstance(self.event, ButtonPress) and self.event.message_id is not None:
+            self.send(self.person, EditText(self.event.message_id, clip(text), keyboard))
+        else:
+            self.reply(text, keyboard)
+
+    # --- messages to other people -----------------------------------------------------------------------
+
+    def send(self, recipient: Person, action: Action) -> None:
+        self.outgoing.append((recipient, action))
+
+    # --- conversation state -----------------------------------------------------------------------------
+
+    def set_state(self, state: str, **data: Any) -> None:
+        """Enter a conversation step; ``data`` is merged into what the person entered so far."""
+        self.person.state = state
+        self.person.state_data = {**(self.person.state_data or {}), **data}
+
+    def clear_state(self) -> None:
+        self.person.state = None
+        self.person.state_data = {}
+
+    @property
+    def state_data(self) -> dict[str, Any]:
+        return dict(self.person.state_data or {})

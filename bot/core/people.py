@@ -1,0 +1,40 @@
+"""People: finding the sender of an update, their roles and the units they answer for."""
+
+from __future__ import annotations
+
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.core.messages import Sender
+from bot.i18n import negotiate_locale
+from storage.models import Person
+
+
+def find_or_register_person(session: Session, sender: Sender, default_locale: str, now: datetime) -> Person:
+    """The person behind ``sender``, created at first contact with a language from their chat client."""
+    person = session.scalars(
+        select(Person).where(Person.channel == sender.channel, Person.external_id == sender.external_id)
+    ).first()
+    if person is None:
+        person = Person(
+            channel=sender.channel,
+            external_id=sender.external_id,
+            chat_id=sender.chat_id,
+            display_name=sender.display_name[:200],
+            locale=negotiate_locale(sender.language_code, default_locale),
+            state_data={},
+            created_at=now,
+        )
+        session.add(person)
+        session.flush()
+        return person
+    if person.locale is None:
+        # Staff added from the command line before they ever wrote: take their client's language now.
+        person.locale = negotiate_locale(sender.language_code, default_locale)
+    if not person.display_name and sender.display_name:
+        person.display_name = sender.display_name[:200]
+    # Writing to the bot undoes an earlier block.
+    person.unreachable = False
+    return person

@@ -1,0 +1,89 @@
+"""Routes an event to the handler for it: commands, button presses, conversation steps, menu buttons.
+
+Callback data is ``<prefix>:<arg>:<arg>...``, compact enough for Telegram's 64 bytes. Commands interrupt any
+conversation step; a button press goes to its prefix's handler whatever step the person is in.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from bot.core.context import Context
+from bot.core.messages import ButtonPress, Command, Text
+
+Handler = Callable[[Context], None]
+
+
+def callback(prefix: str, *args: object) -> str:
+    """Build callback data for a button handled by ``Router.button(prefix)``."""
+    return ":".join([prefix, *(str(arg) for arg in args)])
+
+
+def button_args(ctx: Context) -> list[str]:
+    """The arguments after the prefix of the pressed button's callback data."""
+    assert isinstance(ctx.event, ButtonPress)
+    return ctx.event.data.split(":")[1:]
+
+
+@dataclass
+class Router:
+    commands: dict[str, Handler] = field(default_factory=dict)
+    buttons: dict[str, Handler] = field(default_factory=dict)
+    # Conversation steps, by the part of the state name before the first "."
+    steps: dict[str, Handler] = field(default_factory=dict)
+    # Reply-keyboard labels (message ids, translated per person) that stand for a command.
+    menu: dict[str, str] = field(default_factory=dict)
+    fallback: Handler | None = None
+
+    def command(self, *names: str) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            for name in names:
+                self.commands[name] = handler
+            return handler
+
+        return register
+
+    def button(self, prefix: str) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.buttons[prefix] = handler
+            return handler
+
+        return register
+
+    def step(self, state_prefix: str) -> Callable[[Handler], Handler]:
+        def register(handler: Handler) -> Handler:
+            self.steps[state_prefix] = handler
+            return handler
+
+        return register
+
+    def include(self, other: Router) -> None:
+        self.commands.update(other.commands)
+        self.buttons.update(other.buttons)
+        self.steps.update(other.steps)
+        self.menu.update(other.menu)
+        self.fallback = other.fallback or self.fallback
+
+    def resolve(self, ctx: Context) -> Handler | None:
+        event = ctx.event
+        if isinstance(event, Text):
+            command = self._menu_command(ctx, event.text)
+            if command is not None:
+                ctx.event = Command(command)
+                event = ctx.event
+        if isinstance(event, Command) and event.name in self.commands:
+            return self.commands[event.name]
+        if isinstance(event, ButtonPress):
+            return self.buttons.get(event.data.split(":", 1)[0])
+        if ctx.person.state:
+            handler = self.steps.get(ctx.person.state.split(".", 1)[0])
+            if handler is not None:
+                return handler
+        return self.fallback
+
+    def _menu_command(self, ctx: Context, text: str) -> str | None:
+        for label, command in self.menu.items():
+            if ctx.t._(label) == text.strip():
+                return command
+        return None

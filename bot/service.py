@@ -1,0 +1,80 @@
+"""Putting the pieces together for ``gridbot run``: database, core, engine, outbox, shutdown."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import signal
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from bot.config import Settings
+from bot.core.app import Core
+from bot.core.clock import Clock, system_clock
+from bot.core.context import CoreConfig
+from bot.core.messages import SetCommands
+from bot.core.outbox import Channel, OutboxSender
+from bot.core.router import Router
+from bot.i18n import available_locales, translator
+from bot.runtime import Runtime
+from handlers import build_router
+from handlers.menu import command_menu
+from storage.database import Database
+from storage.migrate import is_up_to_date, upgrade
+
+log = logging.getLogger(__name__)
+
+
+@dataclass
+class Service:
+    """Everything a running bot needs that does not depend on the chat engine."""
+
+    settings: Settings
+    database: Database
+    router: Router = field(default_factory=build_router)
+    clock: Clock = system_clock
+
+    @classmethod
+    def from_settings(cls, settings: Settings, clock: Clock = system_clock) -> Service:
+        return cls(settings=settings, database=Database(settings.database_url), clock=clock)
+
+    def core_config(self, bot_username: str) -> CoreConfig:
+        return CoreConfig(
+            timezone=self.settings.timezone,
+            default_locale=self.settings.default_locale,
+            bot_username=bot_username,
+            daily_request_limit=self.settings.daily_request_limit,
+        )
+
+    def default_command_menus(self) -> dict[str, SetCommands]:
+        """The residents' command menu in every language, for chats that have no menu of their own."""
+        return {
+            locale: command_menu(translator(locale, self.settings.timezone), None)
+            for locale in available_locales()
+        }
+
+    def runtime(self, channels: dict[str, Channel], bot_username: str) -> Runtime:
+        core = Core(self.database, self.router, self.core_config(bot_username), self.clock)
+        outbox = OutboxSender(self.database, channels, rate=self.settings.send_rate, clock=self.clock)
+        return Runtime(core, outbox)
+
+
+async def prepare_database(database: Database) -> None:
+    """Create or upgrade the schema and seed what a new deployment needs."""
+    if not await is_up_to_date(database):
+        log.info("upgrading the database schema")
+        await upgrade(database)
+    from bot.core.categories import seed_categories
+
+    await database.run(seed_categories)
+
+
+async def run_until_stopped(work: Callable[[asyncio.Event], Awaitable[None]]) -> None:
+    """Run ``work(stop)``; SIGINT / SIGTERM set ``stop`` for a clean shutdown."""
+    stop = asyncio.Event()
+    loop = asyncio.get_running_loop()
+    for signum in (signal.SIGINT, signal.SIGTERM):
+        with contextlib.suppress(NotImplementedError):
+            loop.add_signal_handler(signum, stop.set)
+    await work(stop)

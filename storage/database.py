@@ -1,0 +1,104 @@
+"""Database access: one unit of work per call, committed once.
+
+Use cases are plain synchronous SQLAlchemy code taking a ``Session``. ``Database.run`` executes a whole unit of
+work in one hop:
+
+* on SQLite, in a single dedicated database thread with the standard ``sqlite3`` driver, so an update costs
+  one round trip between the event loop and the database instead of one per statement;
+* on other databases (PostgreSQL through asyncpg), through ``AsyncSession.run_sync``, which runs the same
+  synchronous code on the event loop and awaits the driver underneath.
+
+The application always names an async URL (``sqlite+aiosqlite://`` or ``postgresql+asyncpg://``); the async
+engine also serves migrations and ad-hoc async queries.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from typing import Any, TypeVar
+
+from sqlalchemy import create_engine, event
+from sqlalchemy.engine import URL, Engine, make_url
+from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
+from sqlalchemy.orm import Session, sessionmaker
+
+T = TypeVar("T")
+log = logging.getLogger(__name__)
+
+
+class DatabaseUnavailable(Exception):
+    """The database could not be reached or stayed locked; the unit of work was rolled back."""
+
+
+def is_sqlite(url: str | URL) -> bool:
+    return make_url(url).get_backend_name() == "sqlite"
+
+
+def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
+    cursor = dbapi_connection.cursor()
+    cursor.execute("PRAGMA journal_mode=WAL")
+    cursor.execute("PRAGMA synchronous=NORMAL")
+    cursor.execute("PRAGMA foreign_keys=ON")
+    cursor.execute("PRAGMA busy_timeout=5000")
+    cursor.close()
+
+
+def _connection_lost(error: Exception) -> bool:
+    return isinstance(error, (OSError, ConnectionError)) or (
+        isinstance(error, DBAPIError) and error.connection_invalidated
+    )
+
+
+class Database:
+    def __init__(self, url: str) -> None:
+        self.url = make_url(url)
+        self.async_engine: AsyncEngine = create_async_engine(self.url, pool_pre_ping=not is_sqlite(url))
+        self._thread: ThreadPoolExecutor | None = None
+        self._sync_sessions: sessionmaker[Session] | None = None
+        self.sync_engine: Engine | None = None
+        if is_sqlite(self.url):
+            event.listen(self.async_engine.sync_engine, "connect", _set_sqlite_pragmas)
+            self.sync_engine = create_engine(
+                self.url.set(drivername="sqlite+pysqlite"),
+                connect_args={"check_same_thread": False, "timeout": 5},
+            )
+            event.listen(self.sync_engine, "connect", _set_sqlite_pragmas)
+            self._sync_sessions = sessionmaker(self.sync_engine, expire_on_commit=False)
+            self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gridbot-db")
+        self._async_sessions = async_sessionmaker(self.async_engine, expire_on_commit=False)
+
+    @property
+    def dialect(self) -> str:
+        return self.url.get_backend_name()
+
+    async def run(self, unit_of_work: Callable[[Session], T]) -> T:
+        """Run ``unit_of_work`` in one transaction; commit if it returns, roll back if it raises."""
+        try:
+            if self._thread is not None:
+                loop = asyncio.get_running_loop()
+                return await loop.run_in_executor(self._thread, self._run_in_thread, unit_of_work)
+            async with self._async_sessions() as session, session.begin():
+                return await session.run_sync(unit_of_work)
+        except (OperationalError, DBAPIError, OSError, ConnectionError) as error:
+            # Integrity and programming errors are bugs or bad data, not an unreachable database.
+            if not isinstance(error, OperationalError) and not _connection_lost(error):
+                raise
+            log.warning("database unavailable: %s", error)
+            raise DatabaseUnavailable(str(error)) from error
+
+    def _run_in_thread(self, unit_of_work: Callable[[Session], T]) -> T:
+        assert self._sync_sessions is not None
+        with self._sync_sessions() as session, session.begin():
+            return unit_of_work(session)
+
+    async def dispose(self) -> None:
+        await self.async_engine.dispose()
+        if self.sync_engine is not None:
+            self.sync_engine.dispose()
+        if self._thread is not None:
+            self._thread.shutdown(wait=True)
+            self._thread = None

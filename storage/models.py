@@ -1,0 +1,300 @@
+"""The database schema: organisation, people, staff roles, requests, and the update inbox / message outbox.
+
+Models are shaped for the request lifecycle; the rules that move requests live in ``bot.core``.
+"""
+
+from __future__ import annotations
+
+import enum
+from datetime import UTC, datetime
+from typing import Any, ClassVar
+
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    Enum,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    String,
+    Text,
+    UniqueConstraint,
+)
+from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
+from sqlalchemy.types import TypeDecorator
+
+CODE_LENGTH = 60
+
+
+class UTCDateTime(TypeDecorator[datetime]):
+    """Timestamps are stored as naive UTC and always come back timezone-aware (SQLite keeps no zone)."""
+
+    impl = DateTime
+    cache_ok = True
+
+    def process_bind_param(self, value: datetime | None, dialect: Any) -> datetime | None:
+        if value is None:
+            return None
+        if value.tzinfo is None:
+            raise ValueError("naive datetime given to the database; use bot.core.clock")
+        return value.astimezone(UTC).replace(tzinfo=None)
+
+    def process_result_value(self, value: datetime | None, dialect: Any) -> datetime | None:
+        return value.replace(tzinfo=UTC) if value is not None else None
+
+
+class Base(DeclarativeBase):
+    type_annotation_map: ClassVar[dict[Any, Any]] = {datetime: UTCDateTime(), dict[str, Any]: JSON}
+
+
+class Level(enum.StrEnum):
+    """The escalation ladder, bottom to top."""
+
+    GRID = "grid"
+    COMMUNITY = "community"
+    STREET = "street"
+    DISTRICT = "district"
+
+
+class Role(enum.StrEnum):
+    WORKER = "worker"
+    COMMUNITY = "community"
+    STREET = "street"
+    DISTRICT = "district"
+
+
+class RequestStatus(enum.StrEnum):
+    NEW = "new"  # waiting for someone at the holding level to accept it
+    ACCEPTED = "accepted"
+    RESOLVED = "resolved"  # handler says done; waiting for the resident's answer
+    CLOSED = "closed"  # resident confirmed (or did not answer in time)
+    WITHDRAWN = "withdrawn"
+
+
+OPEN_STATUSES = (RequestStatus.NEW, RequestStatus.ACCEPTED)
+
+
+class Street(Base):
+    __tablename__ = "streets"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(CODE_LENGTH), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+
+
+class Community(Base):
+    __tablename__ = "communities"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(CODE_LENGTH), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    street_id: Mapped[int] = mapped_column(ForeignKey("streets.id"), index=True)
+    street: Mapped[Street] = relationship(lazy="joined")
+
+
+class Grid(Base):
+    __tablename__ = "grids"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(CODE_LENGTH), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
+    community: Mapped[Community] = relationship(lazy="joined")
+
+
+class Building(Base):
+    __tablename__ = "buildings"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(CODE_LENGTH), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    address: Mapped[str] = mapped_column(String(400), default="")
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id"), index=True)
+    # A building removed from the organisation keeps its history but takes no new residents or requests.
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    grid: Mapped[Grid] = relationship(lazy="joined")
+
+
+class Person(Base):
+    """Anyone who talks to the bot, on any channel; staff are people with roles."""
+
+    __tablename__ = "people"
+    __table_args__ = (UniqueConstraint("channel", "external_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    channel: Mapped[str] = mapped_column(String(20))
+    external_id: Mapped[str] = mapped_column(String(64))
+    # Where messages to this person go (on Telegram the private chat id equals the user id).
+    chat_id: Mapped[str] = mapped_column(String(64))
+    display_name: Mapped[str] = mapped_column(String(200), default="")
+    locale: Mapped[str | None] = mapped_column(String(16))
+    phone: Mapped[str | None] = mapped_column(String(32))
+    building_id: Mapped[int | None] = mapped_column(ForeignKey("buildings.id"), index=True)
+    # The person blocked the bot: stop sending until they write again.
+    unreachable: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The conversation step the person is in and what they entered so far (survives restarts).
+    state: Mapped[str | None] = mapped_column(String(64))
+    state_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    created_at: Mapped[datetime]
+    building: Mapped[Building | None] = relationship(lazy="joined")
+    roles: Mapped[list[StaffRole]] = relationship(back_populates="person", lazy="selectin")
+
+
+class StaffRole(Base):
+    __tablename__ = "staff_roles"
+    __table_args__ = (UniqueConstraint("person_id", "role", "unit_id"), Index("ix_staff_unit", "role", "unit_id"))
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    role: Mapped[Role] = mapped_column(Enum(Role, native_enum=False, length=16))
+    # grids.id for workers, communities.id / streets.id for those roles, 0 for the district.
+    unit_id: Mapped[int] = mapped_column(Integer, default=0)
+    person: Mapped[Person] = relationship(back_populates="roles")
+
+
+class Category(Base):
+    __tablename__ = "categories"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(CODE_LENGTH), unique=True)
+    # Names per locale, e.g. {"zh_CN": "飞线充电", "en": "Dangling wires"}.
+    names: Mapped[dict[str, Any]] = mapped_column(JSON)
+    due_days: Mapped[int] = mapped_column(Integer, default=7)
+    sort_order: Mapped[int] = mapped_column(Integer, default=0)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+
+    def name(self, locale: str) -> str:
+        return str(self.names.get(locale) or self.names.get("zh_CN") or next(iter(self.names.values()), self.code))
+
+
+class Request(Base):
+    __tablename__ = "requests"
+    __table_args__ = (
+        Index("ix_requests_holder", "level", "unit_id", "status"),
+        Index("ix_requests_duplicates", "building_id", "category_id", "status", "created_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    resident_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    building_id: Mapped[int] = mapped_column(ForeignKey("buildings.id"))
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"))
+    description: Mapped[str] = mapped_column(Text)
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    hide_identity: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[RequestStatus] = mapped_column(Enum(RequestStatus, native_enum=False, length=16))
+    # The holding unit: its level and its id in that level's table (0 for the district).
+    level: Mapped[Level] = mapped_column(Enum(Level, native_enum=False, length=16))
+    unit_id: Mapped[int] = mapped_column(Integer)
+    assignee_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    created_at: Mapped[datetime] = mapped_column(index=True)
+    due_at: Mapped[datetime]
+    accepted_at: Mapped[datetime | None]
+    resolved_at: Mapped[datetime | None]
+    resolved_level: Mapped[Level | None] = mapped_column(Enum(Level, native_enum=False, length=16))
+    closed_at: Mapped[datetime | None]
+    supporters: Mapped[int] = mapped_column(Integer, default=0)
+
+    resident: Mapped[Person] = relationship(foreign_keys=[resident_id], lazy="joined")
+    building: Mapped[Building] = relationship(lazy="joined")
+    category: Mapped[Category] = relationship(lazy="joined")
+    assignee: Mapped[Person | None] = relationship(foreign_keys=[assignee_id], lazy="joined")
+    photos: Mapped[list[RequestPhoto]] = relationship(lazy="selectin", order_by="RequestPhoto.id")
+
+    @property
+    def code(self) -> str:
+        return f"R-{self.id:06d}"
+
+
+class RequestPhoto(Base):
+    __tablename__ = "request_photos"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"), index=True)
+    file_id: Mapped[str] = mapped_column(String(200))
+    # Set on photos a handler attaches to a resolution.
+    from_handler: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class RequestSupporter(Base):
+    """A resident who joined someone else's request ("me too") instead of filing a duplicate."""
+
+    __tablename__ = "request_supporters"
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"), primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), primary_key=True)
+    created_at: Mapped[datetime]
+
+
+class EventKind(enum.StrEnum):
+    FILED = "filed"
+    ACCEPTED = "accepted"
+    NOTE = "note"
+    ESCALATED = "escalated"
+    RETURNED = "returned"
+    REASSIGNED = "reassigned"
+    RESOLVED = "resolved"
+    REOPENED = "reopened"
+    CONFIRMED = "confirmed"
+    WITHDRAWN = "withdrawn"
+    CHASED = "chased"
+    JOINED = "joined"  # another resident said "me too"
+    REMINDED = "reminded"
+    CLOSED = "closed"
+
+
+class RequestEvent(Base):
+    """One step on a request's timeline; ``actor_id`` is empty for the system."""
+
+    __tablename__ = "request_events"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime]
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    kind: Mapped[EventKind] = mapped_column(Enum(EventKind, native_enum=False, length=16))
+    text: Mapped[str] = mapped_column(Text, default="")
+    level: Mapped[Level | None] = mapped_column(Enum(Level, native_enum=False, length=16))
+    unit_id: Mapped[int | None] = mapped_column(Integer)
+    actor: Mapped[Person | None] = relationship(lazy="joined")
+
+
+class Rating(Base):
+    __tablename__ = "ratings"
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"), primary_key=True)
+    outcome: Mapped[str] = mapped_column(String(16))  # fixed | partly | not_fixed
+    stars: Mapped[int | None] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+    at: Mapped[datetime]
+
+
+class InboxUpdate(Base):
+    """Every incoming update, recorded before it is confirmed to the platform and handled from here."""
+
+    __tablename__ = "inbox"
+    channel: Mapped[str] = mapped_column(String(20), primary_key=True)
+    update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    payload: Mapped[dict[str, Any]] = mapped_column(JSON)
+    received_at: Mapped[datetime]
+    handled_at: Mapped[datetime | None] = mapped_column(index=True)
+
+
+class OutboxStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class OutboxMessage(Base):
+    """A message to deliver; written in the transaction that caused it and sent after commit."""
+
+    __tablename__ = "outbox"
+    __table_args__ = (Index("ix_outbox_pending", "status", "not_before"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    # A serialised core action (see bot.core.actions).
+    action: Mapped[dict[str, Any]] = mapped_column(JSON)
+    status: Mapped[OutboxStatus] = mapped_column(
+        Enum(OutboxStatus, native_enum=False, length=16), default=OutboxStatus.PENDING
+    )
+    created_at: Mapped[datetime]
+    not_before: Mapped[datetime]
+    attempts: Mapped[int] = mapped_column(Integer, default=0)
+    sent_at: Mapped[datetime | None]
+    # The platform's id of the sent message, for later edits.
+    message_id: Mapped[int | None] = mapped_column(BigInteger)
+    error: Mapped[str | None] = mapped_column(String(400))
