@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import os
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
 from pathlib import Path
@@ -13,13 +14,25 @@ from handlers import build_router
 from storage.database import Database
 from storage.models import Base
 from tests.harness import CoreChat
+from tests.postgres import scratch_postgres_database
 
 
 @pytest.fixture
-async def database(tmp_path: Path) -> AsyncIterator[Database]:
-    db = Database(f"sqlite+aiosqlite:///{tmp_path}/gridbot.db")
-    assert db.sync_engine is not None
-    Base.metadata.create_all(db.sync_engine)
+async def database_url(tmp_path: Path) -> AsyncIterator[str]:
+    """A new empty database: a SQLite file, or a PostgreSQL database when GRIDBOT_TEST_POSTGRES is set."""
+    server = os.environ.get("GRIDBOT_TEST_POSTGRES")
+    if not server:
+        yield f"sqlite+aiosqlite:///{tmp_path}/gridbot.db"
+        return
+    async with scratch_postgres_database(server) as url:
+        yield url
+
+
+@pytest.fixture
+async def database(database_url: str) -> AsyncIterator[Database]:
+    db = Database(database_url)
+    async with db.async_engine.begin() as connection:
+        await connection.run_sync(Base.metadata.create_all)
     yield db
     await db.dispose()
 

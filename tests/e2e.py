@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
-from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from bot.config import Settings
 from bot.core.clock import Clock, system_clock
@@ -15,6 +14,7 @@ from bot.service import Service, prepare_database
 from bot.simulator import BotApiSimulator
 
 TOKEN = "123456:TEST-token"
+T = TypeVar("T")
 
 
 @dataclass
@@ -45,14 +45,14 @@ def engine_serve(engine: str) -> Callable[..., Any]:
 async def running_bot(
     sim: BotApiSimulator,
     api_url: str,
-    database_path: Path,
+    database_url: str,
     engine: str = "aiogram",
     clock: Clock = system_clock,
     **settings: Any,
 ) -> AsyncIterator[RunningBot]:
     """The bot serving the simulator until the block ends (polling unless a webhook URL is given)."""
     config = Settings(
-        token=TOKEN, api_url=api_url, database_url=f"sqlite+aiosqlite:///{database_path}", engine=engine,
+        token=TOKEN, api_url=api_url, database_url=database_url, engine=engine,
         _env_file=None, **settings,  # type: ignore[call-arg]
     )
     service = Service.from_settings(config, clock=clock)
@@ -65,3 +65,15 @@ async def running_bot(
     finally:
         await bot.shutdown()
         await service.database.dispose()
+
+
+async def eventually(probe: Callable[[], Awaitable[T]], timeout: float = 5.0) -> T:
+    """Poll ``probe`` until it returns something truthy (the bot works in background tasks)."""
+    deadline = asyncio.get_running_loop().time() + timeout
+    while True:
+        result = await probe()
+        if result:
+            return result
+        if asyncio.get_running_loop().time() > deadline:
+            raise AssertionError(f"condition not met within {timeout}s: {probe.__name__}")
+        await asyncio.sleep(0.05)

@@ -5,7 +5,6 @@ from __future__ import annotations
 import asyncio
 import socket
 from collections.abc import AsyncIterator
-from pathlib import Path
 
 import aiohttp
 import pytest
@@ -13,7 +12,7 @@ from sqlalchemy import func, select
 
 from bot.simulator import BotApiSimulator, SimMessage
 from storage.models import InboxUpdate, OutboxMessage, OutboxStatus, Person
-from tests.e2e import TOKEN, running_bot
+from tests.e2e import TOKEN, eventually, running_bot
 from tests.org_fixture import make_small_org
 
 
@@ -25,9 +24,9 @@ async def sim() -> AsyncIterator[tuple[BotApiSimulator, str]]:
     await simulator.stop()
 
 
-async def test_deep_link_binding_through_aiogram(sim: tuple[BotApiSimulator, str], tmp_path: Path) -> None:
+async def test_deep_link_binding_through_aiogram(sim: tuple[BotApiSimulator, str], database_url: str) -> None:
     simulator, url = sim
-    async with running_bot(simulator, url, tmp_path / "bot.db") as bot:
+    async with running_bot(simulator, url, database_url) as bot:
         await bot.service.database.run(make_small_org)
         li = simulator.user(2001, "李", language_code="zh-hans")
         await li.send_text("/start b_DG-JS-01-B1")
@@ -41,10 +40,10 @@ async def test_deep_link_binding_through_aiogram(sim: tuple[BotApiSimulator, str
 
 
 async def test_guided_and_location_binding_and_unknown_code(
-    sim: tuple[BotApiSimulator, str], tmp_path: Path
+    sim: tuple[BotApiSimulator, str], database_url: str
 ) -> None:
     simulator, url = sim
-    async with running_bot(simulator, url, tmp_path / "bot.db") as bot:
+    async with running_bot(simulator, url, database_url) as bot:
         await bot.service.database.run(make_small_org)
         ann = simulator.user(2002, "Ann", language_code="en")
         await ann.send_text("/start b_NO-SUCH")
@@ -73,13 +72,13 @@ def free_port() -> int:
 
 
 async def test_webhook_refuses_bad_secret_and_processes_a_duplicate_once(
-    sim: tuple[BotApiSimulator, str], tmp_path: Path
+    sim: tuple[BotApiSimulator, str], database_url: str
 ) -> None:
     simulator, url = sim
     port = free_port()
     hook = f"http://127.0.0.1:{port}/telegram"
     async with running_bot(
-        simulator, url, tmp_path / "bot.db", webhook_url=hook, webhook_secret="s3cret-Token",
+        simulator, url, database_url, webhook_url=hook, webhook_secret="s3cret-Token",
         webhook_listen=f"127.0.0.1:{port}",
     ) as bot:
         await bot.service.database.run(make_small_org)
@@ -118,20 +117,22 @@ async def _wait_for_webhook(simulator: BotApiSimulator) -> None:
     raise AssertionError("the bot never set its webhook")
 
 
-async def test_reply_is_delivered_after_a_429(sim: tuple[BotApiSimulator, str], tmp_path: Path) -> None:
+async def test_reply_is_delivered_after_a_429(sim: tuple[BotApiSimulator, str], database_url: str) -> None:
     simulator, url = sim
-    async with running_bot(simulator, url, tmp_path / "bot.db") as bot:
+    async with running_bot(simulator, url, database_url) as bot:
         await bot.service.database.run(make_small_org)
         dee = simulator.user(2005, "Dee", language_code="en")
         simulator.inject_failure("sendMessage", status=429, retry_after=1)
         await dee.send_text("/help")
         message = await dee.wait_for_text("/new", timeout=8)
         assert message.text is not None
-        row = await bot.service.database.run(
-            lambda s: s.scalars(select(OutboxMessage).where(OutboxMessage.person_id.is_not(None))).all()
-        )
-        sent = [r for r in row if r.action.get("type") == "SendText"]
-        assert sent and all(r.status == OutboxStatus.SENT for r in sent)
+
+        async def replies_recorded_sent() -> list[OutboxMessage]:
+            rows = await bot.service.database.run(lambda s: s.scalars(select(OutboxMessage)).all())
+            replies = [r for r in rows if r.action.get("type") == "SendText"]
+            return replies if replies and all(r.status == OutboxStatus.SENT for r in replies) else []
+
+        sent = await eventually(replies_recorded_sent)
         assert any(r.attempts == 2 for r in sent), "the first attempt met the 429"
 
 

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import UTC, datetime
 from functools import partial
 from pathlib import Path
@@ -46,12 +46,8 @@ ROWS = [
 
 
 @pytest.fixture
-async def db(tmp_path: Path) -> AsyncIterator[Database]:
-    database = Database(f"sqlite+aiosqlite:///{tmp_path}/t.db")
-    assert database.sync_engine is not None
-    Base.metadata.create_all(database.sync_engine)
-    yield database
-    await database.dispose()
+def db(database: Database) -> Database:
+    return database
 
 
 def write_csv(path: Path, lines: list[str], encoding: str = "utf-8") -> Path:

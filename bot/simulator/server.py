@@ -552,9 +552,10 @@ class BotApiSimulator:
 
     def _failure_response(self, request: web.Request, failure: InjectedFailure) -> web.StreamResponse:
         if failure.drop_connection:
+            # Abort the socket so the client sees a reset; the response below is never written.
             if request.transport is not None:
                 request.transport.abort()
-            raise ConnectionResetError("simulated dropped connection")
+            return web.Response(status=500)
         reason = _STATUS_TEXT.get(failure.status, "Error")
         if failure.status == 502 and failure.description is None:
             page = "<html>\r\n<head><title>502 Bad Gateway</title></head>\r\n<body>\r\n"

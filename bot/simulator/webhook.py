@@ -121,7 +121,7 @@ async def deliver(
     if config.secret_token:
         headers[SECRET_HEADER] = config.secret_token
     body = json.dumps(update, ensure_ascii=False).encode("utf-8")
-    for attempt in range(1):
+    for attempt in range(retries + 1):
         try:
             async with session.post(
                 config.url, data=body, headers=headers, timeout=aiohttp.ClientTimeout(total=10)

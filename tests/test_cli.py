@@ -1,0 +1,76 @@
+"""The ``gridbot`` command line, run in-process as a user would run it."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, inspect
+
+from bot.cli import main
+from storage.migrate import head_revision
+
+ORG_CSV = """street_code,street_name,community_code,community_name,grid_code,grid_name,building_code,building_name,address
+DG,东关街道,DG-JS,建设社区,DG-JS-01,建设一网格,DG-JS-01-B1,建设路12号院1号楼,建设路12号
+DG,东关街道,DG-JS,建设社区,DG-JS-01,建设一网格,DG-JS-01-B2,建设路12号院2号楼,建设路12号
+"""
+
+
+@pytest.fixture
+def sqlite_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
+    path = tmp_path / "cli.db"
+    monkeypatch.setenv("GRIDBOT_DATABASE_URL", f"sqlite+aiosqlite:///{path}")
+    monkeypatch.delenv("GRIDBOT_TOKEN", raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env is read
+    return path
+
+
+def test_run_without_token_explains_how_to_get_one(sqlite_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["run"]) == 2
+    out = capsys.readouterr().out
+    assert "@BotFather" in out and "GRIDBOT_TOKEN" in out
+
+
+def test_db_upgrade_creates_the_schema_with_migrations(sqlite_file: Path) -> None:
+    assert main(["db", "upgrade"]) == 0
+    engine = create_engine(f"sqlite:///{sqlite_file}")
+    with engine.connect() as connection:
+        tables = set(inspect(connection).get_table_names())
+        revision = connection.exec_driver_sql("select version_num from alembic_version").scalar()
+        journal = connection.exec_driver_sql("pragma journal_mode").scalar()
+    assert {"requests", "people", "buildings", "inbox", "outbox"} <= tables
+    assert revision == head_revision()
+    assert journal == "wal"
+
+
+def test_org_import_staff_add_and_list(
+    sqlite_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    org = tmp_path / "org.csv"
+    org.write_text(ORG_CSV, encoding="utf-8")
+    assert main(["org", "import", str(org)]) == 0
+    assert "2 building" in capsys.readouterr().out
+    assert main(["staff", "add", "--telegram-id", "777", "--role", "worker", "--unit", "DG-JS-01", "--name", "王"]) == 0
+    assert main(["staff", "add", "--telegram-id", "778", "--role", "worker", "--unit", "NOPE"]) == 1
+    assert "NOPE" in capsys.readouterr().err
+    assert main(["staff", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "777" in out and "DG-JS-01" in out and "778" not in out
+
+
+def test_org_import_with_bad_rows_imports_nothing(
+    sqlite_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    bad = tmp_path / "bad.csv"
+    bad.write_text(ORG_CSV + "DG,东关街道,DG-JS,建设社区,DG-JS-01,建设一网格,bad code!,楼,路\n", encoding="utf-8")
+    assert main(["org", "import", str(bad)]) == 1
+    err = capsys.readouterr().err
+    assert "bad.csv:4:" in err and "nothing was imported" in err
+    assert main(["staff", "add", "--telegram-id", "1", "--role", "worker", "--unit", "DG-JS-01"]) == 1
+
+
+def test_demo_and_categories(sqlite_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["demo"]) == 0
+    assert main(["categories", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "dangling_wires" in out and "飞线" in out
