@@ -10,7 +10,8 @@ from sqlalchemy import create_engine, inspect
 from bot.cli import main
 from storage.migrate import head_revision
 
-ORG_CSV = """street_code,street_name,community_code,community_name,grid_code,grid_name,building_code,building_name,address
+HEADER = "street_code,street_name,community_code,community_name,grid_code,grid_name,building_code,building_name,address"
+ORG_CSV = HEADER + """
 DG,东关街道,DG-JS,建设社区,DG-JS-01,建设一网格,DG-JS-01-B1,建设路12号院1号楼,建设路12号
 DG,东关街道,DG-JS,建设社区,DG-JS-01,建设一网格,DG-JS-01-B2,建设路12号院2号楼,建设路12号
 """
