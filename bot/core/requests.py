@@ -1,0 +1,639 @@
+"""The life of a micro-request: filing, handling up and down the ladder, and the resident's verdict.
+
+Every use case takes the session, the acting person and ``now``, changes the request only along a transition
+allowed by ``TRANSITIONS``, writes a ``RequestEvent`` for it, and returns an ``Outcome`` naming the staff to
+tell. When the change is not allowed nothing is written and ``RequestRefused`` says why, as an English message
+id that the caller translates and fills with ``params``.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from typing import Any, cast
+
+from sqlalchemy import CursorResult, and_, exists, func, or_, select, update
+from sqlalchemy.orm import Session
+
+from bot.core.ladder import (
+    DISTRICT,
+    LEVEL_OF_ROLE,
+    ROLE_OF_LEVEL,
+    Unit,
+    building_unit,
+    has_staff,
+    level_below,
+    sibling_units,
+    staffed_unit_from,
+    unit_above,
+    unit_exists,
+)
+from bot.core.staff import staff_of_unit
+from bot.i18n import N_
+from storage.models import (
+    OPEN_STATUSES,
+    Category,
+    EventKind,
+    Level,
+    Person,
+    Rating,
+    Request,
+    RequestEvent,
+    RequestPhoto,
+    RequestStatus,
+    RequestSupporter,
+    Role,
+    StaffRole,
+)
+
+MAX_DESCRIPTION = 2000
+MAX_PHOTOS = 3
+MAX_STAFF_TEXT = 1000
+DEFAULT_DUE_DAYS = 7
+DUPLICATE_WINDOW = timedelta(days=7)
+# A resident may chase a request once a day; more would only train staff to ignore it.
+CHASE_INTERVAL = timedelta(hours=24)
+CODE_PATTERN = re.compile(r"^\s*R-?0*(\d{1,9})\s*$", re.IGNORECASE)
+
+
+class Outcome(enum.StrEnum):
+    """The resident's verdict on a resolution."""
+
+    FIXED = "fixed"
+    PARTLY = "partly"
+    NOT_FIXED = "not_fixed"
+
+
+class Transition(enum.StrEnum):
+    ACCEPT = "accept"
+    NOTE = "note"
+    RESOLVE = "resolve"
+    ESCALATE = "escalate"
+    RETURN = "return"
+    REASSIGN = "reassign"
+    WITHDRAW = "withdraw"
+    CHASE = "chase"
+    JOIN = "join"
+    CONFIRM = "confirm"
+    REOPEN = "reopen"
+    RATE = "rate"
+
+
+@dataclass(frozen=True)
+class Rule:
+    allowed_from: frozenset[RequestStatus]
+    to: RequestStatus | None  # None: the status stays as it is
+
+
+STAFF_TRANSITIONS = (
+    Transition.ACCEPT, Transition.RESOLVE, Transition.ESCALATE, Transition.RETURN, Transition.NOTE,
+    Transition.REASSIGN,
+)
+_OPEN = frozenset(OPEN_STATUSES)
+# The state machine: every status change of a request goes through this table and nowhere else.
+TRANSITIONS: dict[Transition, Rule] = {
+    Transition.ACCEPT: Rule(frozenset({RequestStatus.NEW}), RequestStatus.ACCEPTED),
+    Transition.NOTE: Rule(_OPEN, None),
+    Transition.RESOLVE: Rule(_OPEN, RequestStatus.RESOLVED),
+    Transition.ESCALATE: Rule(_OPEN, RequestStatus.NEW),
+    Transition.RETURN: Rule(_OPEN, RequestStatus.NEW),
+    Transition.REASSIGN: Rule(_OPEN, RequestStatus.NEW),
+    Transition.WITHDRAW: Rule(frozenset({RequestStatus.NEW}), RequestStatus.WITHDRAWN),
+    Transition.CHASE: Rule(_OPEN, None),
+    Transition.JOIN: Rule(_OPEN, None),
+    Transition.CONFIRM: Rule(frozenset({RequestStatus.RESOLVED}), RequestStatus.CLOSED),
+    Transition.REOPEN: Rule(frozenset({RequestStatus.RESOLVED}), RequestStatus.NEW),
+    Transition.RATE: Rule(frozenset({RequestStatus.CLOSED}), None),
+}
+
+# Why a transition is refused in a status: specific cases first, then one reason per status.
+_REFUSED_IN: dict[tuple[Transition, RequestStatus], str] = {
+    (Transition.ACCEPT, RequestStatus.ACCEPTED): N_("{code} was already accepted by {worker}."),
+    (Transition.WITHDRAW, RequestStatus.ACCEPTED): N_(
+        "{code} is already being handled and can no longer be withdrawn."
+    ),
+    (Transition.CONFIRM, RequestStatus.NEW): N_("{code} has not been resolved yet."),
+    (Transition.CONFIRM, RequestStatus.ACCEPTED): N_("{code} has not been resolved yet."),
+    (Transition.CONFIRM, RequestStatus.CLOSED): N_("You already answered for {code}. Thank you."),
+    (Transition.REOPEN, RequestStatus.CLOSED): N_("You already answered for {code}. Thank you."),
+    (Transition.RATE, RequestStatus.RESOLVED): N_("Please first tell us whether {code} is fixed."),
+}
+_REFUSED_STATUS: dict[RequestStatus, str] = {
+    RequestStatus.NEW: N_("{code} is still waiting to be accepted."),
+    RequestStatus.ACCEPTED: N_("{code} is still being handled."),
+    RequestStatus.RESOLVED: N_("{code} is already resolved and waits for the resident's answer."),
+    RequestStatus.CLOSED: N_("{code} is closed."),
+    RequestStatus.WITHDRAWN: N_("{code} was withdrawn by the resident."),
+}
+
+
+class RequestRefused(Exception):
+    """A use case that may not happen; ``reason`` is an English message id, ``params`` fill it in.
+
+    Datetime params are meant to be shown as dates in the reader's language.
+    """
+
+    def __init__(self, reason: str, **params: Any) -> None:
+        super().__init__(reason)
+        self.reason = reason
+        self.params = params
+
+
+@dataclass(frozen=True)
+class Draft:
+    """What a resident entered while filing, before it becomes a request."""
+
+    category_id: int
+    description: str
+    photo_ids: tuple[str, ...] = ()
+    latitude: float | None = None
+    longitude: float | None = None
+    hide_identity: bool = False
+
+
+@dataclass
+class Change:
+    """What a use case did: the request as it is now and the staff who should hear of it."""
+
+    request: Request
+    notify: list[Person] = field(default_factory=list)
+
+
+# --- finding requests -------------------------------------------------------------------------------------
+
+
+def parse_code(text: str) -> int | None:
+    """``R-000123`` (or ``r123``) -> 123; None for anything else."""
+    match = CODE_PATTERN.match(text)
+    return int(match.group(1)) if match else None
+
+
+def get_request(session: Session, request_id: int) -> Request:
+    request = session.get(Request, request_id)
+    if request is None:
+        raise RequestRefused(N_("There is no request {code}."), code=f"R-{request_id:06d}")
+    return request
+
+
+def timeline(session: Session, request: Request) -> list[RequestEvent]:
+    """The request's events, oldest first."""
+    query = select(RequestEvent).where(RequestEvent.request_id == request.id)
+    return list(session.scalars(query.order_by(RequestEvent.at, RequestEvent.id)))
+
+
+def requests_of_resident(session: Session, person: Person, limit: int = 20) -> list[Request]:
+    """Requests the person filed or joined, newest first."""
+    joined = select(RequestSupporter.request_id).where(RequestSupporter.person_id == person.id)
+    query = select(Request).where(or_(Request.resident_id == person.id, Request.id.in_(joined)))
+    return list(session.scalars(query.order_by(Request.created_at.desc(), Request.id.desc()).limit(limit)))
+
+
+def held_requests(session: Session, person: Person, limit: int = 30) -> list[Request]:
+    """Open requests the person's units hold, the most overdue first.
+
+    District staff also see requests stuck at a unit where nobody is on duty any more.
+    """
+    held = [
+        and_(Request.level == LEVEL_OF_ROLE[role.role], Request.unit_id == role.unit_id) for role in person.roles
+    ]
+    if not held:
+        return []
+    if is_district_staff(person):
+        held.append(_unit_without_staff())
+    query = select(Request).where(Request.status.in_(OPEN_STATUSES), or_(*held))
+    return list(session.scalars(query.order_by(Request.due_at, Request.id).limit(limit)))
+
+
+def _unit_without_staff() -> Any:
+    return or_(
+        *(
+            and_(
+                Request.level == level,
+                ~exists().where(StaffRole.role == ROLE_OF_LEVEL[level], StaffRole.unit_id == Request.unit_id),
+            )
+            for level in (Level.GRID, Level.COMMUNITY, Level.STREET)
+        )
+    )
+
+
+def find_duplicates(session: Session, building_id: int, category_id: int, now: datetime) -> list[Request]:
+    """Open requests about the same building and category filed in the last week, newest first."""
+    query = select(Request).where(
+        Request.building_id == building_id,
+        Request.category_id == category_id,
+        Request.status.in_(OPEN_STATUSES),
+        Request.created_at >= now - DUPLICATE_WINDOW,
+    )
+    return list(session.scalars(query.order_by(Request.created_at.desc())))
+
+
+def categories_for_filing(session: Session) -> list[Category]:
+    query = select(Category).where(Category.active.is_(True))
+    return list(session.scalars(query.order_by(Category.sort_order, Category.id)))
+
+
+def holder_staff(session: Session, request: Request) -> list[Person]:
+    return staff_of_unit(session, request.level, request.unit_id)
+
+
+def supporters_of(session: Session, request: Request) -> list[Person]:
+    query = select(Person).join(RequestSupporter, RequestSupporter.person_id == Person.id)
+    return list(session.scalars(query.where(RequestSupporter.request_id == request.id).order_by(Person.id)))
+
+
+def allows(transition: Transition, request: Request) -> bool:
+    """Whether the request's status lets ``transition`` happen (who may do it is checked separately)."""
+    return request.status in TRANSITIONS[transition].allowed_from
+
+
+def available_transitions(request: Request) -> list[Transition]:
+    """What staff could do next with the request where it stands (before checking who asks)."""
+    # Nothing is above the district, nothing below a grid.
+    impossible = {Level.DISTRICT: Transition.ESCALATE, Level.GRID: Transition.RETURN}.get(request.level)
+    return [
+        transition for transition in STAFF_TRANSITIONS
+        if allows(transition, request) and transition is not impossible
+    ]
+
+
+def ensure_staff_can(session: Session, worker: Person, request_id: int, transition: Transition) -> Request:
+    """Check, without changing anything, that ``worker`` may do ``transition`` now; before asking them for
+    a text, so a stale button is refused at once rather than after typing."""
+    request = get_request(session, request_id)
+    _require_handler(worker, request)
+    if transition is not Transition.ACCEPT and transition is not Transition.NOTE:
+        _require_assignee_or_free(worker, request)
+    _require_allowed(transition, request)
+    return request
+
+
+def is_overdue(request: Request, now: datetime) -> bool:
+    return request.status in OPEN_STATUSES and now > request.due_at
+
+
+def reassign_targets(session: Session, request: Request) -> list[tuple[Unit, str]]:
+    """Units a request may be handed to, with their names: its level's siblings, or the streets when the
+    district holds it."""
+    level = Level.STREET if request.level is Level.DISTRICT else request.level
+    siblings = sibling_units(session, level, request.unit_id if level is request.level else -1)
+    return [((level, unit_id), name) for unit_id, name in siblings if has_staff(session, level, unit_id)]
+
+
+def rating_of(session: Session, request: Request) -> Rating | None:
+    return session.get(Rating, request.id)
+
+
+# --- who may act ------------------------------------------------------------------------------------------
+
+
+def is_district_staff(person: Person) -> bool:
+    return any(role.role is Role.DISTRICT for role in person.roles)
+
+
+def may_handle(person: Person, request: Request) -> bool:
+    """Staff of the holding unit may act on a request; district staff may act on any."""
+    wanted = ROLE_OF_LEVEL[request.level]
+    return is_district_staff(person) or any(
+        role.role is wanted and role.unit_id == request.unit_id for role in person.roles
+    )
+
+
+def may_view(session: Session, person: Person, request: Request) -> bool:
+    """The resident, supporters, whoever may handle it, and staff who once acted on it."""
+    if person.id == request.resident_id or may_handle(person, request):
+        return True
+    supporter = session.get(RequestSupporter, (request.id, person.id))
+    acted = select(RequestEvent.id).where(RequestEvent.request_id == request.id, RequestEvent.actor_id == person.id)
+    return supporter is not None or (bool(person.roles) and session.scalar(acted.limit(1)) is not None)
+
+
+def _require_handler(person: Person, request: Request) -> None:
+    if not may_handle(person, request):
+        raise RequestRefused(
+            N_("{code} is not held by your unit (any more), so you cannot act on it."), code=request.code
+        )
+
+
+def _require_assignee_or_free(person: Person, request: Request) -> None:
+    # Once somebody accepted a request, it is theirs: colleagues are told who has it instead of competing.
+    assignee = request.assignee
+    if assignee is not None and assignee.id != person.id and not is_district_staff(person):
+        raise RequestRefused(N_("{code} was accepted by {worker}; they handle it."), code=request.code,
+                             worker=assignee.display_name)
+
+
+def _require_resident(person: Person, request: Request) -> None:
+    if person.id != request.resident_id:
+        raise RequestRefused(N_("Only the resident who filed {code} can do this."), code=request.code)
+
+
+def _require_allowed(transition: Transition, request: Request) -> None:
+    if request.status in TRANSITIONS[transition].allowed_from:
+        return
+    reason = _REFUSED_IN.get((transition, request.status), _REFUSED_STATUS[request.status])
+    worker = request.assignee.display_name if request.assignee is not None else ""
+    raise RequestRefused(reason, code=request.code, worker=worker)
+
+
+# --- changing requests ------------------------------------------------------------------------------------
+
+
+def _apply(session: Session, request: Request, transition: Transition, **values: Any) -> None:
+    """Move the request along ``transition``, setting ``values`` as well.
+
+    The update only applies if the request is still where the caller saw it (same status and holder), so of
+    two people pressing at once the first wins and the second is told the request has moved on.
+    """
+    _require_allowed(transition, request)
+    target = TRANSITIONS[transition].to
+    if target is not None:
+        values["status"] = target
+    if not values:
+        return
+    statement = (
+        update(Request)
+        .where(
+            Request.id == request.id,
+            Request.status == request.status,
+            Request.level == request.level,
+            Request.unit_id == request.unit_id,
+        )
+        .values(**values)
+        .execution_options(synchronize_session=False)
+    )
+    result = cast(CursorResult[Any], session.execute(statement))
+    session.refresh(request)
+    if result.rowcount == 0:
+        _require_allowed(transition, request)
+        raise RequestRefused(N_("{code} changed meanwhile. Please look at it again."), code=request.code)
+
+
+def _record(
+    session: Session, request: Request, kind: EventKind, actor: Person | None, now: datetime, text: str = ""
+) -> RequestEvent:
+    event = RequestEvent(
+        request_id=request.id, at=now, actor_id=actor.id if actor else None, kind=kind, text=text,
+        level=request.level, unit_id=request.unit_id,
+    )
+    session.add(event)
+    session.flush()
+    return event
+
+
+def _checked_text(text: str, limit: int, empty_reason: str) -> str:
+    text = (text or "").strip()
+    if not text:
+        raise RequestRefused(empty_reason)
+    if len(text) > limit:
+        raise RequestRefused(N_("This is too long: {length} characters, at most {limit}."), length=len(text),
+                             limit=limit)
+    return text
+
+
+def check_description(text: str) -> str:
+    """The description as it will be stored; refuses empty or over-long text."""
+    return _checked_text(text, MAX_DESCRIPTION, N_("Please describe the problem in a few words."))
+
+
+def _due(now: datetime, category: Category) -> datetime:
+    return now + timedelta(days=category.due_days or DEFAULT_DUE_DAYS)
+
+
+def route_building(session: Session, request: Request) -> Unit:
+    """Where a request about this building starts: its grid, or the first staffed unit above it."""
+    return staffed_unit_from(session, Level.GRID, request.building.grid_id)
+
+
+def file_request(
+    session: Session, resident: Person, draft: Draft, now: datetime, daily_limit: int | None = None
+) -> Change:
+    """File a request for the resident's building; it goes to the building's grid (or the first staffed
+    unit above it) with a due date of ``now`` + the category's days."""
+    building = resident.building
+    if building is None or not building.active:
+        raise RequestRefused(N_("Please choose your building first with /building."))
+    category = session.get(Category, draft.category_id)
+    if category is None or not category.active:
+        raise RequestRefused(N_("This category is no longer available. Please start again with /new."))
+    if len(draft.photo_ids) > MAX_PHOTOS:
+        raise RequestRefused(N_("At most {limit} photos, please."), limit=MAX_PHOTOS)
+    _check_daily_limit(session, resident, now, daily_limit)
+    request = Request(
+        resident_id=resident.id, building_id=building.id, category_id=category.id,
+        description=check_description(draft.description), latitude=draft.latitude, longitude=draft.longitude,
+        hide_identity=draft.hide_identity, status=RequestStatus.NEW, level=Level.GRID, unit_id=building.grid_id,
+        created_at=now, due_at=_due(now, category), supporters=0,
+    )
+    request.photos = [RequestPhoto(file_id=file_id) for file_id in draft.photo_ids]
+    session.add(request)
+    session.flush()
+    request.level, request.unit_id = route_building(session, request)
+    session.flush()
+    _record(session, request, EventKind.FILED, resident, now)
+    return Change(request, holder_staff(session, request))
+
+
+def _check_daily_limit(session: Session, resident: Person, now: datetime, daily_limit: int | None) -> None:
+    if daily_limit is None:
+        return
+    query = select(func.count(Request.id)).where(
+        Request.resident_id == resident.id, Request.created_at > now - timedelta(days=1)
+    )
+    if (session.scalar(query) or 0) >= daily_limit:
+        raise RequestRefused(N_("You filed {limit} requests today. Please try again tomorrow."), limit=daily_limit)
+
+
+def join_request(session: Session, resident: Person, request_id: int, now: datetime) -> Change:
+    """"Me too": the resident supports an open request instead of filing a duplicate."""
+    request = get_request(session, request_id)
+    _require_allowed(Transition.JOIN, request)
+    if request.resident_id == resident.id:
+        raise RequestRefused(N_("You filed {code} yourself."), code=request.code)
+    if session.get(RequestSupporter, (request.id, resident.id)) is not None:
+        raise RequestRefused(N_("You already joined {code}."), code=request.code)
+    session.add(RequestSupporter(request_id=request.id, person_id=resident.id, created_at=now))
+    request.supporters += 1
+    _record(session, request, EventKind.JOINED, resident, now)
+    return Change(request, holder_staff(session, request))
+
+
+def withdraw(session: Session, resident: Person, request_id: int, now: datetime) -> Change:
+    """The resident takes back a request nobody has accepted yet."""
+    request = get_request(session, request_id)
+    _require_resident(resident, request)
+    _apply(session, request, Transition.WITHDRAW, closed_at=now)
+    _record(session, request, EventKind.WITHDRAWN, resident, now)
+    return Change(request, holder_staff(session, request))
+
+
+def chase(session: Session, resident: Person, request_id: int, now: datetime) -> Change:
+    """催办: the resident reminds the holding unit and the level above it of an overdue request."""
+    request = get_request(session, request_id)
+    _require_resident(resident, request)
+    _require_allowed(Transition.CHASE, request)
+    if not is_overdue(request, now):
+        raise RequestRefused(N_("{code} is not overdue: the answer is due by {due}."), code=request.code,
+                             due=request.due_at)
+    if _chased_since(session, request, now - CHASE_INTERVAL):
+        raise RequestRefused(N_("You already chased {code} today. Staff have been reminded."), code=request.code)
+    _record(session, request, EventKind.CHASED, resident, now)
+    superior = unit_above(session, request.level, request.unit_id)
+    notify = holder_staff(session, request)
+    if superior is not None:
+        notify += [person for person in staff_of_unit(session, *superior) if person not in notify]
+    return Change(request, notify)
+
+
+def _chased_since(session: Session, request: Request, since: datetime) -> bool:
+    query = select(RequestEvent.id).where(
+        RequestEvent.request_id == request.id, RequestEvent.kind == EventKind.CHASED, RequestEvent.at > since
+    )
+    return session.scalar(query.limit(1)) is not None
+
+
+def accept(session: Session, worker: Person, request_id: int, now: datetime) -> Change:
+    """The first staff member of the holding unit to accept a new request takes it on."""
+    request = get_request(session, request_id)
+    _require_handler(worker, request)
+    _apply(session, request, Transition.ACCEPT, assignee_id=worker.id, accepted_at=now)
+    _record(session, request, EventKind.ACCEPTED, worker, now)
+    return Change(request)
+
+
+def add_note(session: Session, worker: Person, request_id: int, note: str, now: datetime) -> Change:
+    """A working note on the timeline, for staff."""
+    request = get_request(session, request_id)
+    _require_handler(worker, request)
+    _require_allowed(Transition.NOTE, request)
+    text = _checked_text(note, MAX_STAFF_TEXT, N_("Please write the note as text."))
+    _record(session, request, EventKind.NOTE, worker, now, text)
+    return Change(request)
+
+
+def resolve(
+    session: Session, worker: Person, request_id: int, note: str, now: datetime, photo_id: str | None = None
+) -> Change:
+    """The handler says it is done (solving on the spot accepts it too); the resident is asked next."""
+    request = get_request(session, request_id)
+    _require_handler(worker, request)
+    _require_assignee_or_free(worker, request)
+    text = _checked_text(note, MAX_STAFF_TEXT, N_("Please say in a few words what was done."))
+    _apply(
+        session, request, Transition.RESOLVE, assignee_id=worker.id, accepted_at=request.accepted_at or now,
+        resolved_at=now, resolved_level=request.level,
+    )
+    if photo_id:
+        session.add(RequestPhoto(request_id=request.id, file_id=photo_id, from_handler=True))
+    _record(session, request, EventKind.RESOLVED, worker, now, text)
+    return Change(request)
+
+
+def escalate(session: Session, worker: Person, request_id: int, reason: str, now: datetime) -> Change:
+    """Report a request one level up (skipping levels where nobody is on duty)."""
+    request = get_request(session, request_id)
+    _require_handler(worker, request)
+    _require_assignee_or_free(worker, request)
+    above = unit_above(session, request.level, request.unit_id)
+    if above is None:
+        raise RequestRefused(N_("The district center is the top level; {code} cannot go higher."),
+                             code=request.code)
+    text = _checked_text(reason, MAX_STAFF_TEXT, N_("Please say why it needs the level above."))
+    return _move(session, request, Transition.ESCALATE, EventKind.ESCALATED, staffed_unit_from(session, *above),
+                 worker, now, text)
+
+
+def return_down(session: Session, worker: Person, request_id: int, instruction: str, now: datetime) -> Change:
+    """Send a request back one level, to the unit of the request's building, with an instruction."""
+    request = get_request(session, request_id)
+    _require_handler(worker, request)
+    _require_assignee_or_free(worker, request)
+    below = level_below(request.level)
+    if below is None:
+        raise RequestRefused(N_("{code} is at a grid already; there is no level below."), code=request.code)
+    target = (below, building_unit(request.building, below))
+    if not has_staff(session, *target):
+        raise RequestRefused(N_("Nobody is on duty at the level below to take {code} back."), code=request.code)
+    text = _checked_text(instruction, MAX_STAFF_TEXT, N_("Please give an instruction for the level below."))
+    return _move(session, request, Transition.RETURN, EventKind.RETURNED, target, worker, now, text)
+
+
+def reassign(session: Session, worker: Person, request_id: int, target: Unit, now: datetime) -> Change:
+    """Hand a request to another unit of the same level; district staff may hand it to any unit."""
+    request = get_request(session, request_id)
+    _require_handler(worker, request)
+    _require_assignee_or_free(worker, request)
+    level, unit_id = target
+    if level is not request.level and not is_district_staff(worker):
+        raise RequestRefused(N_("{code} can only go to another unit of the same level."), code=request.code)
+    if target == (request.level, request.unit_id) or not unit_exists(session, level, unit_id):
+        raise RequestRefused(N_("Please choose another unit for {code}."), code=request.code)
+    if not has_staff(session, level, unit_id) and target != DISTRICT:
+        raise RequestRefused(N_("Nobody is on duty there to take {code}."), code=request.code)
+    return _move(session, request, Transition.REASSIGN, EventKind.REASSIGNED, target, worker, now)
+
+
+def _move(
+    session: Session, request: Request, transition: Transition, kind: EventKind, target: Unit, actor: Person,
+    now: datetime, text: str = "",
+) -> Change:
+    _apply(session, request, transition, level=target[0], unit_id=target[1], assignee_id=None, accepted_at=None)
+    _record(session, request, kind, actor, now, text)
+    return Change(request, holder_staff(session, request))
+
+
+def confirm(session: Session, resident: Person, request_id: int, outcome: Outcome, now: datetime) -> Change:
+    """The resident's verdict: fixed or partly fixed closes it; not fixed reopens it one level higher
+    than the level that resolved it."""
+    request = get_request(session, request_id)
+    _require_resident(resident, request)
+    if outcome is Outcome.NOT_FIXED:
+        return _reopen(session, request, resident, now)
+    _apply(session, request, Transition.CONFIRM, closed_at=now)
+    session.merge(Rating(request_id=request.id, outcome=outcome.value, stars=None, comment=None, at=now))
+    _record(session, request, EventKind.CONFIRMED, resident, now, outcome.value)
+    return Change(request, [request.assignee] if request.assignee is not None else [])
+
+
+def _reopen(session: Session, request: Request, resident: Person, now: datetime) -> Change:
+    # A resolved request still sits at the unit that resolved it (``resolved_level``), so one level higher is
+    # that unit's parent; the district has none and takes it again itself.
+    above = unit_above(session, request.level, request.unit_id)
+    target = staffed_unit_from(session, *above) if above is not None else DISTRICT
+    _apply(
+        session, request, Transition.REOPEN, level=target[0], unit_id=target[1], assignee_id=None,
+        accepted_at=None, resolved_at=None, due_at=_due(now, request.category),
+    )
+    _record(session, request, EventKind.REOPENED, resident, now, Outcome.NOT_FIXED.value)
+    return Change(request, holder_staff(session, request))
+
+
+def rate(session: Session, resident: Person, request_id: int, stars: int, now: datetime,
+         comment: str | None = None) -> Change:
+    """1-5 stars for a closed request, once."""
+    request = get_request(session, request_id)
+    _require_resident(resident, request)
+    _require_allowed(Transition.RATE, request)
+    rating = rating_of(session, request)
+    if rating is None or rating.stars is not None:
+        raise RequestRefused(N_("You already rated {code}. Thank you."), code=request.code)
+    if not 1 <= stars <= 5:
+        raise RequestRefused(N_("Please choose from 1 to 5 stars."))
+    rating.stars, rating.at = stars, now
+    if comment:
+        rating.comment = _checked_text(comment, MAX_STAFF_TEXT, "")
+    return Change(request, [request.assignee] if request.assignee is not None else [])
+
+
+def comment_rating(session: Session, resident: Person, request_id: int, comment: str, now: datetime) -> Change:
+    """An optional comment after the stars, once."""
+    request = get_request(session, request_id)
+    _require_resident(resident, request)
+    _require_allowed(Transition.RATE, request)
+    rating = rating_of(session, request)
+    if rating is None or rating.comment:
+        raise RequestRefused(N_("You already rated {code}. Thank you."), code=request.code)
+    rating.comment = _checked_text(comment, MAX_STAFF_TEXT, N_("Please write your comment as text."))
+    rating.at = now
+    return Change(request)

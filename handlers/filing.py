@@ -1,0 +1,283 @@
+"""Filing a request: category, a look at similar open requests ("me too"), description, photos, location,
+anonymity, and a summary to confirm.
+
+What the resident entered so far lives in the person's conversation state, so a half-filed request survives
+a restart of the bot.
+"""
+
+from __future__ import annotations
+
+import secrets
+from collections.abc import Callable
+
+from bot.core import requests as core
+from bot.core.context import Context
+from bot.core.messages import Button, Location, Photo, Text, clip, inline
+from bot.core.requests import Draft, RequestRefused
+from bot.core.router import Router, button_args, callback
+from bot.i18n import N_
+from handlers.menu import show_main_menu
+from handlers.tasks import holder_text, notify_staff_text, refuse, send_cards
+from storage.models import Request
+
+router = Router()
+
+PREFIX = "fl"
+STEP_CATEGORY = "filing.category"
+STEP_DUPLICATE = "filing.duplicate"
+STEP_DESCRIPTION = "filing.description"
+STEP_PHOTOS = "filing.photos"
+STEP_LOCATION = "filing.location"
+STEP_HIDE = "filing.hide"
+STEP_SUMMARY = "filing.summary"
+SHOWN_DUPLICATES = 3
+# Listing more names than this says less than naming the unit.
+MAX_HOLDER_NAMES = 3
+
+
+@router.command("new")
+def start_filing(ctx: Context) -> None:
+    t = ctx.t
+    building = ctx.person.building
+    if building is None or not building.active:
+        show_main_menu(ctx, t._("First tell us which building you live in: send /building."))
+        return
+    categories = core.categories_for_filing(ctx.session)
+    if not categories:
+        show_main_menu(ctx, t._("Requests cannot be filed yet. Please try again later."))
+        return
+    ctx.clear_state()
+    # The token ties the Confirm button to this draft, so an old summary cannot file a later draft.
+    ctx.set_state(STEP_CATEGORY, draft=secrets.token_hex(4), photos=[])
+    buttons = [[Button(category.name(t.locale), callback(PREFIX, "cat", category.id))] for category in categories]
+    ctx.reply(t._("New request for {building}. What is it about?").format(building=building.name),
+              inline(*buttons))
+
+
+# --- buttons ----------------------------------------------------------------------------------------------------
+
+
+@router.button(PREFIX)
+def on_button(ctx: Context) -> None:
+    args = button_args(ctx)
+    action, argument = (args[0], args[1] if len(args) > 1 else "") if args else ("", "")
+    entry = BUTTON_STEPS.get(action)
+    if entry is None or ctx.person.state != entry[0]:
+        ctx.answer(ctx.t._("This step is over. Send /new to file a request."), alert=True)
+        return
+    ctx.answer()
+    try:
+        entry[1](ctx, argument)
+    except RequestRefused as error:
+        refuse(ctx, error)
+
+
+def _chose_category(ctx: Context, argument: str) -> None:
+    if not argument.isdigit():
+        return
+    ctx.set_state(STEP_CATEGORY, category_id=int(argument))
+    building_id = ctx.person.building_id or 0
+    duplicates = core.find_duplicates(ctx.session, building_id, int(argument), ctx.now)[:SHOWN_DUPLICATES]
+    if duplicates:
+        _offer_duplicates(ctx, duplicates)
+    else:
+        _ask_description(ctx)
+
+
+def _offer_duplicates(ctx: Context, duplicates: list[Request]) -> None:
+    t = ctx.t
+    ctx.set_state(STEP_DUPLICATE)
+    lines = [t._("Neighbours already reported this in the last week:")]
+    buttons = []
+    for request in duplicates:
+        lines.append(t._("{code}: {description} (filed {date})").format(
+            code=request.code, description=clip(request.description, 120), date=t.date(request.created_at)))
+        buttons.append([Button(t._("🙋 Me too: {code}").format(code=request.code),
+                               callback(PREFIX, "join", request.id))])
+    buttons.append([Button(t._("It is something else: file a new request"), callback(PREFIX, "fresh"))])
+    ctx.reply("\n".join(lines), inline(*buttons))
+
+
+def _join(ctx: Context, argument: str) -> None:
+    change = core.join_request(ctx.session, ctx.person, int(argument) if argument.isdigit() else 0, ctx.now)
+    request, t = change.request, ctx.t
+    ctx.clear_state()
+    show_main_menu(ctx, t.n_(
+        "You joined {code}. {count} neighbour supports it now; we will keep you posted.",
+        "You joined {code}. {count} neighbours support it now; we will keep you posted.",
+        request.supporters,
+    ).format(code=request.code, count=request.supporters))
+    notify_staff_text(ctx, change.notify, request, N_("🙋 One more neighbour reported {code} ({count} in all)."),
+                      count=request.supporters + 1)
+
+
+def _file_anyway(ctx: Context, _argument: str) -> None:
+    _ask_description(ctx)
+
+
+def _photos_done(ctx: Context, _argument: str) -> None:
+    _ask_location(ctx)
+
+
+def _location_choice(ctx: Context, argument: str) -> None:
+    building = ctx.person.building
+    if argument == "b" and building is not None and building.latitude is not None:
+        ctx.set_state(STEP_LOCATION, latitude=building.latitude, longitude=building.longitude)
+    _ask_hide(ctx)
+
+
+def _hide_choice(ctx: Context, argument: str) -> None:
+    ctx.set_state(STEP_HIDE, hide=argument == "1")
+    _show_summary(ctx)
+
+
+def _confirm(ctx: Context, argument: str) -> None:
+    data = ctx.state_data
+    if argument != data.get("draft"):
+        ctx.reply(ctx.t._("This summary is out of date. Please check the latest one."))
+        return
+    draft = Draft(
+        category_id=int(data.get("category_id", 0)), description=str(data.get("description", "")),
+        photo_ids=tuple(data.get("photos", [])), latitude=data.get("latitude"), longitude=data.get("longitude"),
+        hide_identity=bool(data.get("hide", False)),
+    )
+    change = core.file_request(ctx.session, ctx.person, draft, ctx.now, ctx.config.daily_request_limit)
+    ctx.clear_state()
+    _send_receipt(ctx, change)
+    send_cards(ctx, change.notify, change.request, N_("📥 New request {code}"))
+
+
+def _send_receipt(ctx: Context, change: core.Change) -> None:
+    request, t = change.request, ctx.t
+    holder = holder_text(ctx, t, request)
+    names = [person.display_name for person in change.notify if person.display_name]
+    if names and len(names) <= MAX_HOLDER_NAMES:
+        holder = t._("{person} ({unit})").format(person=", ".join(names), unit=holder)
+    show_main_menu(ctx, t._("Filed as {code}. It is with {holder}. You will hear back by {due}.").format(
+        code=request.code, holder=holder, due=t.date(request.due_at)))
+
+
+def _cancel(ctx: Context, _argument: str) -> None:
+    ctx.clear_state()
+    show_main_menu(ctx, ctx.t._("Cancelled. Nothing was filed."))
+
+
+# --- asking for each part -------------------------------------------------------------------------------------
+
+
+def _ask_description(ctx: Context) -> None:
+    ctx.set_state(STEP_DESCRIPTION)
+    ctx.reply(ctx.t._("Describe the problem in a few words (at most {limit} characters).").format(
+        limit=core.MAX_DESCRIPTION))
+
+
+def _ask_photos(ctx: Context) -> None:
+    t = ctx.t
+    ctx.set_state(STEP_PHOTOS)
+    ctx.reply(t._("Send up to {limit} photos, or skip.").format(limit=core.MAX_PHOTOS),
+              inline([Button(t._("Skip"), callback(PREFIX, "photos"))]))
+
+
+def _ask_location(ctx: Context) -> None:
+    t = ctx.t
+    ctx.set_state(STEP_LOCATION)
+    buttons = [Button(t._("Skip"), callback(PREFIX, "loc", "-"))]
+    building = ctx.person.building
+    if building is not None and building.latitude is not None:
+        buttons.insert(0, Button(t._("📍 Use my building's location"), callback(PREFIX, "loc", "b")))
+    ctx.reply(t._("Where exactly? Send a location (📎 → Location), use your building's, or skip."),
+              inline(buttons))
+
+
+def _ask_hide(ctx: Context) -> None:
+    t = ctx.t
+    ctx.set_state(STEP_HIDE)
+    ctx.reply(
+        t._("Hide your name and phone number from the staff who handle it?"),
+        inline([Button(t._("Yes, hide them"), callback(PREFIX, "hide", 1)),
+                Button(t._("No, show them"), callback(PREFIX, "hide", 0))]),
+    )
+
+
+def _summary_text(ctx: Context) -> str:
+    t, data = ctx.t, ctx.state_data
+    category = next(
+        (c for c in core.categories_for_filing(ctx.session) if c.id == data.get("category_id")), None
+    )
+    has_location = data.get("latitude") is not None
+    return t._(
+        "Please check your request:\nCategory: {category}\n{description}\nPhotos: {photos}\n"
+        "Location: {location}\nName and phone hidden: {hidden}"
+    ).format(
+        category=category.name(t.locale) if category else "?", description=data.get("description", ""),
+        photos=len(data.get("photos", [])), location=t._("yes") if has_location else t._("no"),
+        hidden=t._("yes") if data.get("hide") else t._("no"),
+    )
+
+
+def _show_summary(ctx: Context) -> None:
+    t = ctx.t
+    ctx.set_state(STEP_SUMMARY)
+    ctx.reply(
+        clip(_summary_text(ctx)),
+        inline([Button(t._("✅ Confirm"), callback(PREFIX, "ok", ctx.state_data.get("draft", ""))),
+                Button(t._("✖️ Cancel"), callback(PREFIX, "no"))]),
+    )
+
+
+# --- what the resident sends during the steps ---------------------------------------------------------------
+
+
+@router.step("filing")
+def filing_step(ctx: Context) -> None:
+    step = ctx.person.state
+    if step == STEP_DESCRIPTION:
+        _description_step(ctx)
+    elif step == STEP_PHOTOS:
+        _photos_step(ctx)
+    elif step == STEP_LOCATION and isinstance(ctx.event, Location):
+        ctx.set_state(STEP_LOCATION, latitude=ctx.event.latitude, longitude=ctx.event.longitude)
+        _ask_hide(ctx)
+    else:
+        ctx.reply(ctx.t._("Please use the buttons above, or /cancel."))
+
+
+def _description_step(ctx: Context) -> None:
+    t = ctx.t
+    if not isinstance(ctx.event, Text):
+        ctx.reply(t._("Please describe the problem in text first; you can add photos next."))
+        return
+    try:
+        description = core.check_description(ctx.event.text)
+    except RequestRefused as error:
+        refuse(ctx, error)
+        return
+    ctx.set_state(STEP_DESCRIPTION, description=description)
+    _ask_photos(ctx)
+
+
+def _photos_step(ctx: Context) -> None:
+    t = ctx.t
+    if not isinstance(ctx.event, Photo):
+        ctx.reply(t._("Please send a photo, or press Done."), inline([Button(t._("Done"), callback(PREFIX, "photos"))]))
+        return
+    photos = [*ctx.state_data.get("photos", []), ctx.event.file_id]
+    ctx.set_state(STEP_PHOTOS, photos=photos)
+    if len(photos) >= core.MAX_PHOTOS:
+        _ask_location(ctx)
+        return
+    ctx.reply(t._("Photo {count} of {limit} received. Send another, or press Done.").format(
+        count=len(photos), limit=core.MAX_PHOTOS), inline([Button(t._("Done"), callback(PREFIX, "photos"))]))
+
+
+# Each button works only in the step that showed it; pressed later, it is refused rather than misapplied.
+BUTTON_STEPS: dict[str, tuple[str, Callable[[Context, str], None]]] = {
+    "cat": (STEP_CATEGORY, _chose_category),
+    "join": (STEP_DUPLICATE, _join),
+    "fresh": (STEP_DUPLICATE, _file_anyway),
+    "photos": (STEP_PHOTOS, _photos_done),
+    "loc": (STEP_LOCATION, _location_choice),
+    "hide": (STEP_HIDE, _hide_choice),
+    "ok": (STEP_SUMMARY, _confirm),
+    "no": (STEP_SUMMARY, _cancel),
+}
