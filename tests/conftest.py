@@ -28,6 +28,13 @@ async def database_url(tmp_path: Path) -> AsyncIterator[str]:
         yield url
 
 
+@pytest.fixture(params=["aiogram"])
+def engine(request: pytest.FixtureRequest) -> str:
+    """The chat engine an end-to-end test runs through: every such test runs once per engine."""
+    engine_name: str = request.param
+    return engine_name
+
+
 @pytest.fixture
 async def database(database_url: str) -> AsyncIterator[Database]:
     db = Database(database_url)
