@@ -1,0 +1,147 @@
+"""Broadcast benchmark: achieved send rate against the Bot API simulator's flood limit, and the bot's peak
+memory for large audiences.
+
+The bot runs as its own process (the real aiogram engine and broadcast worker), the simulator in this one,
+so the two do not share a CPU core and the bot's memory is measured alone.
+
+    python bench/broadcast.py                 # rate at 10,000 recipients, RSS at 10,000 and 100,000
+    python bench/broadcast.py --rate-only     # just the rate
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import sys
+import tempfile
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import psutil
+
+ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(ROOT))
+
+from sqlalchemy import select  # noqa: E402
+
+from bot.service import prepare_database  # noqa: E402
+from bot.simulator import ApiError, BotApiSimulator  # noqa: E402
+from storage.database import Database  # noqa: E402
+from storage.models import Broadcast  # noqa: E402
+from tests.broadcast_setup import ADMIN_ID, make_deployment, open_chats, queue_broadcast  # noqa: E402
+
+TOKEN = "123:ABC"
+
+
+@dataclass
+class Result:
+    recipients: int
+    flood_limit: float | None
+    bot_rate: float
+    seconds: float
+    achieved_rate: float
+    answered_429: int
+    peak_rss_mb: float
+
+
+async def run_bot_child(api_url: str, database_url: str, rate: float) -> None:
+    from functools import partial
+
+    from pydantic import SecretStr
+
+    from bot.config import Settings
+    from bot.engines.aiogram_engine import serve
+    from bot.service import Service, run_until_stopped
+
+    settings = Settings(
+        token=SecretStr(TOKEN), api_url=api_url, database_url=database_url, send_rate=rate,
+        _env_file=None,  # type: ignore[call-arg]
+    )
+    service = Service.from_settings(settings)
+    try:
+        await run_until_stopped(partial(serve, service))
+    finally:
+        await service.database.dispose()
+
+
+def count_429(sim: BotApiSimulator) -> list[int]:
+    """Wrap the simulator's flood check to count the 429s it answers."""
+    counter = [0]
+    check = sim._check_flood
+
+    def counting() -> None:
+        try:
+            check()
+        except ApiError:
+            counter[0] += 1
+            raise
+
+    sim._check_flood = counting  # type: ignore[method-assign]
+    return counter
+
+
+async def measure(recipients: int, flood_limit: float | None, bot_rate: float) -> Result:
+    with tempfile.TemporaryDirectory() as folder:
+        database_url = f"sqlite+aiosqlite:///{folder}/bench.db"
+        database = Database(database_url)
+        await prepare_database(database)
+        deployment = await make_deployment(database, recipients)
+        await queue_broadcast(database, deployment)
+        sim = BotApiSimulator(token=TOKEN, flood_limit=flood_limit, history_limit=5)
+        url = await sim.start("127.0.0.1", 0)
+        open_chats(sim, [ADMIN_ID, *deployment.resident_ids])
+        refused = count_429(sim)
+        child = await asyncio.create_subprocess_exec(
+            sys.executable, str(Path(__file__).resolve()), "--child", url, database_url, str(bot_rate), cwd=ROOT
+        )
+        process = psutil.Process(child.pid)
+        peak_rss, first_at, last_at = 0, 0.0, 0.0
+        try:
+            while True:
+                peak_rss = max(peak_rss, process.memory_info().rss)
+                sent = sim.sent_count
+                now = time.monotonic()
+                if sent > 1 and not first_at:
+                    first_at = now
+                if sent >= recipients + 1:  # the progress message, then every recipient
+                    last_at = last_at or now
+                    if await database.run(lambda s: s.scalars(select(Broadcast.finished_at)).one() is not None):
+                        break
+                await asyncio.sleep(0.05)
+        finally:
+            child.terminate()
+            await child.wait()
+            await sim.stop()
+            await database.dispose()
+    seconds = last_at - first_at
+    return Result(recipients, flood_limit, bot_rate, seconds, recipients / seconds, refused[0], peak_rss / 2**20)
+
+
+def report(label: str, result: Result) -> None:
+    fraction = f" = {result.achieved_rate / result.flood_limit:.3f} of the limit" if result.flood_limit else ""
+    print(
+        f"{label}: {result.recipients:,} recipients in {result.seconds:.1f}s, {result.achieved_rate:.0f} msg/s"
+        f"{fraction} (limit {result.flood_limit or 'none'}, bot rate {result.bot_rate:g}), "
+        f"429 answered: {result.answered_429}, bot peak RSS {result.peak_rss_mb:.0f} MB",
+        flush=True,
+    )
+
+
+async def main(rate_only: bool, limit: float) -> None:
+    report("rate", await measure(10_000, flood_limit=limit, bot_rate=limit))
+    if rate_only:
+        return
+    report("memory", await measure(100_000, flood_limit=None, bot_rate=1000))
+
+
+if __name__ == "__main__":
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rate-only", action="store_true")
+    parser.add_argument("--limit", type=float, default=300, help="the simulator's flood limit (msg/s)")
+    parser.add_argument("--child", nargs=3, metavar=("API_URL", "DATABASE_URL", "RATE"), help=argparse.SUPPRESS)
+    args = parser.parse_args()
+    if args.child:
+        asyncio.run(run_bot_child(args.child[0], args.child[1], float(args.child[2])))
+    else:
+        asyncio.run(main(args.rate_only, args.limit))

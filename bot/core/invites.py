@@ -1,0 +1,117 @@
+"""Staff invites: a single-use deep link (and its QR code) that makes whoever opens it staff of a unit."""
+
+from __future__ import annotations
+
+import enum
+import io
+import re
+import secrets
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import segno
+from sqlalchemy import select, update
+from sqlalchemy.orm import Session
+
+from bot.core.areas import SCOPE_OF_ROLE, Scope, in_admin_area, unit_by_code
+from bot.core.audit import AuditAction, record_action
+from storage.models import Person, Role, StaffInvite, StaffRole
+
+INVITE_PREFIX = "inv_"
+INVITE_LIFETIME = timedelta(days=7)
+# 24 random bytes: 32 characters of A-Za-z0-9_-, well within a deep link's 64.
+TOKEN_BYTES = 24
+TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,60}")
+# What an admin types after /invite, and the level whose code follows.
+INVITABLE_ROLES = {"worker": Role.WORKER, "community": Role.COMMUNITY, "street": Role.STREET}
+
+
+class InviteProblem(enum.StrEnum):
+    UNKNOWN_UNIT = "unknown_unit"
+    OUTSIDE_AREA = "outside_area"
+
+
+class InviteError(Exception):
+    def __init__(self, problem: InviteProblem) -> None:
+        super().__init__(problem.value)
+        self.problem = problem
+
+
+class InviteRefusal(enum.StrEnum):
+    """Why opening an invite link did not make the person staff."""
+
+    UNKNOWN = "unknown"
+    USED = "used"
+    EXPIRED = "expired"
+
+
+@dataclass(frozen=True)
+class AcceptedInvite:
+    role: Role
+    unit_id: int
+    inviter: Person | None
+
+
+def create_invite(session: Session, admin: Person, role: Role, unit_code: str, now: datetime) -> StaffInvite:
+    """A new invite for ``role`` in the unit with ``unit_code``, which must lie inside the admin's area.
+
+    Raises ``InviteError`` for an unknown code or a unit outside the area.
+    """
+    scope = SCOPE_OF_ROLE[role]
+    unit = unit_by_code(session, scope, unit_code) if scope is not Scope.DISTRICT else None
+    if unit is None:
+        raise InviteError(InviteProblem.UNKNOWN_UNIT)
+    if not in_admin_area(session, admin, unit):
+        raise InviteError(InviteProblem.OUTSIDE_AREA)
+    invite = StaffInvite(
+        token=secrets.token_urlsafe(TOKEN_BYTES), role=role, unit_id=unit.id, created_by_id=admin.id,
+        created_at=now, expires_at=now + INVITE_LIFETIME,
+    )
+    session.add(invite)
+    session.flush()
+    record_action(
+        session, admin, AuditAction.INVITE_CREATED, now, invite_id=invite.id, role=role.value, unit=unit_code
+    )
+    return invite
+
+
+def invite_link(bot_username: str, token: str) -> str:
+    return f"https://t.me/{bot_username}?start={INVITE_PREFIX}{token}"
+
+
+def qr_png(link: str) -> bytes:
+    """The link as a QR code image, large enough to scan from a phone screen."""
+    buffer = io.BytesIO()
+    segno.make(link, error="m").save(buffer, kind="png", scale=8, border=4)
+    return buffer.getvalue()
+
+
+def accept_invite(session: Session, person: Person, token: str, now: datetime) -> AcceptedInvite | InviteRefusal:
+    """Make ``person`` staff as the invite says, consuming it; or say why not."""
+    if not TOKEN_PATTERN.fullmatch(token):
+        return InviteRefusal.UNKNOWN
+    invite = session.scalars(select(StaffInvite).where(StaffInvite.token == token)).first()
+    if invite is None:
+        return InviteRefusal.UNKNOWN
+    if invite.used_at is not None:
+        return InviteRefusal.USED
+    if invite.expires_at <= now:
+        return InviteRefusal.EXPIRED
+    # Consumed with a conditional update, so two people opening the link at once cannot both get the role.
+    claimed = session.execute(
+        update(StaffInvite)
+        .where(StaffInvite.id == invite.id, StaffInvite.used_at.is_(None))
+        .values(used_by_id=person.id, used_at=now)
+        .execution_options(synchronize_session=False)
+    )
+    if getattr(claimed, "rowcount", 0) != 1:
+        return InviteRefusal.USED
+    if not any(role.role is invite.role and role.unit_id == invite.unit_id for role in person.roles):
+        person.roles.append(StaffRole(person_id=person.id, role=invite.role, unit_id=invite.unit_id))
+    session.flush()
+    record_action(
+        session, person, AuditAction.INVITE_USED, now, invite_id=invite.id, role=invite.role.value,
+        unit_id=invite.unit_id,
+    )
+    return AcceptedInvite(invite.role, invite.unit_id, session.get(Person, invite.created_by_id))
+

@@ -1,0 +1,238 @@
+"""/invite and /staff: admins bringing staff in by a single-use link, and taking roles away.
+
+Callback data: ``st:p:<page>`` pages the staff list, ``st:rm:<role id>`` asks to confirm a removal,
+``st:ok:<role id>`` removes.
+"""
+
+from __future__ import annotations
+
+from bot.core import invites, staff_admin
+from bot.core.areas import admin_areas
+from bot.core.binding import describe_unit
+from bot.core.context import Context
+from bot.core.invites import AcceptedInvite, InviteError, InviteProblem, InviteRefusal
+from bot.core.messages import Button, Command, SendText, inline
+from bot.core.router import Router, button_args, callback
+from bot.core.staff_admin import Removal, StaffChangeNotAllowed
+from handlers.menu import show_main_menu
+from handlers.start import deep_links
+from storage.models import Level, Request, StaffRole
+
+router = Router()
+
+PREFIX = "st"
+STAFF_PER_PAGE = 8
+
+
+# --- invites --------------------------------------------------------------------------------------------
+
+
+@router.command("invite")
+def invite(ctx: Context) -> None:
+    t = ctx.t
+    if not admin_areas(ctx.person):
+        ctx.reply(t._("Only community, street and district staff can invite staff."))
+        return
+    assert isinstance(ctx.event, Command)
+    words = ctx.event.args.split()
+    role = invites.INVITABLE_ROLES.get(words[0].lower()) if len(words) == 2 else None
+    if role is None:
+        ctx.reply(
+            t._(
+                "Usage: /invite worker GRID-CODE, /invite community COMMUNITY-CODE or /invite street STREET-CODE.\n"
+                "Example: /invite worker DG-JS-01"
+            )
+        )
+        return
+    code = words[1]
+    try:
+        created = invites.create_invite(ctx.session, ctx.person, role, code, ctx.now)
+    except InviteError as error:
+        if error.problem is InviteProblem.UNKNOWN_UNIT:
+            ctx.reply(t._("There is no unit with the code “{code}” for this role.").format(code=code[:60]))
+        else:
+            ctx.reply(t._("You can only invite staff within your own area."))
+        return
+    link = invites.invite_link(ctx.config.bot_username, created.token)
+    role_text = describe_unit(ctx.session, t, role, created.unit_id)
+    ctx.reply(
+        t._(
+            "Invitation for a new {role}. Send this link or let them scan the code; it works once, until {date}:\n"
+            "{link}"
+        ).format(role=role_text, date=t.date(created.expires_at), link=link)
+    )
+    caption = t._("Scan to join as {role}").format(role=role_text)
+    ctx.reply_document(f"invite-{code[:40]}.png", invites.qr_png(link), caption)
+
+
+def open_invite(ctx: Context, token: str) -> None:
+    """``/start inv_<token>``: what an invite link opens."""
+    t = ctx.t
+    outcome = invites.accept_invite(ctx.session, ctx.person, token, ctx.now)
+    if isinstance(outcome, InviteRefusal):
+        refusals = {
+            InviteRefusal.UNKNOWN: t._("This invitation link is not valid."),
+            InviteRefusal.USED: t._("This invitation has already been used. Please ask for a new one."),
+            InviteRefusal.EXPIRED: t._("This invitation has expired. Please ask for a new one."),
+        }
+        ctx.reply(refusals[outcome])
+        return
+    role_text = describe_unit(ctx.session, t, outcome.role, outcome.unit_id)
+    welcome = t._("Welcome aboard! You are now {role}. Send /tasks to see the requests you handle.")
+    show_main_menu(ctx, welcome.format(role=role_text))
+    tell_inviter(ctx, outcome)
+
+
+def tell_inviter(ctx: Context, accepted: AcceptedInvite) -> None:
+    inviter = accepted.inviter
+    if inviter is None or inviter.id == ctx.person.id:
+        return
+    t = ctx.translator_for(inviter)
+    text = t._("{name} accepted your invitation and is now {role}.").format(
+        name=ctx.person.display_name or "?", role=describe_unit(ctx.session, t, accepted.role, accepted.unit_id)
+    )
+    ctx.send(inviter, SendText(text))
+
+
+# --- the staff list -------------------------------------------------------------------------------------
+
+
+@router.command("staff")
+def list_staff(ctx: Context) -> None:
+    if not admin_areas(ctx.person):
+        ctx.reply(ctx.t._("Only community, street and district staff can manage staff."))
+        return
+    show_staff_page(ctx, 0)
+
+
+def show_staff_page(ctx: Context, page: int) -> None:
+    t = ctx.t
+    roles = staff_admin.staff_in_area(ctx.session, ctx.person)
+    if not roles:
+        ctx.edit(t._("There are no staff in your area yet. Invite some with /invite."))
+        return
+    shown = roles[page * STAFF_PER_PAGE : (page + 1) * STAFF_PER_PAGE]
+    lines = [t._("Staff of your area ({count}):").format(count=t.number(len(roles)))]
+    rows: list[list[Button]] = []
+    for role in shown:
+        label = f"{role.person.display_name or '?'} — {describe_unit(ctx.session, t, role.role, role.unit_id)}"
+        lines.append(f"• {label}")
+        if role.person_id != ctx.person.id:
+            rows.append([Button(t._("Remove {label}").format(label=label)[:60], callback(PREFIX, "rm", role.id))])
+    navigation = []
+    if page > 0:
+        navigation.append(Button(t._("◀ Previous"), callback(PREFIX, "p", page - 1)))
+    if len(roles) > (page + 1) * STAFF_PER_PAGE:
+        navigation.append(Button(t._("Next ▶"), callback(PREFIX, "p", page + 1)))
+    ctx.edit("\n".join(lines), inline(*rows, navigation))
+
+
+@router.button(PREFIX)
+def staff_button(ctx: Context) -> None:
+    t = ctx.t
+    args = button_args(ctx)
+    if len(args) != 2 or not args[1].isdigit():
+        ctx.answer(t._("This button is no longer valid."), alert=True)
+        return
+    action, number = args[0], int(args[1])
+    if action == "p":
+        show_staff_page(ctx, number)
+    elif action == "rm":
+        ask_to_remove(ctx, number)
+    elif action == "ok":
+        remove(ctx, number)
+    else:
+        ctx.answer(t._("This button is no longer valid."), alert=True)
+
+
+def _managed_role(ctx: Context, role_id: int) -> StaffRole | None:
+    role = ctx.session.get(StaffRole, role_id)
+    if role is None:
+        ctx.answer(ctx.t._("This person no longer has that role."), alert=True)
+        return None
+    if not staff_admin.may_manage(ctx.session, ctx.person, role):
+        ctx.answer(ctx.t._("You can only manage staff within your own area."), alert=True)
+        return None
+    return role
+
+
+def ask_to_remove(ctx: Context, role_id: int) -> None:
+    t = ctx.t
+    role = _managed_role(ctx, role_id)
+    if role is None:
+        return
+    open_count = staff_admin.open_requests_of(ctx.session, role)
+    question = t._("Remove {name} as {role}?").format(
+        name=role.person.display_name or "?", role=describe_unit(ctx.session, t, role.role, role.unit_id)
+    )
+    if open_count:
+        question += "\n" + t.n_(
+            "Their {count} open request will go to the other workers of the grid (or up to the community).",
+            "Their {count} open requests will go to the other workers of the grid (or up to the community).",
+            open_count,
+        ).format(count=t.number(open_count))
+    keyboard = inline(
+        [Button(t._("Yes, remove"), callback(PREFIX, "ok", role.id)), Button(t._("Keep"), callback(PREFIX, "p", 0))]
+    )
+    ctx.edit(question, keyboard)
+
+
+def remove(ctx: Context, role_id: int) -> None:
+    t = ctx.t
+    if _managed_role(ctx, role_id) is None:
+        return
+    try:
+        removal = staff_admin.remove_staff_role(ctx.session, ctx.person, role_id, ctx.now)
+    except StaffChangeNotAllowed:
+        ctx.answer(t._("You can only manage staff within your own area."), alert=True)
+        return
+    if removal is None:
+        ctx.answer(t._("This person no longer has that role."), alert=True)
+        return
+    role_text = describe_unit(ctx.session, t, removal.role, removal.unit_id)
+    done = t._("{name} is no longer {role}.").format(name=removal.person.display_name or "?", role=role_text)
+    if removal.moved:
+        done += "\n" + t.n_(
+            "{count} open request was handed on.", "{count} open requests were handed on.", len(removal.moved)
+        ).format(count=t.number(len(removal.moved)))
+    ctx.edit(done)
+    tell_people_concerned(ctx, removal)
+
+
+def tell_people_concerned(ctx: Context, removal: Removal) -> None:
+    """The removed person, whoever now holds their requests, and the residents who filed them."""
+    removed_t = ctx.translator_for(removal.person)
+    ctx.send(
+        removal.person,
+        SendText(
+            removed_t._("You are no longer {role}. Thank you for your work.").format(
+                role=describe_unit(ctx.session, removed_t, removal.role, removal.unit_id)
+            )
+        ),
+    )
+    if not removal.moved:
+        return
+    codes = ", ".join(request.code for request in removal.moved[:20])
+    for holder in removal.new_holders:
+        holder_t = ctx.translator_for(holder)
+        text = holder_t.n_(
+            "{count} open request now waits for you (from {name}, who left): {codes}. See /tasks.",
+            "{count} open requests now wait for you (from {name}, who left): {codes}. See /tasks.",
+            len(removal.moved),
+        ).format(count=holder_t.number(len(removal.moved)), name=removal.person.display_name or "?", codes=codes)
+        ctx.send(holder, SendText(text))
+    for request in removal.moved:
+        tell_resident(ctx, request, removal.new_level)
+
+
+def tell_resident(ctx: Context, request: Request, level: Level | None) -> None:
+    resident = request.resident
+    t = ctx.translator_for(resident)
+    if level is Level.COMMUNITY:
+        text = t._("Your request {code} has been handed to the community, which will take it from here.")
+    else:
+        text = t._("Your request {code} has been handed to another grid worker.")
+    ctx.send(resident, SendText(text.format(code=request.code)))
+
+
+deep_links[invites.INVITE_PREFIX] = open_invite

@@ -1,0 +1,86 @@
+"""The admin commands of ``gridbot``: posters, broadcast list / show, audit."""
+
+from __future__ import annotations
+
+import asyncio
+from pathlib import Path
+
+import pytest
+from pypdf import PdfReader
+from sqlalchemy.orm import Session
+
+from bot.cli import main
+from bot.core.audit import AuditAction, record_action
+from bot.service import prepare_database
+from bot.simulator import BotApiSimulator
+from storage.database import Database
+from tests.broadcast_setup import make_deployment, queue_broadcast
+from tests.org_fixture import NOW, make_small_org
+
+
+async def prepared(tmp_path: Path) -> str:
+    url = f"sqlite+aiosqlite:///{tmp_path}/cli.db"
+    database = Database(url)
+    await prepare_database(database)
+    await database.run(make_small_org)
+    await database.dispose()
+    return url
+
+
+@pytest.mark.parametrize(("unit", "pages"), [("DG", 2), ("DG-JS", 2), ("DG-JS-01", 1), ("XH-RM-01-B1", 1)])
+async def test_posters_have_one_page_per_building(tmp_path: Path, unit: str, pages: int) -> None:
+    url = await prepared(tmp_path)
+    out = tmp_path / "posters.pdf"
+    argv = ["posters", "--unit", unit, "--out", str(out), "--username", "gridbot_test", "--database-url", url]
+    assert await asyncio.to_thread(main, argv) == 0
+    reader = PdfReader(out)
+    assert len(reader.pages) == pages
+    text = reader.pages[0].extract_text()
+    assert "扫码绑定楼栋" in text
+    assert "建设路" in text or "人民路" in text
+
+
+async def test_posters_ask_the_bot_api_for_the_username(tmp_path: Path) -> None:
+    url = await prepared(tmp_path)
+    out = tmp_path / "posters.pdf"
+    async with BotApiSimulator(token="123:ABC", bot_username="nanyang_grid_bot") as sim:
+        assert sim.base_url is not None
+        argv = ["posters", "--unit", "DG-JS-01-B1", "--out", str(out), "--token", "123:ABC", "--api-url",
+                sim.base_url, "--database-url", url]
+        assert await asyncio.to_thread(main, argv) == 0
+    page = PdfReader(out).pages[0]
+    assert "https://t.me/nanyang_grid_bot?start=b_DG-JS-01-B1" in page.extract_text()
+
+
+async def test_posters_for_an_unknown_unit_fail(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = await prepared(tmp_path)
+    argv = ["posters", "--unit", "NOPE", "--out", str(tmp_path / "x.pdf"), "--username", "b", "--database-url", url]
+    assert await asyncio.to_thread(main, argv) == 1
+    assert "NOPE" in capsys.readouterr().err
+
+
+async def test_broadcast_list_show_and_audit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/cli.db"
+    database = Database(url)
+    await prepare_database(database)
+    deployment = await make_deployment(database, 3)
+    broadcast_id = await queue_broadcast(database, deployment, "Lift repairs on Friday")
+
+    def invite_used(session: Session) -> None:
+        record_action(session, None, AuditAction.INVITE_USED, NOW, invite_id=9)
+
+    await database.run(invite_used)
+    await database.dispose()
+
+    assert await asyncio.to_thread(main, ["broadcast", "list", "--database-url", url]) == 0
+    listing = capsys.readouterr().out
+    assert f"#{broadcast_id}" in listing and "sent 0/3" in listing and "Lift repairs" in listing
+    assert await asyncio.to_thread(main, ["broadcast", "show", str(broadcast_id), "--database-url", url]) == 0
+    shown = capsys.readouterr().out
+    assert "pending 3" in shown and "Lift repairs on Friday" in shown and "建设社区" in shown
+    assert await asyncio.to_thread(main, ["broadcast", "show", "999", "--database-url", url]) == 1
+    capsys.readouterr()
+    assert await asyncio.to_thread(main, ["audit", "--database-url", url]) == 0
+    audit = capsys.readouterr().out.splitlines()
+    assert "broadcast.created" in audit[0] and "Admin Wang" in audit[0] and "recipients=3" in audit[0]
+    assert "invite.used" in audit[1] and "system" in audit[1]
