@@ -1,0 +1,60 @@
+"""``/report [YYYY-MM]``: the monthly bulletin of the sender's area, as text, a chart and a spreadsheet."""
+
+from __future__ import annotations
+
+from bot.core.bulletin import (
+    BadMonth,
+    Month,
+    areas_of,
+    bulletin_title,
+    compute_bulletin,
+    file_stem,
+    render_chart,
+    render_summary,
+    render_workbook,
+)
+from bot.core.context import Context
+from bot.core.messages import Command
+from bot.core.router import Router
+
+router = Router()
+
+
+def requested_month(ctx: Context, argument: str) -> Month | None:
+    """The month named after the command, or the previous month; None (after telling the sender) if bad."""
+    if not argument:
+        return Month.previous(ctx.now, ctx.config.timezone)
+    try:
+        month = Month.parse(argument)
+    except BadMonth:
+        ctx.reply(
+            ctx.t._("“{text}” is not a month. Write it as year and month, for example /report {example}.").format(
+                text=argument[:20], example=str(Month.previous(ctx.now, ctx.config.timezone))
+            )
+        )
+        return None
+    if month > Month.containing(ctx.now, ctx.config.timezone):
+        ctx.reply(ctx.t._("{month} has not begun yet; choose a month up to this one.").format(month=str(month)))
+        return None
+    return month
+
+
+@router.command("report")
+def report(ctx: Context) -> None:
+    """Send the bulletin of every area the sender answers for (most have one)."""
+    assert isinstance(ctx.event, Command)
+    t = ctx.t
+    areas = areas_of(ctx.person)
+    if not areas:
+        ctx.reply(t._("The monthly bulletin is for community, street and district staff."))
+        return
+    month = requested_month(ctx, ctx.event.args)
+    if month is None:
+        return
+    for area in areas:
+        bulletin = compute_bulletin(ctx.session, area, month, ctx.config.timezone)
+        stem = file_stem(bulletin)
+        title = bulletin_title(t, bulletin)
+        ctx.reply(render_summary(t, bulletin))
+        ctx.reply_document(f"{stem}.png", render_chart(bulletin, t.locale), caption=title)
+        ctx.reply_document(f"{stem}.xlsx", render_workbook(t, bulletin), caption=title)
