@@ -1,0 +1,501 @@
+"""The scheduler: reminders, automatic escalation, the daily digest, weekly feedback and the monthly bulletin.
+
+``run_due_jobs(database, now)`` does whatever is due at ``now`` and nothing twice: each request or recipient
+is claimed and handled in its own transaction (see ``bot.core.scheduler``), together with the messages it
+causes, which go to the outbox. Messages to residents that fall in the quiet hours wait there (``not_before``)
+until the morning; staff are told at any hour, since escalations and reminders are work they are on duty for.
+
+``run_scheduler`` repeats that every minute in a running bot; ``gridbot jobs run --at`` and the playground
+call ``run_due_jobs`` directly with the instant they want, which is how tests travel in time.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections import Counter
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from functools import partial
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.core import requests as core
+from bot.core.app import PendingDelivery
+from bot.core.bulletin import (
+    Area,
+    Bulletin,
+    Month,
+    bulletin_recipients,
+    compute_bulletin,
+    file_stem,
+    render_chart,
+    render_summary,
+    render_workbook,
+)
+from bot.core.clock import Clock, system_clock
+from bot.core.context import Context, CoreConfig
+from bot.core.messages import Action, Button, SendDocument, SendText, Unsupported, action_to_json, clip, inline
+from bot.core.outbox import OutboxSender
+from bot.core.router import callback
+from bot.core.scheduler import (
+    PERIODIC_JOBS,
+    REQUEST_JOBS,
+    WHOLE_PERIOD,
+    JobKind,
+    Period,
+    SchedulerConfig,
+    claim_period_piece,
+    claim_request,
+    due_period,
+    due_requests,
+    period_piece_done,
+    resident_not_before,
+)
+from bot.i18n import N_, Translator
+from handlers.tasks import (
+    EVENT_LABELS,
+    OUTCOME_LABELS,
+    RESIDENT_PREFIX,
+    holder_text,
+    notify_staff_text,
+    send_cards,
+    status_text,
+    tell_resident,
+    unit_text,
+)
+from handlers.tasks import PREFIX as STAFF_PREFIX
+from storage.database import Database, DatabaseUnavailable
+from storage.models import OPEN_STATUSES, EventKind, Level, OutboxMessage, Person, Request, RequestEvent, StaffRole
+
+if TYPE_CHECKING:
+    from bot.config import Settings
+    from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+DIGEST_OLDEST = 5
+# The weekly feedback lists at most this many of a resident's open requests.
+FEEDBACK_LIMIT = 10
+
+
+@dataclass
+class RunReport:
+    """What one run did: pieces of work per job and the messages written (those sendable now included)."""
+
+    done: Counter[JobKind] = field(default_factory=Counter)
+    messages: int = 0
+    deliveries: list[PendingDelivery] = field(default_factory=list)
+
+    def add(self, kind: JobKind, written: list[PendingDelivery], count: int) -> None:
+        self.done[kind] += 1
+        self.messages += count
+        self.deliveries += written
+
+    def __str__(self) -> str:
+        jobs = ", ".join(f"{kind.value} {count}" for kind, count in sorted(self.done.items())) or "nothing was due"
+        return f"{jobs}; {self.messages} message(s) written"
+
+
+# --- writing the messages -------------------------------------------------------------------------------
+
+
+def system_context(session: Session, now: datetime, config: SchedulerConfig) -> Context:
+    """A context for the handlers' renderers when nobody sent anything: the scheduler acts for the system.
+
+    Its ``person`` is a placeholder that is never stored and never written to; every message goes to named
+    recipients through ``send``.
+    """
+    placeholder = Person(channel="system", external_id="", chat_id="", display_name="", locale=None)
+    core_config = CoreConfig(timezone=config.timezone, default_locale=config.default_locale)
+    return Context(session=session, person=placeholder, event=Unsupported("scheduler"), now=now, config=core_config)
+
+
+def write_scheduled(
+    session: Session, outgoing: list[tuple[Person, Action]], now: datetime, config: SchedulerConfig
+) -> tuple[list[PendingDelivery], int]:
+    """Write the messages to the outbox, residents' ones after their quiet hours; returns those sendable now
+    and how many were written. People who blocked the bot are skipped."""
+    rows: list[tuple[OutboxMessage, Person, Action]] = []
+    for person, action in outgoing:
+        if person.unreachable:
+            continue
+        not_before = now if person.roles else resident_not_before(now, config)
+        row = OutboxMessage(person_id=person.id, action=action_to_json(action), created_at=now, not_before=not_before)
+        rows.append((row, person, action))
+    session.add_all(row for row, _person, _action in rows)
+    session.flush()
+    ready = [
+        PendingDelivery(row.id, person.id, person.channel, person.chat_id, action)
+        for row, person, action in rows
+        if row.not_before <= now
+    ]
+    return ready, len(rows)
+
+
+# --- per-request jobs -----------------------------------------------------------------------------------
+
+
+def remind_holders(ctx: Context, request: Request) -> None:
+    change = core.remind_by_system(ctx.session, request, ctx.now)
+    send_cards(ctx, change.notify, request, N_(
+        "⏰ Reminder: nobody has accepted {code} yet. Please accept it, or escalate it if your unit cannot "
+        "handle it."))
+
+
+def escalate_unanswered(ctx: Context, request: Request) -> None:
+    change = core.escalate_by_system(ctx.session, request, N_("no response"), ctx.now)
+    if change is None:
+        return
+    send_cards(ctx, change.notify, request, N_(
+        "⬆️ {code} came up to you automatically: nobody at the level below accepted it in time."))
+    tell_resident(ctx, request, lambda tr: tr._(
+        "Nobody took up {code} in time, so it was passed up to {holder}.").format(
+        code=request.code, holder=holder_text(ctx, tr, request)), with_supporters=True)
+
+
+def escalate_overdue(ctx: Context, request: Request) -> None:
+    change = core.escalate_by_system(ctx.session, request, N_("overdue"), ctx.now)
+    if change is None:
+        notify_staff_text(ctx, core.holder_staff(ctx.session, request), request, N_(
+            "⚠️ {code} is overdue and the district center holds it. Please resolve it."))
+        return
+    send_cards(ctx, change.notify, request, N_(
+        "⬆️ {code} came up to you automatically: it was not resolved by its due date."))
+    tell_resident(ctx, request, lambda tr: tr._(
+        "{code} was not resolved by {due}, so it was passed up to {holder}, who will handle it now.").format(
+        code=request.code, due=tr.date(request.due_at), holder=holder_text(ctx, tr, request)),
+        with_supporters=True)
+
+
+def reask_resident(ctx: Context, request: Request) -> None:
+    core.remind_by_system(ctx.session, request, ctx.now)
+    assert request.resolved_at is not None  # the claim only takes resolved requests
+    t = ctx.translator_for(request.resident)
+    text = t._("{code} ({category}) was resolved on {resolved}. Is it fixed? Please answer with one tap; "
+               "without an answer it will be closed on {closing}.").format(
+        code=request.code, category=request.category.name(t.locale), resolved=t.date(request.resolved_at),
+        closing=t.date(request.resolved_at + timedelta(days=7)))
+    keyboard = inline([Button(t._(OUTCOME_LABELS[outcome]), callback(RESIDENT_PREFIX, "ok", request.id, outcome.value))
+                       for outcome in core.Outcome])
+    ctx.send(request.resident, SendText(clip(text), keyboard))
+
+
+def close_unanswered(ctx: Context, request: Request) -> None:
+    change = core.close_unanswered(ctx.session, request, ctx.now)
+    tell_resident(ctx, request, lambda tr: tr._(
+        "{code} was closed because we did not hear back from you. If the problem is back, please file a new "
+        "request with /new.").format(code=request.code))
+    notify_staff_text(ctx, change.notify, request, N_("{code} was closed: the resident did not answer in time."))
+
+
+REQUEST_ACTIONS: dict[JobKind, Callable[[Context, Request], None]] = {
+    JobKind.REMIND: remind_holders,
+    JobKind.ESCALATE_UNANSWERED: escalate_unanswered,
+    JobKind.ESCALATE_OVERDUE: escalate_overdue,
+    JobKind.REASK: reask_resident,
+    JobKind.CLOSE_UNANSWERED: close_unanswered,
+}
+
+
+def run_request_job(
+    session: Session, kind: JobKind, request_id: int, now: datetime, config: SchedulerConfig
+) -> tuple[list[PendingDelivery], int] | None:
+    """Claim one request for ``kind`` and act on it; None when it was not (or no longer) due."""
+    request = claim_request(session, kind, request_id, now)
+    if request is None:
+        return None
+    ctx = system_context(session, now, config)
+    REQUEST_ACTIONS[kind](ctx, request)
+    return write_scheduled(session, ctx.outgoing, now, config)
+
+
+# --- the daily digest for staff -------------------------------------------------------------------------
+
+
+def digest_recipients(session: Session, period: Period) -> list[str]:
+    query = select(Person.id).join(StaffRole, StaffRole.person_id == Person.id).where(Person.unreachable.is_(False))
+    return [f"person:{person_id}" for person_id in sorted(set(session.scalars(query)))]
+
+
+def _count(session: Session, *conditions: Any) -> int:
+    return session.scalar(select(func.count(Request.id)).where(*conditions)) or 0
+
+
+def send_digest(ctx: Context, person: Person) -> None:
+    """One message with what the person's units hold, or none when they hold nothing open."""
+    held = core.held_by(person)
+    if held is None:
+        return
+    session, now = ctx.session, ctx.now
+    open_held = (Request.status.in_(OPEN_STATUSES), held)
+    waiting = _count(session, *open_held)
+    if waiting == 0:
+        return
+    fresh = _count(session, *open_held, Request.created_at > now - timedelta(days=1))
+    overdue = _count(session, *open_held, Request.due_at < now)
+    oldest = session.scalars(select(Request).where(*open_held).order_by(Request.created_at, Request.id)
+                             .limit(DIGEST_OLDEST)).all()
+    t = ctx.translator_for(person)
+    lines = [
+        t._("☀️ Your daily digest for {date}").format(date=t.date(now)),
+        t.n_("{count} new request since yesterday", "{count} new requests since yesterday", fresh).format(count=fresh),
+        t.n_("{count} open request", "{count} open requests", waiting).format(count=waiting),
+        t.n_("{count} overdue", "{count} overdue", overdue).format(count=overdue),
+        t._("The oldest:"),
+    ]
+    lines += [_digest_line(ctx, t, request) for request in oldest]
+    buttons = [[Button(t._("Open {code}").format(code=request.code), callback(STAFF_PREFIX, "open", request.id))]
+               for request in oldest]
+    ctx.send(person, SendText(clip("\n".join(lines)), inline(*buttons)))
+
+
+def _digest_line(ctx: Context, t: Translator, request: Request) -> str:
+    marker = "⚠️ " if core.is_overdue(request, ctx.now) else ""
+    return marker + t._("{code} · {category} · {building} · {status} · due {due}").format(
+        code=request.code, category=request.category.name(t.locale), building=request.building.name,
+        status=status_text(t, request), due=t.date(request.due_at))
+
+
+# --- the weekly feedback for residents ------------------------------------------------------------------
+
+
+def _reported_requests(period: Period) -> Any:
+    # Requests filed after the week started are reported next week: they are hardly a few days old.
+    return select(Request).where(Request.status.in_(OPEN_STATUSES), Request.created_at < period.starts_at)
+
+
+def feedback_recipients(session: Session, period: Period) -> list[str]:
+    query = _reported_requests(period).with_only_columns(Request.resident_id).distinct()
+    return [f"person:{person_id}" for person_id in sorted(session.scalars(query))]
+
+
+def send_feedback(ctx: Context, person: Person, period: Period) -> None:
+    """Each open request of the resident: its status, who holds it, the last thing that happened, the due date."""
+    query = _reported_requests(period).where(Request.resident_id == person.id).order_by(Request.created_at)
+    requests = ctx.session.scalars(query.limit(FEEDBACK_LIMIT)).all()
+    if not requests:
+        return
+    t = ctx.translator_for(person)
+    lines = [t._("📋 This week's news on your requests:")]
+    for request in requests:
+        lines.append(t._("{code} · {category}: {status}, with {holder}. Last: {last}. Due by {due}.").format(
+            code=request.code, category=request.category.name(t.locale), status=status_text(t, request),
+            holder=holder_text(ctx, t, request), last=_last_action(ctx, t, request), due=t.date(request.due_at)))
+    buttons = [[Button(request.code, callback(RESIDENT_PREFIX, "open", request.id))] for request in requests]
+    ctx.send(person, SendText(clip("\n".join(lines)), inline(*buttons)))
+
+
+def _last_action(ctx: Context, t: Translator, request: Request) -> str:
+    # Staff notes stay among staff, as on the resident's timeline.
+    query = select(RequestEvent).where(RequestEvent.request_id == request.id, RequestEvent.kind != EventKind.NOTE)
+    event = ctx.session.scalars(query.order_by(RequestEvent.at.desc(), RequestEvent.id.desc()).limit(1)).first()
+    if event is None:
+        return "-"
+    label = t._(EVENT_LABELS[event.kind]).format(unit=unit_text(ctx, t, event.level, event.unit_id))
+    return t._("{what} on {date}").format(what=label, date=t.date(event.at))
+
+
+# --- the monthly bulletin for community, street and district staff --------------------------------------
+
+
+def bulletin_subject(person_id: int, area: Area) -> str:
+    return f"person:{person_id}:{area.level.value}:{area.unit_id}"
+
+
+def bulletin_area(subject: str) -> Area:
+    _person, _id, level, unit_id = subject.split(":")
+    return Area(Level(level), int(unit_id))
+
+
+def bulletin_pieces(session: Session, period: Period) -> list[str]:
+    return [bulletin_subject(person.id, area) for person, area in bulletin_recipients(session)]
+
+
+@dataclass
+class BulletinCache:
+    """Bulletins and charts computed once per run and area, whoever reads them."""
+
+    bulletins: dict[Area, Bulletin] = field(default_factory=dict)
+    charts: dict[tuple[Area, str], bytes] = field(default_factory=dict)
+
+    def bulletin(self, session: Session, area: Area, month: Month, timezone: str) -> Bulletin:
+        if area not in self.bulletins:
+            self.bulletins[area] = compute_bulletin(session, area, month, timezone)
+        return self.bulletins[area]
+
+    def chart(self, bulletin: Bulletin, locale: str) -> bytes:
+        key = (bulletin.area, locale)
+        if key not in self.charts:
+            self.charts[key] = render_chart(bulletin, locale)
+        return self.charts[key]
+
+
+def send_bulletin(ctx: Context, person: Person, area: Area, period: Period, cache: BulletinCache) -> None:
+    """Last month's bulletin of the area: the summary, then the chart and the workbook as documents."""
+    month = Month.previous(period.starts_at, ctx.config.timezone)
+    bulletin = cache.bulletin(ctx.session, area, month, ctx.config.timezone)
+    t = ctx.translator_for(person)
+    stem = file_stem(bulletin)
+    ctx.send(person, SendText(clip(render_summary(t, bulletin))))
+    ctx.send(person, SendDocument(f"{stem}.png", cache.chart(bulletin, t.locale).hex()))
+    ctx.send(person, SendDocument(f"{stem}.xlsx", render_workbook(t, bulletin).hex()))
+
+
+# --- running a period -----------------------------------------------------------------------------------
+
+
+def _subject_person(session: Session, subject: str) -> Person | None:
+    return session.get(Person, int(subject.split(":")[1]))
+
+
+def run_period_piece(
+    session: Session, period: Period, subject: str, now: datetime, config: SchedulerConfig, cache: BulletinCache
+) -> tuple[list[PendingDelivery], int] | None:
+    """Claim one recipient of a period and send them their part; None when it was done already."""
+    if not claim_period_piece(session, period, subject, now):
+        return None
+    person = _subject_person(session, subject)
+    if person is None:
+        return [], 0
+    ctx = system_context(session, now, config)
+    if period.kind is JobKind.DAILY_DIGEST:
+        send_digest(ctx, person)
+    elif period.kind is JobKind.WEEKLY_FEEDBACK:
+        send_feedback(ctx, person, period)
+    else:
+        send_bulletin(ctx, person, bulletin_area(subject), period, cache)
+    return write_scheduled(session, ctx.outgoing, now, config)
+
+
+PERIOD_PIECES: dict[JobKind, Callable[[Session, Period], list[str]]] = {
+    JobKind.DAILY_DIGEST: digest_recipients,
+    JobKind.WEEKLY_FEEDBACK: feedback_recipients,
+    JobKind.MONTHLY_BULLETIN: bulletin_pieces,
+}
+
+
+def pending_pieces(session: Session, period: Period) -> list[str]:
+    return [subject for subject in PERIOD_PIECES[period.kind](session, period)
+            if not period_piece_done(session, period, subject)]
+
+
+# --- a run ----------------------------------------------------------------------------------------------
+
+
+async def run_request_jobs(database: Database, kind: JobKind, now: datetime, config: SchedulerConfig,
+                           report: RunReport) -> None:
+    """Every request due for ``kind``, batch after batch, until a batch yields nothing this process can claim."""
+    while True:
+        due = await database.run(partial(due_requests, kind=kind, now=now))
+        claimed = 0
+        for job in due:
+            assert job.request_id is not None
+            work = partial(run_request_job, kind=kind, request_id=job.request_id, now=now, config=config)
+            result = await _isolated(database, work, f"{kind.value} of R-{job.request_id:06d}")
+            if result is not None:
+                claimed += 1
+                report.add(kind, *result)
+        if claimed == 0:
+            return
+
+
+Written = tuple[list[PendingDelivery], int]
+
+
+async def _isolated(database: Database, work: Callable[[Session], Written | None], what: str) -> Written | None:
+    """Run one piece in its own transaction; a bug in it is logged and leaves it due, the others go on."""
+    try:
+        return await database.run(work)
+    except DatabaseUnavailable:
+        raise
+    except Exception:
+        log.exception("scheduler: %s failed", what)
+        return None
+
+
+async def run_period(database: Database, period: Period, now: datetime, config: SchedulerConfig,
+                     report: RunReport) -> None:
+    """Every recipient of the period not served yet, then the mark that the period is finished."""
+    cache = BulletinCache()
+    for subject in await database.run(partial(pending_pieces, period=period)):
+        work = partial(run_period_piece, period=period, subject=subject, now=now, config=config, cache=cache)
+        result = await _isolated(database, work, f"{period.kind.value} {period.key} for {subject}")
+        if result is not None:
+            report.add(period.kind, *result)
+    await database.run(partial(claim_period_piece, period=period, subject=WHOLE_PERIOD, now=now))
+
+
+async def run_due_jobs(database: Database, now: datetime, config: SchedulerConfig | None = None) -> RunReport:
+    """Do everything due at ``now``; running again at the same instant does nothing.
+
+    Requests first, so that the digests written afterwards show where requests stand after escalation.
+    """
+    config = config or SchedulerConfig()
+    report = RunReport()
+    for kind in REQUEST_JOBS:
+        await run_request_jobs(database, kind, now, config, report)
+    for kind in PERIODIC_JOBS:
+        period = await database.run(partial(due_period, kind=kind, now=now, config=config))
+        if period is not None:
+            await run_period(database, period, now, config, report)
+    return report
+
+
+# --- in a running bot -----------------------------------------------------------------------------------
+
+
+def scheduler_config(settings: Settings) -> SchedulerConfig:
+    return SchedulerConfig(
+        timezone=settings.timezone, default_locale=settings.default_locale,
+        quiet_hours_start=settings.quiet_hours_start, quiet_hours_end=settings.quiet_hours_end,
+        digest_time=settings.digest_time,
+    )
+
+
+@dataclass
+class Scheduler:
+    """The scheduler of one deployment: its database, settings and clock (an ``OffsetClock`` in the playground)."""
+
+    database: Database
+    config: SchedulerConfig
+    clock: Clock = system_clock
+
+    @classmethod
+    def from_settings(cls, settings: Settings, database: Database, clock: Clock = system_clock) -> Scheduler:
+        return cls(database, scheduler_config(settings), clock)
+
+    async def run_due(self, outbox: OutboxSender | None = None) -> RunReport:
+        """Run what is due by the clock now and wake the outbox for what it wrote (the playground's hook)."""
+        report = await run_due_jobs(self.database, self.clock(), self.config)
+        if outbox is not None and report.deliveries:
+            # The outbox loop picks the rows up itself; sending them here as well could send them twice.
+            outbox.wake()
+        return report
+
+
+async def run_scheduler(
+    scheduler: Scheduler, outbox: OutboxSender | None, stop: asyncio.Event, interval: float = 60.0
+) -> None:
+    """Run due jobs every ``interval`` seconds until ``stop`` is set."""
+    while not stop.is_set():
+        try:
+            report = await scheduler.run_due(outbox)
+            if report.done:
+                log.info("scheduler: %s", report)
+        except DatabaseUnavailable:
+            log.warning("scheduler: database unavailable, trying again later")
+        except Exception:  # a bug in one job must not stop reminders for good
+            log.exception("scheduler run failed")
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(stop.wait(), timeout=interval)
+
+
+async def scheduler_loop(settings: Settings, runtime: Runtime, stop: asyncio.Event) -> None:
+    """What an engine starts beside its outbox loop."""
+    scheduler = Scheduler.from_settings(settings, runtime.core.database, runtime.core.clock)
+    await run_scheduler(scheduler, runtime.outbox, stop)
