@@ -3,13 +3,7 @@
 from __future__ import annotations
 
 import asyncio
-import contextlib
-import hmac
-import logging
-from collections.abc import Coroutine
-from functools import partial
 from typing import TYPE_CHECKING, Any
-from urllib.parse import urlsplit
 
 from aiogram import Bot, Dispatcher, Router
 from aiogram.client.session.aiohttp import AiohttpSession
@@ -37,7 +31,6 @@ from aiogram.types import (
     ReplyKeyboardRemove,
     Update,
 )
-from aiohttp import web
 
 from bot.core.messages import (
     Action,
@@ -63,16 +56,11 @@ from bot.core.messages import (
     Unsupported,
     parse_command,
 )
+from bot.engines.common import ALLOWED_UPDATES, CHANNEL, PollPaused, RawUpdate, default_command_menus, run_engine
 from bot.runtime import Runtime
-from storage.database import DatabaseUnavailable
 
 if TYPE_CHECKING:
     from bot.service import Service
-
-log = logging.getLogger(__name__)
-
-CHANNEL = "telegram"
-ALLOWED_UPDATES = ["message", "callback_query"]
 
 
 def make_bot(token: str, api_url: str, session: BaseSession | None = None) -> Bot:
@@ -231,91 +219,23 @@ class AiogramEngine:
         update = Update.model_validate(payload, context={"bot": self.bot})
         await self.dispatcher.feed_update(self.bot, update)
 
-    def feed_in_background(self, payload: dict[str, Any]) -> None:
-        self.runtime.spawn_in_chat_order(_chat_key(payload), partial(self.feed, payload))
-
-    async def replay_unhandled(self) -> None:
-        for payload in await self.runtime.replay(CHANNEL):
-            self.feed_in_background(payload)
-
-    async def poll(self, stop: asyncio.Event, timeout: int = 25) -> None:
-        """Long polling that records each batch durably before confirming it with the next offset."""
-        await self.bot.delete_webhook(drop_pending_updates=False)
-        await self.replay_unhandled()
-        offset: int | None = None
-        while not stop.is_set():
-            try:
-                updates = await self.bot(
-                    GetUpdates(offset=offset, timeout=timeout, allowed_updates=ALLOWED_UPDATES),
-                    request_timeout=timeout + 10,
-                )
-            except TelegramRetryAfter as error:
-                await asyncio.sleep(error.retry_after)
-                continue
-            except (TimeoutError, TelegramNetworkError, TelegramServerError, OSError) as error:
-                log.warning("getUpdates failed: %s", error)
-                await asyncio.sleep(1)
-                continue
-            if not updates:
-                continue
-            payloads = [(u.update_id, u.model_dump(mode="json", exclude_none=True)) for u in updates]
-            try:
-                fresh = await self.runtime.record(CHANNEL, payloads)
-            except DatabaseUnavailable:
-                # Not confirmed: the platform keeps the updates and hands them out again.
-                await asyncio.sleep(1)
-                continue
-            offset = updates[-1].update_id + 1
-            for update_id, payload in payloads:
-                if update_id in fresh:
-                    self.feed_in_background(payload)
-
-    async def serve_webhook(self, stop: asyncio.Event, url: str, secret: str | None, listen: str) -> None:
-        """Serve the webhook until ``stop``; registers it (with the secret) with the Bot API first."""
-        host, _, port = listen.rpartition(":")
-        runner = web.AppRunner(self.webhook_app(urlsplit(url).path or "/", secret))
-        await runner.setup()
-        await web.TCPSite(runner, host or "127.0.0.1", int(port)).start()
+    async def fetch_updates(self, offset: int | None, timeout: int) -> list[RawUpdate]:
         try:
-            await self.replay_unhandled()
-            await self.bot.set_webhook(url, secret_token=secret, allowed_updates=ALLOWED_UPDATES)
-            await stop.wait()
-        finally:
-            await runner.cleanup()
+            updates = await self.bot(
+                GetUpdates(offset=offset, timeout=timeout, allowed_updates=ALLOWED_UPDATES),
+                request_timeout=timeout + 10,
+            )
+        except TelegramRetryAfter as error:
+            raise PollPaused(float(error.retry_after), error.message) from error
+        except (TimeoutError, TelegramNetworkError, TelegramServerError, OSError) as error:
+            raise PollPaused(1.0, f"{type(error).__name__}: {error}") from error
+        return [(u.update_id, u.model_dump(mode="json", exclude_none=True)) for u in updates]
 
-    def webhook_app(self, path: str, secret: str | None) -> web.Application:
-        """An aiohttp app that records each update, answers 200, then handles it."""
+    async def set_webhook(self, url: str, secret: str | None) -> None:
+        await self.bot.set_webhook(url, secret_token=secret, allowed_updates=ALLOWED_UPDATES)
 
-        async def receive(request: web.Request) -> web.Response:
-            if secret is not None:
-                given = request.headers.get("X-Telegram-Bot-Api-Secret-Token", "")
-                if not hmac.compare_digest(given.encode(), secret.encode()):
-                    return web.Response(status=401, text="bad secret token")
-            try:
-                payload = await request.json()
-                update_id = int(payload["update_id"])
-            except (ValueError, KeyError, TypeError):
-                return web.Response(status=400, text="not an update")
-            try:
-                fresh = await self.runtime.record(CHANNEL, [(update_id, payload)])
-            except DatabaseUnavailable:
-                return web.Response(status=503, text="try again")  # the platform redelivers
-            if update_id in fresh:
-                self.feed_in_background(payload)
-            return web.Response(text="ok")
-
-        app = web.Application()
-        app.router.add_post(path, receive)
-        return app
-
-
-def _chat_key(payload: dict[str, Any]) -> str:
-    for key in ("message", "callback_query"):
-        body = payload.get(key)
-        if isinstance(body, dict):
-            sender = body.get("from") or body.get("chat") or {}
-            return str(sender.get("id", ""))
-    return ""
+    async def delete_webhook(self) -> None:
+        await self.bot.delete_webhook(drop_pending_updates=False)
 
 
 async def serve(service: Service, stop: asyncio.Event, session: BaseSession | None = None) -> None:
@@ -328,36 +248,13 @@ async def serve(service: Service, stop: asyncio.Event, session: BaseSession | No
     try:
         me = await bot.get_me()
         runtime = service.runtime({CHANNEL: AiogramChannel(bot)}, me.username or "")
-        engine = AiogramEngine(runtime, bot)
         await register_command_menus(bot, service, settings.default_locale)
-        outbox = asyncio.create_task(runtime.outbox.run(stop))
-        if settings.webhook_url:
-            await engine.serve_webhook(
-                stop, settings.webhook_url, settings.webhook_secret_value, settings.webhook_listen
-            )
-        else:
-            await run_until(stop, engine.poll(stop))
-        await runtime.drain()
-        await outbox
+        await run_engine(settings, runtime, AiogramEngine(runtime, bot), stop)
     finally:
         await bot.session.close()
 
 
-async def run_until(stop: asyncio.Event, work: Coroutine[Any, Any, None]) -> None:
-    """Run ``work`` until it ends or ``stop`` is set, whichever comes first."""
-    task = asyncio.create_task(work)
-    stopper = asyncio.create_task(stop.wait())
-    await asyncio.wait({task, stopper}, return_when=asyncio.FIRST_COMPLETED)
-    for pending in (task, stopper):
-        pending.cancel()
-    with contextlib.suppress(asyncio.CancelledError):
-        await task
-
-
 async def register_command_menus(bot: Bot, service: Service, default_locale: str) -> None:
-    for locale, menu in service.default_command_menus().items():
+    for language, menu in default_command_menus(service, default_locale):
         commands = [BotCommand(command=name, description=text) for name, text in menu.commands]
-        language = locale.split("_", 1)[0]
         await bot.set_my_commands(commands, language_code=language)
-        if locale == default_locale:
-            await bot.set_my_commands(commands)
