@@ -1,0 +1,476 @@
+"""The WeChat Official Account channel against the WeChat simulator: signatures, the 5-second rule, numbered
+choices, the customer-service window and template messages, safe mode, the shared access token, and a request
+crossing from a WeChat resident to a Telegram worker and back."""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import re
+import socket
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any, TypeVar
+
+import pytest
+from pydantic import SecretStr
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.config import Settings
+from bot.core.clock import Clock, FrozenClock
+from bot.core.messages import AnswerButton, ButtonPress, EditText, InlineKeyboard, SendText, Text, inline
+from bot.core.messages import Button as CoreButton
+from bot.engines.wechat import (
+    CHANNEL,
+    PRESS,
+    WeChatChannel,
+    WeChatServer,
+    event_update_id,
+    make_channel,
+    prepare_inbound,
+    render_action,
+)
+from bot.engines.wechat_api import AccessTokens, WeChatApi, WeChatApiError
+from bot.engines.wechat_protocol import WeChatCrypto, WeChatProtocolError, build_xml, parse_xml, signature
+from bot.i18n import translator
+from bot.runtime import Runtime
+from bot.service import Service, prepare_database
+from bot.simulator import BotApiSimulator
+from bot.simulator.wechat import WeChatSimulator, WxMessage
+from storage.database import Database
+from storage.models import InboxUpdate, Request, RequestStatus, Role, WeChatChat
+from tests.e2e import TOKEN
+from tests.org_fixture import SmallOrg, make_small_org, staff
+
+T = TypeVar("T")
+APP_ID, APP_SECRET, CALLBACK_TOKEN = "wx0123456789abcdef", "app-secret", "callback-token"
+AES_KEY = "abcdefghijklmnopqrstuvwxyz0123456789ABCDEFG"
+TEMPLATE = "TPL-notice"
+LI = "oLi-resident-openid"
+
+
+def wechat_settings(database_url: str, wechat_api: str, listen: str = "127.0.0.1:0", **extra: Any) -> Settings:
+    return Settings(
+        database_url=database_url, wechat_token=SecretStr(CALLBACK_TOKEN), wechat_app_id=APP_ID,
+        wechat_app_secret=SecretStr(APP_SECRET),
+        wechat_api_url=wechat_api, wechat_listen=listen, wechat_template_id=TEMPLATE,
+        _env_file=None, **extra,  # type: ignore[call-arg]
+    )
+
+
+class SlowDatabase(Database):
+    """A database whose every unit of work first waits ``delay`` seconds (an overloaded server)."""
+
+    delay = 0.0
+
+    async def run(self, unit_of_work: Callable[[Session], T]) -> T:
+        if self.delay:
+            await asyncio.sleep(self.delay)
+        return await super().run(unit_of_work)
+
+
+@dataclass
+class WeChatBot:
+    sim: WeChatSimulator
+    service: Service
+    runtime: Runtime
+    channel: WeChatChannel
+    server: WeChatServer
+
+
+@contextlib.asynccontextmanager
+async def wechat_bot(
+    database_url: str, clock: Clock, aes_key: str | None = None, database: Database | None = None
+) -> AsyncIterator[WeChatBot]:
+    """The WeChat channel alone, serving the simulator; the org has a Telegram grid worker."""
+    sim = WeChatSimulator(APP_ID, APP_SECRET, CALLBACK_TOKEN, aes_key=aes_key, clock=clock)
+    api_url = await sim.start()
+    settings = wechat_settings(database_url, api_url, wechat_aes_key=aes_key)
+    service = Service(settings=settings, database=database or Database(database_url), clock=clock)
+    await prepare_database(service.database)
+    await service.database.run(with_org)
+    channel = make_channel(service)
+    runtime = service.runtime({CHANNEL: channel}, "")
+    server = WeChatServer(settings, runtime, channel)
+    sim.callback_url = await server.start()
+    try:
+        yield WeChatBot(sim, service, runtime, channel, server)
+    finally:
+        await server.stop()
+        await runtime.drain()
+        await channel.api.close()
+        await sim.stop()
+        await service.database.dispose()
+
+
+def with_org(session: Session) -> SmallOrg:
+    org = make_small_org(session)
+    staff(session, 7001, "Wang Worker", Role.WORKER, org.grid, "en")
+    return org
+
+
+@pytest.fixture
+def now_clock() -> FrozenClock:
+    return FrozenClock(datetime.now(UTC).replace(microsecond=0))
+
+
+async def settle(bot: WeChatBot) -> None:
+    """Wait until every message taken in has been handled and its answers sent."""
+    await bot.server.intake.drain()
+    await bot.runtime.drain()
+
+
+async def choices_of(database: Database, openid: str) -> list[Any]:
+    chat = await database.run(lambda s: s.get(WeChatChat, openid))
+    return list(chat.choices) if chat is not None else []
+
+
+async def number_for(bot: WeChatBot, openid: str, prefix: str) -> str:
+    """The number the resident replies with to press the button whose data starts with ``prefix``; checks
+    that the last message shows it with that number."""
+    choices = await choices_of(bot.service.database, openid)
+    for number, (kind, label, value) in sorted(enumerate(choices, 1), key=lambda item: item[1][2] != prefix):
+        if kind == PRESS and value.startswith(prefix):
+            assert re.search(rf"^{number}\. {re.escape(label)}$", bot.sim.messages(openid)[-1].content, re.M)
+            return str(number)
+    raise AssertionError(f"no {prefix!r} among {choices}")
+
+
+async def reply(bot: WeChatBot, openid: str, text: str) -> list[WxMessage]:
+    """Send a text and return what the resident received in answer."""
+    before = len(bot.sim.messages(openid))
+    posted = await bot.sim.text(openid, text)
+    assert (posted.status, posted.body) == (200, "success")
+    await settle(bot)
+    return bot.sim.messages(openid)[before:]
+
+
+async def file_by_numbers(bot: WeChatBot, openid: str) -> None:
+    """Bind by QR code and file a clutter request, answering every question with a number."""
+    await bot.sim.subscribe(openid, "b_DG-JS-01-B1")
+    await settle(bot)
+    assert "建设路12号院1号楼" in bot.sim.messages(openid)[-1].content
+    await reply(bot, openid, "/new")
+    await reply(bot, openid, await number_for(bot, openid, "fl:cat:1"))
+    await reply(bot, openid, "楼道里堆满了纸箱，挡住了消防通道")
+    await reply(bot, openid, await number_for(bot, openid, "fl:photos"))
+    await reply(bot, openid, await number_for(bot, openid, "fl:loc:b"))
+    await reply(bot, openid, await number_for(bot, openid, "fl:hide:0"))
+    receipt = await reply(bot, openid, await number_for(bot, openid, "fl:ok:"))
+    assert any("R-000001" in message.content for message in receipt)
+
+
+# --- the wire: signatures, the URL check, safe mode --------------------------------------------------------
+
+
+async def test_url_check_echoes_only_with_a_valid_signature(database_url: str, now_clock: FrozenClock) -> None:
+    async with wechat_bot(database_url, now_clock) as bot:
+        assert await bot.sim.verify_url("echo-1234") == (200, "echo-1234")
+        status, _body = await bot.sim.verify_url("echo-1234", valid=False)
+        assert status == 403
+
+
+async def test_messages_with_a_bad_signature_are_refused_and_never_recorded(
+    database_url: str, now_clock: FrozenClock
+) -> None:
+    async with wechat_bot(database_url, now_clock) as bot:
+        xml = build_xml(bot.sim.message(LI, "text", Content="/help"))
+        forged = {**bot.sim.signed_query(), "signature": signature("wrong-token", "1", "2")}
+        assert (await bot.sim.post_raw(forged, xml.encode())).status == 403
+        unsigned = {"timestamp": "1", "nonce": "2"}
+        assert (await bot.sim.post_raw(unsigned, xml.encode())).status == 403
+        await settle(bot)
+        assert await bot.service.database.run(lambda s: s.scalar(select(func.count()).select_from(InboxUpdate))) == 0
+        assert bot.sim.messages(LI) == []
+
+        answers = await reply(bot, LI, "/help")  # the same message, signed, goes through
+        assert any("/new" in message.content for message in answers)
+
+
+async def test_safe_mode_round_trip(database_url: str, now_clock: FrozenClock) -> None:
+    crypto = WeChatCrypto(CALLBACK_TOKEN, AES_KEY, APP_ID)
+    xml = build_xml({"FromUserName": LI, "Content": "楼道有飞线 ]]> <b>"})
+    encrypted = crypto.encrypt(xml)
+    assert "飞线".encode() not in encrypted.encode() and crypto.decrypt(encrypted) == xml
+    assert parse_xml(crypto.decrypt(encrypted).encode())["Content"] == "楼道有飞线 ]]> <b>"
+    with pytest.raises(WeChatProtocolError):
+        WeChatCrypto(CALLBACK_TOKEN, AES_KEY, "wx-another-app").decrypt(encrypted)
+
+    async with wechat_bot(database_url, now_clock, aes_key=AES_KEY) as bot:
+        posted = await bot.sim.subscribe(LI, "b_DG-JS-01-B1")
+        assert posted.query["encrypt_type"] == "aes" and "<Encrypt>" in (await _body_of(bot, posted))
+        await settle(bot)
+        assert "建设路12号院1号楼" in bot.sim.messages(LI)[-1].content
+
+        # A ciphertext signed with the wrong msg_signature is refused.
+        envelope, _good = bot.sim.crypto.wrap(xml, posted.query["timestamp"], posted.query["nonce"])  # type: ignore[union-attr]
+        tampered = {**bot.sim.signed_query(), "encrypt_type": "aes", "msg_signature": "0" * 40}
+        assert (await bot.sim.post_raw(tampered, envelope.encode())).status == 403
+
+
+async def _body_of(bot: WeChatBot, posted: Any) -> str:
+    envelope, _signature = bot.sim.crypto.wrap(posted.xml, posted.query["timestamp"], posted.query["nonce"])  # type: ignore[union-attr]
+    return envelope
+
+
+# --- the 5-second rule and retries ------------------------------------------------------------------------
+
+
+async def test_answer_comes_within_five_seconds_even_when_the_database_is_slow(
+    database_url: str, now_clock: FrozenClock
+) -> None:
+    database = SlowDatabase(database_url)
+    async with wechat_bot(database_url, now_clock, database=database) as bot:
+        database.delay = 6.0
+        posted = await bot.sim.text(LI, "/help")
+        assert (posted.status, posted.body) == (200, "success")
+        assert posted.seconds < 5.0
+        # WeChat's retry of the same message, while the first is still being recorded, is answered at once.
+        retry = await bot.sim.post_raw(posted.query, posted.xml.encode())
+        assert (retry.status, retry.body) == (200, "success") and retry.seconds < 1.0
+        database.delay = 0.0
+        answer = await bot.sim.wait_for(LI, "/new", timeout=15)
+        await settle(bot)
+        assert bot.sim.messages(LI).count(answer) == 1
+
+
+async def test_a_retried_message_is_handled_once_even_by_a_restarted_server(
+    database_url: str, now_clock: FrozenClock
+) -> None:
+    async with wechat_bot(database_url, now_clock) as bot:
+        first = await bot.sim.text(LI, "/help")
+        await settle(bot)
+        answered = len(bot.sim.messages(LI))
+        assert answered >= 1
+        for _retry in range(2):
+            assert (await bot.sim.post_raw(first.query, first.xml.encode())).body == "success"
+        # A new server (another process, or after a restart) knows the message from the inbox.
+        await bot.server.stop()
+        bot.server = WeChatServer(bot.service.settings, bot.runtime, bot.channel)
+        bot.sim.callback_url = await bot.server.start()
+        assert (await bot.sim.post_raw(first.query, first.xml.encode())).body == "success"
+        await settle(bot)
+        assert len(bot.sim.messages(LI)) == answered
+        rows = await bot.service.database.run(
+            lambda s: s.scalar(select(func.count()).select_from(InboxUpdate).where(InboxUpdate.channel == CHANNEL))
+        )
+        assert rows == 1
+
+
+def test_events_are_deduplicated_by_sender_and_time() -> None:
+    assert event_update_id("o1", "1700000000") == event_update_id("o1", "1700000000") < 0
+    assert event_update_id("o1", "1700000000") != event_update_id("o2", "1700000000")
+    assert event_update_id("o1", "1700000000") != event_update_id("o1", "1700000001")
+
+
+# --- numbered choices ------------------------------------------------------------------------------------
+
+
+def test_keyboards_become_numbered_choices() -> None:
+    t = translator("en")
+    keyboard = inline([CoreButton("违章建筑", "fl:cat:1"), CoreButton("飞线充电", "fl:cat:2")],
+                      [CoreButton("Map", url="https://example.org/map")])
+    outgoing = render_action(SendText("What is it about?", keyboard), t)
+    assert outgoing is not None
+    assert outgoing.text.splitlines()[2:5] == ["Reply with a number to choose:", "1. 违章建筑", "2. 飞线充电"]
+    assert "Map: https://example.org/map" in outgoing.text
+    assert outgoing.choices == [[PRESS, "违章建筑", "fl:cat:1"], [PRESS, "飞线充电", "fl:cat:2"]]
+    assert render_action(SendText("notice"), t) == render_action(SendText("notice"), t)
+    assert render_action(SendText("notice"), t).choices is None  # type: ignore[union-attr]
+    edited = render_action(EditText(7, "Describe it"), t)
+    assert edited is not None and edited.choices == []
+    assert render_action(AnswerButton("q"), t) is None
+    assert render_action(AnswerButton("q", "Done"), t) is not None
+
+
+async def test_numbers_map_back_to_the_last_keyboard_and_unknown_numbers_are_answered(
+    database_url: str, now_clock: FrozenClock
+) -> None:
+    async with wechat_bot(database_url, now_clock) as bot:
+        await bot.sim.subscribe(LI, "b_DG-JS-01-B1")
+        await settle(bot)
+        await reply(bot, LI, "/new")
+        choices = await choices_of(bot.service.database, LI)
+        assert len(choices) >= 2 and all(value.startswith("fl:cat:") for _kind, _label, value in choices)
+
+        answers = await reply(bot, LI, "99")
+        assert len(answers) == 1 and "99" in answers[0].content and str(len(choices)) in answers[0].content
+        assert await choices_of(bot.service.database, LI) == choices  # still usable
+
+        event = await bot.service.database.run(
+            lambda s: prepare_inbound(s, openid=LI, update_id=1, event=Text("１"), now=now_clock())
+        )
+        assert isinstance(event, ButtonPress) and event.data == choices[0][2]
+        assert event.message_id is not None
+
+
+async def test_filing_by_numbered_replies(database_url: str, now_clock: FrozenClock) -> None:
+    async with wechat_bot(database_url, now_clock) as bot:
+        await file_by_numbers(bot, LI)
+        request = await bot.service.database.run(lambda s: s.get(Request, 1))
+        assert request is not None and request.status is RequestStatus.NEW
+        assert request.resident.channel == CHANNEL and request.resident.external_id == LI
+        assert request.latitude is not None  # "use my building's location" was chosen by number
+        assert all(message.kind == "custom" for message in bot.sim.messages(LI))
+
+
+# --- the customer-service window --------------------------------------------------------------------------
+
+
+async def test_window_allows_five_messages_then_templates(database_url: str, now_clock: FrozenClock) -> None:
+    async with wechat_bot(database_url, now_clock) as bot:
+        await bot.sim.subscribe(LI)
+        await settle(bot)
+        sent_for_follow = len(bot.sim.messages(LI))
+        for number in range(6):
+            assert (await bot.channel.perform(LI, SendText(f"notice {number}"))).ok
+        kinds = [message.kind for message in bot.sim.messages(LI)]
+        assert kinds.count("custom") == 5 and kinds[-1] == "template"
+        assert sent_for_follow <= 5 and bot.sim.rejected == []  # the channel counted; WeChat never said 45015
+        assert "notice 5" in bot.sim.messages(LI)[-1].content
+
+        now_clock.advance(hours=49)
+        await reply(bot, LI, "/help")  # a new message opens a new window
+        assert bot.sim.messages(LI)[-1].kind == "custom"
+
+
+async def test_template_with_keyboard_keeps_the_choices(database_url: str, now_clock: FrozenClock) -> None:
+    async with wechat_bot(database_url, now_clock) as bot:
+        await bot.sim.subscribe(LI)
+        await settle(bot)
+        now_clock.advance(hours=49)
+        keyboard = InlineKeyboard(((CoreButton("Fixed", "my:ok:1:fixed"), CoreButton("Not fixed", "my:ok:1:no")),))
+        assert (await bot.channel.perform(LI, SendText("R-000001 was resolved", keyboard))).ok
+        notice = bot.sim.messages(LI)[-1]
+        assert notice.kind == "template" and set(notice.data) == {"first", "keyword1", "keyword2", "remark"}
+        assert "1. Fixed" in notice.data["keyword1"] or "1. Fixed" in notice.content
+        assert [value for _k, _l, value in await choices_of(bot.service.database, LI)] == [
+            "my:ok:1:fixed", "my:ok:1:no",
+        ]
+
+
+# --- the access token -------------------------------------------------------------------------------------
+
+
+async def test_access_token_is_fetched_once_and_shared(database_url: str, now_clock: FrozenClock) -> None:
+    sim = WeChatSimulator(APP_ID, APP_SECRET, CALLBACK_TOKEN, clock=now_clock, token_delay=0.2)
+    api_url = await sim.start()
+    database = Database(database_url)
+    await prepare_database(database)
+    first = WeChatApi(api_url, APP_ID, APP_SECRET, database, now_clock)
+    second = WeChatApi(api_url, APP_ID, APP_SECRET, database, now_clock)  # another process
+    try:
+        tokens = await asyncio.gather(*(api.tokens.get() for api in [first, second] * 10))
+        assert len(set(tokens)) == 1 and sim.token_fetches == 1
+
+        now_clock.advance(seconds=7200 - 200)  # within the early-refresh margin
+        tokens = await asyncio.gather(*(api.tokens.get() for api in [first, second] * 10))
+        assert len(set(tokens)) == 1 and sim.token_fetches == 2
+
+        # Someone fetched a token behind our back: the rejected call fetches a new one and is repeated once.
+        await AccessTokens(first, Database(database_url), APP_ID, APP_SECRET, now_clock)._fetch()
+        assert sim.token_fetches == 3
+        with pytest.raises(WeChatApiError) as refused:
+            await second.send_text(LI, "hello")  # reaches WeChat with a valid token: refused for the window
+        assert refused.value.errcode == 45015
+    finally:
+        await first.close()
+        await second.close()
+        await sim.stop()
+        await database.dispose()
+
+
+# --- WeChat resident, Telegram worker, one process ------------------------------------------------------
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port: int = probe.getsockname()[1]
+        return port
+
+
+async def test_request_crosses_from_wechat_to_telegram_and_back(database_url: str, now_clock: FrozenClock) -> None:
+    from bot.cli import channels_to_serve
+
+    telegram = BotApiSimulator(token=TOKEN)
+    telegram_url = await telegram.start("127.0.0.1", 0)
+    wechat = WeChatSimulator(APP_ID, APP_SECRET, CALLBACK_TOKEN, clock=now_clock)
+    wechat_url = await wechat.start()
+    port = free_port()
+    settings = wechat_settings(database_url, wechat_url, f"127.0.0.1:{port}", token=TOKEN, api_url=telegram_url)
+    service = Service.from_settings(settings, clock=now_clock)
+    await prepare_database(service.database)
+    await service.database.run(with_org)
+    stop = asyncio.Event()
+    task = asyncio.create_task(channels_to_serve(service)(stop))
+    wechat.callback_url = f"http://127.0.0.1:{port}/wechat"
+    try:
+        await eventually_up(wechat)
+        wang = telegram.user(7001, "Wang", language_code="en")
+        await wang.send_text("/start")
+        await wang.wait_for(lambda m: m.text is not None)
+
+        # The resident binds by QR code and files by numbered replies.
+        await wechat.subscribe(LI, "b_DG-JS-01-B1")
+        await wechat.wait_for(LI, "建设路12号院1号楼")
+        for step in ("/new", "fl:cat:1", "楼道里堆满了纸箱", "fl:photos", "fl:loc:b", "fl:hide:0", "fl:ok:"):
+            await wechat_step(wechat, service.database, step)
+        await wechat.wait_for(LI, "R-000001")
+
+        # The worker on Telegram gets the card and accepts: the resident hears it inside the window.
+        card = await wang.wait_for(lambda m: "R-000001" in (m.text or m.caption or ""))
+        mark = len(wechat.messages(LI))
+        await wang.press(card, next(d for _t, d in card.buttons() if d and d.startswith("rq:acc:")))
+        accepted = await wechat.wait_for(LI, "Wang Worker", since=mark)
+        assert accepted.kind == "custom"
+
+        # Two days later the worker resolves it: outside the window, the news comes as a template message.
+        now_clock.advance(hours=50)
+        after = await wang.wait_for(lambda m: any((d or "").startswith("rq:res:") for _t, d in m.buttons()))
+        await wang.press(after, next(d for _t, d in after.buttons() if d and d.startswith("rq:res:")))
+        await wang.wait_for(lambda m: "R-000001" in (m.text or "") and not m.buttons())
+        mark = len(wechat.messages(LI))
+        await wang.send_text("Boxes removed, passage clear")
+        verdict = await wechat.wait_for(LI, "Boxes removed", since=mark)
+        assert verdict.kind == "template" and verdict.data["first"]
+
+        # The resident answers the template by number: the window opens again and the worker hears back.
+        await wechat_step(wechat, service.database, "my:ok:1:fixed")
+        await wang.wait_for(lambda m: "confirmed R-000001" in (m.text or ""))
+        assert wechat.messages(LI)[-1].kind == "custom"
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+        await service.database.dispose()
+        await telegram.stop()
+        await wechat.stop()
+
+
+async def eventually_up(sim: WeChatSimulator) -> None:
+    for _attempt in range(100):
+        with contextlib.suppress(OSError):
+            if (await sim.verify_url("ping"))[0] == 200:
+                return
+        await asyncio.sleep(0.05)
+    raise AssertionError("the WeChat server did not come up")
+
+
+async def wechat_step(sim: WeChatSimulator, database: Database, step: str) -> None:
+    """Send ``step`` as text, or, when it names button data, the number that stands for it."""
+    if ":" not in step:
+        await sim.text(LI, step)
+        await asyncio.sleep(0.3)
+        return
+    for _attempt in range(100):
+        choices = await choices_of(database, LI)
+        numbers = [n for n, (_k, _l, value) in enumerate(choices, 1) if value == step]
+        numbers += [n for n, (_k, _l, value) in enumerate(choices, 1) if value.startswith(step)]
+        if numbers:
+            await sim.text(LI, str(numbers[0]))
+            await asyncio.sleep(0.3)
+            return
+        await asyncio.sleep(0.05)
+    raise AssertionError(f"no choice for {step!r}")
