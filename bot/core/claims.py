@@ -1,0 +1,62 @@
+"""Making work race-free when several processes share one database.
+
+Two webhook processes may receive the same update (Telegram retried, or a load balancer replayed it), and two
+outbox loops look at the same pending messages. On PostgreSQL every process is a separate writer, so:
+
+* an update is recorded with ``INSERT ... ON CONFLICT DO NOTHING`` (a duplicate insert is not an error), and the
+  handling transaction takes the inbox row ``FOR UPDATE``: a second process handling the same update waits for
+  the first to commit, then sees ``handled_at`` set and skips it;
+* an outbox row is *claimed* before it is sent: ``claimed_until`` is set in the transaction that wrote it (the
+  writer sends it right after commit) or by the background loop with ``FOR UPDATE SKIP LOCKED``. A claim is a
+  lease: if its process dies, the row is due again once the lease has run out.
+
+On SQLite one writer at a time serialises everything; ``FOR UPDATE`` is simply left out of the SQL there.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from sqlalchemy import Insert, Table, select
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.orm import Session
+
+from storage.models import InboxUpdate
+
+# How long a claimed outbox row belongs to the process that claimed it. Longer than any batch takes to send
+# (the sender stops using a claim at half its lease), short enough that a crash delays messages only a little.
+# Read from the environment rather than Settings because the core writes claims without access to them; the
+# crash tests shorten it so that messages of a killed process come back within the test.
+OUTBOX_LEASE = timedelta(seconds=float(os.environ.get("GRIDBOT_OUTBOX_LEASE_SECONDS", "60")))
+
+
+def insert_ignoring_duplicates(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> Insert:
+    """``INSERT ... ON CONFLICT DO NOTHING`` in the session's dialect (both SQLite and PostgreSQL have it)."""
+    if session.get_bind().dialect.name == "postgresql":
+        return postgresql.insert(table).values(list(rows)).on_conflict_do_nothing()
+    return sqlite.insert(table).values(list(rows)).on_conflict_do_nothing()
+
+
+def lock_inbox_row(session: Session, channel: str, update_id: int, now: datetime) -> InboxUpdate:
+    """The update's inbox row, locked until the transaction ends (created first if it was never recorded)."""
+    query = (
+        select(InboxUpdate)
+        .where(InboxUpdate.channel == channel, InboxUpdate.update_id == update_id)
+        .with_for_update()
+        # Another process may have handled it while this one waited for the lock: read its committed state.
+        .execution_options(populate_existing=True)
+    )
+    row = session.scalars(query).first()
+    if row is not None:
+        return row
+    table = InboxUpdate.__table__
+    assert isinstance(table, Table)
+    session.execute(
+        insert_ignoring_duplicates(
+            session, table, [{"channel": channel, "update_id": update_id, "payload": {}, "received_at": now}]
+        )
+    )
+    return session.scalars(query).one()
