@@ -1,0 +1,118 @@
+"""The people the playground lets you act as, and the demo organisation they live and work in."""
+
+from __future__ import annotations
+
+import logging
+from dataclasses import dataclass
+from datetime import datetime
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.core.demo import demo_rows, load_demo
+from bot.core.staff import StaffError, add_staff
+from storage.models import Role, Street
+
+log = logging.getLogger(__name__)
+
+# What the simulated client reports for each language the page offers.
+LANGUAGE_CODES = {"zh": "zh-hans", "en": "en"}
+
+
+class UnknownPersona(LookupError):
+    """The page named a persona the playground does not have."""
+
+
+@dataclass(frozen=True)
+class Persona:
+    """One simulated Telegram user with a fixed place in the demo organisation."""
+
+    key: str
+    user_id: int
+    name: str
+    # What the simulated client reports as its language; the bot takes the person's language from it.
+    language_code: str
+    title_zh: str
+    title_en: str
+    role: Role | None = None
+    unit_code: str | None = None
+    # The building whose QR code this resident can "scan" from the page, and its name in English.
+    building_code: str | None = None
+    building_en: str = ""
+    # Bound to the building when the playground starts, so a request can be filed right away.
+    prebind: bool = False
+
+    @property
+    def is_staff(self) -> bool:
+        return self.role is not None
+
+
+# Resident 1, the worker and the community admin share a grid and community (孔明社区, 东关街道); resident 2
+# lives in another street, so a request from them reaches none of these staff.
+PERSONAS = (
+    Persona(
+        "resident1", 910001, "李秀兰", "zh-hans", "居民 · 孔明路12号院1号楼", "Resident · Kongming Rd 12, bldg 1",
+        building_code="DG-KM-01-B1", building_en="Kongming Rd 12, building 1", prebind=True,
+    ),
+    Persona(
+        "resident2", 910002, "Anna Wu", "en", "居民 · 老庄农贸市场家属院2号楼", "Resident · Laozhuang market, bldg 2",
+        building_code="HY-LZ-01-B2", building_en="Laozhuang market, building 2",
+    ),
+    Persona(
+        "worker", 920001, "王网格员", "zh-hans", "网格员 · 孔明社区第一网格", "Grid worker · Kongming grid 1",
+        role=Role.WORKER, unit_code="DG-KM-01",
+    ),
+    Persona(
+        "community", 930001, "陈主任", "zh-hans", "社区管理员 · 孔明社区", "Community admin · Kongming",
+        role=Role.COMMUNITY, unit_code="DG-KM",
+    ),
+    Persona(
+        "district", 950001, "Zhou Min", "en", "区网格化服务管理中心", "District grid service center",
+        role=Role.DISTRICT,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class LocationPreset:
+    """A place a persona can "share" from the page, since a browser tab has no GPS to offer."""
+
+    name_zh: str
+    name_en: str
+    latitude: float
+    longitude: float
+
+
+def location_presets() -> list[LocationPreset]:
+    """The residents' buildings, taken from the demo data so they always match an existing building."""
+    rows = {row.building_code: row for row in demo_rows()}
+    presets = []
+    for persona in PERSONAS:
+        row = rows.get(persona.building_code or "")
+        if row is not None:
+            presets.append(
+                LocationPreset(row.building_name, persona.building_en, float(row.latitude), float(row.longitude))
+            )
+    # A point between the streets, to show how the bot offers the nearest buildings.
+    presets.append(LocationPreset("白河边", "By the Bai river", 32.9890, 112.5350))
+    return presets
+
+
+def prepare_organisation(session: Session, now: datetime) -> list[str]:
+    """Load the demo organisation into an empty database and make the staff personas staff.
+
+    Returns notes for the page: a database with an organisation of its own may lack the demo units, and
+    then the persona stays an ordinary user rather than stopping the playground.
+    """
+    if session.scalar(select(Street.id).limit(1)) is None:
+        log.info("empty database: loading the demo organisation")
+        load_demo(session)
+    notes = []
+    for persona in PERSONAS:
+        if persona.role is None:
+            continue
+        try:
+            add_staff(session, str(persona.user_id), persona.role, persona.unit_code, persona.name, now)
+        except StaffError as error:
+            notes.append(f"{persona.name}: {error}")
+    return notes

@@ -1,0 +1,198 @@
+"""The playground: its HTTP and event-stream API, then the page itself in a real headless Chromium."""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import struct
+import zlib
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+import aiohttp
+import pytest
+
+from bot.config import Settings
+from bot.playground import Playground
+from bot.playground.app import PortUnavailable
+
+CHROMIUM = Path("/usr/bin/chromium")
+CHROMIUM_ARGS = [
+    "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+    "--disable-background-networking", "--disable-component-update", "--disable-sync",
+]
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
+WAIT_MS = 15_000
+
+
+def striped_png() -> bytes:
+    """A small striped PNG, made here so the test needs no image files."""
+    width, height = 240, 160
+
+    def chunk(kind: bytes, data: bytes) -> bytes:
+        return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
+    pixel = [b"\xc8\x8c\x50", b"\x8c\x64\x3c"]  # two browns, like cardboard boxes
+    rows = b"".join(b"\x00" + b"".join(pixel[(x // 20 + y // 20) % 2] for x in range(width)) for y in range(height))
+    header = struct.pack(">IIBBBBB", width, height, 8, 2, 0, 0, 0)
+    return b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", header) + chunk(b"IDAT", zlib.compress(rows)) + chunk(b"IEND", b"")
+
+
+@pytest.fixture
+async def playground(database_url: str) -> AsyncIterator[Playground]:
+    settings = Settings(database_url=database_url, _env_file=None)  # type: ignore[call-arg]
+    running = Playground(settings, port=0)
+    await running.start()
+    yield running
+    await running.stop()
+
+
+# --- the API, without a browser ------------------------------------------------------------------------------
+
+
+class EventStream:
+    """Reads the page's server-sent events the way the browser's EventSource does."""
+
+    def __init__(self, response: aiohttp.ClientResponse) -> None:
+        self.response = response
+
+    async def next_matching(self, wanted: dict[str, Any], text: str = "", timeout: float = 10) -> dict[str, Any]:
+        async def read() -> dict[str, Any]:
+            while True:
+                line = (await self.response.content.readline()).decode()
+                if not line.startswith("data: "):
+                    continue
+                event: dict[str, Any] = json.loads(line[len("data: "):])
+                shown = json.dumps(event, ensure_ascii=False)
+                if all(event.get(key) == value for key, value in wanted.items()) and text in shown:
+                    return event
+
+        return await asyncio.wait_for(read(), timeout)
+
+
+async def test_api_serves_the_page_state_events_and_actions(playground: Playground) -> None:
+    moved: list[str] = []
+
+    async def on_clock_moved() -> None:
+        moved.append(playground.clock().isoformat())
+
+    playground.service.on_clock_moved = on_clock_moved
+    async with aiohttp.ClientSession(playground.url) as http:
+        page = await (await http.get("/")).text()
+        assert "/static/app.js" in page and "http" not in page.replace("http-equiv", "")
+        assert (await http.get("/static/app.js")).status == 200
+
+        state = await (await http.get("/api/state")).json()
+        personas = {p["key"]: p for p in state["personas"]}
+        assert set(personas) == {"resident1", "resident2", "worker", "community", "district"}
+        assert any("孔明路12号院1号楼" in (m["text"] or "") for m in personas["resident1"]["messages"])
+        assert personas["worker"]["keyboard"]["rows"][0][0]["text"] == "📥 待办"
+        assert personas["resident2"]["messages"] == [] and personas["resident2"]["language"] == "en"
+
+        async with http.get("/api/events") as response:
+            assert response.headers["Content-Type"].startswith("text/event-stream")
+            events = EventStream(response)
+            await http.post("/api/personas/resident2/text", json={"text": "/start b_HY-LZ-01-B2"})
+            bound = await events.next_matching({"type": "message", "persona": "resident2"}, "Your building is now")
+            assert bound["keyboard"]["rows"][0][0]["text"] == "📝 New request"
+
+            await http.post("/api/personas/resident2/language", json={"language": "zh"})
+            await events.next_matching({"type": "language", "persona": "resident2", "language": "zh"})
+
+            form = aiohttp.FormData()
+            form.add_field("photo", striped_png(), filename="wires.png", content_type="image/png")
+            assert (await http.post("/api/personas/resident2/photo", data=form)).status == 200
+            sent = await events.next_matching({"type": "message", "persona": "resident2"}, '"photo": "AgAC')
+            photo = await http.get(f"/api/files/{sent['message']['photo']}")
+            assert await photo.read() == striped_png()
+
+            clock = await (await http.post("/api/clock", json={"days": 7})).json()
+            assert clock["offset_seconds"] == 7 * 86400 and len(moved) == 1
+            assert (await events.next_matching({"type": "clock"}))["offset_seconds"] == 7 * 86400
+
+        assert (await http.post("/api/personas/nobody/text", json={"text": "hi"})).status == 404
+        assert (await http.post("/api/clock", json={"days": 0})).status == 400
+        assert (await http.post("/api/personas/worker/text", json={"text": ""})).status == 400
+        first = personas["resident1"]["messages"][-1]["id"]
+        stale = await http.post("/api/personas/resident1/press", json={"message_id": first, "data": "fl:ok:x"})
+        assert stale.status == 409 and "no button" in (await stale.json())["error"]
+
+
+async def test_a_taken_port_is_reported_before_the_bot_starts(playground: Playground, database_url: str) -> None:
+    settings = Settings(database_url=database_url, _env_file=None)  # type: ignore[call-arg]
+    second = Playground(settings, port=int(playground.url.rsplit(":", 1)[1]))
+    try:
+        with pytest.raises(PortUnavailable, match="cannot serve the page"):
+            await second.start()
+    finally:
+        await second.stop()
+
+
+# --- the page, in a real browser -----------------------------------------------------------------------------
+
+
+async def test_resident_files_a_request_and_the_worker_accepts_it_in_the_browser(playground: Playground) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    if not CHROMIUM.exists():
+        pytest.fail(f"{CHROMIUM} is missing: install Debian's chromium (apt-get install -y chromium)")
+    async with async_playwright() as driver:
+        browser = await driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1600, "height": 900})
+            await page.goto(f"{playground.url}/?lang=en")
+            await walk_through_a_request(page, expect)
+            await take_screenshot(page, expect)
+        finally:
+            await browser.close()
+
+
+async def walk_through_a_request(page: Any, expect: Any) -> None:
+    expect.set_options(timeout=WAIT_MS)
+    resident = page.locator('section.chat[data-persona="resident1"]')
+    await expect(resident.get_by_text("孔明路12号院1号楼").first).to_be_visible()
+
+    await resident.get_by_role("button", name="EN", exact=True).click()
+    await expect(resident.get_by_text("I will speak English with you from now on.")).to_be_visible()
+    await resident.locator(".reply-keyboard").get_by_role("button", name="📝 New request").click()
+    await last_message(resident).get_by_role("button", name="Clutter in common areas").click()
+    await expect(last_message(resident)).to_contain_text("Describe the problem")
+    await resident.locator(".composer input[type=text]").fill("Boxes block the stairwell on floor 3")
+    await resident.get_by_role("button", name="Send").click()
+    await expect(last_message(resident)).to_contain_text("Send up to")
+    await resident.locator(".composer input[type=file]").set_input_files(
+        {"name": "boxes.png", "mimeType": "image/png", "buffer": striped_png()}
+    )
+    await expect(last_message(resident)).to_contain_text("Photo 1 of")
+    await last_message(resident).get_by_role("button", name="Done").click()
+    await last_message(resident).get_by_role("button", name="📍 Use my building's location").click()
+    await last_message(resident).get_by_role("button", name="No, show them").click()
+    await expect(last_message(resident)).to_contain_text("Boxes block the stairwell")
+    await last_message(resident).get_by_role("button", name="✅ Confirm").click()
+    await expect(last_message(resident)).to_contain_text("Filed as R-")
+
+    await page.locator('[data-tab="worker"]').click()
+    worker = page.locator('section.chat[data-persona="worker"]')
+    card = worker.locator(".msg", has_text="Boxes block the stairwell").last
+    await expect(card.locator("img")).to_be_visible()
+    await card.get_by_role("button", name="✅ 受理").click()
+    await expect(page.locator('[data-tab="resident1"] .badge')).not_to_be_empty()
+
+    await page.locator('[data-tab="resident1"]').click()
+    await expect(last_message(resident)).to_contain_text("was accepted by 王网格员")
+    await page.locator("#plus-day").click()
+    await expect(page.locator("#clock-offset")).to_have_text("(+1 d)")
+
+
+def last_message(chat: Any) -> Any:
+    return chat.locator(".msg.in").last
+
+
+async def take_screenshot(page: Any, expect: Any) -> None:
+    """Every chat side by side, for the README; the test's artifact folder keeps the latest one."""
+    await page.locator("#layout-toggle").click()
+    await expect(page.locator('section.chat[data-persona="district"]')).to_be_visible()
+    await expect(page.locator(".toast")).to_have_count(0)  # button answers fade after a moment
+    ARTIFACTS.mkdir(exist_ok=True)
+    await page.screenshot(path=str(ARTIFACTS / "playground.png"))
