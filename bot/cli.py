@@ -10,11 +10,14 @@ import asyncio
 import logging
 import sys
 from collections.abc import Callable, Coroutine
+from datetime import datetime
 from functools import partial
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
+from sqlalchemy.orm import Session
 
 from bot.config import Settings
 from bot.core.clock import system_clock
@@ -24,15 +27,13 @@ from storage.migrate import upgrade
 
 Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
-NO_TOKEN_HELP = """\
-gridbot needs a Telegram bot token to talk to Telegram.
+PLAYGROUND_NOTE = """\
+No Telegram token is configured, so gridbot starts its playground: the bot talks to a simulated Telegram
+inside this process, and a web page lets you chat with it as residents and staff.
 
-  1. In Telegram, talk to @BotFather, send /newbot and follow the steps; it gives you a token.
-  2. Run again with the token, for example:
-       GRIDBOT_TOKEN=123456:ABC-DEF gridbot run
-     or put GRIDBOT_TOKEN=... in a file named .env in this folder.
-
-Load your organisation first with `gridbot org import FILE.csv` (or `gridbot demo` for a sample one).
+To run on real Telegram, talk to @BotFather, send /newbot, and run again with the token it gives you:
+    GRIDBOT_TOKEN=123456:ABC-DEF gridbot run     (or put GRIDBOT_TOKEN=... in a file named .env here)
+Load your organisation first with `gridbot org import FILE.csv`.
 """
 
 
@@ -40,7 +41,10 @@ def settings_from(args: argparse.Namespace) -> Settings:
     """Environment and ``.env`` first, then whatever flags were given on the command line."""
     overrides = {
         name: value
-        for name in ("token", "api_url", "database_url", "engine", "webhook_url", "webhook_secret", "webhook_listen")
+        for name in (
+            "token", "api_url", "database_url", "engine", "webhook_url", "webhook_secret", "webhook_listen",
+            "playground_port",
+        )
         if (value := getattr(args, name, None)) is not None
     }
     return Settings(**overrides)
@@ -50,20 +54,42 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 
 async def run_bot(args: argparse.Namespace, settings: Settings) -> int:
-    if not settings.token_value:
-        print(NO_TOKEN_HELP)
-        return 2
+    if not settings.token_value and not settings.wechat_enabled:
+        print(PLAYGROUND_NOTE)
+        return await playground(args, settings)
     service = Service.from_settings(settings)
     await prepare_database(service.database)
-    if settings.engine == "ptb":
-        from bot.engines.ptb_engine import serve
-    else:
-        from bot.engines.aiogram_engine import serve
     try:
-        await run_until_stopped(partial(serve, service))
+        await run_until_stopped(channels_to_serve(service))
     finally:
         await service.database.dispose()
     return 0
+
+
+def channels_to_serve(service: Service) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+    """Telegram (with the configured engine), WeChat, or both in one process sharing one runtime."""
+    settings = service.settings
+    if settings.token_value:
+        from bot.engines import aiogram_engine, ptb_engine
+
+        engine: Callable[..., Coroutine[Any, Any, None]] = (
+            ptb_engine.serve if settings.engine == "ptb" else aiogram_engine.serve
+        )
+        telegram = partial(engine, service)
+        if not settings.wechat_enabled:
+            return telegram
+        from bot.engines import wechat
+
+        return wechat.alongside(service, telegram)
+    from bot.engines.wechat import serve as serve_wechat
+
+    return partial(serve_wechat, service)
+
+
+async def playground(args: argparse.Namespace, settings: Settings) -> int:
+    from bot import playground as local_playground
+
+    return await local_playground.run_playground(settings)
 
 
 async def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
@@ -191,6 +217,191 @@ async def categories_import(args: argparse.Namespace, settings: Settings) -> int
     return await with_database(settings, work)
 
 
+async def bulletin_report(args: argparse.Namespace, settings: Settings) -> int:
+    """Write the monthly bulletin as XLSX (and a PNG chart beside it) and print its summary."""
+    from bot.core.bulletin import (
+        BadMonth,
+        Bulletin,
+        Month,
+        area_by_code,
+        compute_bulletin,
+        render_chart,
+        render_summary,
+        render_workbook,
+    )
+    from bot.i18n import translator
+
+    try:
+        month = Month.parse(args.month) if args.month else Month.previous(system_clock(), settings.timezone)
+    except BadMonth:
+        print(f"month {args.month!r} is not written YYYY-MM (for example 2026-10)", file=sys.stderr)
+        return 2
+    out = Path(args.out)
+    t = translator(args.locale or settings.default_locale, settings.timezone)
+
+    def compute(session: Session) -> Bulletin:
+        area = area_by_code(session, street_code=args.street, community_code=args.community)
+        return compute_bulletin(session, area, month, settings.timezone)
+
+    async def work(database: Database) -> int:
+        try:
+            bulletin = await database.run(compute)
+        except LookupError as error:
+            print(error.args[0], file=sys.stderr)
+            return 1
+        out.write_bytes(render_workbook(t, bulletin))
+        chart = out.with_suffix(".png")
+        chart.write_bytes(render_chart(bulletin, t.locale))
+        print(render_summary(t, bulletin))
+        print(f"\nwrote {out} and {chart}")
+        return 0
+
+    return await with_database(settings, work)
+
+
+async def broadcast_list(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.core.broadcasts import audience_for_cli, recent_broadcasts
+    from bot.i18n import translator
+
+    t = translator(settings.default_locale, settings.timezone)
+
+    def lines(session: Session) -> list[str]:
+        return [
+            f"#{b.id:<5} {b.created_at:%Y-%m-%d %H:%M} {b.status.value:<9} "
+            f"sent {b.sent}/{b.total} failed {b.failed} blocked {b.blocked}  "
+            f"{audience_for_cli(session, b, t)}: {b.text[:40]!r}"
+            for b in recent_broadcasts(session, args.limit)
+        ]
+
+    async def work(database: Database) -> int:
+        found = await database.run(lines)
+        print("\n".join(found) if found else "no broadcasts yet")
+        return 0
+
+    return await with_database(settings, work)
+
+
+async def broadcast_show(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.core.broadcasts import audience_for_cli, recipient_counts
+    from bot.i18n import translator
+    from storage.models import Broadcast
+
+    t = translator(settings.default_locale, settings.timezone)
+
+    def describe(session: Session) -> list[str] | None:
+        b = session.get(Broadcast, args.id)
+        if b is None:
+            return None
+        finished = f"{b.finished_at:%Y-%m-%d %H:%M:%S}" if b.finished_at else "-"
+        counts = ", ".join(f"{status} {count}" for status, count in sorted(recipient_counts(session, b.id).items()))
+        return [
+            f"broadcast #{b.id} by {b.author.display_name or '?'} ({b.author.external_id})",
+            f"audience:  {audience_for_cli(session, b, t)}",
+            f"status:    {b.status.value}",
+            f"created:   {b.created_at:%Y-%m-%d %H:%M:%S}   finished: {finished}",
+            f"counts:    total {b.total}, sent {b.sent}, failed {b.failed}, blocked {b.blocked}",
+            f"recipients by status: {counts or 'none'}",
+            f"photo:     {b.photo or '-'}",
+            "text:",
+            b.text,
+        ]
+
+    async def work(database: Database) -> int:
+        found = await database.run(describe)
+        if found is None:
+            print(f"no broadcast #{args.id}", file=sys.stderr)
+            return 1
+        print("\n".join(found))
+        return 0
+
+    return await with_database(settings, work)
+
+
+async def audit_show(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.core.audit import format_entry, recent_actions
+
+    async def work(database: Database) -> int:
+        found = await database.run(lambda session: [format_entry(e) for e in recent_actions(session, args.limit)])
+        print("\n".join(found) if found else "the audit log is empty")
+        return 0
+
+    return await with_database(settings, work)
+
+
+async def bot_username_from_api(settings: Settings) -> str | None:
+    """The bot's username as the Bot API reports it (getMe)."""
+    from bot.engines.aiogram_engine import make_bot
+
+    token = settings.token_value
+    if not token:
+        return None
+    bot = make_bot(token, settings.api_url)
+    try:
+        me = await bot.get_me()
+    finally:
+        await bot.session.close()
+    return me.username
+
+
+async def posters(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.posters import PosterBuilding, buildings_in, find_unit, render_posters
+
+    username = args.username or await bot_username_from_api(settings)
+    if not username:
+        print("cannot tell the bot's username: give --username or configure GRIDBOT_TOKEN", file=sys.stderr)
+        return 2
+
+    def load(session: Session) -> list[PosterBuilding] | None:
+        unit = find_unit(session, args.unit)
+        return None if unit is None else buildings_in(session, unit)
+
+    async def work(database: Database) -> int:
+        buildings = await database.run(load)
+        if buildings is None:
+            print(f"no street, community, grid or building has the code {args.unit!r}", file=sys.stderr)
+            return 1
+        if not buildings:
+            print(f"{args.unit} has no active buildings", file=sys.stderr)
+            return 1
+        Path(args.out).write_bytes(render_posters(buildings, username))
+        print(f"wrote {len(buildings)} poster page(s) to {args.out}")
+        return 0
+
+    return await with_database(settings, work)
+
+
+def moment_from(text: str | None, timezone: str) -> datetime:
+    """``--at`` as an aware instant: ISO-8601, read in the deployment's time zone when it names none."""
+    if not text:
+        return system_clock()
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=ZoneInfo(timezone))
+
+
+async def jobs(args: argparse.Namespace, settings: Settings) -> int:
+    """``jobs due`` lists what the scheduler would do at ``--at``; ``jobs run`` does it (once)."""
+    from bot.core.scheduler import due_jobs
+    from bot.scheduler import run_due_jobs, scheduler_config
+
+    try:
+        now = moment_from(args.at, settings.timezone)
+    except ValueError:
+        print(f"--at {args.at!r} is not an ISO-8601 date and time (for example 2026-11-26T09:00)", file=sys.stderr)
+        return 2
+    config = scheduler_config(settings)
+
+    async def work(database: Database) -> int:
+        if args.action == "due":
+            found = await database.run(partial(due_jobs, now=now, config=config))
+            print("\n".join(str(job) for job in found) if found else f"nothing is due at {now.isoformat()}")
+            return 0
+        report = await run_due_jobs(database, now, config)
+        print(f"at {now.isoformat()}: {report}")
+        return 0
+
+    return await with_database(settings, work)
+
+
 def i18n(args: argparse.Namespace) -> int:
     from bot.catalogs import main as catalogs_main
 
@@ -202,6 +413,12 @@ def i18n(args: argparse.Namespace) -> int:
 
 def add_connection_flags(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--database-url", help="overrides GRIDBOT_DATABASE_URL")
+
+
+def add_port_flag(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--port", dest="playground_port", type=int, help="port of the playground page (GRIDBOT_PLAYGROUND_PORT)"
+    )
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -217,7 +434,13 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--webhook-url", help="public URL; when set the bot runs by webhook")
     run.add_argument("--webhook-secret", help="GRIDBOT_WEBHOOK_SECRET")
     run.add_argument("--webhook-listen", help="host:port of the local webhook server")
+    add_port_flag(run)
     run.set_defaults(handler=run_bot)
+
+    play = commands.add_parser("playground", help="the bot against a simulated Telegram, with a web page to try it")
+    add_connection_flags(play)
+    add_port_flag(play)
+    play.set_defaults(handler=playground)
 
     db = commands.add_parser("db", help="database schema").add_subparsers(dest="action", required=True)
     db_up = db.add_parser("upgrade", help="create or upgrade the schema")
@@ -256,6 +479,48 @@ def build_parser() -> argparse.ArgumentParser:
     cat_in.add_argument("file")
     add_connection_flags(cat_in)
     cat_in.set_defaults(handler=categories_import)
+
+    report = commands.add_parser("report", help="write the monthly bulletin as a spreadsheet and a chart")
+    report.add_argument("--month", help="YYYY-MM; the previous month when left out")
+    report.add_argument("--out", required=True, help="the XLSX file to write; the PNG chart goes beside it")
+    report_area = report.add_mutually_exclusive_group()
+    report_area.add_argument("--street", help="a street code (default: the whole district)")
+    report_area.add_argument("--community", help="a community code")
+    report.add_argument("--locale", help="language of the headers and labels (default: GRIDBOT_DEFAULT_LOCALE)")
+    add_connection_flags(report)
+    report.set_defaults(handler=bulletin_report)
+
+    broadcasts = commands.add_parser("broadcast", help="notices sent by admins").add_subparsers(
+        dest="action", required=True
+    )
+    bc_list = broadcasts.add_parser("list", help="recent broadcasts, newest first")
+    bc_list.add_argument("--limit", type=int, default=50)
+    add_connection_flags(bc_list)
+    bc_list.set_defaults(handler=broadcast_list)
+    bc_show = broadcasts.add_parser("show", help="one broadcast with its counts")
+    bc_show.add_argument("id", type=int)
+    add_connection_flags(bc_show)
+    bc_show.set_defaults(handler=broadcast_show)
+
+    audit = commands.add_parser("audit", help="print what admins did (broadcasts, invites, staff changes)")
+    audit.add_argument("--limit", type=int, default=100)
+    add_connection_flags(audit)
+    audit.set_defaults(handler=audit_show)
+
+    poster = commands.add_parser("posters", help="a printable PDF of building QR codes, one A4 page each")
+    poster.add_argument("--unit", required=True, help="a street, community, grid or building code")
+    poster.add_argument("--out", required=True, help="the PDF file to write")
+    poster.add_argument("--username", help="the bot's username (default: asked from the Bot API)")
+    poster.add_argument("--token", help="overrides GRIDBOT_TOKEN")
+    poster.add_argument("--api-url", help="Bot API base URL (GRIDBOT_API_URL)")
+    add_connection_flags(poster)
+    poster.set_defaults(handler=posters)
+
+    scheduled = commands.add_parser("jobs", help="the scheduler: reminders, escalation, digests, bulletins")
+    scheduled.add_argument("action", choices=["due", "run"], help="list what is due, or run it")
+    scheduled.add_argument("--at", help="ISO-8601 instant to act as of (default: now; local time if no offset)")
+    add_connection_flags(scheduled)
+    scheduled.set_defaults(handler=jobs)
 
     translations = commands.add_parser("i18n", help="translation catalogs")
     translations.add_argument("action", choices=["update", "check"])

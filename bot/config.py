@@ -2,12 +2,14 @@
 
 from __future__ import annotations
 
+from datetime import time
 from typing import Literal
 
 from pydantic import Field, SecretStr
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TELEGRAM_API_URL = "https://api.telegram.org"
+WECHAT_API_URL = "https://api.weixin.qq.com"
 
 
 class Settings(BaseSettings):
@@ -28,7 +30,31 @@ class Settings(BaseSettings):
     send_rate: float = Field(default=25.0, gt=0, le=1000)
     # Requests a resident may file per day; admins are exempt.
     daily_request_limit: int = Field(default=10, ge=1)
+    # A resident sending more than this many updates within throttle_seconds is held back (0 turns it off).
+    # Room for a ten-photo album, which arrives as ten updates at once.
+    throttle_messages: int = Field(default=15, ge=0)
+    throttle_seconds: float = Field(default=3.0, gt=0)
     playground_port: int = 8080
+
+    # Residents get no messages between these local times; what the scheduler sends then waits for the end.
+    quiet_hours_start: time = time(22, 0)
+    quiet_hours_end: time = time(8, 0)
+    # Local time of the daily digest, the weekly feedback (Mondays) and the monthly bulletin (the 1st).
+    digest_time: time = time(9, 0)
+
+    # WeChat Official Account (公众号): served when the token, app id and secret are set.
+    wechat_token: SecretStr | None = None
+    wechat_app_id: str | None = None
+    wechat_app_secret: SecretStr | None = None
+    # The EncodingAESKey (43 characters) of the encrypted "safe mode"; plain mode when unset.
+    wechat_aes_key: SecretStr | None = None
+    wechat_api_url: str = WECHAT_API_URL
+    # host:port of the server WeChat calls; the callback path is /wechat.
+    wechat_listen: str = "127.0.0.1:8082"
+    # The template for messages outside the customer-service window, and its field names in the order
+    # title, body, time, remark (an empty name leaves that part out).
+    wechat_template_id: str | None = None
+    wechat_template_fields: str = "first,keyword1,keyword2,remark"
 
     @property
     def token_value(self) -> str | None:
@@ -37,3 +63,7 @@ class Settings(BaseSettings):
     @property
     def webhook_secret_value(self) -> str | None:
         return self.webhook_secret.get_secret_value() if self.webhook_secret else None
+
+    @property
+    def wechat_enabled(self) -> bool:
+        return bool(self.wechat_token and self.wechat_app_id and self.wechat_app_secret)

@@ -20,6 +20,9 @@ from storage.database import DatabaseUnavailable
 
 log = logging.getLogger(__name__)
 
+# Pauses between attempts at an update while the database is unavailable; then the person is told to try again.
+RETRY_PAUSES: tuple[float | None, ...] = (0.2, 1.0, None)
+
 
 class ChatOrder:
     """Serialises work per chat (asyncio locks wake waiters first-in, first-out) while chats run in parallel."""
@@ -54,11 +57,17 @@ class Runtime:
 
     async def process(self, incoming: Incoming) -> None:
         """Handle one update and send what it caused; the database being down gets a polite answer."""
-        try:
-            deliveries = await self.core.handle(incoming)
-        except DatabaseUnavailable:
-            await self._apologise(incoming)
-            return
+        for pause in RETRY_PAUSES:
+            try:
+                deliveries = await self.core.handle(incoming)
+                break
+            except DatabaseUnavailable:
+                if pause is None:
+                    await self._apologise(incoming)
+                    return
+                # A lock held a moment too long or a connection dropped: the unit of work was rolled back
+                # whole, so trying again cannot apply anything twice.
+                await asyncio.sleep(pause)
         if deliveries:
             await self.outbox.deliver(deliveries)
 

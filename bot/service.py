@@ -15,12 +15,14 @@ from bot.core.clock import Clock, system_clock
 from bot.core.context import CoreConfig
 from bot.core.messages import SetCommands
 from bot.core.outbox import Channel, OutboxSender
+from bot.core.rate import SharedRateLimiter
 from bot.core.router import Router
+from bot.core.throttle import Throttle
 from bot.i18n import available_locales, translator
 from bot.runtime import Runtime
 from handlers import build_router
 from handlers.menu import command_menu
-from storage.database import Database
+from storage.database import Database, is_sqlite
 from storage.migrate import is_up_to_date, upgrade
 
 log = logging.getLogger(__name__)
@@ -34,6 +36,12 @@ class Service:
     database: Database
     router: Router = field(default_factory=build_router)
     clock: Clock = system_clock
+    # Called after the playground moves the clock, so the scheduler can run what fell due at once.
+    on_clock_moved: Callable[[], Awaitable[None]] | None = None
+    # Channels served beside the engine's own (WeChat next to Telegram), sharing its runtime and outbox.
+    extra_channels: dict[str, Channel] = field(default_factory=dict)
+    # Told about every runtime built, so a channel served beside an engine can feed the engine's runtime.
+    runtime_listeners: list[Callable[[Runtime], object]] = field(default_factory=list)
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock = system_clock) -> Service:
@@ -56,8 +64,17 @@ class Service:
 
     def runtime(self, channels: dict[str, Channel], bot_username: str) -> Runtime:
         core = Core(self.database, self.router, self.core_config(bot_username), self.clock)
+        if self.settings.throttle_messages:
+            core.throttle = Throttle(self.settings.throttle_messages, self.settings.throttle_seconds)
+        channels = {**self.extra_channels, **channels}
         outbox = OutboxSender(self.database, channels, rate=self.settings.send_rate, clock=self.clock)
-        return Runtime(core, outbox)
+        if not is_sqlite(self.database.url):
+            # Several processes may send at once: they share one rate through the database.
+            outbox.limiter = SharedRateLimiter(self.database, self.settings.send_rate)
+        runtime = Runtime(core, outbox)
+        for listener in self.runtime_listeners:
+            listener(runtime)
+        return runtime
 
 
 async def prepare_database(database: Database) -> None:

@@ -120,7 +120,9 @@ def timeline_text(ctx: Context, t: Translator, request: Request, for_staff: bool
         if actor:
             line += f" — {actor}"
         if event.text and event.kind not in (EventKind.CONFIRMED, EventKind.REOPENED):
-            line += f": {event.text}"
+            # The system's reasons ("no response", "overdue") are message ids, shown in the reader's language.
+            text = t._(event.text) if event.actor is None else event.text
+            line += f": {text}"
         lines.append(line)
     return clip("\n".join(lines))
 

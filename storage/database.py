@@ -47,16 +47,36 @@ def _set_sqlite_pragmas(dbapi_connection: Any, _record: Any) -> None:
     cursor.close()
 
 
+# PostgreSQL error classes that mean "not now" rather than "wrong": connection problems (08), a lock not
+# granted within lock_timeout, a deadlock or serialisation failure, a cancelled statement, the server shutting
+# down or starting up. Retrying the same unit of work later can succeed. A unique violation (23505) outside a
+# handler's savepoint is another process inserting the same row at the same moment (a new person writing to two
+# workers at once); the retry finds the winner's row.
+_TRANSIENT_SQLSTATES = ("08", "55P03", "40P01", "40001", "57014", "57P01", "57P02", "57P03", "53300", "23505")
+
+# How long a PostgreSQL statement waits for a row or table lock before giving up; the person then hears "try
+# again in a moment" instead of waiting behind a stuck transaction.
+POSTGRES_LOCK_TIMEOUT = "5s"
+
+
 def _connection_lost(error: Exception) -> bool:
-    return isinstance(error, (OSError, ConnectionError)) or (
-        isinstance(error, DBAPIError) and error.connection_invalidated
-    )
+    if isinstance(error, (OSError, ConnectionError)):
+        return True
+    if not isinstance(error, DBAPIError):
+        return False
+    sqlstate = getattr(error.orig, "sqlstate", None) or ""
+    return error.connection_invalidated or sqlstate.startswith(_TRANSIENT_SQLSTATES)
 
 
 class Database:
     def __init__(self, url: str) -> None:
         self.url = make_url(url)
-        self.async_engine: AsyncEngine = create_async_engine(self.url, pool_pre_ping=not is_sqlite(url))
+        connect_args: dict[str, Any] = {}
+        if self.url.get_backend_name() == "postgresql":
+            connect_args["server_settings"] = {"lock_timeout": POSTGRES_LOCK_TIMEOUT}
+        self.async_engine: AsyncEngine = create_async_engine(
+            self.url, pool_pre_ping=not is_sqlite(url), connect_args=connect_args
+        )
         self._thread: ThreadPoolExecutor | None = None
         self._sync_sessions: sessionmaker[Session] | None = None
         self.sync_engine: Engine | None = None

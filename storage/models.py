@@ -158,6 +158,9 @@ class Category(Base):
     # Names per locale, e.g. {"zh_CN": "飞线充电", "en": "Dangling wires"}.
     names: Mapped[dict[str, Any]] = mapped_column(JSON)
     due_days: Mapped[int] = mapped_column(Integer, default=7)
+    # A new request nobody accepts reminds its holders after this long, and goes up a level after that long.
+    remind_after_hours: Mapped[int] = mapped_column(Integer, default=24, server_default="24")
+    escalate_after_hours: Mapped[int] = mapped_column(Integer, default=48, server_default="48")
     sort_order: Mapped[int] = mapped_column(Integer, default=0)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
@@ -170,6 +173,11 @@ class Request(Base):
     __table_args__ = (
         Index("ix_requests_holder", "level", "unit_id", "status"),
         Index("ix_requests_duplicates", "building_id", "category_id", "status", "created_at"),
+        # The scheduler's scans: each due column is read as a range within one status.
+        Index("ix_requests_remind", "status", "remind_at"),
+        Index("ix_requests_escalate", "status", "escalate_at"),
+        Index("ix_requests_overdue", "status", "due_at"),
+        Index("ix_requests_resolved", "status", "resolved_at"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     resident_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
@@ -191,6 +199,12 @@ class Request(Base):
     resolved_level: Mapped[Level | None] = mapped_column(Enum(Level, native_enum=False, length=16))
     closed_at: Mapped[datetime | None]
     supporters: Mapped[int] = mapped_column(Integer, default=0)
+    # Timers of the scheduler (bot.core.scheduler). ``remind_at`` / ``escalate_at`` are set whenever the request
+    # reaches a new holder and cleared once acted on; the markers say when the system last acted.
+    remind_at: Mapped[datetime | None]
+    escalate_at: Mapped[datetime | None]
+    overdue_escalated_at: Mapped[datetime | None]
+    reasked_at: Mapped[datetime | None]
 
     resident: Mapped[Person] = relationship(foreign_keys=[resident_id], lazy="joined")
     building: Mapped[Building] = relationship(lazy="joined")
@@ -298,3 +312,152 @@ class OutboxMessage(Base):
     # The platform's id of the sent message, for later edits.
     message_id: Mapped[int | None] = mapped_column(BigInteger)
     error: Mapped[str | None] = mapped_column(String(400))
+    # A process is sending this row until then (a lease, so a crashed sender's rows come back); see
+    # bot.core.claims.
+    claimed_until: Mapped[datetime | None]
+
+
+class SendRateBucket(Base):
+    """The send rate shared by every process on PostgreSQL: the next free sending slot, in server time.
+
+    One row per channel, moved forward atomically by each send (see bot.core.rate); seconds since the epoch,
+    so the arithmetic stays in the database's clock and no process's clock matters.
+    """
+
+    __tablename__ = "send_rate"
+    channel: Mapped[str] = mapped_column(String(20), primary_key=True)
+    next_slot: Mapped[float] = mapped_column(Float, default=0.0)
+
+
+# --- admin tools: broadcasts, staff invites, audit log ---------------------------------------------------
+
+
+class BroadcastStatus(enum.StrEnum):
+    SENDING = "sending"  # confirmed; the broadcast worker delivers it (or resumes it after a restart)
+    CANCELLED = "cancelled"  # the admin stopped it; ``finished_at`` is set once the worker has wound it up
+    FINISHED = "finished"
+
+
+class RecipientStatus(enum.StrEnum):
+    PENDING = "pending"
+    SENT = "sent"
+    FAILED = "failed"
+    BLOCKED = "blocked"
+
+
+class Broadcast(Base):
+    """A notice from an admin to everyone in an audience, delivered in the background."""
+
+    __tablename__ = "broadcasts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    author_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    # {"level": "community", "unit_id": 3, "who": "residents"}; see bot.core.broadcasts.Audience.
+    audience: Mapped[dict[str, Any]] = mapped_column(JSON)
+    text: Mapped[str] = mapped_column(Text)
+    photo: Mapped[str | None] = mapped_column(String(200))
+    status: Mapped[BroadcastStatus] = mapped_column(Enum(BroadcastStatus, native_enum=False, length=16), index=True)
+    total: Mapped[int] = mapped_column(Integer, default=0)
+    sent: Mapped[int] = mapped_column(Integer, default=0)
+    failed: Mapped[int] = mapped_column(Integer, default=0)
+    blocked: Mapped[int] = mapped_column(Integer, default=0)
+    # The admin's message that shows progress (edited while sending) and carries the Cancel button.
+    progress_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    created_at: Mapped[datetime]
+    finished_at: Mapped[datetime | None]
+    author: Mapped[Person] = relationship(lazy="joined")
+
+
+class BroadcastRecipient(Base):
+    __tablename__ = "broadcast_recipients"
+    __table_args__ = (
+        UniqueConstraint("broadcast_id", "person_id"),
+        # The worker streams a broadcast's pending recipients in id order.
+        Index("ix_broadcast_recipients_queue", "broadcast_id", "status", "id"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    broadcast_id: Mapped[int] = mapped_column(ForeignKey("broadcasts.id", ondelete="CASCADE"))
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    status: Mapped[RecipientStatus] = mapped_column(
+        Enum(RecipientStatus, native_enum=False, length=16), default=RecipientStatus.PENDING
+    )
+    attempt: Mapped[int] = mapped_column(Integer, default=0)
+
+
+class StaffInvite(Base):
+    """A single-use link that makes whoever opens it staff of a unit."""
+
+    __tablename__ = "staff_invites"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token: Mapped[str] = mapped_column(String(CODE_LENGTH), unique=True)
+    role: Mapped[Role] = mapped_column(Enum(Role, native_enum=False, length=16))
+    unit_id: Mapped[int] = mapped_column(Integer)  # as StaffRole.unit_id
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    used_at: Mapped[datetime | None]
+
+
+class AuditLog(Base):
+    """What admins did: broadcasts, invites, staff changes."""
+
+    __tablename__ = "audit_log"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    at: Mapped[datetime] = mapped_column(index=True)
+    actor_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    action: Mapped[str] = mapped_column(String(40))
+    details: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
+    actor: Mapped[Person | None] = relationship(lazy="joined")
+
+
+# --- the scheduler ----------------------------------------------------------------------------------------
+
+
+class JobRun(Base):
+    """A piece of a periodic job that is done, so no process does it again.
+
+    ``subject`` names the piece (``person:12``, ``person:12:community:3``); the empty subject marks the whole
+    period as finished.
+    """
+
+    __tablename__ = "job_runs"
+    __table_args__ = (UniqueConstraint("job", "period", "subject"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    job: Mapped[str] = mapped_column(String(40))
+    period: Mapped[str] = mapped_column(String(20))
+    subject: Mapped[str] = mapped_column(String(80), default="")
+    done_at: Mapped[datetime]
+
+
+# --- WeChat Official Account channel ----------------------------------------------------------------------
+
+
+class WeChatChat(Base):
+    """What the WeChat channel remembers about one follower (OpenID) between messages and restarts.
+
+    WeChat allows a few customer-service messages within 48 hours of the follower's last message; later
+    messages must go as template messages. Chats have no buttons, so the last keyboard sent is kept here to
+    turn a numbered reply back into a button press.
+    """
+
+    __tablename__ = "wechat_chats"
+    openid: Mapped[str] = mapped_column(String(64), primary_key=True)
+    last_inbound_at: Mapped[datetime | None]
+    # Customer-service messages sent since ``last_inbound_at``.
+    sent_in_window: Mapped[int] = mapped_column(Integer, default=0)
+    # The numbered choices of the last keyboard: [[kind, label, value], ...]; see bot.engines.wechat.
+    choices: Mapped[list[Any]] = mapped_column(JSON, default=list)
+    choices_message_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The channel numbers the messages it sends, standing in for the message ids WeChat does not return.
+    message_seq: Mapped[int] = mapped_column(BigInteger, default=0)
+
+
+class WeChatAccessToken(Base):
+    """The account's access token, shared by every process: fetching a new one invalidates the old one."""
+
+    __tablename__ = "wechat_access_tokens"
+    app_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    token: Mapped[str] = mapped_column(String(600), default="")
+    expires_at: Mapped[datetime]
+    # While set in the future, one process is fetching a new token and the others wait for it.
+    lease_until: Mapped[datetime | None]

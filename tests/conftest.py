@@ -28,7 +28,7 @@ async def database_url(tmp_path: Path) -> AsyncIterator[str]:
         yield url
 
 
-@pytest.fixture(params=["aiogram"])
+@pytest.fixture(params=["aiogram", "ptb"])
 def engine(request: pytest.FixtureRequest) -> str:
     """The chat engine an end-to-end test runs through: every such test runs once per engine."""
     engine_name: str = request.param

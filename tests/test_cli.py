@@ -8,6 +8,7 @@ import pytest
 from sqlalchemy import create_engine, inspect
 
 from bot.cli import main
+from bot.config import Settings
 from storage.migrate import head_revision
 
 HEADER = "street_code,street_name,community_code,community_name,grid_code,grid_name,building_code,building_name,address"
@@ -26,10 +27,20 @@ def sqlite_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-def test_run_without_token_explains_how_to_get_one(sqlite_file: Path, capsys: pytest.CaptureFixture[str]) -> None:
-    assert main(["run"]) == 2
+def test_run_without_token_starts_the_playground(
+    sqlite_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    ports = []
+
+    async def fake_playground(settings: Settings) -> int:
+        ports.append(settings.playground_port)
+        return 0
+
+    monkeypatch.setattr("bot.playground.run_playground", fake_playground)
+    assert main(["run", "--port", "18123"]) == 0
     out = capsys.readouterr().out
-    assert "@BotFather" in out and "GRIDBOT_TOKEN" in out
+    assert "playground" in out and "@BotFather" in out and "GRIDBOT_TOKEN" in out
+    assert ports == [18123]
 
 
 def test_db_upgrade_creates_the_schema_with_migrations(sqlite_file: Path) -> None:

@@ -1,4 +1,4 @@
-"""The foundation through the aiogram engine against the Bot API simulator over HTTP."""
+"""The foundation through each chat engine against the Bot API simulator over HTTP."""
 
 from __future__ import annotations
 
@@ -24,9 +24,9 @@ async def sim() -> AsyncIterator[tuple[BotApiSimulator, str]]:
     await simulator.stop()
 
 
-async def test_deep_link_binding_through_aiogram(sim: tuple[BotApiSimulator, str], database_url: str) -> None:
+async def test_deep_link_binding(sim: tuple[BotApiSimulator, str], database_url: str, engine: str) -> None:
     simulator, url = sim
-    async with running_bot(simulator, url, database_url) as bot:
+    async with running_bot(simulator, url, database_url, engine) as bot:
         await bot.service.database.run(make_small_org)
         li = simulator.user(2001, "李", language_code="zh-hans")
         await li.send_text("/start b_DG-JS-01-B1")
@@ -40,10 +40,10 @@ async def test_deep_link_binding_through_aiogram(sim: tuple[BotApiSimulator, str
 
 
 async def test_guided_and_location_binding_and_unknown_code(
-    sim: tuple[BotApiSimulator, str], database_url: str
+    sim: tuple[BotApiSimulator, str], database_url: str, engine: str
 ) -> None:
     simulator, url = sim
-    async with running_bot(simulator, url, database_url) as bot:
+    async with running_bot(simulator, url, database_url, engine) as bot:
         await bot.service.database.run(make_small_org)
         ann = simulator.user(2002, "Ann", language_code="en")
         await ann.send_text("/start b_NO-SUCH")
@@ -72,13 +72,13 @@ def free_port() -> int:
 
 
 async def test_webhook_refuses_bad_secret_and_processes_a_duplicate_once(
-    sim: tuple[BotApiSimulator, str], database_url: str
+    sim: tuple[BotApiSimulator, str], database_url: str, engine: str
 ) -> None:
     simulator, url = sim
     port = free_port()
     hook = f"http://127.0.0.1:{port}/telegram"
     async with running_bot(
-        simulator, url, database_url, webhook_url=hook, webhook_secret="s3cret-Token",
+        simulator, url, database_url, engine, webhook_url=hook, webhook_secret="s3cret-Token",
         webhook_listen=f"127.0.0.1:{port}",
     ) as bot:
         await bot.service.database.run(make_small_org)
@@ -117,9 +117,11 @@ async def _wait_for_webhook(simulator: BotApiSimulator) -> None:
     raise AssertionError("the bot never set its webhook")
 
 
-async def test_reply_is_delivered_after_a_429(sim: tuple[BotApiSimulator, str], database_url: str) -> None:
+async def test_reply_is_delivered_after_a_429(
+    sim: tuple[BotApiSimulator, str], database_url: str, engine: str
+) -> None:
     simulator, url = sim
-    async with running_bot(simulator, url, database_url) as bot:
+    async with running_bot(simulator, url, database_url, engine) as bot:
         await bot.service.database.run(make_small_org)
         dee = simulator.user(2005, "Dee", language_code="en")
         simulator.inject_failure("sendMessage", status=429, retry_after=1)

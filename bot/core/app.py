@@ -12,14 +12,16 @@ from dataclasses import dataclass
 from functools import partial
 from typing import Any
 
-from sqlalchemy import select
+from sqlalchemy import Table, select
 from sqlalchemy.orm import Session
 
+from bot.core.claims import OUTBOX_LEASE, insert_ignoring_duplicates, lock_inbox_row
 from bot.core.clock import Clock, system_clock
 from bot.core.context import Context, CoreConfig
 from bot.core.messages import Action, AnswerButton, ButtonPress, Incoming, Sender, SendText, action_to_json
 from bot.core.people import find_or_register_person
 from bot.core.router import Router
+from bot.core.throttle import Throttle
 from bot.i18n import negotiate_locale, translator
 from storage.database import Database
 from storage.models import InboxUpdate, OutboxMessage, Person
@@ -46,29 +48,25 @@ class Core:
         self.router = router
         self.config = config
         self.clock = clock
+        # Set by the service for live bots; tests driving the core directly usually leave it off.
+        self.throttle: Throttle | None = None
 
     async def handle(self, incoming: Incoming) -> list[PendingDelivery]:
         """Handle one update exactly once; returns the messages to deliver now."""
         return await self.database.run(partial(self.handle_in_session, incoming=incoming))
 
     def handle_in_session(self, session: Session, incoming: Incoming) -> list[PendingDelivery]:
-        inbox = session.get(InboxUpdate, (incoming.channel, incoming.update_id))
-        if inbox is not None and inbox.handled_at is not None:
+        now = self.clock()
+        # Locked until commit: another process given the same update waits here, then finds it handled.
+        inbox = lock_inbox_row(session, incoming.channel, incoming.update_id, now)
+        if inbox.handled_at is not None:
             log.info("update %s/%s already handled", incoming.channel, incoming.update_id)
             return []
-        now = self.clock()
         person = find_or_register_person(session, incoming.sender, self.config.default_locale, now)
         ctx = Context(session=session, person=person, event=incoming.event, now=now, config=self.config)
-        self._dispatch(ctx)
-        if inbox is None:
-            session.add(
-                InboxUpdate(
-                    channel=incoming.channel, update_id=incoming.update_id, payload={}, received_at=now,
-                    handled_at=now,
-                )
-            )
-        else:
-            inbox.handled_at = now
+        if self.throttle is None or not self.throttle.holds_back(ctx):
+            self._dispatch(ctx)
+        inbox.handled_at = now
         return write_outbox(session, ctx.outgoing, now)
 
     def _dispatch(self, ctx: Context) -> None:
@@ -94,7 +92,12 @@ class Core:
 def write_outbox(session: Session, outgoing: list[tuple[Person, Action]], now: Any) -> list[PendingDelivery]:
     """Write messages to the outbox in the current transaction; the caller sends them after commit."""
     rows = [
-        OutboxMessage(person_id=person.id, action=action_to_json(action), created_at=now, not_before=now)
+        # Claimed by the writer, which sends them right after commit; another process's outbox loop leaves
+        # them alone unless this one dies before recording the result (see bot.core.claims).
+        OutboxMessage(
+            person_id=person.id, action=action_to_json(action), created_at=now, not_before=now,
+            claimed_until=now + OUTBOX_LEASE,
+        )
         for person, action in outgoing
     ]
     session.add_all(rows)
@@ -109,18 +112,18 @@ def store_updates(session: Session, channel: str, updates: list[tuple[int, dict[
     """Record raw updates before they are confirmed to the platform; returns the ids not seen before."""
     if not updates:
         return []
-    ids = [update_id for update_id, _payload in updates]
-    known = set(
-        session.scalars(
-            select(InboxUpdate.update_id).where(InboxUpdate.channel == channel, InboxUpdate.update_id.in_(ids))
-        )
+    table = InboxUpdate.__table__
+    assert isinstance(table, Table)
+    rows = [
+        {"channel": channel, "update_id": update_id, "payload": payload, "received_at": now}
+        for update_id, payload in updates
+    ]
+    # A duplicate is skipped by the database itself, so two processes recording the same update at once
+    # cannot both see it as fresh; RETURNING names the rows this transaction actually inserted.
+    inserted = set(
+        session.scalars(insert_ignoring_duplicates(session, table, rows).returning(InboxUpdate.update_id))
     )
-    fresh = [(update_id, payload) for update_id, payload in updates if update_id not in known]
-    session.add_all(
-        InboxUpdate(channel=channel, update_id=update_id, payload=payload, received_at=now)
-        for update_id, payload in fresh
-    )
-    return [update_id for update_id, _payload in fresh]
+    return [update_id for update_id, _payload in updates if update_id in inserted]
 
 
 def unhandled_updates(session: Session, channel: str) -> list[dict[str, Any]]:

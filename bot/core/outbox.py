@@ -14,10 +14,11 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Protocol
 
-from sqlalchemy import select, update
+from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.core.app import PendingDelivery
+from bot.core.claims import OUTBOX_LEASE
 from bot.core.clock import Clock, system_clock
 from bot.core.messages import Action, Delivery, action_from_json
 from storage.database import Database, DatabaseUnavailable
@@ -74,6 +75,8 @@ class OutboxSender:
         self.poll_interval = poll_interval
         self._in_flight: set[int] = set()
         self._wake = asyncio.Event()
+        self.maybe_duplicated = 0
+        self._results = DeliveryLog(database, clock)
 
     def wake(self) -> None:
         """Look at the outbox now instead of at the next poll."""
@@ -83,17 +86,22 @@ class OutboxSender:
         """Send items in order; a chat whose message fails gets nothing more now, so order is kept."""
         results: list[tuple[int, Delivery]] = []
         stalled: set[int] = set()
+        # Rows not sent now go back to the outbox at once instead of waiting for their claim to run out; past
+        # half the lease another process may take the rows over, so the rest of a slow batch goes back too.
+        released: list[int] = []
+        use_until = time.monotonic() + OUTBOX_LEASE.total_seconds() / 2
         self._in_flight.update(item.outbox_id for item in items)
         try:
             for item in items:
-                if item.person_id in stalled:
+                if item.person_id in stalled or time.monotonic() > use_until:
+                    released.append(item.outbox_id)
                     continue
                 delivery = await self._perform(item, limited)
                 results.append((item.outbox_id, delivery))
                 if not delivery.ok:
                     stalled.add(item.person_id)
-            if results:
-                await self.database.run(partial(record_deliveries, results=results, now=self.clock()))
+            if results or released:
+                await self._results.record(results, released)
         finally:
             self._in_flight.difference_update(item.outbox_id for item in items)
         if any(not delivery.ok and not delivery.permanent for _id, delivery in results):
@@ -112,6 +120,11 @@ class OutboxSender:
             delivery = Delivery(ok=False, error=repr(error)[:300])
         if delivery.retry_after:
             self.limiter.pause(delivery.retry_after)
+        if not delivery.ok and maybe_delivered(delivery):
+            # The request may have reached Telegram before the connection failed; Telegram offers no way to
+            # ask, so the retry can show the message twice. Counted so it can be watched.
+            self.maybe_duplicated += 1
+            log.warning("outbox %s: outcome unknown (%s); retrying may duplicate it", item.outbox_id, delivery.error)
         return delivery
 
     async def run(self, stop: asyncio.Event) -> None:
@@ -135,34 +148,122 @@ class OutboxSender:
 
 
 def due_deliveries(
-    session: Session, now: datetime, exclude: frozenset[int] = frozenset(), limit: int = 200
+    session: Session, now: datetime, exclude: frozenset[int] = frozenset(), limit: int = 100
 ) -> list[PendingDelivery]:
+    """Claim the due rows nobody else is sending (see bot.core.claims) and return them, oldest first."""
     rows = session.execute(
         select(OutboxMessage, Person)
         .join(Person, Person.id == OutboxMessage.person_id)
-        .where(OutboxMessage.status == OutboxStatus.PENDING, OutboxMessage.not_before <= now)
+        .where(
+            OutboxMessage.status == OutboxStatus.PENDING,
+            OutboxMessage.not_before <= now,
+            or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until <= now),
+        )
         .order_by(OutboxMessage.id)
         .limit(limit)
+        # Rows another process is claiming right now are skipped rather than waited for.
+        .with_for_update(of=OutboxMessage, skip_locked=True)
     ).all()
+    claimed = [(row, person) for row, person in rows if row.id not in exclude]
+    for row, _person in claimed:
+        row.claimed_until = now + OUTBOX_LEASE
     return [
         PendingDelivery(row.id, person.id, person.channel, person.chat_id, action_from_json(row.action))
-        for row, person in rows
-        if row.id not in exclude
+        for row, person in claimed
     ]
 
 
-def record_deliveries(session: Session, results: list[tuple[int, Delivery]], now: datetime) -> None:
-    """Write what happened to each outbox row in one transaction."""
+def maybe_delivered(delivery: Delivery) -> bool:
+    """A failure after which the message may still have arrived: the connection broke or timed out mid-call."""
+    return not delivery.permanent and not delivery.retry_after and delivery.error.startswith(AMBIGUOUS_ERRORS)
+
+
+# Errors the engines report when no answer came back; a 5xx answer or a 429 means Telegram did not send.
+AMBIGUOUS_ERRORS = ("TimeoutError", "TelegramNetworkError", "NetworkError", "TimedOut", "ClientOSError",
+                    "ServerDisconnectedError", "OSError", "ConnectionResetError")
+
+
+async def record_with_retries(
+    database: Database, results: list[tuple[int, Delivery]], released: list[int], clock: Clock, tries: int = 5
+) -> None:
+    """Record delivery results, riding out a short database outage: a sent message left unrecorded would be
+    sent again once its claim runs out."""
+    for attempt in range(tries):
+        try:
+            await database.run(partial(record_deliveries, results=results, now=clock(), released=released))
+            return
+        except DatabaseUnavailable:
+            if attempt == tries - 1:
+                raise
+            await asyncio.sleep(0.5 * 2**attempt)
+
+
+class DeliveryLog:
+    """Records the results of sends that finish together in one database hop (a group commit).
+
+    Each update's messages are sent right after its own transaction; recording their results one update at a
+    time would cost a second round trip to the database per update. Callers still wait until their results
+    are committed, so nothing changes for them except that many share one transaction. A crash before the
+    commit leaves the rows pending, and they are sent again (``OutboxSender.maybe_duplicated`` does not count
+    these: the platform did answer).
+    """
+
+    def __init__(self, database: Database, clock: Clock) -> None:
+        self.database = database
+        self.clock = clock
+        self._queued: list[tuple[list[tuple[int, Delivery]], Sequence[int], asyncio.Future[None]]] = []
+        self._writing = asyncio.Lock()
+
+    async def record(self, results: list[tuple[int, Delivery]], released: Sequence[int]) -> None:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._queued.append((results, released, done))
+        async with self._writing:
+            if done.done():  # written by the caller that held the lock before this one
+                return done.result()
+            batch, self._queued = self._queued, []
+            try:
+                await record_with_retries(
+                    self.database, [r for rs, _, _ in batch for r in rs], [i for _, ids, _ in batch for i in ids],
+                    self.clock,
+                )
+            except BaseException as error:
+                for _results, _released, other in batch:
+                    if other is not done:
+                        other.set_exception(error)
+                raise
+            for _results, _released, other in batch:
+                other.set_result(None)
+
+
+def record_deliveries(
+    session: Session, results: list[tuple[int, Delivery]], now: datetime, released: Sequence[int] = ()
+) -> None:
+    """Write what happened to each outbox row in one transaction; ``released`` rows were not tried."""
+    if released:
+        session.execute(
+            update(OutboxMessage).where(OutboxMessage.id.in_(list(released))).values(claimed_until=None)
+        )
+    sent = [{"sent_id": outbox_id, "sent_message": d.message_id} for outbox_id, d in results if d.ok]
+    if sent:
+        # Nearly every result is a success: one executemany instead of loading each row through the ORM.
+        table = OutboxMessage.__table__
+        assert isinstance(table, Table)
+        session.execute(
+            update(table)
+            .where(table.c.id == bindparam("sent_id"))
+            .values(status=OutboxStatus.SENT, sent_at=now, message_id=bindparam("sent_message"),
+                    attempts=table.c.attempts + 1, claimed_until=None),
+            sent,
+        )
     for outbox_id, delivery in results:
+        if delivery.ok:
+            continue
         row = session.get(OutboxMessage, outbox_id)
         if row is None:
             continue
         row.attempts += 1
-        if delivery.ok:
-            row.status = OutboxStatus.SENT
-            row.sent_at = now
-            row.message_id = delivery.message_id
-        elif delivery.blocked:
+        row.claimed_until = None
+        if delivery.blocked:
             row.status = OutboxStatus.FAILED
             row.error = "blocked"
             session.execute(update(Person).where(Person.id == row.person_id).values(unreachable=True))

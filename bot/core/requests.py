@@ -52,6 +52,8 @@ MAX_DESCRIPTION = 2000
 MAX_PHOTOS = 3
 MAX_STAFF_TEXT = 1000
 DEFAULT_DUE_DAYS = 7
+DEFAULT_REMIND_AFTER_HOURS = 24
+DEFAULT_ESCALATE_AFTER_HOURS = 48
 DUPLICATE_WINDOW = timedelta(days=7)
 # A resident may chase a request once a day; more would only train staff to ignore it.
 CHASE_INTERVAL = timedelta(hours=24)
@@ -79,6 +81,7 @@ class Transition(enum.StrEnum):
     CONFIRM = "confirm"
     REOPEN = "reopen"
     RATE = "rate"
+    EXPIRE = "expire"  # the system closes a resolution the resident never answered
 
 
 @dataclass(frozen=True)
@@ -106,6 +109,7 @@ TRANSITIONS: dict[Transition, Rule] = {
     Transition.CONFIRM: Rule(frozenset({RequestStatus.RESOLVED}), RequestStatus.CLOSED),
     Transition.REOPEN: Rule(frozenset({RequestStatus.RESOLVED}), RequestStatus.NEW),
     Transition.RATE: Rule(frozenset({RequestStatus.CLOSED}), None),
+    Transition.EXPIRE: Rule(frozenset({RequestStatus.RESOLVED}), RequestStatus.CLOSED),
 }
 
 # Why a transition is refused in a status: specific cases first, then one reason per status.
@@ -195,15 +199,24 @@ def held_requests(session: Session, person: Person, limit: int = 30) -> list[Req
 
     District staff also see requests stuck at a unit where nobody is on duty any more.
     """
+    held = held_by(person)
+    if held is None:
+        return []
+    query = select(Request).where(Request.status.in_(OPEN_STATUSES), held)
+    return list(session.scalars(query.order_by(Request.due_at, Request.id).limit(limit)))
+
+
+def held_by(person: Person) -> Any:
+    """The condition on ``Request`` for requests the person's units hold (see ``held_requests``); None for
+    someone who is not staff."""
     held = [
         and_(Request.level == LEVEL_OF_ROLE[role.role], Request.unit_id == role.unit_id) for role in person.roles
     ]
     if not held:
-        return []
+        return None
     if is_district_staff(person):
         held.append(_unit_without_staff())
-    query = select(Request).where(Request.status.in_(OPEN_STATUSES), or_(*held))
-    return list(session.scalars(query.order_by(Request.due_at, Request.id).limit(limit)))
+    return or_(*held)
 
 
 def _unit_without_staff() -> Any:
@@ -401,6 +414,14 @@ def _due(now: datetime, category: Category) -> datetime:
     return now + timedelta(days=category.due_days or DEFAULT_DUE_DAYS)
 
 
+def waiting_timers(category: Category, level: Level, now: datetime) -> dict[str, datetime | None]:
+    """When the scheduler reminds a new holder who has not accepted the request, and when it escalates it
+    (never above the district); counted from ``now``, when the holder got it."""
+    remind = timedelta(hours=category.remind_after_hours or DEFAULT_REMIND_AFTER_HOURS)
+    escalate = timedelta(hours=category.escalate_after_hours or DEFAULT_ESCALATE_AFTER_HOURS)
+    return {"remind_at": now + remind, "escalate_at": None if level is Level.DISTRICT else now + escalate}
+
+
 def route_building(session: Session, request: Request) -> Unit:
     """Where a request about this building starts: its grid, or the first staffed unit above it."""
     return staffed_unit_from(session, Level.GRID, request.building.grid_id)
@@ -430,6 +451,8 @@ def file_request(
     session.add(request)
     session.flush()
     request.level, request.unit_id = route_building(session, request)
+    timers = waiting_timers(category, request.level, now)
+    request.remind_at, request.escalate_at = timers["remind_at"], timers["escalate_at"]
     session.flush()
     _record(session, request, EventKind.FILED, resident, now)
     return Change(request, holder_staff(session, request))
@@ -575,10 +598,11 @@ def reassign(session: Session, worker: Person, request_id: int, target: Unit, no
 
 
 def _move(
-    session: Session, request: Request, transition: Transition, kind: EventKind, target: Unit, actor: Person,
+    session: Session, request: Request, transition: Transition, kind: EventKind, target: Unit, actor: Person | None,
     now: datetime, text: str = "",
 ) -> Change:
-    _apply(session, request, transition, level=target[0], unit_id=target[1], assignee_id=None, accepted_at=None)
+    _apply(session, request, transition, level=target[0], unit_id=target[1], assignee_id=None, accepted_at=None,
+           **waiting_timers(request.category, target[0], now))
     _record(session, request, kind, actor, now, text)
     return Change(request, holder_staff(session, request))
 
@@ -604,6 +628,7 @@ def _reopen(session: Session, request: Request, resident: Person, now: datetime)
     _apply(
         session, request, Transition.REOPEN, level=target[0], unit_id=target[1], assignee_id=None,
         accepted_at=None, resolved_at=None, due_at=_due(now, request.category),
+        **waiting_timers(request.category, target[0], now),
     )
     _record(session, request, EventKind.REOPENED, resident, now, Outcome.NOT_FIXED.value)
     return Change(request, holder_staff(session, request))
@@ -637,3 +662,28 @@ def comment_rating(session: Session, resident: Person, request_id: int, comment:
     rating.comment = _checked_text(comment, MAX_STAFF_TEXT, N_("Please write your comment as text."))
     rating.at = now
     return Change(request)
+
+
+# --- what the system does by itself (bot.scheduler); the actor of these events is nobody -------------------
+
+
+def remind_by_system(session: Session, request: Request, now: datetime) -> Change:
+    """Record that the holders (returned to be told) were reminded of a request waiting for them."""
+    _record(session, request, EventKind.REMINDED, None, now)
+    return Change(request, holder_staff(session, request))
+
+
+def escalate_by_system(session: Session, request: Request, reason: str, now: datetime) -> Change | None:
+    """Report a request one level up because a deadline passed; None when the district holds it already."""
+    above = unit_above(session, request.level, request.unit_id)
+    if above is None:
+        return None
+    return _move(session, request, Transition.ESCALATE, EventKind.ESCALATED, staffed_unit_from(session, *above),
+                 None, now, reason)
+
+
+def close_unanswered(session: Session, request: Request, now: datetime) -> Change:
+    """Close a resolution the resident never confirmed; the handler who resolved it is told."""
+    _apply(session, request, Transition.EXPIRE, closed_at=now)
+    _record(session, request, EventKind.CLOSED, None, now, N_("no answer"))
+    return Change(request, [request.assignee] if request.assignee is not None else [])
