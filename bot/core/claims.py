@@ -60,3 +60,26 @@ def lock_inbox_row(session: Session, channel: str, update_id: int, now: datetime
         )
     )
     return session.scalars(query).one()
+
+
+def stale_unhandled_updates(
+    session: Session, channel: str, received_before: datetime, limit: int = 100
+) -> list[dict[str, Any]]:
+    """Payloads of updates recorded before ``received_before`` and still not handled, oldest first.
+
+    Rows a handling transaction holds right now (``lock_inbox_row``) are skipped rather than waited for: that
+    transaction is about to mark them handled. Whoever is handed the rest handles them through
+    ``lock_inbox_row`` as usual, so an update found here twice is still handled once.
+    """
+    rows = session.scalars(
+        select(InboxUpdate)
+        .where(
+            InboxUpdate.channel == channel,
+            InboxUpdate.handled_at.is_(None),
+            InboxUpdate.received_at < received_before,
+        )
+        .order_by(InboxUpdate.update_id)
+        .limit(limit)
+        .with_for_update(skip_locked=True)
+    )
+    return [row.payload for row in rows]

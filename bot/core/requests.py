@@ -21,6 +21,7 @@ from bot.core.ladder import (
     DISTRICT,
     LEVEL_OF_ROLE,
     ROLE_OF_LEVEL,
+    UNIT_MODEL,
     Unit,
     building_unit,
     has_staff,
@@ -220,15 +221,16 @@ def held_by(person: Person) -> Any:
 
 
 def _unit_without_staff() -> Any:
-    return or_(
-        *(
-            and_(
-                Request.level == level,
-                ~exists().where(StaffRole.role == ROLE_OF_LEVEL[level], StaffRole.unit_id == Request.unit_id),
-            )
-            for level in (Level.GRID, Level.COMMUNITY, Level.STREET)
+    # The units nobody is on duty for are few: finding them first lets the (level, unit_id, status) index pick
+    # their requests, where a NOT EXISTS per request would read every open request in the district.
+    held_without_staff = []
+    for level in (Level.GRID, Level.COMMUNITY, Level.STREET):
+        unit = UNIT_MODEL[level]
+        unstaffed = select(unit.id).where(
+            ~exists().where(StaffRole.role == ROLE_OF_LEVEL[level], StaffRole.unit_id == unit.id)
         )
-    )
+        held_without_staff.append(and_(Request.level == level, Request.unit_id.in_(unstaffed)))
+    return or_(*held_without_staff)
 
 
 def find_duplicates(session: Session, building_id: int, category_id: int, now: datetime) -> list[Request]:
@@ -474,6 +476,10 @@ def join_request(session: Session, resident: Person, request_id: int, now: datet
     _require_allowed(Transition.JOIN, request)
     if request.resident_id == resident.id:
         raise RequestRefused(N_("You filed {code} yourself."), code=request.code)
+    # Neighbours are offered "me too" for their own building only; a forged button from anyone else would
+    # inflate the count and make them a supporter, who may view the request.
+    if resident.building_id != request.building_id:
+        raise RequestRefused(N_("Only residents of the building of {code} can join it."), code=request.code)
     if session.get(RequestSupporter, (request.id, resident.id)) is not None:
         raise RequestRefused(N_("You already joined {code}."), code=request.code)
     session.add(RequestSupporter(request_id=request.id, person_id=resident.id, created_at=now))
@@ -590,6 +596,11 @@ def reassign(session: Session, worker: Person, request_id: int, target: Unit, no
     level, unit_id = target
     if level is not request.level and not is_district_staff(worker):
         raise RequestRefused(N_("{code} can only go to another unit of the same level."), code=request.code)
+    # Below the district a request moves only between units under one parent, as the keyboard offers
+    # (``reassign_targets``); moving it to another parent's unit is for the level above, not a forged button.
+    siblings = {sibling for sibling, _name in sibling_units(session, request.level, request.unit_id)}
+    if not is_district_staff(worker) and unit_id not in siblings:
+        raise RequestRefused(N_("Please choose another unit for {code}."), code=request.code)
     if target == (request.level, request.unit_id) or not unit_exists(session, level, unit_id):
         raise RequestRefused(N_("Please choose another unit for {code}."), code=request.code)
     if not has_staff(session, level, unit_id) and target != DISTRICT:

@@ -13,6 +13,7 @@ import contextlib
 import hmac
 import logging
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
+from datetime import timedelta
 from functools import partial
 from typing import TYPE_CHECKING, Any, Protocol
 from urllib.parse import urlsplit
@@ -20,6 +21,7 @@ from urllib.parse import urlsplit
 from aiohttp import web
 
 from bot.broadcaster import BroadcastWorker
+from bot.core.claims import stale_unhandled_updates
 from bot.core.messages import SetCommands
 from bot.runtime import Runtime
 from bot.scheduler import scheduler_loop
@@ -35,6 +37,10 @@ CHANNEL = "telegram"
 ALLOWED_UPDATES = ["message", "callback_query"]
 SECRET_HEADER = "X-Telegram-Bot-Api-Secret-Token"
 POLL_TIMEOUT = 25  # seconds a getUpdates call waits for updates
+# Updates recorded but left unhandled while the process kept running (the database went away between recording
+# and handling) are picked up this often; younger ones may still be on their way through this process.
+SWEEP_INTERVAL = 30.0
+SWEEP_MIN_AGE = timedelta(minutes=1)
 
 RawUpdate = tuple[int, dict[str, Any]]
 FeedUpdate = Callable[[dict[str, Any]], Awaitable[None]]
@@ -68,13 +74,51 @@ class UpdateIntake:
     def __init__(self, runtime: Runtime, feed: FeedUpdate) -> None:
         self.runtime = runtime
         self.feed = feed
+        # Updates handed to ``feed`` and not finished, so a sweep does not queue them a second time behind a
+        # slow chat (handling one twice would be skipped anyway, but only after waiting its turn).
+        self._in_flight: set[int] = set()
 
     def feed_in_background(self, payload: dict[str, Any]) -> None:
-        self.runtime.spawn_in_chat_order(chat_key(payload), partial(self.feed, payload))
+        update_id = int(payload.get("update_id", 0))
+        self._in_flight.add(update_id)
+
+        async def work() -> None:
+            try:
+                await self.feed(payload)
+            finally:
+                self._in_flight.discard(update_id)
+
+        self.runtime.spawn_in_chat_order(chat_key(payload), work)
 
     async def replay_unhandled(self) -> None:
         for payload in await self.runtime.replay(CHANNEL):
             self.feed_in_background(payload)
+
+    async def sweep_unhandled(self) -> int:
+        """Hand over updates recorded over ``SWEEP_MIN_AGE`` ago and still not handled; returns how many."""
+        before = self.runtime.core.clock() - SWEEP_MIN_AGE
+        payloads: list[dict[str, Any]] = await self.runtime.database.run(
+            partial(stale_unhandled_updates, channel=CHANNEL, received_before=before)
+        )
+        fresh = [payload for payload in payloads if payload.get("update_id") not in self._in_flight]
+        for payload in fresh:
+            self.feed_in_background(payload)
+        return len(fresh)
+
+    async def sweep(self, stop: asyncio.Event, interval: float = SWEEP_INTERVAL) -> None:
+        """Run ``sweep_unhandled`` every ``interval`` seconds until ``stop`` is set."""
+        while not stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(stop.wait(), timeout=interval)
+            if stop.is_set():
+                return
+            try:
+                if swept := await self.sweep_unhandled():
+                    log.warning("picked up %d update(s) recorded but never handled", swept)
+            except DatabaseUnavailable:
+                log.warning("inbox sweep: database unavailable, trying again later")
+            except Exception:  # a bug here must not stop the sweeps for good
+                log.exception("inbox sweep failed")
 
     async def take(self, updates: list[RawUpdate]) -> None:
         """Record ``updates`` and start the fresh ones; raises ``DatabaseUnavailable`` if nothing was recorded."""
@@ -191,6 +235,7 @@ async def run_engine(settings: Settings, runtime: Runtime, engine: TelegramEngin
         asyncio.create_task(runtime.outbox.run(stop)),
         asyncio.create_task(BroadcastWorker.for_runtime(runtime).run(stop)),
         asyncio.create_task(scheduler_loop(settings, runtime, stop)),
+        asyncio.create_task(intake.sweep(stop)),
     ]
     try:
         if settings.webhook_url:

@@ -1,0 +1,305 @@
+"""Who may do what: every action of the core against every role, as one table.
+
+Each case builds a fresh small organisation, puts a request where the role would plausibly act on it (at the
+role's own level for staff, at the grid for residents), calls the core use case directly and checks that it
+either changed the state or was refused without changing anything. A refusal is caught inside the same
+transaction, as the handlers do before they commit, so a use case that writes before it refuses is caught too.
+"""
+
+from __future__ import annotations
+
+import enum
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import timedelta
+from typing import Any
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from bot.core import requests as core
+from bot.core.areas import Scope, Unit
+from bot.core.broadcasts import Audience, BroadcastNotAllowed, Who, create_broadcast
+from bot.core.invites import InviteError, create_invite
+from storage.database import Database
+from storage.models import (
+    Broadcast,
+    Community,
+    Level,
+    Person,
+    Rating,
+    Request,
+    RequestEvent,
+    RequestStatus,
+    RequestSupporter,
+    Role,
+    StaffInvite,
+)
+from tests.org_fixture import NOW, SmallOrg, make_small_org, staff
+
+CLUTTER = 1  # the category id make_small_org creates first
+
+
+class Actor(enum.StrEnum):
+    FILER = "resident_filer"
+    NEIGHBOUR = "resident_same_building"
+    OTHER_RESIDENT = "resident_of_other_building"
+    WORKER = "worker_of_grid"
+    OTHER_WORKER = "worker_of_other_grid"
+    COMMUNITY = "community_in_area"
+    OTHER_COMMUNITY = "community_outside"
+    STREET = "street_in_area"
+    OTHER_STREET = "street_outside"
+    DISTRICT = "district"
+
+
+class Action(enum.StrEnum):
+    ACCEPT = "accept"
+    NOTE = "note"
+    RESOLVE = "resolve"
+    ESCALATE = "escalate"
+    RETURN = "return_down"
+    REASSIGN = "reassign"
+    WITHDRAW = "withdraw"
+    CHASE = "chase"
+    CONFIRM = "confirm"
+    RATE = "rate"
+    JOIN = "join"
+    BROADCAST = "broadcast"
+    INVITE = "invite"
+
+
+Y, N = True, False
+A = Actor
+# The policy at a glance: one row per action, one column per role (the order of ``COLUMNS``).
+COLUMNS = (A.FILER, A.NEIGHBOUR, A.OTHER_RESIDENT, A.WORKER, A.OTHER_WORKER, A.COMMUNITY, A.OTHER_COMMUNITY,
+           A.STREET, A.OTHER_STREET, A.DISTRICT)
+POLICY: dict[Action, tuple[bool, ...]] = {
+    #                  filer neigh other worker oworker comm ocomm street ostreet district
+    Action.ACCEPT:    (N,    N,    N,    Y,     N,      Y,   N,    Y,     N,      Y),
+    Action.NOTE:      (N,    N,    N,    Y,     N,      Y,   N,    Y,     N,      Y),
+    Action.RESOLVE:   (N,    N,    N,    Y,     N,      Y,   N,    Y,     N,      Y),
+    # Nothing is above the district.
+    Action.ESCALATE:  (N,    N,    N,    Y,     N,      Y,   N,    Y,     N,      N),
+    # Nothing is below a grid.
+    Action.RETURN:    (N,    N,    N,    N,     N,      Y,   N,    Y,     N,      Y),
+    Action.REASSIGN:  (N,    N,    N,    Y,     N,      Y,   N,    Y,     N,      Y),
+    Action.WITHDRAW:  (Y,    N,    N,    N,     N,      N,   N,    N,     N,      N),
+    Action.CHASE:     (Y,    N,    N,    N,     N,      N,   N,    N,     N,      N),
+    Action.CONFIRM:   (Y,    N,    N,    N,     N,      N,   N,    N,     N,      N),
+    Action.RATE:      (Y,    N,    N,    N,     N,      N,   N,    N,     N,      N),
+    # "Me too" is for neighbours: the filer has it already, and other buildings have their own requests.
+    Action.JOIN:      (N,    Y,    N,    N,     N,      N,   N,    N,     N,      N),
+    # Notices and invites go to the author's own area (here the filer's grid); grid workers administer nothing.
+    Action.BROADCAST: (N,    N,    N,    N,     N,      Y,   N,    Y,     N,      Y),
+    Action.INVITE:    (N,    N,    N,    N,     N,      Y,   N,    Y,     N,      Y),
+}
+CASES = [
+    pytest.param(action, actor, allowed, id=f"{action.value}-{actor.value}")
+    for action, row in POLICY.items()
+    for actor, allowed in zip(COLUMNS, row, strict=True)
+]
+
+# Where each role would hold a request; residents act on requests as they stand after filing.
+LEVEL_OF: dict[Actor, Level] = {
+    A.FILER: Level.GRID, A.NEIGHBOUR: Level.GRID, A.OTHER_RESIDENT: Level.GRID,
+    A.WORKER: Level.GRID, A.OTHER_WORKER: Level.GRID,
+    A.COMMUNITY: Level.COMMUNITY, A.OTHER_COMMUNITY: Level.COMMUNITY,
+    A.STREET: Level.STREET, A.OTHER_STREET: Level.STREET,
+    A.DISTRICT: Level.DISTRICT,
+}
+# Who holds the request at each level on its way up (and so escalates it or resolves it there).
+HOLDER_AT: dict[Level, Actor] = {
+    Level.GRID: A.WORKER, Level.COMMUNITY: A.COMMUNITY, Level.STREET: A.STREET, Level.DISTRICT: A.DISTRICT,
+}
+LATER = NOW + timedelta(days=30)  # past every due date, so a chase is allowed
+
+
+@dataclass
+class World:
+    org: SmallOrg
+    people: dict[Actor, int]
+    # Staffed units a request may be reassigned to from the in-area unit at each level.
+    sibling: dict[Level, tuple[Level, int]]
+    request_id: int
+
+    def person(self, session: Session, actor: Actor) -> Person:
+        return session.get_one(Person, self.people[actor])
+
+
+def resident(session: Session, user_id: int, name: str, building_id: int) -> Person:
+    person = Person(
+        channel="telegram", external_id=str(user_id), chat_id=str(user_id), display_name=name, locale="en",
+        state_data={}, created_at=NOW, building_id=building_id,
+    )
+    session.add(person)
+    session.flush()
+    return person
+
+
+def build_world(session: Session, level: Level, status: RequestStatus) -> World:
+    """The small organisation with one person per role and a request filed by ``FILER`` at ``level`` in
+    ``status`` (NEW, RESOLVED or CLOSED)."""
+    org = make_small_org(session)
+    people = {
+        A.FILER: resident(session, 1001, "Li Filer", org.building).id,
+        A.NEIGHBOUR: resident(session, 1002, "Ma Neighbour", org.building).id,
+        A.OTHER_RESIDENT: resident(session, 1003, "He Elsewhere", org.building2).id,
+        A.WORKER: staff(session, 2001, "Wang Worker", Role.WORKER, org.grid).id,
+        A.OTHER_WORKER: staff(session, 2002, "Zhao Other", Role.WORKER, org.grid2).id,
+        A.COMMUNITY: staff(session, 3001, "Chen Community", Role.COMMUNITY, org.community).id,
+        A.OTHER_COMMUNITY: staff(session, 3002, "Lin Community", Role.COMMUNITY, org.community2).id,
+        A.STREET: staff(session, 4001, "Sun Street", Role.STREET, org.street).id,
+        A.OTHER_STREET: staff(session, 4002, "Qian Street", Role.STREET, org.street2).id,
+        A.DISTRICT: staff(session, 5001, "Zhou District", Role.DISTRICT, 0).id,
+    }
+    # Colleagues under the same parents, so that each level has a unit a request may be reassigned to.
+    staff(session, 2003, "Wu Sibling", Role.WORKER, org.empty_grid)
+    sibling_community = Community(code="DG-HP", name="和平社区", street_id=org.street)
+    session.add(sibling_community)
+    session.flush()
+    staff(session, 3003, "Xu Sibling", Role.COMMUNITY, sibling_community.id)
+    sibling = {
+        Level.GRID: (Level.GRID, org.empty_grid),
+        Level.COMMUNITY: (Level.COMMUNITY, sibling_community.id),
+        Level.STREET: (Level.STREET, org.street2),
+        Level.DISTRICT: (Level.STREET, org.street2),
+    }
+    session.flush()
+    session.expire_all()  # the staff roles were added after the people were loaded
+    world = World(org, people, sibling, 0)
+    filer = world.person(session, A.FILER)
+    world.request_id = core.file_request(session, filer, core.Draft(CLUTTER, "楼道里堆满了纸箱"), NOW).request.id
+    climbed = Level.GRID
+    while climbed is not level:
+        core.escalate(session, world.person(session, HOLDER_AT[climbed]), world.request_id, "需要上级协调", NOW)
+        climbed = core.get_request(session, world.request_id).level
+    if status is not RequestStatus.NEW:
+        core.resolve(session, world.person(session, HOLDER_AT[level]), world.request_id, "已清理", NOW)
+    if status is RequestStatus.CLOSED:
+        core.confirm(session, filer, world.request_id, core.Outcome.FIXED, NOW)
+    assert core.get_request(session, world.request_id).status is status
+    return world
+
+
+def snapshot(session: Session, request_id: int) -> tuple[Any, ...]:
+    """Everything an action could change, as one comparable value."""
+    session.flush()
+    request = session.get_one(Request, request_id)
+    session.refresh(request)
+    rating = session.get(Rating, request_id)
+
+    def count(model: Any) -> int:
+        return session.scalar(select(func.count()).select_from(model)) or 0
+
+    return (
+        request.status, request.level, request.unit_id, request.assignee_id, request.supporters,
+        rating.stars if rating is not None else None, count(RequestEvent), count(RequestSupporter),
+        count(Broadcast), count(StaffInvite),
+    )
+
+
+Perform = Callable[[Session, World, Person], object]
+REFUSALS = (core.RequestRefused, BroadcastNotAllowed, InviteError)
+
+
+def _broadcast(session: Session, world: World, actor: Person) -> object:
+    audience = Audience(Unit(Scope.GRID, world.org.grid), Who.EVERYONE)
+    return create_broadcast(session, actor, audience, "明早停水", None, LATER)
+
+
+def _reassign(session: Session, world: World, actor: Person) -> object:
+    level = core.get_request(session, world.request_id).level
+    return core.reassign(session, actor, world.request_id, world.sibling[level], LATER)
+
+
+# Each action, and the status the request must be in for it (so that only who acts can make it fail).
+ACTIONS: dict[Action, tuple[RequestStatus, Perform]] = {
+    Action.ACCEPT: (RequestStatus.NEW, lambda s, w, p: core.accept(s, p, w.request_id, LATER)),
+    Action.NOTE: (RequestStatus.NEW, lambda s, w, p: core.add_note(s, p, w.request_id, "已联系物业", LATER)),
+    Action.RESOLVE: (RequestStatus.NEW, lambda s, w, p: core.resolve(s, p, w.request_id, "已清理", LATER)),
+    Action.ESCALATE: (RequestStatus.NEW, lambda s, w, p: core.escalate(s, p, w.request_id, "需要协调", LATER)),
+    Action.RETURN: (RequestStatus.NEW, lambda s, w, p: core.return_down(s, p, w.request_id, "请处理", LATER)),
+    Action.REASSIGN: (RequestStatus.NEW, _reassign),
+    Action.WITHDRAW: (RequestStatus.NEW, lambda s, w, p: core.withdraw(s, p, w.request_id, LATER)),
+    Action.CHASE: (RequestStatus.NEW, lambda s, w, p: core.chase(s, p, w.request_id, LATER)),
+    Action.CONFIRM: (
+        RequestStatus.RESOLVED, lambda s, w, p: core.confirm(s, p, w.request_id, core.Outcome.FIXED, LATER)
+    ),
+    Action.RATE: (RequestStatus.CLOSED, lambda s, w, p: core.rate(s, p, w.request_id, 5, LATER)),
+    Action.JOIN: (RequestStatus.NEW, lambda s, w, p: core.join_request(s, p, w.request_id, LATER)),
+    Action.BROADCAST: (RequestStatus.NEW, _broadcast),
+    Action.INVITE: (RequestStatus.NEW, lambda s, w, p: create_invite(s, p, Role.WORKER, "DG-JS-01", LATER)),
+}
+
+
+@dataclass
+class Result:
+    refused: BaseException | None
+    before: tuple[Any, ...]
+    after: tuple[Any, ...]
+
+
+def attempt(session: Session, action: Action, actor: Actor) -> Result:
+    status, perform = ACTIONS[action]
+    world = build_world(session, LEVEL_OF[actor], status)
+    before = snapshot(session, world.request_id)
+    refused: BaseException | None = None
+    try:
+        perform(session, world, world.person(session, actor))
+    except REFUSALS as error:
+        refused = error
+    return Result(refused, before, snapshot(session, world.request_id))
+
+
+def test_policy_covers_every_action_and_role() -> None:
+    assert set(POLICY) == set(Action) == set(ACTIONS)
+    assert set(COLUMNS) == set(Actor)
+
+
+@pytest.mark.parametrize(("action", "actor", "allowed"), CASES)
+async def test_authorization(database: Database, action: Action, actor: Actor, allowed: bool) -> None:
+    result = await database.run(lambda session: attempt(session, action, actor))
+    if allowed:
+        assert result.refused is None, f"{actor} was refused {action}: {result.refused!r}"
+        assert result.after != result.before, f"{action} by {actor} changed nothing"
+    else:
+        assert result.refused is not None, f"{actor} was allowed {action}"
+        assert result.after == result.before, f"{action} by {actor} was refused but changed {result.before} -> "\
+            f"{result.after}"
+
+
+@pytest.mark.parametrize("actor", [A.WORKER, A.COMMUNITY], ids=lambda actor: actor.value)
+async def test_reassign_only_to_units_under_the_same_parent(database: Database, actor: Actor) -> None:
+    """The keyboard offers only sibling units; a forged button to a unit elsewhere is refused in the core."""
+
+    def forge(session: Session) -> Result:
+        world = build_world(session, LEVEL_OF[actor], RequestStatus.NEW)
+        elsewhere = {
+            Level.GRID: (Level.GRID, world.org.grid2), Level.COMMUNITY: (Level.COMMUNITY, world.org.community2),
+        }
+        before = snapshot(session, world.request_id)
+        try:
+            core.reassign(session, world.person(session, actor), world.request_id, elsewhere[LEVEL_OF[actor]], LATER)
+        except core.RequestRefused as error:
+            return Result(error, before, snapshot(session, world.request_id))
+        return Result(None, before, snapshot(session, world.request_id))
+
+    result = await database.run(forge)
+    assert result.refused is not None
+    assert result.after == result.before
+
+
+async def test_district_may_reassign_anywhere(database: Database) -> None:
+    """District staff may send a request held at a grid to a grid in another community."""
+
+    def move(session: Session) -> tuple[tuple[Level, int], tuple[Level, int]]:
+        world = build_world(session, Level.GRID, RequestStatus.NEW)
+        target = (Level.GRID, world.org.grid2)
+        core.reassign(session, world.person(session, A.DISTRICT), world.request_id, target, LATER)
+        request = core.get_request(session, world.request_id)
+        return (request.level, request.unit_id), target
+
+    now_at, target = await database.run(move)
+    assert now_at == target
