@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import gc
 import logging
 import signal
 from collections.abc import Awaitable, Callable
@@ -87,8 +88,20 @@ async def prepare_database(database: Database) -> None:
     await database.run(seed_categories)
 
 
+def freeze_startup_objects() -> None:
+    """Exempt everything loaded at start-up from garbage collection.
+
+    aiogram's Bot API models alone are about 250,000 objects that live as long as the process; every full
+    collection walks all of them, which stalls the event loop (and every update in flight) for 0.1-0.4 s on a
+    small machine. Frozen objects are never freed, which is what happens to them anyway.
+    """
+    gc.collect()
+    gc.freeze()
+
+
 async def run_until_stopped(work: Callable[[asyncio.Event], Awaitable[None]]) -> None:
     """Run ``work(stop)``; SIGINT / SIGTERM set ``stop`` for a clean shutdown."""
+    freeze_startup_objects()
     stop = asyncio.Event()
     loop = asyncio.get_running_loop()
     for signum in (signal.SIGINT, signal.SIGTERM):

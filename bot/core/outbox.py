@@ -204,8 +204,8 @@ class DeliveryLog:
     Each update's messages are sent right after its own transaction; recording their results one update at a
     time would cost a second round trip to the database per update. Callers still wait until their results
     are committed, so nothing changes for them except that many share one transaction. A crash before the
-    commit leaves the rows pending, and they are sent again (``OutboxSender.maybe_duplicated`` does not count
-    these: the platform did answer).
+    commit leaves every row of the group unrecorded, and they are sent again once their claim runs out
+    (``OutboxSender.maybe_duplicated`` does not count these: the platform did answer).
     """
 
     def __init__(self, database: Database, clock: Clock) -> None:
@@ -226,7 +226,11 @@ class DeliveryLog:
                     self.database, [r for rs, _, _ in batch for r in rs], [i for _, ids, _ in batch for i in ids],
                     self.clock,
                 )
-            except BaseException as error:
+            except asyncio.CancelledError:
+                # This caller is going away; the others' results are written by whoever takes the lock next.
+                self._queued[:0] = [entry for entry in batch if entry[2] is not done]
+                raise
+            except Exception as error:
                 for _results, _released, other in batch:
                     if other is not done:
                         other.set_exception(error)
