@@ -151,6 +151,8 @@ def _with_timers(row: dict[str, Any], grid_of: dict[int, int], now: datetime) ->
         row["remind_at"], row["escalate_at"] = created + timedelta(hours=4), created + timedelta(days=1)
     if status in OPEN and row["due_at"] <= now:
         row["overdue_escalated_at"] = row["due_at"] + timedelta(minutes=5)
+    elif status in OPEN:
+        row["overdue_check_at"] = row["due_at"]
     if status is RequestStatus.RESOLVED and row["resolved_at"] is not None:
         if row["resolved_at"] <= now - timedelta(days=7):
             row["status"] = RequestStatus.CLOSED  # the scheduler would have closed it
@@ -203,7 +205,9 @@ def generate(path: Path, factor: int, now: datetime, seed: int = 1) -> dict[str,
             "staff": len(workers)}
 
 
-_NO_TIMERS = {"remind_at": None, "escalate_at": None, "overdue_escalated_at": None, "reasked_at": None}
+_NO_TIMERS = {
+    "remind_at": None, "escalate_at": None, "overdue_check_at": None, "overdue_escalated_at": None, "reasked_at": None
+}
 
 
 # --- measuring (in a process of its own, so its RSS is the serving process's) ----------------------------------

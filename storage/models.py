@@ -177,6 +177,7 @@ class Request(Base):
         Index("ix_requests_remind", "status", "remind_at"),
         Index("ix_requests_escalate", "status", "escalate_at"),
         Index("ix_requests_overdue", "status", "due_at"),
+        Index("ix_requests_overdue_check", "status", "overdue_check_at"),
         Index("ix_requests_resolved", "status", "resolved_at"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
@@ -203,6 +204,9 @@ class Request(Base):
     # reaches a new holder and cleared once acted on; the markers say when the system last acted.
     remind_at: Mapped[datetime | None]
     escalate_at: Mapped[datetime | None]
+    # The due date while the system has not yet escalated the request for being overdue, then cleared: the scan
+    # reads only requests still to escalate, not every open request that went past its due date long ago.
+    overdue_check_at: Mapped[datetime | None]
     overdue_escalated_at: Mapped[datetime | None]
     reasked_at: Mapped[datetime | None]
 

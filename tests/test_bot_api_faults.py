@@ -165,8 +165,3 @@ async def test_blocked_worker_is_marked_and_the_others_still_hear(
         assert failed == [(OutboxStatus.FAILED, "blocked")]
         assert not any("R-000001" in (m.caption or m.text or "") for m in wang.messages)
 
-
-async def test_timeout_of_a_slow_call(engine: str) -> None:
-    pytest.skip("the simulator cannot delay an answer (inject_failure has no delay), so a client-side timeout "
-                "cannot be provoked; a reset (test_dropped_connection_arrives_at_most_once_more) takes the same "
-                "'outcome unknown' path in the outbox")

@@ -443,11 +443,12 @@ def file_request(
     if len(draft.photo_ids) > MAX_PHOTOS:
         raise RequestRefused(N_("At most {limit} photos, please."), limit=MAX_PHOTOS)
     _check_daily_limit(session, resident, now, daily_limit)
+    due_at = _due(now, category)
     request = Request(
         resident_id=resident.id, building_id=building.id, category_id=category.id,
         description=check_description(draft.description), latitude=draft.latitude, longitude=draft.longitude,
         hide_identity=draft.hide_identity, status=RequestStatus.NEW, level=Level.GRID, unit_id=building.grid_id,
-        created_at=now, due_at=_due(now, category), supporters=0,
+        created_at=now, due_at=due_at, overdue_check_at=due_at, supporters=0,
     )
     request.photos = [RequestPhoto(file_id=file_id) for file_id in draft.photo_ids]
     session.add(request)
@@ -636,9 +637,10 @@ def _reopen(session: Session, request: Request, resident: Person, now: datetime)
     # that unit's parent; the district has none and takes it again itself.
     above = unit_above(session, request.level, request.unit_id)
     target = staffed_unit_from(session, *above) if above is not None else DISTRICT
+    due_at = _due(now, request.category)
     _apply(
         session, request, Transition.REOPEN, level=target[0], unit_id=target[1], assignee_id=None,
-        accepted_at=None, resolved_at=None, due_at=_due(now, request.category),
+        accepted_at=None, resolved_at=None, due_at=due_at, overdue_check_at=due_at,
         **waiting_timers(request.category, target[0], now),
     )
     _record(session, request, EventKind.REOPENED, resident, now, Outcome.NOT_FIXED.value)

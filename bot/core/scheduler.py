@@ -4,8 +4,8 @@ Nothing here keeps time in memory: every due time is a column of the row it conc
 calendar, so a restarted process finds exactly what is still due.
 
 * Per request (checked every minute): ``Request.remind_at`` / ``escalate_at`` (set by the lifecycle whenever a
-  request reaches a new holder), ``due_at`` with the ``overdue_escalated_at`` marker, and ``resolved_at`` with
-  the ``reasked_at`` marker. Each scan is a range over one of the ``(status, column)`` indexes.
+  request reaches a new holder), ``overdue_check_at`` (the due date until the overdue escalation clears it), and
+  ``resolved_at`` with the ``reasked_at`` marker. Each scan is a range over one of the ``(status, column)`` indexes.
 * Per period (daily digest, weekly feedback, monthly bulletin): one ``JobRun`` row per recipient and one for
   the finished period, under a unique key.
 
@@ -202,11 +202,8 @@ def due_condition(kind: JobKind, now: datetime) -> list[ColumnElement[bool]]:
     if kind is JobKind.ESCALATE_UNANSWERED:
         return [Request.status == RequestStatus.NEW, Request.escalate_at <= now]
     if kind is JobKind.ESCALATE_OVERDUE:
-        # A reopened request has a new due date, later than the last overdue escalation: it may go up again.
-        return [
-            Request.status.in_(OPEN_STATUSES), Request.due_at <= now,
-            or_(Request.overdue_escalated_at.is_(None), Request.overdue_escalated_at < Request.due_at),
-        ]
+        # Reopening sets a new due date and with it a new check: a reopened request may go up again.
+        return [Request.status.in_(OPEN_STATUSES), Request.overdue_check_at <= now]
     if kind is JobKind.CLOSE_UNANSWERED:
         return [Request.status == RequestStatus.RESOLVED, Request.resolved_at <= now - CLOSE_AFTER]
     if kind is JobKind.REASK:
@@ -223,7 +220,7 @@ def _claim_values(kind: JobKind, now: datetime) -> dict[str, Any]:
     values: dict[JobKind, dict[str, Any]] = {
         JobKind.REMIND: {"remind_at": None},
         JobKind.ESCALATE_UNANSWERED: {"escalate_at": None},
-        JobKind.ESCALATE_OVERDUE: {"overdue_escalated_at": now},
+        JobKind.ESCALATE_OVERDUE: {"overdue_check_at": None, "overdue_escalated_at": now},
         JobKind.REASK: {"reasked_at": now},
         # Closing changes the status itself (through the lifecycle), which is its own marker.
         JobKind.CLOSE_UNANSWERED: {},
@@ -235,7 +232,7 @@ def _due_at_column(kind: JobKind) -> Any:
     return {
         JobKind.REMIND: Request.remind_at,
         JobKind.ESCALATE_UNANSWERED: Request.escalate_at,
-        JobKind.ESCALATE_OVERDUE: Request.due_at,
+        JobKind.ESCALATE_OVERDUE: Request.overdue_check_at,
         JobKind.CLOSE_UNANSWERED: Request.resolved_at,
         JobKind.REASK: Request.resolved_at,
     }[kind]
