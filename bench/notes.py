@@ -63,18 +63,6 @@ and the notifications to the grid's workers) in the single database thread, plus
 the start-up objects were frozen (below), a full garbage collection walked aiogram's 250,000 objects in
 0.1-0.4 s and put p99 at 260 ms and more.
 
-**Scheduler due scan at x60 (target < 100 ms; measured about 225 ms).** All of it is the overdue scan
-(`JobKind.ESCALATE_OVERDUE`): `status IN ('new', 'accepted') AND due_at <= now AND (overdue_escalated_at IS NULL
-OR overdue_escalated_at < due_at)`. The index `ix_requests_overdue (status, due_at)` finds every open request past
-its due date (about 100,000 at x60, nearly all escalated long ago), reads each row to check the marker, and sorts
-them (`USE TEMP B-TREE FOR ORDER BY`). Measured on the x60 file: a partial index
-`CREATE INDEX ... ON requests (due_at, id) WHERE status IN ('new', 'accepted') AND (overdue_escalated_at IS NULL
-OR overdue_escalated_at < due_at)` answers the scan in 0.14 ms instead of 450 ms, provided the statuses are
-written as literals in the query (SQLite matches a partial index's condition only against literal terms; in
-SQLAlchemy `Request.status.in_(...)` with `literal_execute=True` on the bind, or a `literal()` list). PostgreSQL
-supports the same partial index. The scheduler and its migration are another engineer's work in progress, so
-this is reported here rather than changed.
-
 **Start-up (target < 2 s; measured about 3.3 s).** `import aiogram` alone takes 2.1-2.7 s here
 (`python -X importtime`: `aiogram.types` builds every Bot API pydantic model at import, 1.5 s of it) and 153 MB;
 the bot's own start (schema check, getMe, command menus, first getUpdates) is a few hundred ms on top. Nothing in
@@ -100,6 +88,10 @@ SQL), so the 250 MB bound holds with 5-25 MB to spare.
   correlated `NOT EXISTS` for every open request of the district. It now finds the unstaffed units first and
   lets the `(level, unit_id, status)` index fetch their requests (`bot/core/requests.py`, `_unit_without_staff`):
   300 ms -> 15 ms on the x60 database.
+- The scheduler's overdue scan read every open request past its due date (about 100,000 at x60, nearly all
+  escalated long ago) to find the few still to escalate: 192-225 ms. The due date now doubles as a timer,
+  `overdue_check_at`, that the escalation clears and reopening sets again, like `remind_at` and `escalate_at`,
+  so the scan is a range over `(status, overdue_check_at)`: 5 ms at x60 (`bot/core/scheduler.py`).
 - Throughput on SQLite, 200 conversations, 50 residents at once: 44-51 steps/s before (ratio 0.02-0.03), 62-69
   steps/s after the first two changes in the same quarter hour (ratio 0.03-0.04); 150-190 steps/s when the
   machine is quieter. Latency at 100 steps/s offered: p50 660 ms / p99 1,517 ms at first (the bot could not keep
