@@ -10,9 +10,11 @@ import pytest
 from bot.core.app import Core
 from bot.core.clock import FrozenClock
 from bot.core.context import CoreConfig
+from bot.simulator import BotApiSimulator
 from handlers import build_router
 from storage.database import Database
 from storage.models import Base
+from tests.e2e import TOKEN
 from tests.harness import CoreChat
 from tests.postgres import scratch_postgres_database
 
@@ -54,3 +56,12 @@ def clock() -> FrozenClock:
 def chat(database: Database, clock: FrozenClock) -> CoreChat:
     core = Core(database, build_router(), CoreConfig(bot_username="gridbot_test"), clock)
     return CoreChat(database, core, clock)
+
+
+@pytest.fixture
+async def sim() -> AsyncIterator[tuple[BotApiSimulator, str]]:
+    """A Bot API simulator on a free port, and its base URL, for tests that run the real bot against it."""
+    simulator = BotApiSimulator(token=TOKEN)
+    url = await simulator.start("127.0.0.1", 0)
+    yield simulator, url
+    await simulator.stop()

@@ -7,7 +7,7 @@ the waits below are as long as one retry needs and no longer; database state is 
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 from datetime import timedelta
 
 import pytest
@@ -17,19 +17,11 @@ from sqlalchemy.orm import Session
 from bot.runtime import Runtime
 from bot.simulator import BotApiSimulator, SimMessage, SimUser
 from storage.models import OutboxMessage, OutboxStatus, Person, Role
-from tests.e2e import TOKEN, RunningBot, eventually, running_bot
+from tests.e2e import RunningBot, eventually, running_bot
 from tests.org_fixture import SmallOrg, make_small_org, staff
 
 # One failed attempt waits 2 s before the outbox loop (polling every second) tries again.
 RETRY_WAIT = 8.0
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[tuple[BotApiSimulator, str]]:
-    simulator = BotApiSimulator(token=TOKEN)
-    url = await simulator.start("127.0.0.1", 0)
-    yield simulator, url
-    await simulator.stop()
 
 
 def button(message: SimMessage, prefix: str) -> str:

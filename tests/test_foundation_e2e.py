@@ -4,24 +4,14 @@ from __future__ import annotations
 
 import asyncio
 import socket
-from collections.abc import AsyncIterator
 
 import aiohttp
-import pytest
 from sqlalchemy import func, select
 
 from bot.simulator import BotApiSimulator, SimMessage
 from storage.models import InboxUpdate, OutboxMessage, OutboxStatus, Person
-from tests.e2e import TOKEN, eventually, running_bot
+from tests.e2e import eventually, running_bot
 from tests.org_fixture import make_small_org
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[tuple[BotApiSimulator, str]]:
-    simulator = BotApiSimulator(token=TOKEN)
-    url = await simulator.start("127.0.0.1", 0)
-    yield simulator, url
-    await simulator.stop()
 
 
 async def test_deep_link_binding(sim: tuple[BotApiSimulator, str], database_url: str, engine: str) -> None:

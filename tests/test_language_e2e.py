@@ -2,21 +2,9 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
-
 from bot.simulator import BotApiSimulator, SimMessage
-from tests.e2e import TOKEN, running_bot
+from tests.e2e import running_bot
 from tests.org_fixture import make_small_org
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[tuple[BotApiSimulator, str]]:
-    simulator = BotApiSimulator(token=TOKEN)
-    url = await simulator.start("127.0.0.1", 0)
-    yield simulator, url
-    await simulator.stop()
 
 
 def labels(message: SimMessage) -> list[str]:

@@ -5,25 +5,14 @@ Each step checks what every party's chat received, in that party's language.
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
-
-import pytest
 from sqlalchemy.orm import Session
 
 from bot.simulator import BotApiSimulator, SimMessage, SimUser
 from storage.models import Role
-from tests.e2e import TOKEN, running_bot
+from tests.e2e import running_bot
 from tests.org_fixture import SmallOrg, make_small_org, staff
 
 JPEG = b"\xff\xd8\xff\xe0" + b"clutter in the stairwell" * 20 + b"\xff\xd9"
-
-
-@pytest.fixture
-async def sim() -> AsyncIterator[tuple[BotApiSimulator, str]]:
-    simulator = BotApiSimulator(token=TOKEN)
-    url = await simulator.start("127.0.0.1", 0)
-    yield simulator, url
-    await simulator.stop()
 
 
 def button(message: SimMessage, prefix: str) -> str:
