@@ -228,15 +228,26 @@ async def run_until(stop: asyncio.Event, work: Coroutine[Any, Any, None]) -> Non
         await stopper
 
 
-async def run_engine(settings: Settings, runtime: Runtime, engine: TelegramEngine, stop: asyncio.Event) -> None:
-    """Take updates in (webhook if a URL is configured, else polling) and send until ``stop`` is set."""
-    intake = UpdateIntake(runtime, engine.feed)
-    loops = [
+def start_background_loops(settings: Settings, runtime: Runtime, stop: asyncio.Event) -> list[asyncio.Task[None]]:
+    """What every channel's process runs beside taking updates in: the outbox, broadcasts and the scheduler."""
+    return [
         asyncio.create_task(runtime.outbox.run(stop)),
         asyncio.create_task(BroadcastWorker.for_runtime(runtime).run(stop)),
         asyncio.create_task(scheduler_loop(settings, runtime, stop)),
-        asyncio.create_task(intake.sweep(stop)),
     ]
+
+
+async def cancel_loops(loops: list[asyncio.Task[None]]) -> None:
+    """Stop loops still running (start-up failed, or shutdown): they must not outlive the engine."""
+    for loop in loops:
+        loop.cancel()
+    await asyncio.gather(*loops, return_exceptions=True)
+
+
+async def run_engine(settings: Settings, runtime: Runtime, engine: TelegramEngine, stop: asyncio.Event) -> None:
+    """Take updates in (webhook if a URL is configured, else polling) and send until ``stop`` is set."""
+    intake = UpdateIntake(runtime, engine.feed)
+    loops = [*start_background_loops(settings, runtime, stop), asyncio.create_task(intake.sweep(stop))]
     try:
         if settings.webhook_url:
             await intake.serve_webhook(
@@ -249,7 +260,4 @@ async def run_engine(settings: Settings, runtime: Runtime, engine: TelegramEngin
         await runtime.drain()
         await asyncio.gather(*loops)
     finally:
-        # Only reached with loops still running when starting up failed: they must not outlive the engine.
-        for loop in loops:
-            loop.cancel()
-        await asyncio.gather(*loops, return_exceptions=True)
+        await cancel_loops(loops)

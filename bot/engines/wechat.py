@@ -33,7 +33,6 @@ from aiohttp import web
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.broadcaster import BroadcastWorker
 from bot.core.clock import Clock, system_clock
 from bot.core.messages import (
     MAX_TEXT,
@@ -59,6 +58,7 @@ from bot.core.messages import (
     clip,
     parse_command,
 )
+from bot.engines.common import cancel_loops, start_background_loops
 from bot.engines.wechat_api import WINDOW_CLOSED, WeChatApi, WeChatApiError
 from bot.engines.wechat_protocol import (
     WeChatCrypto,
@@ -565,21 +565,16 @@ async def run_server(settings: Settings, runtime: Runtime, channel: WeChatChanne
 
 
 async def serve(service: Service, stop: asyncio.Event) -> None:
-    """Run WeChat alone until ``stop`` is set: the callback server, the outbox and the broadcast worker."""
+    """Run WeChat alone until ``stop`` is set: the callback server, the outbox, broadcasts and the scheduler."""
     channel = make_channel(service)
     runtime = service.runtime({CHANNEL: channel}, "")
-    loops = [
-        asyncio.create_task(runtime.outbox.run(stop)),
-        asyncio.create_task(BroadcastWorker.for_runtime(runtime).run(stop)),
-    ]
+    loops = start_background_loops(service.settings, runtime, stop)
     try:
         await run_server(service.settings, runtime, channel, stop)
         await runtime.drain()
         await asyncio.gather(*loops)
     finally:
-        for loop in loops:
-            loop.cancel()
-        await asyncio.gather(*loops, return_exceptions=True)
+        await cancel_loops(loops)
         await channel.api.close()
 
 
