@@ -67,11 +67,13 @@ def claim_token(session: Session, app_id: str, now: datetime) -> Claim:
             return Claim()
     if row.token and row.expires_at - REFRESH_EARLY > now:
         return Claim(row.token, row.expires_at)
-    # A conditional update, so of two processes seeing an expired lease only one takes it.
+    # A conditional update, so of two processes seeing an expired lease only one takes it; and none takes it
+    # if another process stored a fresh token since this one read the row (it would fetch a second one).
     taken = session.execute(
         update(WeChatAccessToken)
         .where(
             WeChatAccessToken.app_id == app_id,
+            WeChatAccessToken.token == row.token,
             or_(WeChatAccessToken.lease_until.is_(None), WeChatAccessToken.lease_until <= now),
         )
         .values(lease_until=now + LEASE)
