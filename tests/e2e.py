@@ -4,17 +4,36 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
 from bot.config import Settings
-from bot.core.clock import Clock, system_clock
+from bot.core.clock import Clock
 from bot.service import Service, prepare_database
 from bot.simulator import BotApiSimulator
 
 TOKEN = "123456:TEST-token"
 T = TypeVar("T")
+
+# Thursday 08:10 in Nanyang: after the residents' quiet hours, before the day's digest, outside the weekly
+# status's and the monthly bulletin's catch-up windows. A bot started here meets no periodic job, whatever day
+# the suite runs on.
+QUIET_MORNING = datetime(2026, 11, 26, 0, 10, tzinfo=UTC)
+
+
+class TickingClock:
+    """A clock that starts at a fixed instant and then runs at real time's pace (timeouts and retries still
+    see time pass)."""
+
+    def __init__(self, start: datetime = QUIET_MORNING) -> None:
+        self.start = start
+        self.origin = time.monotonic()
+
+    def __call__(self) -> datetime:
+        return self.start + timedelta(seconds=time.monotonic() - self.origin)
 
 
 @dataclass
@@ -47,15 +66,16 @@ async def running_bot(
     api_url: str,
     database_url: str,
     engine: str = "aiogram",
-    clock: Clock = system_clock,
+    clock: Clock | None = None,
     **settings: Any,
 ) -> AsyncIterator[RunningBot]:
-    """The bot serving the simulator until the block ends (polling unless a webhook URL is given)."""
+    """The bot serving the simulator until the block ends (polling unless a webhook URL is given); its clock
+    starts on a quiet Thursday morning unless the test gives one."""
     config = Settings(
         token=TOKEN, api_url=api_url, database_url=database_url, engine=engine,
         _env_file=None, **settings,  # type: ignore[call-arg]
     )
-    service = Service.from_settings(config, clock=clock)
+    service = Service.from_settings(config, clock=clock or TickingClock())
     await prepare_database(service.database)
     stop = asyncio.Event()
     task = asyncio.create_task(engine_serve(engine)(service, stop))
