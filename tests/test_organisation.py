@@ -31,7 +31,7 @@ from bot.core.organisation import (
     read_org_file,
     validate_rows,
 )
-from bot.core.staff import StaffError, add_staff, list_staff, remove_staff, roles_of, staff_of_unit
+from bot.core.staff import StaffError, add_staff, list_staff, remove_staff, staff_of_unit
 from storage.database import Database
 from storage.models import Base, Building, Category, Community, Grid, Level, Person, Role, StaffRole, Street
 
@@ -342,16 +342,17 @@ async def test_staff_are_added_listed_and_found_by_unit(db: Database) -> None:
 async def test_new_staff_person_is_a_telegram_person_with_roles(db: Database) -> None:
     await db.run(load_demo)
 
-    def add_two_roles(session: Session) -> tuple[str, str, str | None, list[tuple[Role, int]]]:
+    def add_two_roles(session: Session) -> tuple[str, str, str | None, list[tuple[Role, str, str]]]:
         add_staff(session, " 42 ", Role.COMMUNITY, "HY-LZ", "刘", NOW)
         add_staff(session, "42", Role.WORKER, "HY-LZ-02", None, NOW)
         person = session.scalars(select(Person)).one()
-        return person.channel, person.chat_id, person.locale, [(r.role, r.unit_id) for r in roles_of(person)]
+        roles = [(line.role, line.unit_code, line.telegram_id) for line in list_staff(session)]
+        return person.channel, person.chat_id, person.locale, roles
 
     channel, chat_id, locale, roles = await db.run(add_two_roles)
 
     assert (channel, chat_id, locale) == ("telegram", "42", None)
-    assert [role for role, _unit in roles] == [Role.WORKER, Role.COMMUNITY]
+    assert roles == [(Role.COMMUNITY, "HY-LZ", "42"), (Role.WORKER, "HY-LZ-02", "42")]
 
 
 @pytest.mark.parametrize(

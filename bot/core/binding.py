@@ -7,8 +7,9 @@ import math
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.core.units import LEVEL_OF_ROLE, Unit, own_name
 from bot.i18n import Translator
-from storage.models import Building, Community, Grid, Person, Role, Street
+from storage.models import Building, Community, Grid, Level, Person, Role, Street
 
 EARTH_RADIUS_M = 6_371_000
 # About 5 km around the sender; keeps the distance computation to nearby rows.
@@ -82,13 +83,10 @@ def bind_person(session: Session, person: Person, building_id: int) -> Building:
 
 def describe_unit(session: Session, t: Translator, role: str, unit_id: int) -> str:
     """"grid worker of 建设路网格" and the like."""
-    if role == Role.WORKER:
-        grid = session.get(Grid, unit_id)
-        return t._("grid worker of {unit}").format(unit=grid.name if grid else "?")
-    if role == Role.COMMUNITY:
-        community = session.get(Community, unit_id)
-        return t._("staff of {unit}").format(unit=community.name if community else "?")
-    if role == Role.STREET:
-        street = session.get(Street, unit_id)
-        return t._("staff of {unit}").format(unit=street.name if street else "?")
-    return t._("district center staff")
+    level = LEVEL_OF_ROLE[Role(role)]
+    if level is Level.DISTRICT:
+        return t._("district center staff")
+    unit = own_name(session, Unit(level, unit_id))
+    if level is Level.GRID:
+        return t._("grid worker of {unit}").format(unit=unit)
+    return t._("staff of {unit}").format(unit=unit)

@@ -21,8 +21,6 @@ from bot.core.ladder import (
     DISTRICT,
     LEVEL_OF_ROLE,
     ROLE_OF_LEVEL,
-    UNIT_MODEL,
-    Unit,
     building_unit,
     has_staff,
     level_below,
@@ -31,6 +29,8 @@ from bot.core.ladder import (
     unit_above,
     unit_exists,
 )
+from bot.core.ladder import LEVEL_MODEL as UNIT_MODEL
+from bot.core.ladder import Holder as Unit
 from bot.core.staff import staff_of_unit
 from bot.i18n import N_
 from storage.models import (
