@@ -181,9 +181,14 @@ def own_name(session: Session, unit: Unit) -> str:
     return session.scalar(select(model.name).where(model.id == unit.id)) or "?"
 
 
+def area_label(t: Translator, unit: Unit, name: str) -> str:
+    """The unit as an area to address or report on, given its own name: that name, or "the whole district"."""
+    return name if unit.level is not Level.DISTRICT else t._("the whole district")
+
+
 def area_name(session: Session, t: Translator, unit: Unit) -> str:
-    """The unit as an area to address or report on: its own name, or "the whole district"."""
-    return own_name(session, unit) if unit.level is not Level.DISTRICT else t._("the whole district")
+    """``area_label`` with the unit's own name looked up."""
+    return area_label(t, unit, own_name(session, unit))
 
 
 def holder_name(session: Session, t: Translator, unit: Unit) -> str:
