@@ -18,13 +18,12 @@ from sqlalchemy.orm import Session
 from bot.core.areas import in_admin_area, staff_condition
 from bot.core.audit import AuditAction, record_action
 from bot.core.messages import MAX_CAPTION, MAX_TEXT
-from bot.core.units import LEVELS, Unit, area_name, ids_within
+from bot.core.units import LEVELS, Unit, area_name, ids_within, parent
 from bot.i18n import Translator
 from storage.models import (
     Broadcast,
     BroadcastRecipient,
     BroadcastStatus,
-    Building,
     Level,
     Person,
     RecipientStatus,
@@ -76,8 +75,7 @@ def may_address(session: Session, admin: Person, unit: Unit) -> bool:
 def _staff_area(session: Session, unit: Unit) -> Unit:
     # A building has no staff of its own: its grid's workers answer for it.
     if unit.level is Level.BUILDING:
-        grid_id = session.scalar(select(Building.grid_id).where(Building.id == unit.id))
-        return Unit(Level.GRID, grid_id or 0)
+        return parent(session, unit) or Unit(Level.GRID, 0)
     return unit
 
 

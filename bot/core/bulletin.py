@@ -44,6 +44,7 @@ from bot.core.units import (
     ROLE_OF_LEVEL,
     Unit,
     building_column,
+    join_up,
     level_below,
     own_name,
     unit_by_code,
@@ -52,9 +53,7 @@ from bot.core.units import (
 from storage.models import (
     Building,
     Category,
-    Community,
     EventKind,
-    Grid,
     Level,
     Person,
     Rating,
@@ -279,14 +278,9 @@ class _MonthQuery:
 
     def select_from_requests(self, *columns: ColumnElement[Any]) -> Select[Any]:
         """``SELECT category_id, child unit id, *columns`` over the month's requests in the area."""
-        return (
-            select(Request.category_id, self.child_unit)
-            .add_columns(*columns)
-            .join(Building, Building.id == Request.building_id)
-            .join(Grid, Grid.id == Building.grid_id)
-            .join(Community, Community.id == Grid.community_id)
-            .where(*self.where())
-        )
+        query = select(Request.category_id, self.child_unit).add_columns(*columns)
+        query = query.join(Building, Building.id == Request.building_id)
+        return join_up(query, Level.BUILDING, Level.COMMUNITY).where(*self.where())
 
     @property
     def resolved(self) -> ColumnElement[bool]:

@@ -9,7 +9,7 @@ and the bulletin build on it.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
@@ -95,10 +95,21 @@ def ancestor(session: Session, unit: Unit, level: Level) -> Unit | None:
     return found
 
 
+def join_up(query: Select[Any], start: Level, end: Level) -> Select[Any]:
+    """``query``, which reads ``start`` rows, joined to the rows of the units above them up to ``end``."""
+    level = start
+    while level is not end:
+        above = LEVELS[LEVELS.index(level) - 1]
+        model = LEVEL_MODEL[above]
+        query = query.join(model, PARENT_COLUMN[level] == model.id)
+        level = above
+    return query
+
+
 def ids_within(level: Level, area: Unit) -> Select[int] | None:
     """A query of the ids of every ``level`` unit inside ``area`` (the area itself at its own level);
     None when no unit of that level can lie inside it (a street inside a community, the district)."""
-    if level is Level.DISTRICT:
+    if level is Level.DISTRICT or LEVELS.index(level) < LEVELS.index(area.level):
         return None
     model = LEVEL_MODEL[level]
     query: Select[int] = select(model.id)
@@ -106,15 +117,8 @@ def ids_within(level: Level, area: Unit) -> Select[int] | None:
         return query
     if level is area.level:
         return query.where(model.id == area.id)
-    if LEVELS.index(level) < LEVELS.index(area.level):
-        return None
-    while True:
-        parent_column = PARENT_COLUMN[level]
-        level = LEVELS[LEVELS.index(level) - 1]
-        if level is area.level:
-            return query.where(parent_column == area.id)
-        parent_model = LEVEL_MODEL[level]
-        query = query.join(parent_model, parent_column == parent_model.id)
+    top = LEVELS[LEVELS.index(area.level) + 1]
+    return join_up(query, level, top).where(PARENT_COLUMN[top] == area.id)
 
 
 def contains(session: Session, area: Unit, unit: Unit) -> bool:
@@ -142,7 +146,7 @@ def unit_by_code(session: Session, level: Level, code: str) -> Unit | None:
 
 def building_column(level: Level) -> ColumnElement[int]:
     """The id of the ``level`` unit a building lies in, as a column of buildings joined up to communities
-    (``Building`` → ``Grid`` → ``Community``); for queries that group or filter many buildings at once."""
+    (``join_up(query, Level.BUILDING, Level.COMMUNITY)``); for queries over many buildings at once."""
     if level is Level.BUILDING:
         return Building.id.expression
     below = level_below(level)
