@@ -8,34 +8,8 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
-from bot.core.units import (
-    DISTRICT,
-    LEVEL_MODEL,
-    LEVEL_OF_ROLE,
-    ROLE_OF_LEVEL,
-    Unit,
-    ancestor,
-    exists,
-    ids_within,
-    parent,
-)
+from bot.core.units import DISTRICT, LEVEL_MODEL, ROLE_OF_LEVEL, Unit, ancestor, exists, ids_within, parent
 from storage.models import Building, Level, StaffRole
-
-__all__ = [
-    "DISTRICT",
-    "LADDER",
-    "LEVEL_MODEL",
-    "LEVEL_OF_ROLE",
-    "ROLE_OF_LEVEL",
-    "Holder",
-    "building_unit",
-    "has_staff",
-    "level_below",
-    "sibling_units",
-    "staffed_unit_from",
-    "unit_above",
-    "unit_exists",
-]
 
 LADDER = (Level.GRID, Level.COMMUNITY, Level.STREET, Level.DISTRICT)
 # A holding unit as a plain pair, the way request rows and callbacks give it; every ``Unit`` is one.
