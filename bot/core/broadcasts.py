@@ -42,6 +42,7 @@ class Who(enum.StrEnum):
 
 # Stored audiences name a level by its initial ("c" for a community), as they always have.
 _LEVEL_OF_INITIAL = {level.value[0]: level for level in LEVELS}
+assert len(_LEVEL_OF_INITIAL) == len(LEVELS), "a stored audience needs a distinct initial for every level"
 
 
 @dataclass(frozen=True)
