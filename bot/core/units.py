@@ -63,6 +63,10 @@ def level_below(level: Level) -> Level | None:
     return LEVELS[index + 1] if index + 1 < len(LEVELS) else None
 
 
+def _level_above(level: Level) -> Level:
+    return LEVELS[LEVELS.index(level) - 1]
+
+
 def levels_below(level: Level) -> tuple[Level, ...]:
     """The levels strictly inside a unit of ``level``, from the top down."""
     return LEVELS[LEVELS.index(level) + 1 :]
@@ -83,8 +87,7 @@ def parent(session: Session, unit: Unit) -> Unit | None:
     row = session.get(LEVEL_MODEL[unit.level], unit.id)
     if row is None:
         return None
-    parent_level = LEVELS[LEVELS.index(unit.level) - 1]
-    return Unit(parent_level, int(getattr(row, PARENT_COLUMN[unit.level].key)))
+    return Unit(_level_above(unit.level), int(getattr(row, PARENT_COLUMN[unit.level].key)))
 
 
 def ancestor(session: Session, unit: Unit, level: Level) -> Unit | None:
@@ -99,7 +102,7 @@ def join_up(query: Select[Any], start: Level, end: Level) -> Select[Any]:
     """``query``, which reads ``start`` rows, joined to the rows of the units above them up to ``end``."""
     level = start
     while level is not end:
-        above = LEVELS[LEVELS.index(level) - 1]
+        above = _level_above(level)
         model = LEVEL_MODEL[above]
         query = query.join(model, PARENT_COLUMN[level] == model.id)
         level = above
@@ -117,6 +120,7 @@ def ids_within(level: Level, area: Unit) -> Select[int] | None:
         return query
     if level is area.level:
         return query.where(model.id == area.id)
+    # Join up to the units just inside the area, whose parent column names the area.
     top = LEVELS[LEVELS.index(area.level) + 1]
     return join_up(query, level, top).where(PARENT_COLUMN[top] == area.id)
 
