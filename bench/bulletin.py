@@ -25,8 +25,9 @@ from typing import Any
 from sqlalchemy import Table, create_engine, func, insert, select
 from sqlalchemy.orm import Session
 
-from bot.core.bulletin import Area, Bulletin, Month, compute_bulletin
+from bot.core.bulletin import Bulletin, Month, compute_bulletin
 from bot.core.categories import seed_categories
+from bot.core.units import DISTRICT, Unit
 from storage.database import Database
 from storage.models import (
     Base,
@@ -255,7 +256,7 @@ def generate_requests(session_or_path: Session | str | Path, n: int, seed: int =
         engine.dispose()
 
 
-async def time_bulletin(database: Database, area: Area, month: Month, runs: int = 3) -> tuple[float, Bulletin]:
+async def time_bulletin(database: Database, area: Unit, month: Month, runs: int = 3) -> tuple[float, Bulletin]:
     """The best of ``runs`` timings of ``compute_bulletin`` (seconds) and the bulletin."""
     best, bulletin = float("inf"), None
     for _ in range(runs):
@@ -270,9 +271,9 @@ async def report_timings(path: Path, district: GeneratedDistrict) -> None:
     database = Database(f"sqlite+aiosqlite:///{path}")
     month = district.last_month.shifted(-6)
     areas = {
-        "district": Area.district(),
-        "street": Area(Level.STREET, district.street_id),
-        "community": Area(Level.COMMUNITY, district.community_id),
+        "district": DISTRICT,
+        "street": Unit(Level.STREET, district.street_id),
+        "community": Unit(Level.COMMUNITY, district.community_id),
     }
     try:
         for label, area in areas.items():

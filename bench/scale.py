@@ -36,10 +36,11 @@ from sqlalchemy.orm import Session
 
 from bench.bulletin import STREET_NAMES, _Generator, _insert_chunks, _spread, time_bulletin
 from bench.harness import FIRST_RESIDENT, FIRST_WORKER, Conversation, bench_settings, gridbot_under_test, run_scripted
-from bot.core.bulletin import Area, Month
+from bot.core.bulletin import Month
 from bot.core.categories import seed_categories
 from bot.core.messages import Command, Incoming, Sender
 from bot.core.scheduler import due_jobs
+from bot.core.units import DISTRICT
 from bot.engines.common import CHANNEL
 from bot.service import Service, prepare_database
 from storage.models import (
@@ -327,7 +328,7 @@ async def _serve_and_measure(path: Path, result: ScaleResult, conversations: int
                     result.due_jobs = len(jobs)
         plans.active = False
         month = Month(now.year, now.month).shifted(-1)
-        seconds, bulletin = await time_bulletin(database, Area.district(), month, runs=1)
+        seconds, bulletin = await time_bulletin(database, DISTRICT, month, runs=1)
         result.bulletin_s, result.bulletin_requests = seconds, bulletin.totals.counts.received
         result.full_scans = sorted(plans.full_scans)
     finally:

@@ -219,16 +219,8 @@ async def categories_import(args: argparse.Namespace, settings: Settings) -> int
 
 async def bulletin_report(args: argparse.Namespace, settings: Settings) -> int:
     """Write the monthly bulletin as XLSX (and a PNG chart beside it) and print its summary."""
-    from bot.core.bulletin import (
-        BadMonth,
-        Bulletin,
-        Month,
-        area_by_code,
-        compute_bulletin,
-        render_chart,
-        render_summary,
-        render_workbook,
-    )
+    from bot.core.bulletin import BadMonth, Bulletin, Month, area_by_code, compute_bulletin
+    from bot.core.bulletin_render import bulletin_documents
     from bot.i18n import translator
 
     try:
@@ -249,10 +241,11 @@ async def bulletin_report(args: argparse.Namespace, settings: Settings) -> int:
         except LookupError as error:
             print(error.args[0], file=sys.stderr)
             return 1
-        out.write_bytes(render_workbook(t, bulletin))
+        documents = bulletin_documents(t, bulletin)
+        out.write_bytes(documents.workbook.content)
         chart = out.with_suffix(".png")
-        chart.write_bytes(render_chart(bulletin, t.locale))
-        print(render_summary(t, bulletin))
+        chart.write_bytes(documents.chart.content)
+        print(documents.summary)
         print(f"\nwrote {out} and {chart}")
         return 0
 

@@ -18,8 +18,8 @@ from reportlab.pdfgen.canvas import Canvas
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.core.areas import SCOPE_ORDER, Scope, Unit, ids_within, unit_by_code
-from storage.models import Building
+from bot.core.units import LEVELS, Unit, ids_within, unit_by_code
+from storage.models import Building, Level
 
 FONT = "STSong-Light"
 HEADLINE = "扫码绑定楼栋，随时反映身边问题"
@@ -45,8 +45,8 @@ def building_link(bot_username: str, building_code: str) -> str:
 
 def find_unit(session: Session, code: str) -> Unit | None:
     """The street, community, grid or building with this code (codes are unique within a level)."""
-    for scope in SCOPE_ORDER[1:]:
-        unit = unit_by_code(session, scope, code)
+    for level in LEVELS[1:]:
+        unit = unit_by_code(session, level, code)
         if unit is not None:
             return unit
     return None
@@ -54,7 +54,7 @@ def find_unit(session: Session, code: str) -> Unit | None:
 
 def buildings_in(session: Session, unit: Unit) -> list[PosterBuilding]:
     """The unit's active buildings, by code."""
-    ids = ids_within(Scope.BUILDING, unit)
+    ids = ids_within(Level.BUILDING, unit)
     if ids is None:
         return []
     rows = session.scalars(

@@ -26,17 +26,8 @@ from sqlalchemy.orm import Session
 
 from bot.core import requests as core
 from bot.core.app import PendingDelivery
-from bot.core.bulletin import (
-    Area,
-    Bulletin,
-    Month,
-    bulletin_recipients,
-    compute_bulletin,
-    file_stem,
-    render_chart,
-    render_summary,
-    render_workbook,
-)
+from bot.core.bulletin import Bulletin, Month, bulletin_recipients, compute_bulletin
+from bot.core.bulletin_render import BulletinDocuments, bulletin_documents
 from bot.core.clock import Clock, system_clock
 from bot.core.context import Context, CoreConfig
 from bot.core.messages import Action, Button, SendDocument, SendText, Unsupported, action_to_json, clip, inline
@@ -56,6 +47,7 @@ from bot.core.scheduler import (
     period_piece_done,
     resident_not_before,
 )
+from bot.core.units import Unit
 from bot.i18n import N_, Translator
 from handlers.tasks import (
     EVENT_LABELS,
@@ -303,13 +295,13 @@ def _last_action(ctx: Context, t: Translator, request: Request) -> str:
 # --- the monthly bulletin for community, street and district staff --------------------------------------
 
 
-def bulletin_subject(person_id: int, area: Area) -> str:
-    return f"person:{person_id}:{area.level.value}:{area.unit_id}"
+def bulletin_subject(person_id: int, area: Unit) -> str:
+    return f"person:{person_id}:{area.level.value}:{area.id}"
 
 
-def bulletin_area(subject: str) -> Area:
+def bulletin_area(subject: str) -> Unit:
     _person, _id, level, unit_id = subject.split(":")
-    return Area(Level(level), int(unit_id))
+    return Unit(Level(level), int(unit_id))
 
 
 def bulletin_pieces(session: Session, period: Period) -> list[str]:
@@ -318,32 +310,27 @@ def bulletin_pieces(session: Session, period: Period) -> list[str]:
 
 @dataclass
 class BulletinCache:
-    """Bulletins and charts computed once per run and area, whoever reads them."""
+    """Bulletins computed once per run and area, and rendered once per area and language, whoever reads them."""
 
-    bulletins: dict[Area, Bulletin] = field(default_factory=dict)
-    charts: dict[tuple[Area, str], bytes] = field(default_factory=dict)
+    bulletins: dict[Unit, Bulletin] = field(default_factory=dict)
+    documents: dict[tuple[Unit, str], BulletinDocuments] = field(default_factory=dict)
 
-    def bulletin(self, session: Session, area: Area, month: Month, timezone: str) -> Bulletin:
+    def documents_for(self, ctx: Context, area: Unit, month: Month, t: Translator) -> BulletinDocuments:
         if area not in self.bulletins:
-            self.bulletins[area] = compute_bulletin(session, area, month, timezone)
-        return self.bulletins[area]
-
-    def chart(self, bulletin: Bulletin, locale: str) -> bytes:
-        key = (bulletin.area, locale)
-        if key not in self.charts:
-            self.charts[key] = render_chart(bulletin, locale)
-        return self.charts[key]
+            self.bulletins[area] = compute_bulletin(ctx.session, area, month, ctx.config.timezone)
+        key = (area, t.locale)
+        if key not in self.documents:
+            self.documents[key] = bulletin_documents(t, self.bulletins[area])
+        return self.documents[key]
 
 
-def send_bulletin(ctx: Context, person: Person, area: Area, period: Period, cache: BulletinCache) -> None:
+def send_bulletin(ctx: Context, person: Person, area: Unit, period: Period, cache: BulletinCache) -> None:
     """Last month's bulletin of the area: the summary, then the chart and the workbook as documents."""
     month = Month.previous(period.starts_at, ctx.config.timezone)
-    bulletin = cache.bulletin(ctx.session, area, month, ctx.config.timezone)
-    t = ctx.translator_for(person)
-    stem = file_stem(bulletin)
-    ctx.send(person, SendText(clip(render_summary(t, bulletin))))
-    ctx.send(person, SendDocument(f"{stem}.png", cache.chart(bulletin, t.locale).hex()))
-    ctx.send(person, SendDocument(f"{stem}.xlsx", render_workbook(t, bulletin).hex()))
+    documents = cache.documents_for(ctx, area, month, ctx.translator_for(person))
+    ctx.send(person, SendText(clip(documents.summary)))
+    for document in (documents.chart, documents.workbook):
+        ctx.send(person, SendDocument(document.file_name, document.content.hex()))
 
 
 # --- running a period -----------------------------------------------------------------------------------

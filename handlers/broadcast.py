@@ -1,19 +1,23 @@
 """/broadcast: an admin chooses an audience in their area, writes a notice, sees a preview and confirms.
 
-Callback data: ``bc:l:<area scope>:<area id>:<level>:<page>`` lists units, ``bc:u:<scope>:<id>`` picks one,
+Callback data: ``bc:l:<area level>:<area id>:<level>:<page>`` lists units, ``bc:u:<level>:<id>`` picks one,
 ``bc:w:<who>`` picks residents / staff / both, ``bc:go`` and ``bc:no`` confirm or drop the draft;
-``bcx:<id>`` cancels a broadcast being sent. The core checks the area again whatever the buttons said.
+``bcx:<id>`` cancels a broadcast being sent. Levels are one letter (``handlers.callback_codes``). The core
+checks the area again whatever the buttons said.
 """
 
 from __future__ import annotations
 
 from bot.core import broadcasts
-from bot.core.areas import Scope, Unit, admin_areas, scopes_below, unit_name, units_page
+from bot.core.areas import admin_areas, units_page
 from bot.core.broadcasts import CANCEL_PREFIX, Audience, BroadcastEmpty, BroadcastNotAllowed, Who
 from bot.core.context import Context
 from bot.core.messages import Button, ButtonPress, InlineKeyboard, Photo, Text, inline
 from bot.core.router import Router, button_args, callback
+from bot.core.units import Unit, area_name, levels_below
 from bot.i18n import N_
+from handlers.callback_codes import LEVEL_BY_CODE, LEVEL_CODES, unit_args, unit_from_args
+from storage.models import Level
 
 router = Router()
 
@@ -24,10 +28,10 @@ STATE_CONFIRM = "broadcast.confirm"
 UNITS_PER_PAGE = 8
 
 LEVEL_CHOICE = {
-    Scope.STREET: N_("A street in {area}"),
-    Scope.COMMUNITY: N_("A community in {area}"),
-    Scope.GRID: N_("A grid in {area}"),
-    Scope.BUILDING: N_("A building in {area}"),
+    Level.STREET: N_("A street in {area}"),
+    Level.COMMUNITY: N_("A community in {area}"),
+    Level.GRID: N_("A grid in {area}"),
+    Level.BUILDING: N_("A building in {area}"),
 }
 WHO_LABELS = {
     Who.RESIDENTS: N_("Residents"),
@@ -46,11 +50,11 @@ def start_broadcast(ctx: Context) -> None:
     ctx.clear_state()
     rows: list[list[Button]] = []
     for area in areas:
-        name = unit_name(ctx.session, t, area)
-        rows.append([Button(t._("Everyone in {area}").format(area=name), callback(PREFIX, "u", area.scope, area.id))])
-        for level in scopes_below(area):
+        name = area_name(ctx.session, t, area)
+        rows.append([Button(t._("Everyone in {area}").format(area=name), callback(PREFIX, "u", *unit_args(area)))])
+        for level in levels_below(area.level):
             label = t._(LEVEL_CHOICE[level]).format(area=name)
-            rows.append([Button(label, callback(PREFIX, "l", area.scope, area.id, level, 0))])
+            rows.append([Button(label, callback(PREFIX, "l", *unit_args(area), LEVEL_CODES[level], 0))])
     ctx.reply(t._("Who should receive the notice?"), inline(*rows))
 
 
@@ -66,11 +70,8 @@ def broadcast_button(ctx: Context) -> None:
     handler(ctx, args[1:])
 
 
-def _unit_from(args: list[str], start: int = 0) -> Unit | None:
-    try:
-        return Unit(Scope(args[start]), int(args[start + 1]))
-    except (IndexError, ValueError):
-        return None
+def _unit_from(args: list[str]) -> Unit | None:
+    return unit_from_args(args[0], args[1]) if len(args) >= 2 else None
 
 
 def refuse_outside_area(ctx: Context) -> None:
@@ -81,8 +82,8 @@ def list_units(ctx: Context, args: list[str]) -> None:
     t = ctx.t
     area = _unit_from(args)
     try:
-        level, page = Scope(args[2]), int(args[3])
-    except (IndexError, ValueError):
+        level, page = LEVEL_BY_CODE[args[2]], int(args[3])
+    except (IndexError, KeyError, ValueError):
         level, page = None, 0
     if area is None or level is None or area not in admin_areas(ctx.person):
         refuse_outside_area(ctx)
@@ -91,12 +92,13 @@ def list_units(ctx: Context, args: list[str]) -> None:
     if not units:
         ctx.answer(t._("There is nothing to choose here."), alert=True)
         return
-    rows = [[Button(name, callback(PREFIX, "u", level, unit_id))] for unit_id, name in units]
+    rows = [[Button(name, callback(PREFIX, "u", LEVEL_CODES[level], unit_id))] for unit_id, name in units]
     navigation = []
+    listing = (PREFIX, "l", *unit_args(area), LEVEL_CODES[level])
     if page > 0:
-        navigation.append(Button(t._("◀ Previous"), callback(PREFIX, "l", area.scope, area.id, level, page - 1)))
+        navigation.append(Button(t._("◀ Previous"), callback(*listing, page - 1)))
     if more:
-        navigation.append(Button(t._("Next ▶"), callback(PREFIX, "l", area.scope, area.id, level, page + 1)))
+        navigation.append(Button(t._("Next ▶"), callback(*listing, page + 1)))
     ctx.edit(t._("Choose where the notice goes:"), inline(*rows, navigation))
 
 
@@ -106,15 +108,15 @@ def choose_unit(ctx: Context, args: list[str]) -> None:
     if unit is None or not broadcasts.may_address(ctx.session, ctx.person, unit):
         refuse_outside_area(ctx)
         return
-    ctx.set_state(STATE_WHO, scope=unit.scope.value, unit_id=unit.id)
+    ctx.set_state(STATE_WHO, scope=LEVEL_CODES[unit.level], unit_id=unit.id)
     rows = [[Button(t._(label), callback(PREFIX, "w", who))] for who, label in WHO_LABELS.items()]
-    ctx.edit(t._("Who in {unit} should get it?").format(unit=unit_name(ctx.session, t, unit)), inline(*rows))
+    ctx.edit(t._("Who in {unit} should get it?").format(unit=area_name(ctx.session, t, unit)), inline(*rows))
 
 
 def _draft_audience(ctx: Context) -> Audience | None:
     data = ctx.state_data
     try:
-        return Audience(Unit(Scope(data["scope"]), int(data["unit_id"])), Who(data["who"]))
+        return Audience(Unit(LEVEL_BY_CODE[data["scope"]], int(data["unit_id"])), Who(data["who"]))
     except (KeyError, ValueError):
         return None
 

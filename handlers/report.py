@@ -2,17 +2,9 @@
 
 from __future__ import annotations
 
-from bot.core.bulletin import (
-    BadMonth,
-    Month,
-    areas_of,
-    bulletin_title,
-    compute_bulletin,
-    file_stem,
-    render_chart,
-    render_summary,
-    render_workbook,
-)
+from bot.core.areas import admin_areas
+from bot.core.bulletin import BadMonth, Month, compute_bulletin
+from bot.core.bulletin_render import bulletin_documents
 from bot.core.context import Context
 from bot.core.messages import Command
 from bot.core.router import Router
@@ -44,7 +36,7 @@ def report(ctx: Context) -> None:
     """Send the bulletin of every area the sender answers for (most have one)."""
     assert isinstance(ctx.event, Command)
     t = ctx.t
-    areas = areas_of(ctx.person)
+    areas = admin_areas(ctx.person)
     if not areas:
         ctx.reply(t._("The monthly bulletin is for community, street and district staff."))
         return
@@ -52,9 +44,7 @@ def report(ctx: Context) -> None:
     if month is None:
         return
     for area in areas:
-        bulletin = compute_bulletin(ctx.session, area, month, ctx.config.timezone)
-        stem = file_stem(bulletin)
-        title = bulletin_title(t, bulletin)
-        ctx.reply(render_summary(t, bulletin))
-        ctx.reply_document(f"{stem}.png", render_chart(bulletin, t.locale), caption=title)
-        ctx.reply_document(f"{stem}.xlsx", render_workbook(t, bulletin), caption=title)
+        documents = bulletin_documents(t, compute_bulletin(ctx.session, area, month, ctx.config.timezone))
+        ctx.reply(documents.summary)
+        for document in (documents.chart, documents.workbook):
+            ctx.reply_document(document.file_name, document.content, caption=documents.title)

@@ -13,7 +13,6 @@ from datetime import datetime
 
 from bot.core import requests as core
 from bot.core.context import Context
-from bot.core.ladder import unit_name
 from bot.core.messages import (
     Button,
     ButtonPress,
@@ -28,7 +27,9 @@ from bot.core.messages import (
 )
 from bot.core.requests import Outcome, RequestRefused, Transition
 from bot.core.router import Router, button_args, callback
+from bot.core.units import DISTRICT, Unit, holder_name
 from bot.i18n import N_, Translator
+from handlers.callback_codes import LEVEL_BY_CODE, LEVEL_CODES
 from handlers.menu import is_staff, show_main_menu
 from storage.models import EventKind, Level, Person, Request, RequestStatus
 
@@ -37,8 +38,6 @@ router = Router()
 PREFIX = "rq"
 RESIDENT_PREFIX = "my"  # the resident's buttons, handled in handlers.my_requests
 CAPTION_LIMIT = 1024
-LEVEL_CODES = {Level.GRID: "g", Level.COMMUNITY: "c", Level.STREET: "s", Level.DISTRICT: "d"}
-LEVEL_BY_CODE = {code: level for level, code in LEVEL_CODES.items()}
 
 # --- wording shared by every side ---------------------------------------------------------------------------
 
@@ -92,9 +91,7 @@ def refuse(ctx: Context, error: RequestRefused) -> None:
 
 
 def unit_text(ctx: Context, t: Translator, level: Level | None, unit_id: int | None) -> str:
-    if level is None or level is Level.DISTRICT:
-        return t._("the district center")
-    return unit_name(ctx.session, level, unit_id or 0)
+    return holder_name(ctx.session, t, Unit(level, unit_id or 0) if level is not None else DISTRICT)
 
 
 def holder_text(ctx: Context, t: Translator, request: Request) -> str:

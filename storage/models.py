@@ -51,12 +51,14 @@ class Base(DeclarativeBase):
 
 
 class Level(enum.StrEnum):
-    """The escalation ladder, bottom to top."""
+    """A level of the organisation (see ``bot.core.units``); requests are held from GRID up to DISTRICT."""
 
     GRID = "grid"
     COMMUNITY = "community"
     STREET = "street"
     DISTRICT = "district"
+    # Buildings are addressed by broadcasts and posters; no request or staff role is held at this level.
+    BUILDING = "building"
 
 
 class Role(enum.StrEnum):
@@ -355,7 +357,8 @@ class Broadcast(Base):
     __tablename__ = "broadcasts"
     id: Mapped[int] = mapped_column(primary_key=True)
     author_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
-    # {"level": "community", "unit_id": 3, "who": "residents"}; see bot.core.broadcasts.Audience.
+    # {"scope": "c", "unit_id": 3, "who": "r"}: the level's initial, the unit's id and who (residents, staff
+    # or all); see bot.core.broadcasts.Audience.
     audience: Mapped[dict[str, Any]] = mapped_column(JSON)
     text: Mapped[str] = mapped_column(Text)
     photo: Mapped[str | None] = mapped_column(String(200))

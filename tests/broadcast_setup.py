@@ -8,11 +8,11 @@ from dataclasses import dataclass
 from sqlalchemy import insert
 from sqlalchemy.orm import Session
 
-from bot.core.areas import Scope, Unit
 from bot.core.broadcasts import Audience, Who, create_broadcast
+from bot.core.units import Unit
 from bot.simulator import BotApiSimulator
 from storage.database import Database
-from storage.models import Broadcast, Person, Role
+from storage.models import Broadcast, Level, Person, Role
 from tests.org_fixture import NOW, make_small_org, staff
 
 ADMIN_ID = 500
@@ -62,7 +62,7 @@ async def queue_broadcast(database: Database, deployment: Deployment, text: str 
 
     def create(session: Session) -> int:
         admin = session.query(Person).filter_by(external_id=str(ADMIN_ID)).one()
-        audience = Audience(Unit(Scope.COMMUNITY, deployment.community_id), Who.RESIDENTS)
+        audience = Audience(Unit(Level.COMMUNITY, deployment.community_id), Who.RESIDENTS)
         broadcast: Broadcast = create_broadcast(session, admin, audience, text, None, NOW)
         return broadcast.id
 

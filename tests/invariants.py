@@ -16,8 +16,6 @@ from storage.models import (
     RequestStatus,
 )
 
-LADDER = list(Level)
-
 
 def check_invariants(session: Session) -> list[str]:
     """Every problem found, as readable lines; empty when the state is valid."""

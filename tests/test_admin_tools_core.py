@@ -8,9 +8,9 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.core.areas import Scope, Unit
 from bot.core.broadcasts import Audience, BroadcastNotAllowed, Who, create_broadcast
 from bot.core.clock import FrozenClock
+from bot.core.units import Unit
 from storage.database import Database
 from storage.models import (
     AuditLog,
@@ -121,7 +121,7 @@ async def test_core_refuses_audience_outside_the_area(database: Database) -> Non
 
     def forge(session: Session) -> None:
         admin = session.scalars(select(Person).where(Person.external_id == "500")).one()
-        audience = Audience(Unit(Scope.COMMUNITY, org.community2), Who.EVERYONE)
+        audience = Audience(Unit(Level.COMMUNITY, org.community2), Who.EVERYONE)
         create_broadcast(session, admin, audience, "hello", None, NOW)
 
     with pytest.raises(BroadcastNotAllowed):

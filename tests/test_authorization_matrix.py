@@ -19,9 +19,9 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.core import requests as core
-from bot.core.areas import Scope, Unit
 from bot.core.broadcasts import Audience, BroadcastNotAllowed, Who, create_broadcast
 from bot.core.invites import InviteError, create_invite
+from bot.core.units import Unit
 from storage.database import Database
 from storage.models import (
     Broadcast,
@@ -205,7 +205,7 @@ REFUSALS = (core.RequestRefused, BroadcastNotAllowed, InviteError)
 
 
 def _broadcast(session: Session, world: World, actor: Person) -> object:
-    audience = Audience(Unit(Scope.GRID, world.org.grid), Who.EVERYONE)
+    audience = Audience(Unit(Level.GRID, world.org.grid), Who.EVERYONE)
     return create_broadcast(session, actor, audience, "明早停水", None, LATER)
 
 

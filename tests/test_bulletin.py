@@ -27,7 +27,10 @@ Hours below are from filing; "late" means resolved after due.
 
 from __future__ import annotations
 
+import csv
 import io
+import subprocess
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
@@ -41,21 +44,9 @@ from sqlalchemy.orm import Session
 
 from bench.bulletin import generate_requests
 from bot.cli import main as cli_main
-from bot.core.bulletin import (
-    Area,
-    BadMonth,
-    Bulletin,
-    Figures,
-    Line,
-    Month,
-    bulletin_recipients,
-    cjk_font,
-    cjk_font_path,
-    compute_bulletin,
-    render_chart,
-    render_summary,
-    render_workbook,
-)
+from bot.core.bulletin import BadMonth, Bulletin, Figures, Line, Month, bulletin_recipients, compute_bulletin
+from bot.core.bulletin_render import cjk_font, cjk_font_path, render_chart, render_summary, render_workbook
+from bot.core.units import DISTRICT, Unit
 from bot.i18n import translator
 from storage.database import Database
 from storage.models import (
@@ -169,7 +160,7 @@ async def org(database: Database) -> SmallOrg:
     return await database.run(make_month)
 
 
-async def bulletin_of(database: Database, area: Area, month: str = MONTH) -> Bulletin:
+async def bulletin_of(database: Database, area: Unit, month: str = MONTH) -> Bulletin:
     return await database.run(lambda session: compute_bulletin(session, area, month, TZ))
 
 
@@ -200,7 +191,7 @@ def by_code(lines: tuple[Line, ...]) -> dict[str, Figures]:
 
 
 async def test_district_totals_match_the_hand_computed_month(database: Database, org: SmallOrg) -> None:
-    bulletin = await bulletin_of(database, Area.district())
+    bulletin = await bulletin_of(database, DISTRICT)
     totals = bulletin.totals
     assert_figures(
         totals,
@@ -221,7 +212,7 @@ async def test_district_totals_match_the_hand_computed_month(database: Database,
 
 
 async def test_district_breakdowns(database: Database, org: SmallOrg) -> None:
-    bulletin = await bulletin_of(database, Area.district())
+    bulletin = await bulletin_of(database, DISTRICT)
     streets = by_code(bulletin.by_unit)
     assert list(streets) == ["DG", "XH"]
     # DG: R1..R8 = 8; resolved R1 R2 R3 R6 = 4; on time R1 R3 R6 = 3; stars 5 + 2 + 4 = 11 from 3, satisfied 2;
@@ -247,7 +238,7 @@ async def test_district_breakdowns(database: Database, org: SmallOrg) -> None:
 
 
 async def test_street_bulletin_covers_its_communities_only(database: Database, org: SmallOrg) -> None:
-    bulletin = await bulletin_of(database, Area(Level.STREET, org.street))
+    bulletin = await bulletin_of(database, Unit(Level.STREET, org.street))
     assert bulletin.area_name == "东关街道"
     assert bulletin.unit_level is Level.COMMUNITY
     # Same as the DG line of the district bulletin.
@@ -261,7 +252,7 @@ async def test_street_bulletin_covers_its_communities_only(database: Database, o
 
 
 async def test_community_bulletin_breaks_down_by_grid(database: Database, org: SmallOrg) -> None:
-    bulletin = await bulletin_of(database, Area(Level.COMMUNITY, org.community))
+    bulletin = await bulletin_of(database, Unit(Level.COMMUNITY, org.community))
     assert bulletin.area_name == "建设社区"
     assert bulletin.unit_level is Level.GRID
     grids = by_code(bulletin.by_unit)
@@ -272,25 +263,25 @@ async def test_community_bulletin_breaks_down_by_grid(database: Database, org: S
     # DG-JS-02: R6 R7 R8; resolved R6 on time; 4 stars. Accept 6 | 24 -> 15 h; resolve 24 h.
     assert_figures(grids["DG-JS-02"], (3, 1, 1, 1, 4, 1, 0, 0), hours(15), hours(24))
 
-    other = await bulletin_of(database, Area(Level.COMMUNITY, org.community2))
+    other = await bulletin_of(database, Unit(Level.COMMUNITY, org.community2))
     assert [line.code for line in other.by_unit] == ["XH-RM-01"]
     assert other.totals.counts.received == 5
 
 
 async def test_requests_outside_the_month_are_in_their_own_month(database: Database, org: SmallOrg) -> None:
-    september = await bulletin_of(database, Area.district(), "2026-09")
+    september = await bulletin_of(database, DISTRICT, "2026-09")
     # X1 only: 23:59 on 30 September in Shanghai; R13 at 00:00 on 1 October is not in September.
     assert september.totals.counts.received == 1
     assert september.totals.counts.escalated == 1
-    november = await bulletin_of(database, Area.district(), "2026-11")
+    november = await bulletin_of(database, DISTRICT, "2026-11")
     assert november.totals.counts.received == 1  # X2
-    august_in_west = await bulletin_of(database, Area(Level.STREET, org.street2), "2026-08")
+    august_in_west = await bulletin_of(database, Unit(Level.STREET, org.street2), "2026-08")
     assert august_in_west.totals.counts.received == 1  # X3
-    assert (await bulletin_of(database, Area(Level.STREET, org.street), "2026-08")).totals.counts.received == 0
+    assert (await bulletin_of(database, Unit(Level.STREET, org.street), "2026-08")).totals.counts.received == 0
 
 
 async def test_an_empty_month_has_no_rates(database: Database, org: SmallOrg) -> None:
-    bulletin = await bulletin_of(database, Area.district(), "2025-01")
+    bulletin = await bulletin_of(database, DISTRICT, "2025-01")
     assert bulletin.totals.counts.received == 0
     assert bulletin.totals.on_time_rate is None and bulletin.totals.average_rating is None
     assert bulletin.totals.median_accept is None
@@ -313,7 +304,7 @@ def test_months_parse_and_shift() -> None:
 
 
 async def test_recipients_are_admins_with_their_areas(database: Database, org: SmallOrg) -> None:
-    def setup_and_list(session: Session) -> list[tuple[str, Area]]:
+    def setup_and_list(session: Session) -> list[tuple[str, Unit]]:
         staff(session, 1, "区中心", Role.DISTRICT, 0)
         staff(session, 2, "街道", Role.STREET, org.street)
         staff(session, 3, "社区", Role.COMMUNITY, org.community)
@@ -325,9 +316,9 @@ async def test_recipients_are_admins_with_their_areas(database: Database, org: S
         return [(person.display_name, area) for person, area in bulletin_recipients(session)]
 
     assert await database.run(setup_and_list) == [
-        ("区中心", Area.district()),
-        ("街道", Area(Level.STREET, org.street)),
-        ("社区", Area(Level.COMMUNITY, org.community)),
+        ("区中心", DISTRICT),
+        ("街道", Unit(Level.STREET, org.street)),
+        ("社区", Unit(Level.COMMUNITY, org.community)),
     ]
 
 
@@ -335,7 +326,7 @@ async def test_recipients_are_admins_with_their_areas(database: Database, org: S
 
 
 async def test_summary_in_both_languages(database: Database, org: SmallOrg) -> None:
-    bulletin = await bulletin_of(database, Area.district())
+    bulletin = await bulletin_of(database, DISTRICT)
     english = render_summary(translator("en", TZ), bulletin)
     assert "October 2026" in english
     assert "13 requests received" in english
@@ -350,7 +341,7 @@ async def test_summary_in_both_languages(database: Database, org: SmallOrg) -> N
 
 
 async def test_workbook_holds_the_figures(database: Database, org: SmallOrg) -> None:
-    bulletin = await bulletin_of(database, Area.district())
+    bulletin = await bulletin_of(database, DISTRICT)
     workbook = load_workbook(io.BytesIO(render_workbook(translator("en", TZ), bulletin)))
     assert workbook.sheetnames == ["Summary", "By category", "By street"]
     summary = {row[0]: row[1] for row in workbook["Summary"].iter_rows(values_only=True) if row and row[0]}
@@ -410,7 +401,7 @@ def test_different_chinese_words_draw_differently() -> None:
 
 
 async def test_chart_is_a_png(database: Database, org: SmallOrg) -> None:
-    bulletin = await bulletin_of(database, Area.district())
+    bulletin = await bulletin_of(database, DISTRICT)
     for locale in ("zh_CN", "en"):
         png = render_chart(bulletin, locale)
         assert png.startswith(PNG_SIGNATURE)
@@ -497,10 +488,44 @@ def test_benchmark_generator_makes_a_district(tmp_path: Path) -> None:
     assert district.requests == 3_000
 
     def october(session: Session) -> Bulletin:
-        return compute_bulletin(session, Area.district(), district.last_month, TZ)
+        return compute_bulletin(session, DISTRICT, district.last_month, TZ)
 
     bulletin = run_sync(f"sqlite:///{path}", october)
     # 3,000 requests over 24 months: about 125 a month, in 8 streets.
     assert 60 < bulletin.totals.counts.received < 200
     assert len(bulletin.by_unit) == 8
     assert 0 < bulletin.totals.counts.resolved < bulletin.totals.counts.received
+
+
+def test_unit_names_that_look_like_formulas_reach_the_workbook_as_text(tmp_path: Path) -> None:
+    hyperlink, command = '=HYPERLINK("http://x","y")', "=cmd|' /C calc'!A0"
+    url = f"sqlite+aiosqlite:///{tmp_path}/formulas.db"
+    organisation = tmp_path / "org.csv"
+    with organisation.open("w", newline="", encoding="utf-8") as file:
+        csv.writer(file).writerows([
+            ["street_code", "street_name", "community_code", "community_name", "grid_code", "grid_name",
+             "building_code", "building_name", "address"],
+            ["ST", "+street", "ST-C", hyperlink, "ST-C-01", command, "ST-C-01-B", "@building", "-address"],
+        ])
+    assert cli_main(["db", "upgrade", "--database-url", url]) == 0
+    assert cli_main(["org", "import", str(organisation), "--database-url", url]) == 0
+
+    cells = []
+    for area in (["--street", "ST"], ["--community", "ST-C"]):
+        out = tmp_path / f"{area[1]}.xlsx"
+        assert cli_main(["report", "--month", "2026-10", "--out", str(out), *area, "--database-url", url]) == 0
+        cells += [cell for sheet in load_workbook(out) for row in sheet.iter_rows() for cell in row]
+
+    by_value = {cell.value: cell for cell in cells}
+    for name in (hyperlink, command, "+street"):
+        assert by_value[name].data_type == "s" and by_value[name].quotePrefix
+    assert [cell.coordinate for cell in cells if cell.data_type == "f"] == []
+
+
+def test_the_bulletin_loads_matplotlib_and_openpyxl_only_to_draw() -> None:
+    code = (
+        "import sys, bot.core.bulletin, bot.core.bulletin_render, bot.scheduler, handlers.report;"
+        "print(sorted(name for name in ('matplotlib', 'openpyxl') if name in sys.modules))"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert result.stdout.strip() == "[]"

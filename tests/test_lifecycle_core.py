@@ -449,6 +449,16 @@ async def test_return_down_and_reassign_stay_on_the_ladder(database: Database, c
     assert "no other unit" in wang.last.text  # the other grid of the community has no workers
 
 
-async def test_helpers_exist_for_typing(database: Database) -> None:
-    assert isinstance(await count_requests(database), int)
+async def test_different_problems_of_one_building_are_separate_requests(database: Database, chat: CoreChat) -> None:
+    await make_org_with_staff(database)
+    ann, bob = chat.person(1002, "Ann", "en"), chat.person(1003, "Bob", "en")
+    await bind(chat, ann)
+    await bind(chat, bob)
+    assert await count_requests(database) == 0
+    await file_request(chat, ann, description="Boxes in the stairwell")
+    await file_request(chat, bob, description="Cables across the yard", category=WIRES)
+    assert await count_requests(database) == 2
+    first, second = await load_request(database, 1), await load_request(database, 2)
+    assert (first.code, first.category_id) == ("R-000001", CLUTTER)
+    assert (second.code, second.category_id) == ("R-000002", WIRES)
 

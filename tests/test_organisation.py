@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 
 from bot.core.categories import (
     DEFAULT_CATEGORIES,
-    active_categories,
     import_categories,
     list_categories,
     read_category_file,
@@ -31,7 +30,8 @@ from bot.core.organisation import (
     read_org_file,
     validate_rows,
 )
-from bot.core.staff import StaffError, add_staff, list_staff, remove_staff, roles_of, staff_of_unit
+from bot.core.requests import categories_for_filing
+from bot.core.staff import StaffError, add_staff, list_staff, remove_staff, staff_of_unit
 from storage.database import Database
 from storage.models import Base, Building, Category, Community, Grid, Level, Person, Role, StaffRole, Street
 
@@ -342,16 +342,17 @@ async def test_staff_are_added_listed_and_found_by_unit(db: Database) -> None:
 async def test_new_staff_person_is_a_telegram_person_with_roles(db: Database) -> None:
     await db.run(load_demo)
 
-    def add_two_roles(session: Session) -> tuple[str, str, str | None, list[tuple[Role, int]]]:
+    def add_two_roles(session: Session) -> tuple[str, str, str | None, list[tuple[Role, str, str]]]:
         add_staff(session, " 42 ", Role.COMMUNITY, "HY-LZ", "刘", NOW)
         add_staff(session, "42", Role.WORKER, "HY-LZ-02", None, NOW)
         person = session.scalars(select(Person)).one()
-        return person.channel, person.chat_id, person.locale, [(r.role, r.unit_id) for r in roles_of(person)]
+        roles = [(line.role, line.unit_code, line.telegram_id) for line in list_staff(session)]
+        return person.channel, person.chat_id, person.locale, roles
 
     channel, chat_id, locale, roles = await db.run(add_two_roles)
 
     assert (channel, chat_id, locale) == ("telegram", "42", None)
-    assert [role for role, _unit in roles] == [Role.WORKER, Role.COMMUNITY]
+    assert roles == [(Role.COMMUNITY, "HY-LZ", "42"), (Role.WORKER, "HY-LZ-02", "42")]
 
 
 @pytest.mark.parametrize(
@@ -403,7 +404,7 @@ async def test_category_seeding_is_idempotent_and_keeps_admin_edits(db: Database
     await db.run(edit)
 
     assert await db.run(seed_categories) == 0
-    categories = await db.run(active_categories)
+    categories = await db.run(categories_for_filing)
     assert [category.code for category in categories] == [c.code for c in DEFAULT_CATEGORIES if c.code != "other"]
     wires = next(category for category in categories if category.code == "dangling_wires")
     assert (wires.name("zh_CN"), wires.name("en"), wires.due_days) == ("电动车飞线充电", "E-bike charging cables", 3)
@@ -434,7 +435,7 @@ async def test_category_file_updates_creates_and_reorders(db: Database, tmp_path
     assert categories[0].names == {"zh_CN": "农贸市场秩序", "en": "Market order"}
     assert categories[0].due_days == 5
     assert categories[1].name("en") == "Cleanliness"
-    assert "other" not in [category.code for category in await db.run(active_categories)]
+    assert "other" not in [category.code for category in await db.run(categories_for_filing)]
     assert len(categories) == len(DEFAULT_CATEGORIES) + 1
 
 

@@ -4,11 +4,12 @@ from __future__ import annotations
 
 import math
 
-from sqlalchemy import select
+from sqlalchemy import Select, select
 from sqlalchemy.orm import Session
 
+from bot.core.units import LEVEL_OF_ROLE, Unit, ids_within, own_name
 from bot.i18n import Translator
-from storage.models import Building, Community, Grid, Person, Role, Street
+from storage.models import Building, Community, Level, Person, Role, Street
 
 EARTH_RADIUS_M = 6_371_000
 # About 5 km around the sender; keeps the distance computation to nearby rows.
@@ -20,22 +21,29 @@ def streets(session: Session) -> list[Street]:
 
 
 def communities(session: Session, street_id: int) -> list[Community]:
-    return list(session.scalars(select(Community).where(Community.street_id == street_id).order_by(Community.code)))
+    within = _ids_within(Level.COMMUNITY, Unit(Level.STREET, street_id))
+    return list(session.scalars(select(Community).where(Community.id.in_(within)).order_by(Community.code)))
 
 
 def buildings_page(session: Session, community_id: int, page: int, per_page: int) -> tuple[list[Building], bool]:
     """One page of a community's active buildings, and whether more follow."""
+    within = _ids_within(Level.BUILDING, Unit(Level.COMMUNITY, community_id))
     rows = list(
         session.scalars(
             select(Building)
-            .join(Grid, Grid.id == Building.grid_id)
-            .where(Grid.community_id == community_id, Building.active.is_(True))
+            .where(Building.id.in_(within), Building.active.is_(True))
             .order_by(Building.code)
             .offset(page * per_page)
             .limit(per_page + 1)
         )
     )
     return rows[:per_page], len(rows) > per_page
+
+
+def _ids_within(level: Level, area: Unit) -> Select[int]:
+    query = ids_within(level, area)
+    assert query is not None, f"a {area.level} holds {level} units"
+    return query
 
 
 def active_building(session: Session, building_id: int) -> Building | None:
@@ -82,13 +90,10 @@ def bind_person(session: Session, person: Person, building_id: int) -> Building:
 
 def describe_unit(session: Session, t: Translator, role: str, unit_id: int) -> str:
     """"grid worker of 建设路网格" and the like."""
-    if role == Role.WORKER:
-        grid = session.get(Grid, unit_id)
-        return t._("grid worker of {unit}").format(unit=grid.name if grid else "?")
-    if role == Role.COMMUNITY:
-        community = session.get(Community, unit_id)
-        return t._("staff of {unit}").format(unit=community.name if community else "?")
-    if role == Role.STREET:
-        street = session.get(Street, unit_id)
-        return t._("staff of {unit}").format(unit=street.name if street else "?")
-    return t._("district center staff")
+    level = LEVEL_OF_ROLE[Role(role)]
+    if level is Level.DISTRICT:
+        return t._("district center staff")
+    unit = own_name(session, Unit(level, unit_id))
+    if level is Level.GRID:
+        return t._("grid worker of {unit}").format(unit=unit)
+    return t._("staff of {unit}").format(unit=unit)

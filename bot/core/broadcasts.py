@@ -15,15 +15,16 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, false, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
-from bot.core.areas import Scope, Unit, ids_within, in_admin_area, staff_condition, unit_name
+from bot.core.areas import in_admin_area, staff_condition
 from bot.core.audit import AuditAction, record_action
 from bot.core.messages import MAX_CAPTION, MAX_TEXT
+from bot.core.units import LEVELS, Unit, area_name, ids_within, parent
 from bot.i18n import Translator
 from storage.models import (
     Broadcast,
     BroadcastRecipient,
     BroadcastStatus,
-    Building,
+    Level,
     Person,
     RecipientStatus,
     StaffRole,
@@ -39,6 +40,11 @@ class Who(enum.StrEnum):
     EVERYONE = "a"
 
 
+# Stored audiences name a level by its initial ("c" for a community), as they always have.
+_LEVEL_OF_INITIAL = {level.value[0]: level for level in LEVELS}
+assert len(_LEVEL_OF_INITIAL) == len(LEVELS), "a stored audience needs a distinct initial for every level"
+
+
 @dataclass(frozen=True)
 class Audience:
     """Who a broadcast goes to: residents, staff or both, of one unit."""
@@ -47,11 +53,11 @@ class Audience:
     who: Who
 
     def to_json(self) -> dict[str, Any]:
-        return {"scope": self.unit.scope.value, "unit_id": self.unit.id, "who": self.who.value}
+        return {"scope": self.unit.level.value[0], "unit_id": self.unit.id, "who": self.who.value}
 
     @classmethod
     def from_json(cls, data: dict[str, Any]) -> Audience:
-        return cls(Unit(Scope(data["scope"]), int(data["unit_id"])), Who(data["who"]))
+        return cls(Unit(_LEVEL_OF_INITIAL[data["scope"]], int(data["unit_id"])), Who(data["who"]))
 
 
 class BroadcastNotAllowed(Exception):
@@ -69,9 +75,8 @@ def may_address(session: Session, admin: Person, unit: Unit) -> bool:
 
 def _staff_area(session: Session, unit: Unit) -> Unit:
     # A building has no staff of its own: its grid's workers answer for it.
-    if unit.scope is Scope.BUILDING:
-        grid_id = session.scalar(select(Building.grid_id).where(Building.id == unit.id))
-        return Unit(Scope.GRID, grid_id or 0)
+    if unit.level is Level.BUILDING:
+        return parent(session, unit) or Unit(Level.GRID, 0)
     return unit
 
 
@@ -79,7 +84,7 @@ def recipient_condition(session: Session, audience: Audience) -> ColumnElement[b
     """A condition on ``Person``: in the audience and not known to have blocked the bot."""
     parts: list[ColumnElement[bool]] = []
     if audience.who in (Who.RESIDENTS, Who.EVERYONE):
-        buildings = ids_within(Scope.BUILDING, audience.unit)
+        buildings = ids_within(Level.BUILDING, audience.unit)
         if buildings is not None:
             parts.append(Person.building_id.in_(buildings))
     if audience.who in (Who.STAFF, Who.EVERYONE):
@@ -305,7 +310,7 @@ def finish_broadcast(session: Session, broadcast_id: int, now: datetime) -> Prog
 
 def describe_audience(session: Session, t: Translator, audience: Audience) -> str:
     """"residents of 建设社区" and the like, in ``t``'s language."""
-    unit = unit_name(session, t, audience.unit)
+    unit = area_name(session, t, audience.unit)
     if audience.who is Who.RESIDENTS:
         return t._("residents of {unit}").format(unit=unit)
     if audience.who is Who.STAFF:

@@ -18,59 +18,55 @@ street → communities, community → grids). Counts come from one ``GROUP BY`` 
 (found through the ``created_at`` index); medians from a second query that fetches only the durations, as
 numbers. Nothing loads a ``Request`` object, so a month of a district with a million requests stays fast.
 
-The bulletin is computed once and rendered per reader: ``render_summary`` (chat text), ``render_chart`` (PNG)
-and ``render_workbook`` (XLSX), each in the reader's language.
+This module computes the figures; ``bot.core.bulletin_render`` renders them for each reader.
 """
 
 from __future__ import annotations
 
-import io
 import re
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
-from datetime import UTC, date, datetime, timedelta
-from functools import cache
+from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from babel.dates import format_skeleton
 from sqlalchemy import ColumnElement, Float, Select, and_, case, exists, func, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
-from bot.i18n import Translator, translator
+from bot.core.areas import admin_areas
+from bot.core.units import (
+    DISTRICT,
+    ROLE_OF_LEVEL,
+    Unit,
+    building_column,
+    join_up,
+    level_below,
+    own_name,
+    unit_by_code,
+    units_within,
+)
 from storage.models import (
     Building,
     Category,
-    Community,
     EventKind,
-    Grid,
     Level,
     Person,
     Rating,
     Request,
     RequestEvent,
     RequestStatus,
-    Role,
     StaffRole,
-    Street,
 )
 
-DISTRICT_UNIT_ID = 0
 MONTH_PATTERN = re.compile(r"(\d{4})-(\d{2})")
 SATISFIED_STARS = 4
-# Lines per breakdown in the chat summary and the chart; the workbook always has every line.
-SUMMARY_LINES = 8
-CHART_BARS = 15
-CJK_FONT_FAMILY = "Noto Sans CJK SC"
-
+# A bulletin covers an admin's area (``bot.core.areas``).
 AREA_LEVELS = (Level.DISTRICT, Level.STREET, Level.COMMUNITY)
-LEVEL_BELOW = {Level.DISTRICT: Level.STREET, Level.STREET: Level.COMMUNITY, Level.COMMUNITY: Level.GRID}
-AREA_OF_ROLE = {Role.DISTRICT: Level.DISTRICT, Role.STREET: Level.STREET, Role.COMMUNITY: Level.COMMUNITY}
 
 
 # --- months and areas -----------------------------------------------------------------------------------
@@ -122,73 +118,31 @@ class Month:
         return f"{self.year:04d}-{self.month:02d}"
 
 
-@dataclass(frozen=True)
-class Area:
-    """What a bulletin covers: the district (unit id 0), a street or a community."""
-
-    level: Level
-    unit_id: int = DISTRICT_UNIT_ID
-
-    def __post_init__(self) -> None:
-        if self.level not in AREA_LEVELS:
-            raise ValueError(f"a bulletin covers the district, a street or a community, not a {self.level}")
-
-    @classmethod
-    def district(cls) -> Area:
-        return cls(Level.DISTRICT, DISTRICT_UNIT_ID)
-
-    @classmethod
-    def of_role(cls, role: StaffRole) -> Area | None:
-        """The area a staff role answers for; None for grid workers."""
-        level = AREA_OF_ROLE.get(role.role)
-        if level is None:
-            return None
-        return cls(level, DISTRICT_UNIT_ID if level is Level.DISTRICT else role.unit_id)
-
-
-def areas_of(person: Person) -> list[Area]:
-    """The areas whose bulletin a person receives, from the district down."""
-    areas = {area for role in person.roles if (area := Area.of_role(role)) is not None}
-    return sorted(areas, key=lambda area: (AREA_LEVELS.index(area.level), area.unit_id))
-
-
-def area_by_code(session: Session, street_code: str | None = None, community_code: str | None = None) -> Area:
+def area_by_code(session: Session, street_code: str | None = None, community_code: str | None = None) -> Unit:
     """The area named by a street or community code, or the district when neither is given."""
-    if community_code:
-        community_id = session.scalar(select(Community.id).where(Community.code == community_code))
-        if community_id is None:
-            raise LookupError(f"community {community_code!r} does not exist")
-        return Area(Level.COMMUNITY, community_id)
-    if street_code:
-        street_id = session.scalar(select(Street.id).where(Street.code == street_code))
-        if street_id is None:
-            raise LookupError(f"street {street_code!r} does not exist")
-        return Area(Level.STREET, street_id)
-    return Area.district()
+    for level, code in ((Level.COMMUNITY, community_code), (Level.STREET, street_code)):
+        if code:
+            unit = unit_by_code(session, level, code)
+            if unit is None:
+                raise LookupError(f"{level.value} {code!r} does not exist")
+            return unit
+    return DISTRICT
 
 
-def area_name(session: Session, area: Area) -> str:
-    """The street's or community's name; empty for the district, which has no row of its own."""
-    if area.level is Level.STREET:
-        return session.scalar(select(Street.name).where(Street.id == area.unit_id)) or ""
-    if area.level is Level.COMMUNITY:
-        return session.scalar(select(Community.name).where(Community.id == area.unit_id)) or ""
-    return ""
-
-
-def bulletin_recipients(session: Session) -> list[tuple[Person, Area]]:
+def bulletin_recipients(session: Session) -> list[tuple[Person, Unit]]:
     """Every reachable community, street and district staff member with the area of each of their roles.
 
     A person with several such roles appears once per area. For the scheduler that sends the bulletins on
     the first of the month.
     """
+    roles = tuple(ROLE_OF_LEVEL[level] for level in AREA_LEVELS)
     query = (
         select(Person)
         .join(StaffRole, StaffRole.person_id == Person.id)
-        .where(StaffRole.role.in_(tuple(AREA_OF_ROLE)), Person.unreachable.is_(False))
+        .where(StaffRole.role.in_(roles), Person.unreachable.is_(False))
         .order_by(Person.id)
     )
-    return [(person, area) for person in session.scalars(query).unique() for area in areas_of(person)]
+    return [(person, area) for person in session.scalars(query).unique() for area in admin_areas(person)]
 
 
 # --- figures ----------------------------------------------------------------------------------------------
@@ -265,7 +219,8 @@ class Line:
 
 @dataclass(frozen=True)
 class Bulletin:
-    area: Area
+    area: Unit
+    # The area's own name; empty for the district, which each reader's language names.
     area_name: str
     month: Month
     totals: Figures
@@ -305,39 +260,27 @@ GroupKey = tuple[int, int]  # (category id, id of the unit one level below the a
 class _MonthQuery:
     """The month's requests in an area, as the pieces every bulletin query shares."""
 
-    area: Area
+    area: Unit
     start: datetime
     end: datetime
 
     @property
     def child_unit(self) -> ColumnElement[int]:
         """The id of the unit one level below the area that each request's building belongs to."""
-        columns: dict[Level, ColumnElement[int]] = {
-            Level.DISTRICT: Community.street_id.expression,
-            Level.STREET: Grid.community_id.expression,
-            Level.COMMUNITY: Building.grid_id.expression,
-        }
-        return columns[self.area.level]
+        return building_column(_unit_level(self.area))
 
     def where(self) -> list[ColumnElement[bool]]:
         # The created_at range comes first: its index narrows a million rows to the month's.
         conditions = [Request.created_at >= self.start, Request.created_at < self.end]
-        if self.area.level is Level.STREET:
-            conditions.append(Community.street_id == self.area.unit_id)
-        elif self.area.level is Level.COMMUNITY:
-            conditions.append(Grid.community_id == self.area.unit_id)
+        if self.area.level is not Level.DISTRICT:
+            conditions.append(building_column(self.area.level) == self.area.id)
         return conditions
 
     def select_from_requests(self, *columns: ColumnElement[Any]) -> Select[Any]:
         """``SELECT category_id, child unit id, *columns`` over the month's requests in the area."""
-        return (
-            select(Request.category_id, self.child_unit)
-            .add_columns(*columns)
-            .join(Building, Building.id == Request.building_id)
-            .join(Grid, Grid.id == Building.grid_id)
-            .join(Community, Community.id == Grid.community_id)
-            .where(*self.where())
-        )
+        query = select(Request.category_id, self.child_unit).add_columns(*columns)
+        query = query.join(Building, Building.id == Request.building_id)
+        return join_up(query, Level.BUILDING, Level.COMMUNITY).where(*self.where())
 
     @property
     def resolved(self) -> ColumnElement[bool]:
@@ -416,19 +359,20 @@ def _figures(keys: Iterable[GroupKey], counts: dict[GroupKey, Counts], durations
     return Figures(total, _median(to_accept), _median(to_resolve))
 
 
-def _child_units(session: Session, area: Area) -> list[tuple[int, str, str]]:
+def _unit_level(area: Unit) -> Level:
+    """The level of the breakdown by unit: one below the area."""
+    if area.level not in AREA_LEVELS:
+        raise ValueError(f"a bulletin covers the district, a street or a community, not a {area.level}")
+    below = level_below(area.level)
+    assert below is not None
+    return below
+
+
+def _child_units(session: Session, area: Unit) -> list[tuple[int, str, str]]:
     """(id, code, name) of every unit one level below the area, by code."""
-    model: type[Street] | type[Community] | type[Grid]
-    if area.level is Level.DISTRICT:
-        statement = select(Street.id, Street.code, Street.name)
-        model = Street
-    elif area.level is Level.STREET:
-        statement = select(Community.id, Community.code, Community.name).where(Community.street_id == area.unit_id)
-        model = Community
-    else:
-        statement = select(Grid.id, Grid.code, Grid.name).where(Grid.community_id == area.unit_id)
-        model = Grid
-    return [(unit_id, code, name) for unit_id, code, name in session.execute(statement.order_by(model.code))]
+    statement = units_within(_unit_level(area), area)
+    assert statement is not None, "every area has units one level below it"
+    return [(unit_id, code, name) for unit_id, code, name in session.execute(statement)]
 
 
 def _category_lines(session: Session, counts: dict[GroupKey, Counts], durations: Durations) -> tuple[Line, ...]:
@@ -457,7 +401,7 @@ def _unit_lines(
     )
 
 
-def compute_bulletin(session: Session, area: Area, month: Month | str, timezone: str) -> Bulletin:
+def compute_bulletin(session: Session, area: Unit, month: Month | str, timezone: str) -> Bulletin:
     """The bulletin of ``area`` for the requests filed in ``month`` (``YYYY-MM``) in ``timezone``."""
     month = month if isinstance(month, Month) else Month.parse(month)
     query = _MonthQuery(area, *month.bounds(timezone))
@@ -465,285 +409,10 @@ def compute_bulletin(session: Session, area: Area, month: Month | str, timezone:
     durations = _group_durations(session, query)
     return Bulletin(
         area=area,
-        area_name=area_name(session, area),
+        area_name=own_name(session, area),
         month=month,
         totals=_figures(counts, counts, durations),
         by_category=_category_lines(session, counts, durations),
-        unit_level=LEVEL_BELOW[area.level],
+        unit_level=_unit_level(area),
         by_unit=_unit_lines(_child_units(session, area), counts, durations),
     )
-
-
-# --- words shared by the renderings -------------------------------------------------------------------
-
-
-def month_label(t: Translator, month: Month) -> str:
-    """"October 2026" / "2026年10月"."""
-    return format_skeleton("yMMMM", date(month.year, month.month, 1), locale=t.babel_locale)
-
-
-def area_label(t: Translator, bulletin: Bulletin) -> str:
-    return bulletin.area_name or t._("the whole district")
-
-
-def unit_level_label(t: Translator, level: Level) -> str:
-    """The word for one unit of the breakdown's level, as a column header."""
-    labels = {Level.STREET: t._("Street"), Level.COMMUNITY: t._("Community"), Level.GRID: t._("Grid")}
-    return labels[level]
-
-
-def unit_breakdown_heading(t: Translator, level: Level) -> str:
-    headings = {Level.STREET: t._("By street"), Level.COMMUNITY: t._("By community"), Level.GRID: t._("By grid")}
-    return headings[level]
-
-
-def bulletin_title(t: Translator, bulletin: Bulletin) -> str:
-    return t._("Monthly bulletin for {month}: {area}").format(
-        month=month_label(t, bulletin.month), area=area_label(t, bulletin)
-    )
-
-
-def _percent(t: Translator, fraction: float | None) -> str:
-    return t.percent(fraction) if fraction is not None else "–"
-
-
-def _duration(t: Translator, delta: timedelta | None) -> str:
-    return t.duration(delta) if delta is not None else "–"
-
-
-def _rating(t: Translator, figures: Figures) -> str:
-    average = figures.average_rating
-    return t.number(round(average, 1)) if average is not None else "–"
-
-
-# --- chat summary -----------------------------------------------------------------------------------------
-
-
-def _summary_figures(t: Translator, figures: Figures) -> list[str]:
-    counts = figures.counts
-    return [
-        t.n_("{count} request received", "{count} requests received", counts.received).format(
-            count=t.number(counts.received)
-        ),
-        t._("Resolved: {resolved} ({rate}), on time: {on_time}").format(
-            resolved=t.number(counts.resolved),
-            rate=_percent(t, figures.resolution_rate),
-            on_time=_percent(t, figures.on_time_rate),
-        ),
-        t._("Median time to accept: {accept}; to resolve: {resolve}").format(
-            accept=_duration(t, figures.median_accept), resolve=_duration(t, figures.median_resolve)
-        ),
-        t.n_(
-            "Average rating {average} from {count} rating; satisfied: {satisfied}",
-            "Average rating {average} from {count} ratings; satisfied: {satisfied}",
-            counts.ratings,
-        ).format(
-            average=_rating(t, figures),
-            count=t.number(counts.ratings),
-            satisfied=_percent(t, figures.satisfaction_rate),
-        ),
-        t._("Reopened: {reopened}; escalated: {escalated}").format(
-            reopened=t.number(counts.reopened), escalated=t.number(counts.escalated)
-        ),
-    ]
-
-
-def _summary_line(t: Translator, line: Line) -> str:
-    return t._("• {name}: {received} received, {resolved} resolved, {on_time} on time").format(
-        name=line.label(t.locale),
-        received=t.number(line.figures.counts.received),
-        resolved=t.number(line.figures.counts.resolved),
-        on_time=_percent(t, line.figures.on_time_rate),
-    )
-
-
-def _summary_section(t: Translator, heading: str, lines: Sequence[Line]) -> list[str]:
-    """A heading and the busiest lines; the rest are counted, not listed, to keep within a chat message."""
-    busiest = sorted(lines, key=lambda line: -line.figures.counts.received)
-    shown = [_summary_line(t, line) for line in busiest[:SUMMARY_LINES]]
-    hidden = len(busiest) - len(shown)
-    if hidden > 0:
-        shown.append(t.n_("…and {count} more", "…and {count} more", hidden).format(count=t.number(hidden)))
-    return ["", heading, *shown]
-
-
-def render_summary(t: Translator, bulletin: Bulletin) -> str:
-    """The bulletin as a short chat message in ``t``'s language (at most a few dozen lines)."""
-    lines = [bulletin_title(t, bulletin), *_summary_figures(t, bulletin.totals)]
-    if bulletin.totals.counts.received == 0:
-        return "\n".join([*lines, "", t._("No requests were filed in this area in this month.")])
-    lines += _summary_section(
-        t, unit_breakdown_heading(t, bulletin.unit_level), bulletin.by_unit
-    )
-    lines += _summary_section(t, t._("By category"), bulletin.by_category)
-    lines += ["", t._("The chart and the spreadsheet with every figure follow.")]
-    return "\n".join(lines)
-
-
-# --- chart ------------------------------------------------------------------------------------------------
-
-
-@cache
-def cjk_font_path() -> str:
-    """The bundled Noto Sans CJK collection, registered with matplotlib (once) so Chinese labels render."""
-    import noto_cjk_sans_otc
-    from matplotlib import font_manager
-
-    path = str(noto_cjk_sans_otc.FONT_PATH)
-    font_manager.fontManager.addfont(path)
-    return path
-
-
-def cjk_font() -> Any:
-    """The font properties of the Simplified Chinese face of the bundled collection."""
-    from matplotlib import font_manager
-
-    cjk_font_path()
-    return font_manager.FontProperties(family=CJK_FONT_FAMILY)
-
-
-def _bar_panel(axes: Any, t: Translator, title: str, lines: Sequence[Line]) -> None:
-    """Received and resolved side by side for the busiest lines, busiest on top."""
-    shown = sorted(lines, key=lambda line: -line.figures.counts.received)[:CHART_BARS][::-1]
-    positions = range(len(shown))
-    received = [line.figures.counts.received for line in shown]
-    resolved = [line.figures.counts.resolved for line in shown]
-    axes.barh([p + 0.2 for p in positions], received, height=0.4, label=t._("Received"), color="#4c72b0")
-    axes.barh([p - 0.2 for p in positions], resolved, height=0.4, label=t._("Resolved"), color="#55a868")
-    axes.set_yticks(list(positions), [line.label(t.locale) for line in shown])
-    axes.set_title(title, loc="left")
-    axes.xaxis.get_major_locator().set_params(integer=True)
-    if shown:
-        axes.legend(loc="lower right")
-    else:
-        axes.text(0.5, 0.5, t._("No requests"), ha="center", va="center", transform=axes.transAxes)
-
-
-def render_chart(bulletin: Bulletin, locale: str) -> bytes:
-    """A PNG of received and resolved requests by unit and by category, labelled in ``locale``."""
-    from matplotlib import rc_context
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
-
-    t = translator(locale)
-    cjk_font_path()
-    rows = min(len(bulletin.by_unit), CHART_BARS) + min(len(bulletin.by_category), CHART_BARS)
-    # Fallback list: the CJK face covers Chinese and Latin; DejaVu only catches what it lacks.
-    with rc_context({"font.family": [CJK_FONT_FAMILY, "DejaVu Sans"], "axes.unicode_minus": False}):
-        figure = Figure(figsize=(9, 3 + 0.35 * max(rows, 4)), layout="constrained")
-        FigureCanvasAgg(figure)
-        figure.suptitle(bulletin_title(t, bulletin))
-        by_unit, by_category = figure.subplots(2, 1)
-        _bar_panel(by_unit, t, unit_breakdown_heading(t, bulletin.unit_level), bulletin.by_unit)
-        _bar_panel(by_category, t, t._("By category"), bulletin.by_category)
-        buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=110)
-    return buffer.getvalue()
-
-
-# --- workbook ---------------------------------------------------------------------------------------------
-
-PERCENT_FORMAT = "0.0%"
-HOURS_FORMAT = "0.0"
-RATING_FORMAT = "0.00"
-
-
-def _hours(delta: timedelta | None) -> float | None:
-    return delta.total_seconds() / 3600 if delta is not None else None
-
-
-def _figure_columns(t: Translator) -> list[tuple[str, str | None]]:
-    """Column headers of the figures and their number formats, in the order ``_figure_values`` gives."""
-    return [
-        (t._("Received"), None),
-        (t._("Resolved"), None),
-        (t._("Resolution rate"), PERCENT_FORMAT),
-        (t._("Resolved on time"), None),
-        (t._("On-time rate"), PERCENT_FORMAT),
-        (t._("Median hours to accept"), HOURS_FORMAT),
-        (t._("Median hours to resolve"), HOURS_FORMAT),
-        (t._("Ratings"), None),
-        (t._("Average rating"), RATING_FORMAT),
-        (t._("Satisfaction (4-5 stars)"), PERCENT_FORMAT),
-        (t._("Reopened"), None),
-        (t._("Escalated"), None),
-    ]
-
-
-def _figure_values(figures: Figures) -> list[float | int | None]:
-    counts = figures.counts
-    return [
-        counts.received,
-        counts.resolved,
-        figures.resolution_rate,
-        counts.resolved_on_time,
-        figures.on_time_rate,
-        _hours(figures.median_accept),
-        _hours(figures.median_resolve),
-        counts.ratings,
-        figures.average_rating,
-        figures.satisfaction_rate,
-        counts.reopened,
-        counts.escalated,
-    ]
-
-
-def _sheet_title(text: str) -> str:
-    """Excel forbids some characters in sheet titles and allows 31 characters."""
-    return re.sub(r"[\[\]:*?/\\]", " ", text)[:31]
-
-
-def _write_summary_sheet(sheet: Any, t: Translator, bulletin: Bulletin) -> None:
-    sheet.title = _sheet_title(t._("Summary"))
-    sheet.append([bulletin_title(t, bulletin)])
-    sheet.append([t._("Month"), str(bulletin.month)])
-    sheet.append([t._("Area"), area_label(t, bulletin)])
-    sheet.append([])
-    for (header, number_format), value in zip(_figure_columns(t), _figure_values(bulletin.totals), strict=True):
-        sheet.append([header, value])
-        if number_format is not None:
-            sheet.cell(row=sheet.max_row, column=2).number_format = number_format
-    sheet.column_dimensions["A"].width = 28
-    sheet.column_dimensions["B"].width = 16
-
-
-def _write_breakdown_sheet(sheet: Any, t: Translator, title: str, name_header: str, lines: Sequence[Line]) -> None:
-    from openpyxl.styles import Font
-
-    sheet.title = _sheet_title(title)
-    columns = _figure_columns(t)
-    sheet.append([t._("Code"), name_header, *(header for header, _ in columns)])
-    for cell in sheet[1]:
-        cell.font = Font(bold=True)
-    for line in lines:
-        sheet.append([line.code, line.label(t.locale), *_figure_values(line.figures)])
-        for offset, (_, number_format) in enumerate(columns):
-            if number_format is not None:
-                sheet.cell(row=sheet.max_row, column=3 + offset).number_format = number_format
-    sheet.freeze_panes = "C2"
-    sheet.column_dimensions["B"].width = 24
-
-
-def render_workbook(t: Translator, bulletin: Bulletin) -> bytes:
-    """An XLSX with three sheets (summary, by category, by unit), headers in ``t``'s language."""
-    from openpyxl import Workbook
-
-    workbook = Workbook()
-    _write_summary_sheet(workbook.active, t, bulletin)
-    _write_breakdown_sheet(
-        workbook.create_sheet(), t, t._("By category"), t._("Category"), bulletin.by_category
-    )
-    _write_breakdown_sheet(
-        workbook.create_sheet(),
-        t,
-        unit_breakdown_heading(t, bulletin.unit_level),
-        unit_level_label(t, bulletin.unit_level),
-        bulletin.by_unit,
-    )
-    buffer = io.BytesIO()
-    workbook.save(buffer)
-    return buffer.getvalue()
-
-
-def file_stem(bulletin: Bulletin) -> str:
-    return f"bulletin-{bulletin.month}"

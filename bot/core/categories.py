@@ -92,12 +92,6 @@ def seed_categories(session: Session) -> int:
     return added
 
 
-def active_categories(session: Session) -> list[Category]:
-    """The categories a resident can choose from, in display order."""
-    query = select(Category).where(Category.active.is_(True)).order_by(Category.sort_order, Category.id)
-    return list(session.scalars(query))
-
-
 def list_categories(session: Session) -> list[Category]:
     """Every category, active or not, in display order (for the administrator)."""
     return list(session.scalars(select(Category).order_by(Category.sort_order, Category.id)))

@@ -15,7 +15,6 @@ from sqlalchemy.orm import Session
 from bot.core.categories import seed_categories
 from bot.core.organisation import ImportSummary, OrgRow, apply_rows
 
-DISTRICT_NAME = "宛城区"
 CITY_ADDRESS_PREFIX = "南阳市宛城区"
 BUILDINGS_PER_GRID = 3
 GRID_NUMERALS = ("一", "二", "三", "四")

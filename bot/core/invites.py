@@ -13,9 +13,10 @@ import segno
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from bot.core.areas import SCOPE_OF_ROLE, Scope, in_admin_area, unit_by_code
+from bot.core.areas import in_admin_area
 from bot.core.audit import AuditAction, record_action
-from storage.models import Person, Role, StaffInvite, StaffRole
+from bot.core.units import LEVEL_OF_ROLE, unit_by_code
+from storage.models import Level, Person, Role, StaffInvite, StaffRole
 
 INVITE_PREFIX = "inv_"
 INVITE_LIFETIME = timedelta(days=7)
@@ -57,8 +58,8 @@ def create_invite(session: Session, admin: Person, role: Role, unit_code: str, n
 
     Raises ``InviteError`` for an unknown code or a unit outside the area.
     """
-    scope = SCOPE_OF_ROLE[role]
-    unit = unit_by_code(session, scope, unit_code) if scope is not Scope.DISTRICT else None
+    level = LEVEL_OF_ROLE[role]
+    unit = unit_by_code(session, level, unit_code) if level is not Level.DISTRICT else None
     if unit is None:
         raise InviteError(InviteProblem.UNKNOWN_UNIT)
     if not in_admin_area(session, admin, unit):

@@ -1,72 +1,48 @@
-"""The escalation ladder grid → community → street → district, and where a building sits on it.
+"""The request ladder grid → community → street → district: where a request is held and who is staffed there.
 
-A unit is a ``(level, unit_id)`` pair: ``unit_id`` is a row of that level's table, 0 for the district.
+A request is held by a unit of the ladder, stored on it as ``(level, unit_id)`` (``bot.core.units``).
 """
 
 from __future__ import annotations
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, object_session
 
-from storage.models import Building, Community, Grid, Level, Role, StaffRole, Street
+from bot.core.units import DISTRICT, LEVEL_MODEL, ROLE_OF_LEVEL, Unit, ancestor, exists, ids_within, parent
+from storage.models import Building, Level, StaffRole
 
 LADDER = (Level.GRID, Level.COMMUNITY, Level.STREET, Level.DISTRICT)
-DISTRICT_UNIT_ID = 0
-ROLE_OF_LEVEL = {
-    Level.GRID: Role.WORKER,
-    Level.COMMUNITY: Role.COMMUNITY,
-    Level.STREET: Role.STREET,
-    Level.DISTRICT: Role.DISTRICT,
-}
-LEVEL_OF_ROLE = {role: level for level, role in ROLE_OF_LEVEL.items()}
-UNIT_MODEL: dict[Level, type[Grid] | type[Community] | type[Street]] = {
-    Level.GRID: Grid,
-    Level.COMMUNITY: Community,
-    Level.STREET: Street,
-}
-
-Unit = tuple[Level, int]
-DISTRICT: Unit = (Level.DISTRICT, DISTRICT_UNIT_ID)
-
-
-def level_above(level: Level) -> Level | None:
-    index = LADDER.index(level)
-    return LADDER[index + 1] if index + 1 < len(LADDER) else None
+# A holding unit as a plain pair, the way request rows and callbacks give it; every ``Unit`` is one.
+Holder = tuple[Level, int]
 
 
 def level_below(level: Level) -> Level | None:
+    """The ladder's level one step down; None for grids, the bottom of the ladder."""
     index = LADDER.index(level)
     return LADDER[index - 1] if index > 0 else None
 
 
 def unit_above(session: Session, level: Level, unit_id: int) -> Unit | None:
     """The unit one step up from ``(level, unit_id)``; None above the district."""
-    if level is Level.GRID:
-        grid = session.get(Grid, unit_id)
-        return (Level.COMMUNITY, grid.community_id) if grid is not None else None
-    if level is Level.COMMUNITY:
-        community = session.get(Community, unit_id)
-        return (Level.STREET, community.street_id) if community is not None else None
-    if level is Level.STREET:
-        return DISTRICT
-    return None
+    return parent(session, Unit(level, unit_id))
 
 
 def building_unit(building: Building, level: Level) -> int:
     """The id of the unit at ``level`` that a building belongs to."""
-    if level is Level.GRID:
-        return building.grid_id
-    if level is Level.COMMUNITY:
-        return building.grid.community_id
-    if level is Level.STREET:
-        return building.grid.community.street_id
-    return DISTRICT_UNIT_ID
+    session = object_session(building)
+    assert session is not None, "a building of the organisation is read in a session"
+    unit = ancestor(session, Unit(Level.BUILDING, building.id), level)
+    return unit.id if unit is not None else DISTRICT.id
 
 
 def has_staff(session: Session, level: Level, unit_id: int) -> bool:
+    """Whether somebody works at the unit; never at a level no role answers for (a building)."""
+    role = ROLE_OF_LEVEL.get(level)
+    if role is None:
+        return False
     if level is Level.DISTRICT:
-        unit_id = DISTRICT_UNIT_ID
-    query = select(StaffRole.id).where(StaffRole.role == ROLE_OF_LEVEL[level], StaffRole.unit_id == unit_id)
+        unit_id = DISTRICT.id
+    query = select(StaffRole.id).where(StaffRole.role == role, StaffRole.unit_id == unit_id)
     return session.scalar(query.limit(1)) is not None
 
 
@@ -75,43 +51,24 @@ def staffed_unit_from(session: Session, level: Level, unit_id: int) -> Unit:
 
     The district center always counts as staffed: it is the last resort and sees what nobody else holds.
     """
-    unit: Unit | None = (level, unit_id)
-    while unit is not None and unit[0] is not Level.DISTRICT:
+    unit: Unit | None = Unit(level, unit_id)
+    while unit is not None and unit.level is not Level.DISTRICT:
         if has_staff(session, *unit):
             return unit
-        unit = unit_above(session, *unit)
+        unit = parent(session, unit)
     return DISTRICT
 
 
 def unit_exists(session: Session, level: Level, unit_id: int) -> bool:
-    if level is Level.DISTRICT:
-        return unit_id == DISTRICT_UNIT_ID
-    return session.get(UNIT_MODEL[level], unit_id) is not None
-
-
-def unit_name(session: Session, level: Level, unit_id: int) -> str:
-    """The unit's own name (e.g. 建设一网格); empty for the district, which the caller names in its language."""
-    if level is Level.DISTRICT:
-        return ""
-    model = UNIT_MODEL[level]
-    name = session.scalar(select(model.name).where(model.id == unit_id))
-    return name if name is not None else "?"
+    return exists(session, Unit(level, unit_id))
 
 
 def sibling_units(session: Session, level: Level, unit_id: int) -> list[tuple[int, str]]:
     """Other units under the same parent (all streets for a street), as (id, name), for reassigning."""
-    if level is Level.GRID:
-        grid = session.get(Grid, unit_id)
-        query = select(Grid.id, Grid.name).where(Grid.community_id == (grid.community_id if grid else -1))
-    elif level is Level.COMMUNITY:
-        community = session.get(Community, unit_id)
-        query = select(Community.id, Community.name).where(
-            Community.street_id == (community.street_id if community else -1)
-        )
-    elif level is Level.STREET:
-        query = select(Street.id, Street.name)
-    else:
+    above = unit_above(session, level, unit_id) if level is not Level.DISTRICT else None
+    ids = ids_within(level, above) if above is not None else None
+    if ids is None:
         return []
-    return [(row[0], row[1]) for row in session.execute(query.order_by(query.selected_columns[0]))
-            if row[0] != unit_id]
-
+    model = LEVEL_MODEL[level]
+    query = select(model.id, model.name).where(model.id.in_(ids), model.id != unit_id).order_by(model.id)
+    return [(row[0], row[1]) for row in session.execute(query)]

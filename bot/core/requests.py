@@ -17,12 +17,8 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from bot.core.ladder import Holder as Unit
 from bot.core.ladder import (
-    DISTRICT,
-    LEVEL_OF_ROLE,
-    ROLE_OF_LEVEL,
-    UNIT_MODEL,
-    Unit,
     building_unit,
     has_staff,
     level_below,
@@ -32,6 +28,8 @@ from bot.core.ladder import (
     unit_exists,
 )
 from bot.core.staff import staff_of_unit
+from bot.core.units import DISTRICT, LEVEL_OF_ROLE, ROLE_OF_LEVEL
+from bot.core.units import LEVEL_MODEL as UNIT_MODEL
 from bot.i18n import N_
 from storage.models import (
     OPEN_STATUSES,

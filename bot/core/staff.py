@@ -13,26 +13,14 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from storage.models import Community, Grid, Level, Person, Role, StaffRole, Street
+from bot.core.units import DISTRICT, LEVEL_OF_ROLE, LEVELS, ROLE_OF_LEVEL, Unit, codes_and_names, unit_by_code
+from storage.models import Level, Person, Role, StaffRole
 
 TELEGRAM = "telegram"
-DISTRICT_UNIT_ID = 0
 TELEGRAM_ID_PATTERN = re.compile(r"[0-9]{1,20}")
 
-ROLE_OF_LEVEL = {
-    Level.GRID: Role.WORKER,
-    Level.COMMUNITY: Role.COMMUNITY,
-    Level.STREET: Role.STREET,
-    Level.DISTRICT: Role.DISTRICT,
-}
 # Listed from the top of the organisation down, the way an administrator reads it.
-ROLE_ORDER = (Role.DISTRICT, Role.STREET, Role.COMMUNITY, Role.WORKER)
-UNIT_MODEL: dict[Role, type[Street] | type[Community] | type[Grid]] = {
-    Role.STREET: Street,
-    Role.COMMUNITY: Community,
-    Role.WORKER: Grid,
-}
-UNIT_WORD = {Role.STREET: "street", Role.COMMUNITY: "community", Role.WORKER: "grid"}
+ROLE_ORDER = tuple(ROLE_OF_LEVEL[level] for level in LEVELS if level in ROLE_OF_LEVEL)
 
 
 class StaffError(Exception):
@@ -59,25 +47,24 @@ def _checked_telegram_id(telegram_id: str | int) -> str:
 
 def _unit_id(session: Session, role: Role, unit_code: str | None) -> int:
     """The id a role's ``unit_id`` holds for ``unit_code``, checking the code names a unit of that level."""
-    if role is Role.DISTRICT:
+    level = LEVEL_OF_ROLE[role]
+    if level is Level.DISTRICT:
         if unit_code:
             raise StaffError("district staff belong to no unit; leave the unit code out")
-        return DISTRICT_UNIT_ID
-    word = UNIT_WORD[role]
+        return DISTRICT.id
     if not unit_code:
-        raise StaffError(f"a {role.value} role needs a {word} code")
-    model = UNIT_MODEL[role]
-    unit_id = session.scalar(select(model.id).where(model.code == unit_code))
-    if unit_id is None:
-        raise StaffError(f"{word} {unit_code!r} does not exist{_other_levels_hint(session, role, unit_code)}")
-    return unit_id
+        raise StaffError(f"a {role.value} role needs a {level.value} code")
+    unit = unit_by_code(session, level, unit_code)
+    if unit is None:
+        raise StaffError(f"{level.value} {unit_code!r} does not exist{_other_levels_hint(session, level, unit_code)}")
+    return unit.id
 
 
-def _other_levels_hint(session: Session, role: Role, unit_code: str) -> str:
+def _other_levels_hint(session: Session, level: Level, unit_code: str) -> str:
     # "DG-KM" given for a worker is a community code: say so, the mistake is common.
-    for other_role, model in UNIT_MODEL.items():
-        if other_role is not role and session.scalar(select(model.id).where(model.code == unit_code)) is not None:
-            return f" ({unit_code} is a {UNIT_WORD[other_role]} code, for the {other_role.value} role)"
+    for other_level in (Level.STREET, Level.COMMUNITY, Level.GRID):
+        if other_level is not level and unit_by_code(session, other_level, unit_code) is not None:
+            return f" ({unit_code} is a {other_level.value} code, for the {ROLE_OF_LEVEL[other_level].value} role)"
     return ""
 
 
@@ -128,26 +115,15 @@ def remove_staff(session: Session, telegram_id: str, role: Role, unit_code: str 
     return False
 
 
-def _unit_labels(session: Session, roles: list[StaffRole]) -> dict[tuple[Role, int], tuple[str, str]]:
-    labels: dict[tuple[Role, int], tuple[str, str]] = {(Role.DISTRICT, DISTRICT_UNIT_ID): ("", "district")}
-    for role, model in UNIT_MODEL.items():
-        ids = {staff_role.unit_id for staff_role in roles if staff_role.role is role}
-        if ids:
-            for unit_id, code, name in session.execute(
-                select(model.id, model.code, model.name).where(model.id.in_(ids))
-            ):
-                labels[(role, unit_id)] = (code, name)
-    return labels
-
-
 def list_staff(session: Session) -> list[StaffLine]:
     """Every staff role with its unit and person, from the district down, then by unit code and name."""
     roles = list(session.scalars(select(StaffRole).join(StaffRole.person)))
-    labels = _unit_labels(session, roles)
+    units = [Unit(LEVEL_OF_ROLE[staff_role.role], staff_role.unit_id) for staff_role in roles]
+    labels = {DISTRICT: ("", "district"), **codes_and_names(session, units)}
     lines = []
-    for staff_role in roles:
+    for staff_role, unit in zip(roles, units, strict=True):
         # A unit id that names nothing is shown by number, so the stale role can still be removed.
-        code, unit_name = labels.get((staff_role.role, staff_role.unit_id), (f"#{staff_role.unit_id}", "?"))
+        code, unit_name = labels.get(unit, (f"#{staff_role.unit_id}", "?"))
         lines.append(
             StaffLine(
                 role=staff_role.role,
@@ -165,7 +141,7 @@ def staff_of_unit(session: Session, level: Level, unit_id: int) -> list[Person]:
     district staff (``unit_id`` is ignored for the district)."""
     role = ROLE_OF_LEVEL[level]
     if role is Role.DISTRICT:
-        unit_id = DISTRICT_UNIT_ID
+        unit_id = DISTRICT.id
     query = (
         select(Person)
         .join(StaffRole, StaffRole.person_id == Person.id)
@@ -174,7 +150,3 @@ def staff_of_unit(session: Session, level: Level, unit_id: int) -> list[Person]:
     )
     return list(session.scalars(query).unique())
 
-
-def roles_of(person: Person) -> list[StaffRole]:
-    """A person's staff roles, from the grid up to the district; empty for residents."""
-    return sorted(person.roles, key=lambda staff_role: (-ROLE_ORDER.index(staff_role.role), staff_role.unit_id))

@@ -12,9 +12,10 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
-from bot.core.areas import Unit, admin_areas, in_admin_area, staff_condition
+from bot.core.areas import admin_areas, in_admin_area, staff_condition
 from bot.core.audit import AuditAction, record_action
 from bot.core.staff import ROLE_ORDER, staff_of_unit
+from bot.core.units import unit_of_role
 from storage.models import (
     OPEN_STATUSES,
     EventKind,
@@ -64,7 +65,7 @@ def may_manage(session: Session, admin: Person, staff_role: StaffRole) -> bool:
     """Whether ``admin`` may take ``staff_role`` away: inside their area, and not their own."""
     if staff_role.person_id == admin.id:
         return False
-    return in_admin_area(session, admin, Unit.of_role(staff_role))
+    return in_admin_area(session, admin, unit_of_role(staff_role))
 
 
 def open_requests_of(session: Session, staff_role: StaffRole) -> int:

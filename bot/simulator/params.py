@@ -13,7 +13,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import ApiError, bad_request
+from .errors import bad_request
 
 #: Telegram limits ``callback_data`` by encoded size, not by characters.
 MAX_CALLBACK_DATA_BYTES = 64
@@ -232,9 +232,3 @@ def validate_reply_markup(markup: Any, *, inline_only: bool = False) -> dict[str
     if markup.get("force_reply") is True:
         return dict(markup)
     raise bad_request("can't parse reply keyboard markup JSON object")
-
-
-def require(condition: bool, error: ApiError) -> None:
-    """Raise ``error`` unless ``condition`` holds; keeps validation code flat."""
-    if not condition:
-        raise error

@@ -1,0 +1,341 @@
+"""The monthly bulletin for a reader: the chat summary, the chart (PNG) and the workbook (XLSX).
+
+``bulletin_documents`` renders all three in one person's language from a ``Bulletin`` computed once
+(``bot.core.bulletin``). matplotlib and openpyxl are imported only when a chart or workbook is drawn.
+"""
+
+from __future__ import annotations
+
+import io
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from functools import cache
+from typing import Any
+
+from babel.dates import format_skeleton
+
+from bot.core.bulletin import Bulletin, Figures, Line, Month
+from bot.core.units import area_label
+from bot.i18n import Translator, translator
+from storage.models import Level
+
+# Lines per breakdown in the chat summary and the chart; the workbook always has every line.
+SUMMARY_LINES = 8
+CHART_BARS = 15
+CJK_FONT_FAMILY = "Noto Sans CJK SC"
+# A text cell starting with one of these is a formula to a spreadsheet, or becomes one when edited or
+# exported as CSV: such cells are marked as quoted text.
+FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
+
+
+# --- words shared by the renderings -------------------------------------------------------------------
+
+
+def month_label(t: Translator, month: Month) -> str:
+    """"October 2026" / "2026年10月"."""
+    return format_skeleton("yMMMM", date(month.year, month.month, 1), locale=t.babel_locale)
+
+
+def unit_level_label(t: Translator, level: Level) -> str:
+    """The word for one unit of the breakdown's level, as a column header."""
+    labels = {Level.STREET: t._("Street"), Level.COMMUNITY: t._("Community"), Level.GRID: t._("Grid")}
+    return labels[level]
+
+
+def unit_breakdown_heading(t: Translator, level: Level) -> str:
+    headings = {Level.STREET: t._("By street"), Level.COMMUNITY: t._("By community"), Level.GRID: t._("By grid")}
+    return headings[level]
+
+
+def bulletin_title(t: Translator, bulletin: Bulletin) -> str:
+    return t._("Monthly bulletin for {month}: {area}").format(
+        month=month_label(t, bulletin.month), area=area_label(t, bulletin.area, bulletin.area_name)
+    )
+
+
+def _percent(t: Translator, fraction: float | None) -> str:
+    return t.percent(fraction) if fraction is not None else "–"
+
+
+def _duration(t: Translator, delta: timedelta | None) -> str:
+    return t.duration(delta) if delta is not None else "–"
+
+
+def _rating(t: Translator, figures: Figures) -> str:
+    average = figures.average_rating
+    return t.number(round(average, 1)) if average is not None else "–"
+
+
+# --- chat summary -----------------------------------------------------------------------------------------
+
+
+def _summary_figures(t: Translator, figures: Figures) -> list[str]:
+    counts = figures.counts
+    return [
+        t.n_("{count} request received", "{count} requests received", counts.received).format(
+            count=t.number(counts.received)
+        ),
+        t._("Resolved: {resolved} ({rate}), on time: {on_time}").format(
+            resolved=t.number(counts.resolved),
+            rate=_percent(t, figures.resolution_rate),
+            on_time=_percent(t, figures.on_time_rate),
+        ),
+        t._("Median time to accept: {accept}; to resolve: {resolve}").format(
+            accept=_duration(t, figures.median_accept), resolve=_duration(t, figures.median_resolve)
+        ),
+        t.n_(
+            "Average rating {average} from {count} rating; satisfied: {satisfied}",
+            "Average rating {average} from {count} ratings; satisfied: {satisfied}",
+            counts.ratings,
+        ).format(
+            average=_rating(t, figures),
+            count=t.number(counts.ratings),
+            satisfied=_percent(t, figures.satisfaction_rate),
+        ),
+        t._("Reopened: {reopened}; escalated: {escalated}").format(
+            reopened=t.number(counts.reopened), escalated=t.number(counts.escalated)
+        ),
+    ]
+
+
+def _summary_line(t: Translator, line: Line) -> str:
+    return t._("• {name}: {received} received, {resolved} resolved, {on_time} on time").format(
+        name=line.label(t.locale),
+        received=t.number(line.figures.counts.received),
+        resolved=t.number(line.figures.counts.resolved),
+        on_time=_percent(t, line.figures.on_time_rate),
+    )
+
+
+def _summary_section(t: Translator, heading: str, lines: Sequence[Line]) -> list[str]:
+    """A heading and the busiest lines; the rest are counted, not listed, to keep within a chat message."""
+    busiest = sorted(lines, key=lambda line: -line.figures.counts.received)
+    shown = [_summary_line(t, line) for line in busiest[:SUMMARY_LINES]]
+    hidden = len(busiest) - len(shown)
+    if hidden > 0:
+        shown.append(t.n_("…and {count} more", "…and {count} more", hidden).format(count=t.number(hidden)))
+    return ["", heading, *shown]
+
+
+def render_summary(t: Translator, bulletin: Bulletin) -> str:
+    """The bulletin as a short chat message in ``t``'s language (at most a few dozen lines)."""
+    lines = [bulletin_title(t, bulletin), *_summary_figures(t, bulletin.totals)]
+    if bulletin.totals.counts.received == 0:
+        return "\n".join([*lines, "", t._("No requests were filed in this area in this month.")])
+    lines += _summary_section(
+        t, unit_breakdown_heading(t, bulletin.unit_level), bulletin.by_unit
+    )
+    lines += _summary_section(t, t._("By category"), bulletin.by_category)
+    lines += ["", t._("The chart and the spreadsheet with every figure follow.")]
+    return "\n".join(lines)
+
+
+# --- chart ------------------------------------------------------------------------------------------------
+
+
+@cache
+def cjk_font_path() -> str:
+    """The bundled Noto Sans CJK collection, registered with matplotlib (once) so Chinese labels render."""
+    import noto_cjk_sans_otc
+    from matplotlib import font_manager
+
+    path = str(noto_cjk_sans_otc.FONT_PATH)
+    font_manager.fontManager.addfont(path)
+    return path
+
+
+def cjk_font() -> Any:
+    """The font properties of the Simplified Chinese face of the bundled collection."""
+    from matplotlib import font_manager
+
+    cjk_font_path()
+    return font_manager.FontProperties(family=CJK_FONT_FAMILY)
+
+
+def _bar_panel(axes: Any, t: Translator, title: str, lines: Sequence[Line]) -> None:
+    """Received and resolved side by side for the busiest lines, busiest on top."""
+    shown = sorted(lines, key=lambda line: -line.figures.counts.received)[:CHART_BARS][::-1]
+    positions = range(len(shown))
+    received = [line.figures.counts.received for line in shown]
+    resolved = [line.figures.counts.resolved for line in shown]
+    axes.barh([p + 0.2 for p in positions], received, height=0.4, label=t._("Received"), color="#4c72b0")
+    axes.barh([p - 0.2 for p in positions], resolved, height=0.4, label=t._("Resolved"), color="#55a868")
+    axes.set_yticks(list(positions), [line.label(t.locale) for line in shown])
+    axes.set_title(title, loc="left")
+    axes.xaxis.get_major_locator().set_params(integer=True)
+    if shown:
+        axes.legend(loc="lower right")
+    else:
+        axes.text(0.5, 0.5, t._("No requests"), ha="center", va="center", transform=axes.transAxes)
+
+
+def render_chart(bulletin: Bulletin, locale: str) -> bytes:
+    """A PNG of received and resolved requests by unit and by category, labelled in ``locale``."""
+    from matplotlib import rc_context
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    t = translator(locale)
+    cjk_font_path()
+    rows = min(len(bulletin.by_unit), CHART_BARS) + min(len(bulletin.by_category), CHART_BARS)
+    # Fallback list: the CJK face covers Chinese and Latin; DejaVu only catches what it lacks.
+    with rc_context({"font.family": [CJK_FONT_FAMILY, "DejaVu Sans"], "axes.unicode_minus": False}):
+        figure = Figure(figsize=(9, 3 + 0.35 * max(rows, 4)), layout="constrained")
+        FigureCanvasAgg(figure)
+        figure.suptitle(bulletin_title(t, bulletin))
+        by_unit, by_category = figure.subplots(2, 1)
+        _bar_panel(by_unit, t, unit_breakdown_heading(t, bulletin.unit_level), bulletin.by_unit)
+        _bar_panel(by_category, t, t._("By category"), bulletin.by_category)
+        buffer = io.BytesIO()
+        figure.savefig(buffer, format="png", dpi=110)
+    return buffer.getvalue()
+
+
+# --- workbook ---------------------------------------------------------------------------------------------
+
+PERCENT_FORMAT = "0.0%"
+HOURS_FORMAT = "0.0"
+RATING_FORMAT = "0.00"
+
+
+def _hours(delta: timedelta | None) -> float | None:
+    return delta.total_seconds() / 3600 if delta is not None else None
+
+
+def _figure_columns(t: Translator) -> list[tuple[str, str | None]]:
+    """Column headers of the figures and their number formats, in the order ``_figure_values`` gives."""
+    return [
+        (t._("Received"), None),
+        (t._("Resolved"), None),
+        (t._("Resolution rate"), PERCENT_FORMAT),
+        (t._("Resolved on time"), None),
+        (t._("On-time rate"), PERCENT_FORMAT),
+        (t._("Median hours to accept"), HOURS_FORMAT),
+        (t._("Median hours to resolve"), HOURS_FORMAT),
+        (t._("Ratings"), None),
+        (t._("Average rating"), RATING_FORMAT),
+        (t._("Satisfaction (4-5 stars)"), PERCENT_FORMAT),
+        (t._("Reopened"), None),
+        (t._("Escalated"), None),
+    ]
+
+
+def _figure_values(figures: Figures) -> list[float | int | None]:
+    counts = figures.counts
+    return [
+        counts.received,
+        counts.resolved,
+        figures.resolution_rate,
+        counts.resolved_on_time,
+        figures.on_time_rate,
+        _hours(figures.median_accept),
+        _hours(figures.median_resolve),
+        counts.ratings,
+        figures.average_rating,
+        figures.satisfaction_rate,
+        counts.reopened,
+        counts.escalated,
+    ]
+
+
+def _sheet_title(text: str) -> str:
+    """Excel forbids some characters in sheet titles and allows 31 characters."""
+    return re.sub(r"[\[\]:*?/\\]", " ", text)[:31]
+
+
+def _append(sheet: Any, values: Sequence[str | float | int | None]) -> None:
+    """Append a row whose strings are text, never formulas: names come from imported data."""
+    sheet.append(list(values))
+    for cell in sheet[sheet.max_row]:
+        if isinstance(cell.value, str):
+            cell.data_type = "s"
+            cell.quotePrefix = cell.value.startswith(FORMULA_STARTS)
+
+
+def _write_summary_sheet(sheet: Any, t: Translator, bulletin: Bulletin) -> None:
+    sheet.title = _sheet_title(t._("Summary"))
+    _append(sheet, [bulletin_title(t, bulletin)])
+    _append(sheet, [t._("Month"), str(bulletin.month)])
+    _append(sheet, [t._("Area"), area_label(t, bulletin.area, bulletin.area_name)])
+    sheet.append([])
+    for (header, number_format), value in zip(_figure_columns(t), _figure_values(bulletin.totals), strict=True):
+        _append(sheet, [header, value])
+        if number_format is not None:
+            sheet.cell(row=sheet.max_row, column=2).number_format = number_format
+    sheet.column_dimensions["A"].width = 28
+    sheet.column_dimensions["B"].width = 16
+
+
+def _write_breakdown_sheet(sheet: Any, t: Translator, title: str, name_header: str, lines: Sequence[Line]) -> None:
+    from openpyxl.styles import Font
+
+    sheet.title = _sheet_title(title)
+    columns = _figure_columns(t)
+    _append(sheet, [t._("Code"), name_header, *(header for header, _ in columns)])
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    for line in lines:
+        _append(sheet, [line.code, line.label(t.locale), *_figure_values(line.figures)])
+        for offset, (_, number_format) in enumerate(columns):
+            if number_format is not None:
+                sheet.cell(row=sheet.max_row, column=3 + offset).number_format = number_format
+    sheet.freeze_panes = "C2"
+    sheet.column_dimensions["B"].width = 24
+
+
+def render_workbook(t: Translator, bulletin: Bulletin) -> bytes:
+    """An XLSX with three sheets (summary, by category, by unit), headers in ``t``'s language."""
+    from openpyxl import Workbook
+
+    workbook = Workbook()
+    _write_summary_sheet(workbook.active, t, bulletin)
+    _write_breakdown_sheet(
+        workbook.create_sheet(), t, t._("By category"), t._("Category"), bulletin.by_category
+    )
+    _write_breakdown_sheet(
+        workbook.create_sheet(),
+        t,
+        unit_breakdown_heading(t, bulletin.unit_level),
+        unit_level_label(t, bulletin.unit_level),
+        bulletin.by_unit,
+    )
+    buffer = io.BytesIO()
+    workbook.save(buffer)
+    return buffer.getvalue()
+
+
+def file_stem(bulletin: Bulletin) -> str:
+    return f"bulletin-{bulletin.month}"
+
+
+# --- the three documents ------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Document:
+    file_name: str
+    content: bytes
+
+
+@dataclass(frozen=True)
+class BulletinDocuments:
+    """A bulletin as one reader receives it: the title, the chat summary, the chart and the workbook."""
+
+    title: str
+    summary: str
+    chart: Document
+    workbook: Document
+
+
+def bulletin_documents(t: Translator, bulletin: Bulletin) -> BulletinDocuments:
+    """The summary, chart and workbook of ``bulletin`` in ``t``'s language, for ``/report``, the scheduler
+    and ``gridbot report``."""
+    stem = file_stem(bulletin)
+    return BulletinDocuments(
+        title=bulletin_title(t, bulletin),
+        summary=render_summary(t, bulletin),
+        chart=Document(f"{stem}.png", render_chart(bulletin, t.locale)),
+        workbook=Document(f"{stem}.xlsx", render_workbook(t, bulletin)),
+    )
