@@ -12,10 +12,11 @@ from bot.core.areas import Scope, Unit, admin_areas, scopes_below, unit_name, un
 from bot.core.broadcasts import CANCEL_PREFIX, Audience, BroadcastEmpty, BroadcastNotAllowed, Who
 from bot.core.context import Context
 from bot.core.messages import Button, ButtonPress, InlineKeyboard, Photo, Text, inline
-from bot.core.router import Router, button_args, callback
+from bot.core.roles import is_admin
+from bot.core.router import RoleFilter, Router, button_args, callback
 from bot.i18n import N_
 
-router = Router()
+router = Router(role=RoleFilter(is_admin, N_("Only community, street and district staff can send notices.")))
 
 PREFIX = "bc"
 STATE_WHO = "broadcast.who"
@@ -39,13 +40,9 @@ WHO_LABELS = {
 @router.command("broadcast")
 def start_broadcast(ctx: Context) -> None:
     t = ctx.t
-    areas = admin_areas(ctx.person)
-    if not areas:
-        ctx.reply(t._("Only community, street and district staff can send notices."))
-        return
     ctx.clear_state()
     rows: list[list[Button]] = []
-    for area in areas:
+    for area in admin_areas(ctx.person):
         name = unit_name(ctx.session, t, area)
         rows.append([Button(t._("Everyone in {area}").format(area=name), callback(PREFIX, "u", area.scope, area.id))])
         for level in scopes_below(area):

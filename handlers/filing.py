@@ -16,8 +16,8 @@ from bot.core.messages import Button, Location, Photo, Text, clip, inline
 from bot.core.requests import Draft, RequestRefused
 from bot.core.router import Router, button_args, callback
 from bot.i18n import N_
+from bot.wording import holder_text, notify_staff_text, refuse, send_cards
 from handlers.menu import show_main_menu
-from handlers.tasks import holder_text, notify_staff_text, refuse, send_cards
 from storage.models import Request
 
 router = Router()

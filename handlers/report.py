@@ -15,9 +15,11 @@ from bot.core.bulletin import (
 )
 from bot.core.context import Context
 from bot.core.messages import Command
-from bot.core.router import Router
+from bot.core.roles import is_admin
+from bot.core.router import RoleFilter, Router
+from bot.i18n import N_
 
-router = Router()
+router = Router(role=RoleFilter(is_admin, N_("The monthly bulletin is for community, street and district staff.")))
 
 
 def requested_month(ctx: Context, argument: str) -> Month | None:
@@ -44,14 +46,10 @@ def report(ctx: Context) -> None:
     """Send the bulletin of every area the sender answers for (most have one)."""
     assert isinstance(ctx.event, Command)
     t = ctx.t
-    areas = areas_of(ctx.person)
-    if not areas:
-        ctx.reply(t._("The monthly bulletin is for community, street and district staff."))
-        return
     month = requested_month(ctx, ctx.event.args)
     if month is None:
         return
-    for area in areas:
+    for area in areas_of(ctx.person):
         bulletin = compute_bulletin(ctx.session, area, month, ctx.config.timezone)
         stem = file_stem(bulletin)
         title = bulletin_title(t, bulletin)
