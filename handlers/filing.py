@@ -90,8 +90,12 @@ def _offer_duplicates(ctx: Context, duplicates: list[Request]) -> None:
     lines = [t._("Neighbours already reported this in the last week:")]
     buttons = []
     for request in duplicates:
-        lines.append(t._("{code}: {description} (filed {date})").format(
-            code=request.code, description=clip(request.description, 120), date=t.date(request.created_at)))
+        # Only what the resident chose themselves and neutral facts: never another resident's words or name.
+        joined = t.n_("{count} neighbour joined", "{count} neighbours joined", request.supporters).format(
+            count=request.supporters)
+        lines.append(t._("{code} · {category}, filed {date} · {joined}").format(
+            code=request.code, category=request.category.name(t.locale), date=t.date(request.created_at),
+            joined=joined))
         buttons.append([Button(t._("🙋 Me too: {code}").format(code=request.code),
                                callback(PREFIX, "join", request.id))])
     buttons.append([Button(t._("It is something else: file a new request"), callback(PREFIX, "fresh"))])
