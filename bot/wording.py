@@ -135,7 +135,7 @@ def timeline_text(ctx: Context, t: Translator, request: Request, for_staff: bool
         if event.kind in STAFF_ONLY_EVENTS and not for_staff:
             continue
         label = event_label(ctx, t, event.level, event.unit_id, event.kind)
-        actor = _actor_name(t, request, event.actor, for_staff)
+        actor = _actor_name(t, request, event.actor, ctx.person, for_staff)
         line = f"• {t.datetime(event.at)} — {label}"
         if actor:
             line += f" — {actor}"
@@ -147,25 +147,33 @@ def timeline_text(ctx: Context, t: Translator, request: Request, for_staff: bool
     return clip("\n".join(lines))
 
 
-def _actor_name(t: Translator, request: Request, actor: Person | None, for_staff: bool) -> str:
+def _actor_name(t: Translator, request: Request, actor: Person | None, reader: Person, for_staff: bool) -> str:
+    """Who did it, as ``reader`` may know: staff see names (unless the filer hid theirs); residents see staff
+    by name, themselves as "you", and other residents only as the resident or a neighbour."""
     if actor is None:
         return t._("system")
-    is_resident = actor.id == request.resident_id
-    if is_resident and for_staff and request.hide_identity:
-        return t._("the resident")
-    if is_resident and not for_staff:
+    is_filer = actor.id == request.resident_id
+    if for_staff:
+        return t._("the resident") if is_filer and request.hide_identity else actor.display_name
+    if actor.id == reader.id:
         return t._("you")
-    return actor.display_name
+    if is_filer:
+        return t._("the resident")
+    return actor.display_name if actor.roles else t._("a neighbour")
 
 
 # --- the resident's view ------------------------------------------------------------------------------------
 
 
-def resident_view(ctx: Context, request: Request) -> tuple[str, InlineKeyboard]:
-    """The request as the filer and neighbours who joined see it, with what the core offers the reader."""
+def resident_view(ctx: Context, request: Request) -> tuple[str, InlineKeyboard | None]:
+    """The request as the filer and neighbours who joined see it, with what the core offers the reader.
+
+    Only the filer reads their own words; a neighbour who joined sees the category and the progress."""
     t = ctx.t
+    own = ctx.person.id == request.resident_id
+    description = request.description if own else t._("You joined this request (me too).")
     head = t._("{code} · {category}\n{description}\nStatus: {status}\nWith: {holder}\nDue by: {due}").format(
-        code=request.code, category=request.category.name(t.locale), description=request.description,
+        code=request.code, category=request.category.name(t.locale), description=description,
         status=status_text(t, request), holder=holder_text(ctx, t, request), due=t.date(request.due_at),
     )
     buttons = [
@@ -173,7 +181,7 @@ def resident_view(ctx: Context, request: Request) -> tuple[str, InlineKeyboard]:
         for action in core.resident_actions(request, ctx.person, ctx.now)
     ]
     text = head + "\n\n" + timeline_text(ctx, t, request, for_staff=False)
-    return clip(text), inline(buttons)
+    return clip(text), inline(buttons) if buttons else None
 
 
 # --- the staff card -----------------------------------------------------------------------------------------
