@@ -25,15 +25,16 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.core import requests as core
-from bot.core.app import PendingDelivery
+from bot.core.app import PendingDelivery, write_outbox
 from bot.core.bulletin import Bulletin, Month, bulletin_recipients, compute_bulletin
 from bot.core.bulletin_render import BulletinDocuments, bulletin_documents
 from bot.core.clock import Clock, system_clock
 from bot.core.context import Context, CoreConfig
-from bot.core.messages import Action, Button, SendDocument, SendText, Unsupported, action_to_json, clip, inline
+from bot.core.messages import Button, SendDocument, SendText, Unsupported, clip, inline
 from bot.core.outbox import OutboxSender
 from bot.core.router import callback
 from bot.core.scheduler import (
+    CLOSE_AFTER,
     PERIODIC_JOBS,
     REQUEST_JOBS,
     WHOLE_PERIOD,
@@ -49,20 +50,21 @@ from bot.core.scheduler import (
 )
 from bot.core.units import Unit
 from bot.i18n import N_, Translator
-from handlers.tasks import (
-    EVENT_LABELS,
-    OUTCOME_LABELS,
+from bot.wording import (
     RESIDENT_PREFIX,
+    announce_move,
+    event_label,
     holder_text,
     notify_staff_text,
+    open_button,
+    request_line,
     send_cards,
     status_text,
     tell_resident,
-    unit_text,
+    verdict_keyboard,
 )
-from handlers.tasks import PREFIX as STAFF_PREFIX
 from storage.database import Database, DatabaseUnavailable
-from storage.models import OPEN_STATUSES, EventKind, Level, OutboxMessage, Person, Request, RequestEvent, StaffRole
+from storage.models import OPEN_STATUSES, EventKind, Level, Person, Request, RequestEvent, StaffRole
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -77,16 +79,16 @@ FEEDBACK_LIMIT = 10
 
 @dataclass
 class RunReport:
-    """What one run did: pieces of work per job and the messages written (those sendable now included)."""
+    """What one run did: pieces of work per job, how many messages it wrote and those sendable now."""
 
     done: Counter[JobKind] = field(default_factory=Counter)
     messages: int = 0
     deliveries: list[PendingDelivery] = field(default_factory=list)
 
-    def add(self, kind: JobKind, written: list[PendingDelivery], count: int) -> None:
+    def add(self, kind: JobKind, written: list[PendingDelivery], now: datetime) -> None:
         self.done[kind] += 1
-        self.messages += count
-        self.deliveries += written
+        self.messages += len(written)
+        self.deliveries += [delivery for delivery in written if (delivery.not_before or now) <= now]
 
     def __str__(self) -> str:
         jobs = ", ".join(f"{kind.value} {count}" for kind, count in sorted(self.done.items())) or "nothing was due"
@@ -97,7 +99,7 @@ class RunReport:
 
 
 def system_context(session: Session, now: datetime, config: SchedulerConfig) -> Context:
-    """A context for the handlers' renderers when nobody sent anything: the scheduler acts for the system.
+    """A context for the shared renderers when nobody sent anything: the scheduler acts for the system.
 
     Its ``person`` is a placeholder that is never stored and never written to; every message goes to named
     recipients through ``send``.
@@ -107,26 +109,13 @@ def system_context(session: Session, now: datetime, config: SchedulerConfig) -> 
     return Context(session=session, person=placeholder, event=Unsupported("scheduler"), now=now, config=core_config)
 
 
-def write_scheduled(
-    session: Session, outgoing: list[tuple[Person, Action]], now: datetime, config: SchedulerConfig
-) -> tuple[list[PendingDelivery], int]:
-    """Write the messages to the outbox, residents' ones after their quiet hours; returns those sendable now
-    and how many were written. People who blocked the bot are skipped."""
-    rows: list[tuple[OutboxMessage, Person, Action]] = []
-    for person, action in outgoing:
-        if person.unreachable:
-            continue
-        not_before = now if person.roles else resident_not_before(now, config)
-        row = OutboxMessage(person_id=person.id, action=action_to_json(action), created_at=now, not_before=not_before)
-        rows.append((row, person, action))
-    session.add_all(row for row, _person, _action in rows)
-    session.flush()
-    ready = [
-        PendingDelivery(row.id, person.id, person.channel, person.chat_id, action)
-        for row, person, action in rows
-        if row.not_before <= now
-    ]
-    return ready, len(rows)
+def sendable_from(now: datetime, config: SchedulerConfig) -> Callable[[Person], datetime]:
+    """When a message the scheduler writes at ``now`` may go: staff at once, residents after their quiet hours."""
+
+    def not_before(person: Person) -> datetime:
+        return now if person.roles else resident_not_before(now, config)
+
+    return not_before
 
 
 # --- per-request jobs -----------------------------------------------------------------------------------
@@ -140,28 +129,23 @@ def remind_holders(ctx: Context, request: Request) -> None:
 
 
 def escalate_unanswered(ctx: Context, request: Request) -> None:
-    change = core.escalate_by_system(ctx.session, request, N_("no response"), ctx.now)
+    change = core.escalate_by_system(ctx.session, request, core.NO_RESPONSE, ctx.now)
     if change is None:
         return
-    send_cards(ctx, change.notify, request, N_(
-        "⬆️ {code} came up to you automatically: nobody at the level below accepted it in time."))
-    tell_resident(ctx, request, lambda tr: tr._(
-        "Nobody took up {code} in time, so it was passed up to {holder}.").format(
-        code=request.code, holder=holder_text(ctx, tr, request)), with_supporters=True)
+    announce_move(ctx, change, N_(
+        "⬆️ {code} came up to you automatically: nobody at the level below accepted it in time."), N_(
+        "Nobody took up {code} in time, so it was passed up to {holder}."))
 
 
 def escalate_overdue(ctx: Context, request: Request) -> None:
-    change = core.escalate_by_system(ctx.session, request, N_("overdue"), ctx.now)
+    change = core.escalate_by_system(ctx.session, request, core.OVERDUE, ctx.now)
     if change is None:
         notify_staff_text(ctx, core.holder_staff(ctx.session, request), request, N_(
             "⚠️ {code} is overdue and the district center holds it. Please resolve it."))
         return
-    send_cards(ctx, change.notify, request, N_(
-        "⬆️ {code} came up to you automatically: it was not resolved by its due date."))
-    tell_resident(ctx, request, lambda tr: tr._(
-        "{code} was not resolved by {due}, so it was passed up to {holder}, who will handle it now.").format(
-        code=request.code, due=tr.date(request.due_at), holder=holder_text(ctx, tr, request)),
-        with_supporters=True)
+    announce_move(ctx, change, N_(
+        "⬆️ {code} came up to you automatically: it was not resolved by its due date."), N_(
+        "{code} was not resolved by {due}, so it was passed up to {holder}, who will handle it now."))
 
 
 def reask_resident(ctx: Context, request: Request) -> None:
@@ -171,10 +155,8 @@ def reask_resident(ctx: Context, request: Request) -> None:
     text = t._("{code} ({category}) was resolved on {resolved}. Is it fixed? Please answer with one tap; "
                "without an answer it will be closed on {closing}.").format(
         code=request.code, category=request.category.name(t.locale), resolved=t.date(request.resolved_at),
-        closing=t.date(request.resolved_at + timedelta(days=7)))
-    keyboard = inline([Button(t._(OUTCOME_LABELS[outcome]), callback(RESIDENT_PREFIX, "ok", request.id, outcome.value))
-                       for outcome in core.Outcome])
-    ctx.send(request.resident, SendText(clip(text), keyboard))
+        closing=t.date(request.resolved_at + CLOSE_AFTER))
+    ctx.send(request.resident, SendText(clip(text), verdict_keyboard(t, request)))
 
 
 def close_unanswered(ctx: Context, request: Request) -> None:
@@ -196,14 +178,15 @@ REQUEST_ACTIONS: dict[JobKind, Callable[[Context, Request], None]] = {
 
 def run_request_job(
     session: Session, kind: JobKind, request_id: int, now: datetime, config: SchedulerConfig
-) -> tuple[list[PendingDelivery], int] | None:
-    """Claim one request for ``kind`` and act on it; None when it was not (or no longer) due."""
+) -> list[PendingDelivery] | None:
+    """Claim one request for ``kind`` and act on it, returning the messages written; None when it was not (or
+    no longer) due."""
     request = claim_request(session, kind, request_id, now)
     if request is None:
         return None
     ctx = system_context(session, now, config)
     REQUEST_ACTIONS[kind](ctx, request)
-    return write_scheduled(session, ctx.outgoing, now, config)
+    return write_outbox(session, ctx.outgoing, now, not_before=sendable_from(now, config))
 
 
 # --- the daily digest for staff -------------------------------------------------------------------------
@@ -240,17 +223,8 @@ def send_digest(ctx: Context, person: Person) -> None:
         t.n_("{count} overdue", "{count} overdue", overdue).format(count=overdue),
         t._("The oldest:"),
     ]
-    lines += [_digest_line(ctx, t, request) for request in oldest]
-    buttons = [[Button(t._("Open {code}").format(code=request.code), callback(STAFF_PREFIX, "open", request.id))]
-               for request in oldest]
-    ctx.send(person, SendText(clip("\n".join(lines)), inline(*buttons)))
-
-
-def _digest_line(ctx: Context, t: Translator, request: Request) -> str:
-    marker = "⚠️ " if core.is_overdue(request, ctx.now) else ""
-    return marker + t._("{code} · {category} · {building} · {status} · due {due}").format(
-        code=request.code, category=request.category.name(t.locale), building=request.building.name,
-        status=status_text(t, request), due=t.date(request.due_at))
+    lines += [request_line(t, request, now) for request in oldest]
+    ctx.send(person, SendText(clip("\n".join(lines)), inline(*([open_button(t, request)] for request in oldest))))
 
 
 # --- the weekly feedback for residents ------------------------------------------------------------------
@@ -288,7 +262,7 @@ def _last_action(ctx: Context, t: Translator, request: Request) -> str:
     event = ctx.session.scalars(query.order_by(RequestEvent.at.desc(), RequestEvent.id.desc()).limit(1)).first()
     if event is None:
         return "-"
-    label = t._(EVENT_LABELS[event.kind]).format(unit=unit_text(ctx, t, event.level, event.unit_id))
+    label = event_label(ctx, t, event.level, event.unit_id, event.kind)
     return t._("{what} on {date}").format(what=label, date=t.date(event.at))
 
 
@@ -342,13 +316,13 @@ def _subject_person(session: Session, subject: str) -> Person | None:
 
 def run_period_piece(
     session: Session, period: Period, subject: str, now: datetime, config: SchedulerConfig, cache: BulletinCache
-) -> tuple[list[PendingDelivery], int] | None:
+) -> list[PendingDelivery] | None:
     """Claim one recipient of a period and send them their part; None when it was done already."""
     if not claim_period_piece(session, period, subject, now):
         return None
     person = _subject_person(session, subject)
     if person is None:
-        return [], 0
+        return []
     ctx = system_context(session, now, config)
     if period.kind is JobKind.DAILY_DIGEST:
         send_digest(ctx, person)
@@ -356,7 +330,7 @@ def run_period_piece(
         send_feedback(ctx, person, period)
     else:
         send_bulletin(ctx, person, bulletin_area(subject), period, cache)
-    return write_scheduled(session, ctx.outgoing, now, config)
+    return write_outbox(session, ctx.outgoing, now, not_before=sendable_from(now, config))
 
 
 PERIOD_PIECES: dict[JobKind, Callable[[Session, Period], list[str]]] = {
@@ -386,12 +360,12 @@ async def run_request_jobs(database: Database, kind: JobKind, now: datetime, con
             result = await _isolated(database, work, f"{kind.value} of R-{job.request_id:06d}")
             if result is not None:
                 claimed += 1
-                report.add(kind, *result)
+                report.add(kind, result, now)
         if claimed == 0:
             return
 
 
-Written = tuple[list[PendingDelivery], int]
+Written = list[PendingDelivery]
 
 
 async def _isolated(database: Database, work: Callable[[Session], Written | None], what: str) -> Written | None:
@@ -413,7 +387,7 @@ async def run_period(database: Database, period: Period, now: datetime, config: 
         work = partial(run_period_piece, period=period, subject=subject, now=now, config=config, cache=cache)
         result = await _isolated(database, work, f"{period.kind.value} {period.key} for {subject}")
         if result is not None:
-            report.add(period.kind, *result)
+            report.add(period.kind, result, now)
     await database.run(partial(claim_period_piece, period=period, subject=WHOLE_PERIOD, now=now))
 
 

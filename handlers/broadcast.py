@@ -13,13 +13,14 @@ from bot.core.areas import admin_areas, units_page
 from bot.core.broadcasts import CANCEL_PREFIX, Audience, BroadcastEmpty, BroadcastNotAllowed, Who
 from bot.core.context import Context
 from bot.core.messages import Button, ButtonPress, InlineKeyboard, Photo, Text, inline
-from bot.core.router import Router, button_args, callback
+from bot.core.roles import is_admin
+from bot.core.router import RoleFilter, Router, button_args, callback
 from bot.core.units import Unit, area_name, levels_below
 from bot.i18n import N_
 from handlers.callback_codes import LEVEL_BY_CODE, LEVEL_CODES, unit_args, unit_from_args
 from storage.models import Level
 
-router = Router()
+router = Router(role=RoleFilter(is_admin, N_("Only community, street and district staff can send notices.")))
 
 PREFIX = "bc"
 STATE_WHO = "broadcast.who"
@@ -43,13 +44,9 @@ WHO_LABELS = {
 @router.command("broadcast")
 def start_broadcast(ctx: Context) -> None:
     t = ctx.t
-    areas = admin_areas(ctx.person)
-    if not areas:
-        ctx.reply(t._("Only community, street and district staff can send notices."))
-        return
     ctx.clear_state()
     rows: list[list[Button]] = []
-    for area in areas:
+    for area in admin_areas(ctx.person):
         name = area_name(ctx.session, t, area)
         rows.append([Button(t._("Everyone in {area}").format(area=name), callback(PREFIX, "u", *unit_args(area)))])
         for level in levels_below(area.level):

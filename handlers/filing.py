@@ -16,8 +16,8 @@ from bot.core.messages import Button, Location, Photo, Text, clip, inline
 from bot.core.requests import Draft, RequestRefused
 from bot.core.router import Router, button_args, callback
 from bot.i18n import N_
+from bot.wording import holder_text, notify_staff_text, refuse, send_cards
 from handlers.menu import show_main_menu
-from handlers.tasks import holder_text, notify_staff_text, refuse, send_cards
 from storage.models import Request
 
 router = Router()
@@ -90,8 +90,12 @@ def _offer_duplicates(ctx: Context, duplicates: list[Request]) -> None:
     lines = [t._("Neighbours already reported this in the last week:")]
     buttons = []
     for request in duplicates:
-        lines.append(t._("{code}: {description} (filed {date})").format(
-            code=request.code, description=clip(request.description, 120), date=t.date(request.created_at)))
+        # Only what the resident chose themselves and neutral facts: never another resident's words or name.
+        joined = t.n_("{count} neighbour joined", "{count} neighbours joined", request.supporters).format(
+            count=request.supporters)
+        lines.append(t._("{code} · {category}, filed {date} · {joined}").format(
+            code=request.code, category=request.category.name(t.locale), date=t.date(request.created_at),
+            joined=joined))
         buttons.append([Button(t._("🙋 Me too: {code}").format(code=request.code),
                                callback(PREFIX, "join", request.id))])
     buttons.append([Button(t._("It is something else: file a new request"), callback(PREFIX, "fresh"))])

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.core.context import Context
 from bot.core.messages import ReplyKeyboard, SetCommands
+from bot.core.roles import is_admin, is_staff
 from bot.i18n import N_, Translator
 from storage.models import Person
 
@@ -21,14 +22,6 @@ MENU_COMMANDS = {
     LANGUAGE: "lang",
     TASKS: "tasks",
 }
-
-
-def is_staff(person: Person) -> bool:
-    return bool(person.roles)
-
-
-def is_admin(person: Person) -> bool:
-    return any(role.role != "worker" for role in person.roles)
 
 
 def main_menu(t: Translator, person: Person) -> ReplyKeyboard:

@@ -4,23 +4,22 @@ from __future__ import annotations
 
 from bot.core import requests as core
 from bot.core.context import Context
-from bot.core.messages import Button, InlineKeyboard, SendText, Text, clip, inline
+from bot.core.messages import Button, SendText, Text, clip, inline
 from bot.core.requests import Outcome, RequestRefused
 from bot.core.router import Router, button_args, callback
 from bot.i18n import N_
-from handlers.menu import show_main_menu
-from handlers.tasks import (
+from bot.wording import (
     OUTCOME_LABELS,
     RESIDENT_PREFIX,
     holder_text,
     notify_staff_text,
+    open_button,
     refuse,
+    resident_view,
     send_cards,
     status_text,
-    timeline_text,
 )
-from handlers.tasks import PREFIX as STAFF_PREFIX
-from storage.models import Request
+from handlers.menu import show_main_menu
 
 router = Router()
 
@@ -49,33 +48,18 @@ def list_my_requests(ctx: Context) -> None:
     ctx.reply(clip("\n".join(lines)), inline(*buttons))
 
 
-def request_view(ctx: Context, request: Request) -> tuple[str, InlineKeyboard]:
-    t = ctx.t
-    head = t._("{code} · {category}\n{description}\nStatus: {status}\nWith: {holder}\nDue by: {due}").format(
-        code=request.code, category=request.category.name(t.locale), description=request.description,
-        status=status_text(t, request), holder=holder_text(ctx, t, request), due=t.date(request.due_at),
-    )
-    buttons = []
-    if request.resident_id == ctx.person.id and core.allows(core.Transition.WITHDRAW, request):
-        buttons.append(Button(t._("↩️ Withdraw"), callback(PREFIX, "wd", request.id)))
-    if request.resident_id == ctx.person.id and core.is_overdue(request, ctx.now):
-        buttons.append(Button(t._("⏰ Chase"), callback(PREFIX, "chase", request.id)))
-    text = head + "\n\n" + timeline_text(ctx, t, request, for_staff=False)
-    return clip(text), inline(buttons)
-
-
 def _open(ctx: Context, request_id: int) -> None:
     request = core.get_request(ctx.session, request_id)
-    if not core.may_view(ctx.session, ctx.person, request):
+    if core.view_of(ctx.session, ctx.person, request) is None:
         raise RequestRefused(N_("There is no request {code}."), code=request.code)
     ctx.answer()
-    ctx.reply(*request_view(ctx, request))
+    ctx.reply(*resident_view(ctx, request))
 
 
 def _withdraw(ctx: Context, request_id: int) -> None:
     change = core.withdraw(ctx.session, ctx.person, request_id, ctx.now)
     ctx.answer()
-    ctx.edit(*request_view(ctx, change.request))
+    ctx.edit(*resident_view(ctx, change.request))
     ctx.reply(ctx.t._("{code} was withdrawn.").format(code=change.request.code))
     notify_staff_text(ctx, change.notify, change.request, N_("The resident withdrew {code}."))
 
@@ -90,9 +74,7 @@ def _chase(ctx: Context, request_id: int) -> None:
         overdue = t._("⏰ The resident is chasing {code}: it was due by {due}.").format(
             code=change.request.code, due=t.date(change.request.due_at)
         )
-        keyboard = inline([Button(t._("Open {code}").format(code=change.request.code),
-                                  callback(STAFF_PREFIX, "open", change.request.id))])
-        ctx.send(person, SendText(overdue, keyboard))
+        ctx.send(person, SendText(overdue, inline([open_button(t, change.request)])))
 
 
 def _verdict(ctx: Context, request_id: int, outcome: Outcome) -> None:

@@ -7,9 +7,11 @@ from bot.core.bulletin import BadMonth, Month, compute_bulletin
 from bot.core.bulletin_render import bulletin_documents
 from bot.core.context import Context
 from bot.core.messages import Command
-from bot.core.router import Router
+from bot.core.roles import is_admin
+from bot.core.router import RoleFilter, Router
+from bot.i18n import N_
 
-router = Router()
+router = Router(role=RoleFilter(is_admin, N_("The monthly bulletin is for community, street and district staff.")))
 
 
 def requested_month(ctx: Context, argument: str) -> Month | None:
@@ -36,14 +38,10 @@ def report(ctx: Context) -> None:
     """Send the bulletin of every area the sender answers for (most have one)."""
     assert isinstance(ctx.event, Command)
     t = ctx.t
-    areas = admin_areas(ctx.person)
-    if not areas:
-        ctx.reply(t._("The monthly bulletin is for community, street and district staff."))
-        return
     month = requested_month(ctx, ctx.event.args)
     if month is None:
         return
-    for area in areas:
+    for area in admin_areas(ctx.person):
         documents = bulletin_documents(t, compute_bulletin(ctx.session, area, month, ctx.config.timezone))
         ctx.reply(documents.summary)
         for document in (documents.chart, documents.workbook):

@@ -6,19 +6,24 @@ Callback data: ``st:p:<page>`` pages the staff list, ``st:rm:<role id>`` asks to
 
 from __future__ import annotations
 
+from functools import partial
+
 from bot.core import invites, staff_admin
-from bot.core.areas import admin_areas
 from bot.core.binding import describe_unit
 from bot.core.context import Context
 from bot.core.invites import AcceptedInvite, InviteError, InviteProblem, InviteRefusal
 from bot.core.messages import Button, Command, SendText, inline
-from bot.core.router import Router, button_args, callback
+from bot.core.roles import is_admin
+from bot.core.router import RoleFilter, Router, button_args, callback
 from bot.core.staff_admin import Removal, StaffChangeNotAllowed
+from bot.i18n import N_, Translator
+from bot.wording import holder_text, tell
 from handlers.menu import show_main_menu
 from handlers.start import deep_links
-from storage.models import Level, Request, StaffRole
+from storage.models import Person, Request, StaffRole
 
-router = Router()
+router = Router(role=RoleFilter(is_admin, N_("Only community, street and district staff can manage staff.")))
+inviting = Router(role=RoleFilter(is_admin, N_("Only community, street and district staff can invite staff.")))
 
 PREFIX = "st"
 STAFF_PER_PAGE = 8
@@ -27,12 +32,9 @@ STAFF_PER_PAGE = 8
 # --- invites --------------------------------------------------------------------------------------------
 
 
-@router.command("invite")
+@inviting.command("invite")
 def invite(ctx: Context) -> None:
     t = ctx.t
-    if not admin_areas(ctx.person):
-        ctx.reply(t._("Only community, street and district staff can invite staff."))
-        return
     assert isinstance(ctx.event, Command)
     words = ctx.event.args.split()
     role = invites.INVITABLE_ROLES.get(words[0].lower()) if len(words) == 2 else None
@@ -99,9 +101,6 @@ def tell_inviter(ctx: Context, accepted: AcceptedInvite) -> None:
 
 @router.command("staff")
 def list_staff(ctx: Context) -> None:
-    if not admin_areas(ctx.person):
-        ctx.reply(ctx.t._("Only community, street and district staff can manage staff."))
-        return
     show_staff_page(ctx, 0)
 
 
@@ -191,10 +190,11 @@ def remove(ctx: Context, role_id: int) -> None:
         return
     role_text = describe_unit(ctx.session, t, removal.role, removal.unit_id)
     done = t._("{name} is no longer {role}.").format(name=removal.person.display_name or "?", role=role_text)
-    if removal.moved:
+    if removal.handed_over:
+        moved = len(removal.handed_over)
         done += "\n" + t.n_(
-            "{count} open request was handed on.", "{count} open requests were handed on.", len(removal.moved)
-        ).format(count=t.number(len(removal.moved)))
+            "{count} open request was handed on.", "{count} open requests were handed on.", moved
+        ).format(count=t.number(moved))
     ctx.edit(done)
     tell_people_concerned(ctx, removal)
 
@@ -210,29 +210,26 @@ def tell_people_concerned(ctx: Context, removal: Removal) -> None:
             )
         ),
     )
-    if not removal.moved:
-        return
-    codes = ", ".join(request.code for request in removal.moved[:20])
-    for holder in removal.new_holders:
+    waiting: dict[int, tuple[Person, list[Request]]] = {}
+    for change in removal.handed_over:
+        for holder in change.notify:
+            waiting.setdefault(holder.id, (holder, []))[1].append(change.request)
+        tell(ctx, change.residents, partial(_handed_over_news, ctx, change.request))
+    for holder, moved in waiting.values():
         holder_t = ctx.translator_for(holder)
+        codes = ", ".join(request.code for request in moved[:20])
         text = holder_t.n_(
             "{count} open request now waits for you (from {name}, who left): {codes}. See /tasks.",
             "{count} open requests now wait for you (from {name}, who left): {codes}. See /tasks.",
-            len(removal.moved),
-        ).format(count=holder_t.number(len(removal.moved)), name=removal.person.display_name or "?", codes=codes)
+            len(moved),
+        ).format(count=holder_t.number(len(moved)), name=removal.person.display_name or "?", codes=codes)
         ctx.send(holder, SendText(text))
-    for request in removal.moved:
-        tell_resident(ctx, request, removal.new_level)
 
 
-def tell_resident(ctx: Context, request: Request, level: Level | None) -> None:
-    resident = request.resident
-    t = ctx.translator_for(resident)
-    if level is Level.COMMUNITY:
-        text = t._("Your request {code} has been handed to the community, which will take it from here.")
-    else:
-        text = t._("Your request {code} has been handed to another grid worker.")
-    ctx.send(resident, SendText(text.format(code=request.code)))
+def _handed_over_news(ctx: Context, request: Request, t: Translator) -> str:
+    return t._("Your request {code} has been handed to {holder}, who will take it from here.").format(
+        code=request.code, holder=holder_text(ctx, t, request))
 
 
+router.include(inviting)
 deep_links[invites.INVITE_PREFIX] = open_invite

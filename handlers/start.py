@@ -7,8 +7,9 @@ from collections.abc import Callable
 from bot.core import binding
 from bot.core.context import Context
 from bot.core.messages import Button, Command, Location, ReplyKeyboard, inline
+from bot.core.roles import is_staff
 from bot.core.router import Router, button_args, callback
-from handlers.menu import is_staff, show_main_menu
+from handlers.menu import show_main_menu
 
 router = Router()
 

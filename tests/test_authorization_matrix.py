@@ -21,6 +21,7 @@ from sqlalchemy.orm import Session
 from bot.core import requests as core
 from bot.core.broadcasts import Audience, BroadcastNotAllowed, Who, create_broadcast
 from bot.core.invites import InviteError, create_invite
+from bot.core.requests import View
 from bot.core.units import Unit
 from storage.database import Database
 from storage.models import (
@@ -36,6 +37,7 @@ from storage.models import (
     Role,
     StaffInvite,
 )
+from tests.harness import CoreChat, ShownMessage
 from tests.org_fixture import NOW, SmallOrg, make_small_org, staff
 
 CLUTTER = 1  # the category id make_small_org creates first
@@ -303,3 +305,62 @@ async def test_district_may_reassign_anywhere(database: Database) -> None:
 
     now_at, target = await database.run(move)
     assert now_at == target
+
+
+# --- views: what the staff "open" and "timeline" callbacks show to whom -----------------------------------------
+
+# The request waits at the filer's grid and the neighbour has joined it ("me too").
+VIEWS: dict[Actor, View | None] = {
+    A.FILER: View.RESIDENT, A.NEIGHBOUR: View.RESIDENT, A.OTHER_RESIDENT: None,
+    A.WORKER: View.STAFF, A.OTHER_WORKER: None, A.COMMUNITY: View.STAFF, A.OTHER_COMMUNITY: None,
+    A.STREET: View.STAFF, A.OTHER_STREET: None, A.DISTRICT: View.STAFF,
+}
+
+
+def world_with_supporter_and_note(session: Session) -> World:
+    world = build_world(session, Level.GRID, RequestStatus.NEW)
+    core.join_request(session, world.person(session, A.NEIGHBOUR), world.request_id, NOW)
+    core.add_note(session, world.person(session, A.WORKER), world.request_id, "居民情绪激动，注意沟通", NOW)
+    return world
+
+
+async def test_views_policy_covers_every_role() -> None:
+    assert set(VIEWS) == set(Actor)
+
+
+@pytest.mark.parametrize(("actor", "view"), VIEWS.items(), ids=lambda value: str(value))
+async def test_view_of_each_role(database: Database, actor: Actor, view: View | None) -> None:
+    def seen(session: Session) -> View | None:
+        world = world_with_supporter_and_note(session)
+        return core.view_of(session, world.person(session, actor), core.get_request(session, world.request_id))
+
+    assert await database.run(seen) == view
+
+
+@pytest.mark.parametrize("actor", [A.FILER, A.NEIGHBOUR], ids=lambda actor: actor.value)
+async def test_forged_staff_view_callbacks_give_residents_the_resident_view(
+    database: Database, chat: CoreChat, actor: Actor
+) -> None:
+    world = await database.run(world_with_supporter_and_note)
+    presser = chat.person(1001 if actor is A.FILER else 1002, "presser", "en")
+
+    await chat.press(presser, f"rq:open:{world.request_id}", ShownMessage(1, ""))
+    opened = presser.last.text
+    await chat.press(presser, f"rq:tl:{world.request_id}", ShownMessage(1, ""))
+    timeline = presser.last.text
+
+    assert "Status:" in opened and "Timeline of" in timeline
+    for shown in (opened, timeline):
+        assert "居民情绪激动" not in shown  # the staff note
+        assert "Resident:" not in shown  # the card's resident line
+    if actor is A.NEIGHBOUR:
+        assert "Li Filer" not in opened + timeline and "纸箱" not in opened + timeline
+
+
+async def test_forged_staff_view_callback_by_an_outsider_shows_nothing(database: Database, chat: CoreChat) -> None:
+    world = await database.run(world_with_supporter_and_note)
+    outsider = chat.person(1003, "He Elsewhere", "en")
+
+    await chat.press(outsider, f"rq:open:{world.request_id}", ShownMessage(1, ""))
+
+    assert outsider.messages == [] and "There is no request" in outsider.answers[-1].text

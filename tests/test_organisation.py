@@ -31,7 +31,8 @@ from bot.core.organisation import (
     validate_rows,
 )
 from bot.core.requests import categories_for_filing
-from bot.core.staff import StaffError, add_staff, list_staff, remove_staff, staff_of_unit
+from bot.core.staff import StaffError, add_staff, list_staff, staff_of_unit
+from bot.core.staff_admin import remove_staff_role
 from storage.database import Database
 from storage.models import Base, Building, Category, Community, Grid, Level, Person, Role, StaffRole, Street
 
@@ -381,11 +382,15 @@ async def test_telegram_id_must_be_numeric(db: Database) -> None:
 
 async def test_staff_role_can_be_removed(db: Database) -> None:
     await db.run(load_demo)
-    await db.run(partial(add_staff, telegram_id="9", role=Role.STREET, unit_code="WLB", name="周", now=NOW))
+    district = await db.run(lambda s: add_staff(s, "1", Role.DISTRICT, None, "区中心", NOW).person_id)
+    street_role = await db.run(lambda s: add_staff(s, "9", Role.STREET, "WLB", "周", NOW).id)
 
-    assert await db.run(partial(remove_staff, telegram_id="9", role=Role.STREET, unit_code="WLB")) is True
-    assert await db.run(partial(remove_staff, telegram_id="9", role=Role.STREET, unit_code="WLB")) is False
-    assert await db.run(list_staff) == []
+    def remove(session: Session) -> bool:
+        return remove_staff_role(session, session.get_one(Person, district), street_role, NOW) is not None
+
+    assert await db.run(remove) is True
+    assert await db.run(remove) is False
+    assert [line.telegram_id for line in await db.run(list_staff)] == ["1"]
 
 
 # --- categories -------------------------------------------------------------------------------------------

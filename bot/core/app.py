@@ -8,7 +8,9 @@ nor lose a message it caused, and a redelivered update is skipped by its id.
 from __future__ import annotations
 
 import logging
+from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from functools import partial
 from typing import Any
 
@@ -38,6 +40,8 @@ class PendingDelivery:
     channel: str
     chat_id: str
     action: Action
+    # When the row may be sent; later than now for a resident's message written during their quiet hours.
+    not_before: datetime | None = None
 
 
 class Core:
@@ -89,21 +93,32 @@ class Core:
             ctx.answer()
 
 
-def write_outbox(session: Session, outgoing: list[tuple[Person, Action]], now: Any) -> list[PendingDelivery]:
-    """Write messages to the outbox in the current transaction; the caller sends them after commit."""
+def write_outbox(
+    session: Session, outgoing: list[tuple[Person, Action]], now: datetime,
+    not_before: Callable[[Person], datetime] | None = None,
+) -> list[PendingDelivery]:
+    """Write messages to the outbox in the current transaction.
+
+    Without ``not_before`` (an update being handled) the rows are claimed by the caller, which sends them right
+    after commit. With it (a background job) each row waits until ``not_before(recipient)`` for the outbox loop,
+    and people who blocked the bot are left out. Returns every row written.
+    """
+    if not_before is not None:
+        outgoing = [(person, action) for person, action in outgoing if not person.unreachable]
     rows = [
         # Claimed by the writer, which sends them right after commit; another process's outbox loop leaves
         # them alone unless this one dies before recording the result (see bot.core.claims).
         OutboxMessage(
-            person_id=person.id, action=action_to_json(action), created_at=now, not_before=now,
-            claimed_until=now + OUTBOX_LEASE,
+            person_id=person.id, action=action_to_json(action), created_at=now,
+            not_before=now if not_before is None else not_before(person),
+            claimed_until=now + OUTBOX_LEASE if not_before is None else None,
         )
         for person, action in outgoing
     ]
     session.add_all(rows)
     session.flush()
     return [
-        PendingDelivery(row.id, person.id, person.channel, person.chat_id, action)
+        PendingDelivery(row.id, person.id, person.channel, person.chat_id, action, row.not_before)
         for row, (person, action) in zip(rows, outgoing, strict=True)
     ]
 

@@ -10,13 +10,14 @@ from __future__ import annotations
 from sqlalchemy import ColumnElement, and_, false, or_, true
 from sqlalchemy.orm import Session
 
+from bot.core.roles import ADMIN_ROLES
 from bot.core.units import LEVELS, ROLE_OF_LEVEL, Unit, contains, ids_within, unit_of_role, units_within
-from storage.models import Level, Person, Role, StaffRole
+from storage.models import Level, Person, StaffRole
 
 
 def admin_areas(person: Person) -> list[Unit]:
     """The areas a person administers, widest first; empty for residents and grid workers."""
-    areas = {unit_of_role(role) for role in person.roles if role.role is not Role.WORKER}
+    areas = {unit_of_role(role) for role in person.roles if role.role in ADMIN_ROLES}
     return sorted(areas, key=lambda unit: (LEVELS.index(unit.level), unit.id))
 
 

@@ -39,9 +39,9 @@ from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
 from bot.core.areas import admin_areas
+from bot.core.roles import ADMIN_ROLES
 from bot.core.units import (
     DISTRICT,
-    ROLE_OF_LEVEL,
     Unit,
     building_column,
     join_up,
@@ -135,11 +135,10 @@ def bulletin_recipients(session: Session) -> list[tuple[Person, Unit]]:
     A person with several such roles appears once per area. For the scheduler that sends the bulletins on
     the first of the month.
     """
-    roles = tuple(ROLE_OF_LEVEL[level] for level in AREA_LEVELS)
     query = (
         select(Person)
         .join(StaffRole, StaffRole.person_id == Person.id)
-        .where(StaffRole.role.in_(roles), Person.unreachable.is_(False))
+        .where(StaffRole.role.in_(ADMIN_ROLES), Person.unreachable.is_(False))
         .order_by(Person.id)
     )
     return [(person, area) for person in session.scalars(query).unique() for area in admin_areas(person)]

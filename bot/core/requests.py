@@ -1,9 +1,13 @@
 """The life of a micro-request: filing, handling up and down the ladder, and the resident's verdict.
 
 Every use case takes the session, the acting person and ``now``, changes the request only along a transition
-allowed by ``TRANSITIONS``, writes a ``RequestEvent`` for it, and returns an ``Outcome`` naming the staff to
-tell. When the change is not allowed nothing is written and ``RequestRefused`` says why, as an English message
-id that the caller translates and fills with ``params``.
+allowed by ``TRANSITIONS``, writes a ``RequestEvent`` for it, and returns a ``Change`` naming who hears of it.
+When the change is not allowed nothing is written and ``RequestRefused`` says why, as an English message id
+that the caller translates and fills with ``params``.
+
+Every move of a request to another unit (escalating, returning, reassigning, reopening, handing over when a
+worker leaves) goes through ``_move``, which alone decides the new holder, the fresh timers, the event and who
+is told, so a move added later behaves like the others.
 """
 
 from __future__ import annotations
@@ -27,6 +31,7 @@ from bot.core.ladder import (
     unit_above,
     unit_exists,
 )
+from bot.core.roles import is_district_staff
 from bot.core.staff import staff_of_unit
 from bot.core.units import DISTRICT, LEVEL_OF_ROLE, ROLE_OF_LEVEL
 from bot.core.units import LEVEL_MODEL as UNIT_MODEL
@@ -43,7 +48,6 @@ from storage.models import (
     RequestPhoto,
     RequestStatus,
     RequestSupporter,
-    Role,
     StaffRole,
 )
 
@@ -81,6 +85,7 @@ class Transition(enum.StrEnum):
     REOPEN = "reopen"
     RATE = "rate"
     EXPIRE = "expire"  # the system closes a resolution the resident never answered
+    HAND_OVER = "hand_over"  # the worker holding it left: it goes to whoever remains
 
 
 @dataclass(frozen=True)
@@ -109,7 +114,20 @@ TRANSITIONS: dict[Transition, Rule] = {
     Transition.REOPEN: Rule(frozenset({RequestStatus.RESOLVED}), RequestStatus.NEW),
     Transition.RATE: Rule(frozenset({RequestStatus.CLOSED}), None),
     Transition.EXPIRE: Rule(frozenset({RequestStatus.RESOLVED}), RequestStatus.CLOSED),
+    Transition.HAND_OVER: Rule(_OPEN, RequestStatus.NEW),
 }
+# What the resident who filed a request may do with it, offered on their view of it.
+RESIDENT_TRANSITIONS = (Transition.WITHDRAW, Transition.CHASE)
+# Staff who filed a request do not handle it themselves: a colleague or the level above does.
+NOT_BY_FILER = frozenset({Transition.ACCEPT, Transition.RESOLVE})
+# Moves the filer and the neighbours who joined hear of; a sideways reassignment is staff's own routing and a
+# reopening is the filer's own doing.
+MOVES_TOLD_TO_RESIDENTS = frozenset({Transition.ESCALATE, Transition.RETURN, Transition.HAND_OVER})
+# Why the system moved or closed a request: stored as message ids on the event, shown in the reader's language.
+NO_RESPONSE = N_("no response")
+OVERDUE = N_("overdue")
+NO_ANSWER = N_("no answer")
+WORKER_LEFT = N_("the worker handling it left")
 
 # Why a transition is refused in a status: specific cases first, then one reason per status.
 _REFUSED_IN: dict[tuple[Transition, RequestStatus], str] = {
@@ -156,12 +174,21 @@ class Draft:
     hide_identity: bool = False
 
 
+class View(enum.StrEnum):
+    """Which view of a request someone may see."""
+
+    STAFF = "staff"  # the card: the resident's name unless hidden, staff notes
+    RESIDENT = "resident"  # status, holder and the timeline without staff notes
+
+
 @dataclass
 class Change:
-    """What a use case did: the request as it is now and the staff who should hear of it."""
+    """What a use case did: the request as it is now, the staff who should hear of it (``notify``), and the
+    residents to tell (``residents``: the filer and the neighbours who joined, for moves they hear of)."""
 
     request: Request
     notify: list[Person] = field(default_factory=list)
+    residents: list[Person] = field(default_factory=list)
 
 
 # --- finding requests -------------------------------------------------------------------------------------
@@ -261,14 +288,25 @@ def allows(transition: Transition, request: Request) -> bool:
     return request.status in TRANSITIONS[transition].allowed_from
 
 
-def available_transitions(request: Request) -> list[Transition]:
-    """What staff could do next with the request where it stands (before checking who asks)."""
+def available_transitions(request: Request, person: Person | None = None) -> list[Transition]:
+    """What staff (``person``, when known) could do next with the request where it stands."""
     # Nothing is above the district, nothing below a grid.
     impossible = {Level.DISTRICT: Transition.ESCALATE, Level.GRID: Transition.RETURN}.get(request.level)
+    filer = person is not None and person.id == request.resident_id
     return [
         transition for transition in STAFF_TRANSITIONS
         if allows(transition, request) and transition is not impossible
+        and not (filer and transition in NOT_BY_FILER)
     ]
+
+
+def resident_actions(request: Request, person: Person, now: datetime) -> list[Transition]:
+    """What ``person`` may do with the request as the resident who filed it: withdraw it while nobody has
+    accepted it, chase it once it is overdue; nothing for anyone else or once it is resolved or closed."""
+    if person.id != request.resident_id:
+        return []
+    offered = [transition for transition in RESIDENT_TRANSITIONS if allows(transition, request)]
+    return [transition for transition in offered if transition is not Transition.CHASE or is_overdue(request, now)]
 
 
 def ensure_staff_can(session: Session, worker: Person, request_id: int, transition: Transition) -> Request:
@@ -276,6 +314,8 @@ def ensure_staff_can(session: Session, worker: Person, request_id: int, transiti
     a text, so a stale button is refused at once rather than after typing."""
     request = get_request(session, request_id)
     _require_handler(worker, request)
+    if transition in NOT_BY_FILER:
+        _require_not_filer(worker, request)
     if transition is not Transition.ACCEPT and transition is not Transition.NOTE:
         _require_assignee_or_free(worker, request)
     _require_allowed(transition, request)
@@ -301,10 +341,6 @@ def rating_of(session: Session, request: Request) -> Rating | None:
 # --- who may act ------------------------------------------------------------------------------------------
 
 
-def is_district_staff(person: Person) -> bool:
-    return any(role.role is Role.DISTRICT for role in person.roles)
-
-
 def may_handle(person: Person, request: Request) -> bool:
     """Staff of the holding unit may act on a request; district staff may act on any."""
     wanted = ROLE_OF_LEVEL[request.level]
@@ -313,13 +349,22 @@ def may_handle(person: Person, request: Request) -> bool:
     )
 
 
-def may_view(session: Session, person: Person, request: Request) -> bool:
-    """The resident, supporters, whoever may handle it, and staff who once acted on it."""
-    if person.id == request.resident_id or may_handle(person, request):
-        return True
-    supporter = session.get(RequestSupporter, (request.id, person.id))
-    acted = select(RequestEvent.id).where(RequestEvent.request_id == request.id, RequestEvent.actor_id == person.id)
-    return supporter is not None or (bool(person.roles) and session.scalar(acted.limit(1)) is not None)
+def covers(person: Person, request: Request) -> bool:
+    """Whether one of the person's staff roles covers the request: its unit holds it, or the request's
+    building lies in the role's unit (a grid worker's grid, a community, a street, the whole district)."""
+    return may_handle(person, request) or any(
+        building_unit(request.building, LEVEL_OF_ROLE[role.role]) == role.unit_id for role in person.roles
+    )
+
+
+def view_of(session: Session, person: Person, request: Request) -> View | None:
+    """The view of the request the person may see: the staff view for staff who cover it, the resident view
+    for the filer and the neighbours who joined; None for anyone else (to whom the request does not exist)."""
+    if covers(person, request):
+        return View.STAFF
+    if person.id == request.resident_id or session.get(RequestSupporter, (request.id, person.id)) is not None:
+        return View.RESIDENT
+    return None
 
 
 def _require_handler(person: Person, request: Request) -> None:
@@ -335,6 +380,11 @@ def _require_assignee_or_free(person: Person, request: Request) -> None:
     if assignee is not None and assignee.id != person.id and not is_district_staff(person):
         raise RequestRefused(N_("{code} was accepted by {worker}; they handle it."), code=request.code,
                              worker=assignee.display_name)
+
+
+def _require_not_filer(person: Person, request: Request) -> None:
+    if person.id == request.resident_id:
+        raise RequestRefused(N_("You filed {code} yourself, so a colleague handles it."), code=request.code)
 
 
 def _require_resident(person: Person, request: Request) -> None:
@@ -418,13 +468,29 @@ def waiting_timers(category: Category, level: Level, now: datetime) -> dict[str,
     """When the scheduler reminds a new holder who has not accepted the request, and when it escalates it
     (never above the district); counted from ``now``, when the holder got it."""
     remind = timedelta(hours=category.remind_after_hours or DEFAULT_REMIND_AFTER_HOURS)
-    escalate = timedelta(hours=category.escalate_after_hours or DEFAULT_ESCALATE_AFTER_HOURS)
+    escalate = _escalate_after(category)
     return {"remind_at": now + remind, "escalate_at": None if level is Level.DISTRICT else now + escalate}
+
+
+def _escalate_after(category: Category) -> timedelta:
+    return timedelta(hours=category.escalate_after_hours or DEFAULT_ESCALATE_AFTER_HOURS)
 
 
 def route_building(session: Session, request: Request) -> Unit:
     """Where a request about this building starts: its grid, or the first staffed unit above it."""
-    return staffed_unit_from(session, Level.GRID, request.building.grid_id)
+    return holder_unit(session, (Level.GRID, request.building.grid_id), request)
+
+
+def holder_unit(session: Session, toward: Unit, request: Request) -> Unit:
+    """The unit that takes a request sent ``toward`` a unit: that unit if somebody other than the filer works
+    there, else the first such unit above it; the district center as the last resort."""
+    unit = staffed_unit_from(session, *toward)
+    while unit != DISTRICT and not any(
+        person.id != request.resident_id for person in staff_of_unit(session, *unit)
+    ):
+        above = unit_above(session, *unit)
+        unit = staffed_unit_from(session, *above) if above is not None else DISTRICT
+    return unit
 
 
 def file_request(
@@ -456,7 +522,11 @@ def file_request(
     request.remind_at, request.escalate_at = timers["remind_at"], timers["escalate_at"]
     session.flush()
     _record(session, request, EventKind.FILED, resident, now)
-    return Change(request, holder_staff(session, request))
+    return Change(request, _holders_but_filer(session, request))
+
+
+def _holders_but_filer(session: Session, request: Request) -> list[Person]:
+    return [person for person in holder_staff(session, request) if person.id != request.resident_id]
 
 
 def _check_daily_limit(session: Session, resident: Person, now: datetime, daily_limit: int | None) -> None:
@@ -525,6 +595,7 @@ def accept(session: Session, worker: Person, request_id: int, now: datetime) -> 
     """The first staff member of the holding unit to accept a new request takes it on."""
     request = get_request(session, request_id)
     _require_handler(worker, request)
+    _require_not_filer(worker, request)
     _apply(session, request, Transition.ACCEPT, assignee_id=worker.id, accepted_at=now)
     _record(session, request, EventKind.ACCEPTED, worker, now)
     return Change(request)
@@ -546,6 +617,7 @@ def resolve(
     """The handler says it is done (solving on the spot accepts it too); the resident is asked next."""
     request = get_request(session, request_id)
     _require_handler(worker, request)
+    _require_not_filer(worker, request)
     _require_assignee_or_free(worker, request)
     text = _checked_text(note, MAX_STAFF_TEXT, N_("Please say in a few words what was done."))
     _apply(
@@ -568,8 +640,7 @@ def escalate(session: Session, worker: Person, request_id: int, reason: str, now
         raise RequestRefused(N_("The district center is the top level; {code} cannot go higher."),
                              code=request.code)
     text = _checked_text(reason, MAX_STAFF_TEXT, N_("Please say why it needs the level above."))
-    return _move(session, request, Transition.ESCALATE, EventKind.ESCALATED, staffed_unit_from(session, *above),
-                 worker, now, text)
+    return _move(session, request, Transition.ESCALATE, EventKind.ESCALATED, above, worker, now, text)
 
 
 def return_down(session: Session, worker: Person, request_id: int, instruction: str, now: datetime) -> Change:
@@ -608,13 +679,22 @@ def reassign(session: Session, worker: Person, request_id: int, target: Unit, no
 
 
 def _move(
-    session: Session, request: Request, transition: Transition, kind: EventKind, target: Unit, actor: Person | None,
-    now: datetime, text: str = "",
+    session: Session, request: Request, transition: Transition, kind: EventKind, toward: Unit, actor: Person | None,
+    now: datetime, text: str = "", **values: Any,
 ) -> Change:
-    _apply(session, request, transition, level=target[0], unit_id=target[1], assignee_id=None, accepted_at=None,
-           **waiting_timers(request.category, target[0], now))
+    """Move the request to the unit that takes it from ``toward`` (see ``holder_unit``), waiting to be accepted
+    there as a newly arrived request does, and say who hears of it: the new holders, and for the moves in
+    ``MOVES_TOLD_TO_RESIDENTS`` the filer and the neighbours who joined."""
+    level, unit_id = holder_unit(session, toward, request)
+    timers: dict[str, Any] = {**waiting_timers(request.category, level, now)}
+    if request.overdue_check_at is not None:
+        # A holder who just got the request is not escalated for being late before they could answer at all.
+        timers["overdue_check_at"] = max(request.overdue_check_at, now + _escalate_after(request.category))
+    _apply(session, request, transition, level=level, unit_id=unit_id, assignee_id=None, accepted_at=None,
+           **{**timers, **values})
     _record(session, request, kind, actor, now, text)
-    return Change(request, holder_staff(session, request))
+    residents = [request.resident, *supporters_of(session, request)] if transition in MOVES_TOLD_TO_RESIDENTS else []
+    return Change(request, _holders_but_filer(session, request), residents)
 
 
 def confirm(session: Session, resident: Person, request_id: int, outcome: Outcome, now: datetime) -> Change:
@@ -633,16 +713,10 @@ def confirm(session: Session, resident: Person, request_id: int, outcome: Outcom
 def _reopen(session: Session, request: Request, resident: Person, now: datetime) -> Change:
     # A resolved request still sits at the unit that resolved it (``resolved_level``), so one level higher is
     # that unit's parent; the district has none and takes it again itself.
-    above = unit_above(session, request.level, request.unit_id)
-    target = staffed_unit_from(session, *above) if above is not None else DISTRICT
+    above = unit_above(session, request.level, request.unit_id) or DISTRICT
     due_at = _due(now, request.category)
-    _apply(
-        session, request, Transition.REOPEN, level=target[0], unit_id=target[1], assignee_id=None,
-        accepted_at=None, resolved_at=None, due_at=due_at, overdue_check_at=due_at,
-        **waiting_timers(request.category, target[0], now),
-    )
-    _record(session, request, EventKind.REOPENED, resident, now, Outcome.NOT_FIXED.value)
-    return Change(request, holder_staff(session, request))
+    return _move(session, request, Transition.REOPEN, EventKind.REOPENED, above, resident, now,
+                 Outcome.NOT_FIXED.value, resolved_at=None, due_at=due_at, overdue_check_at=due_at)
 
 
 def rate(session: Session, resident: Person, request_id: int, stars: int, now: datetime,
@@ -689,12 +763,18 @@ def escalate_by_system(session: Session, request: Request, reason: str, now: dat
     above = unit_above(session, request.level, request.unit_id)
     if above is None:
         return None
-    return _move(session, request, Transition.ESCALATE, EventKind.ESCALATED, staffed_unit_from(session, *above),
-                 None, now, reason)
+    return _move(session, request, Transition.ESCALATE, EventKind.ESCALATED, above, None, now, reason)
+
+
+def hand_over(session: Session, request: Request, now: datetime) -> Change:
+    """A worker of the request's grid left: the request waits at the grid for the workers who remain, or goes
+    up to the first unit where somebody works. The system moves it; the admin's removal is in the audit log."""
+    return _move(session, request, Transition.HAND_OVER, EventKind.REASSIGNED, (request.level, request.unit_id),
+                 None, now, WORKER_LEFT)
 
 
 def close_unanswered(session: Session, request: Request, now: datetime) -> Change:
     """Close a resolution the resident never confirmed; the handler who resolved it is told."""
     _apply(session, request, Transition.EXPIRE, closed_at=now)
-    _record(session, request, EventKind.CLOSED, None, now, N_("no answer"))
+    _record(session, request, EventKind.CLOSED, None, now, NO_ANSWER)
     return Change(request, [request.assignee] if request.assignee is not None else [])

@@ -1,7 +1,11 @@
 """Routes an event to the handler for it: commands, button presses, conversation steps, menu buttons.
 
 Callback data is ``<prefix>:<arg>:<arg>...``, compact enough for Telegram's 64 bytes. Commands interrupt any
-conversation step; a button press goes to its prefix's handler whatever step the person is in.
+conversation step; a button press goes to its prefix's handler whatever step the person is in (or to the
+handler of ``<prefix>:<first arg>`` when one is registered).
+
+A router may carry a ``RoleFilter``: every route registered on it then answers people without the role with
+the filter's refusal instead of running, so handlers never check roles themselves.
 """
 
 from __future__ import annotations
@@ -11,8 +15,32 @@ from dataclasses import dataclass, field
 
 from bot.core.context import Context
 from bot.core.messages import ButtonPress, Command, Text
+from storage.models import Person
 
 Handler = Callable[[Context], None]
+
+
+@dataclass(frozen=True)
+class RoleFilter:
+    """Who may use a router's routes (a predicate of ``bot.core.roles``) and what others are told (a message
+    id, translated for the reader)."""
+
+    allows: Callable[[Person], bool]
+    refusal: str
+
+    def guard(self, handler: Handler) -> Handler:
+        def guarded(ctx: Context) -> None:
+            if self.allows(ctx.person):
+                handler(ctx)
+                return
+            text = ctx.t._(self.refusal)
+            if isinstance(ctx.event, ButtonPress):
+                ctx.answer(text, alert=True)
+                return
+            ctx.clear_state()
+            ctx.reply(text)
+
+        return guarded
 
 
 def callback(prefix: str, *args: object) -> str:
@@ -28,6 +56,7 @@ def button_args(ctx: Context) -> list[str]:
 
 @dataclass
 class Router:
+    role: RoleFilter | None = None
     commands: dict[str, Handler] = field(default_factory=dict)
     buttons: dict[str, Handler] = field(default_factory=dict)
     # Conversation steps, by the part of the state name before the first "."
@@ -36,24 +65,29 @@ class Router:
     menu: dict[str, str] = field(default_factory=dict)
     fallback: Handler | None = None
 
+    def _guarded(self, handler: Handler) -> Handler:
+        return self.role.guard(handler) if self.role is not None else handler
+
     def command(self, *names: str) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
             for name in names:
-                self.commands[name] = handler
+                self.commands[name] = self._guarded(handler)
             return handler
 
         return register
 
     def button(self, prefix: str) -> Callable[[Handler], Handler]:
+        """Register the handler of a callback prefix, or of ``prefix:first-arg`` for one kind of button."""
+
         def register(handler: Handler) -> Handler:
-            self.buttons[prefix] = handler
+            self.buttons[prefix] = self._guarded(handler)
             return handler
 
         return register
 
     def step(self, state_prefix: str) -> Callable[[Handler], Handler]:
         def register(handler: Handler) -> Handler:
-            self.steps[state_prefix] = handler
+            self.steps[state_prefix] = self._guarded(handler)
             return handler
 
         return register
@@ -75,7 +109,9 @@ class Router:
         if isinstance(event, Command) and event.name in self.commands:
             return self.commands[event.name]
         if isinstance(event, ButtonPress):
-            return self.buttons.get(event.data.split(":", 1)[0])
+            prefix, _, rest = event.data.partition(":")
+            specific = self.buttons.get(f"{prefix}:{rest.split(':', 1)[0]}")
+            return specific or self.buttons.get(prefix)
         if ctx.person.state:
             handler = self.steps.get(ctx.person.state.split(".", 1)[0])
             if handler is not None:

@@ -99,20 +99,6 @@ def add_staff(
     return staff_role
 
 
-def remove_staff(session: Session, telegram_id: str, role: Role, unit_code: str | None) -> bool:
-    """Take a role away; False when the person did not have it. Raises ``StaffError`` for a bad unit."""
-    external_id = _checked_telegram_id(telegram_id)
-    unit_id = _unit_id(session, role, unit_code)
-    person = _find_telegram_person(session, external_id)
-    if person is None:
-        return False
-    for existing in person.roles:
-        if existing.role is role and existing.unit_id == unit_id:
-            person.roles.remove(existing)
-            session.delete(existing)
-            session.flush()
-            return True
-    return False
 
 
 def list_staff(session: Session) -> list[StaffLine]:

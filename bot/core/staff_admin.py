@@ -1,7 +1,8 @@
 """Admins managing the staff of their area: listing them and taking a role away.
 
-Removing a grid worker must not strand their open requests: they go back to the grid's queue when other
-workers remain, and up to the community when the grid is left without anyone.
+Removing a grid worker must not strand their open requests: each is handed over through the request use cases
+(``bot.core.requests.hand_over``): back to the grid's queue when other workers remain, and up to the first
+unit where somebody works when the grid is left without anyone, whose queue goes up with them.
 """
 
 from __future__ import annotations
@@ -12,22 +13,12 @@ from datetime import datetime
 from sqlalchemy import or_, select
 from sqlalchemy.orm import Session
 
+from bot.core import requests
 from bot.core.areas import admin_areas, in_admin_area, staff_condition
 from bot.core.audit import AuditAction, record_action
 from bot.core.staff import ROLE_ORDER, staff_of_unit
 from bot.core.units import unit_of_role
-from storage.models import (
-    OPEN_STATUSES,
-    EventKind,
-    Grid,
-    Level,
-    Person,
-    Request,
-    RequestEvent,
-    RequestStatus,
-    Role,
-    StaffRole,
-)
+from storage.models import OPEN_STATUSES, Level, Person, Request, Role, StaffRole
 
 
 class StaffChangeNotAllowed(Exception):
@@ -41,11 +32,8 @@ class Removal:
     person: Person
     role: Role
     unit_id: int
-    moved: list[Request] = field(default_factory=list)
-    # Where the moved requests now wait and who answers for them there.
-    new_level: Level | None = None
-    new_unit_id: int | None = None
-    new_holders: list[Person] = field(default_factory=list)
+    # The worker's open requests as handed over, each saying who hears of it.
+    handed_over: list[requests.Change] = field(default_factory=list)
 
 
 def staff_in_area(session: Session, admin: Person) -> list[StaffRole]:
@@ -91,10 +79,14 @@ def remove_staff_role(session: Session, admin: Person, staff_role_id: int, now: 
     session.flush()
     removal = Removal(person=person, role=role, unit_id=unit_id)
     if role is Role.WORKER:
-        _move_open_requests(session, admin, removal, now)
+        grid_left_empty = not staff_of_unit(session, Level.GRID, unit_id)
+        removal.handed_over = [
+            requests.hand_over(session, request, now)
+            for request in _requests_to_move(session, person.id, unit_id, grid_left_empty)
+        ]
     record_action(
         session, admin, AuditAction.STAFF_REMOVED, now, person_id=person.id, role=role.value, unit_id=unit_id,
-        requests_moved=len(removal.moved),
+        requests_moved=len(removal.handed_over),
     )
     return removal
 
@@ -106,29 +98,3 @@ def _requests_to_move(session: Session, worker_id: int, grid_id: int, grid_left_
     who = or_(theirs, Request.assignee_id.is_(None)) if grid_left_empty else theirs
     query = select(Request).where(at_this_grid, who, Request.status.in_(OPEN_STATUSES)).order_by(Request.id)
     return list(session.scalars(query).unique())
-
-
-def _move_open_requests(session: Session, admin: Person, removal: Removal, now: datetime) -> None:
-    grid_workers = staff_of_unit(session, Level.GRID, removal.unit_id)
-    grid_left_empty = not grid_workers
-    if grid_left_empty:
-        community_id = session.scalar(select(Grid.community_id).where(Grid.id == removal.unit_id))
-        removal.new_level, removal.new_unit_id = Level.COMMUNITY, community_id
-        removal.new_holders = staff_of_unit(session, Level.COMMUNITY, community_id or 0)
-    else:
-        removal.new_level, removal.new_unit_id = Level.GRID, removal.unit_id
-        removal.new_holders = grid_workers
-    removal.moved = _requests_to_move(session, removal.person.id, removal.unit_id, grid_left_empty)
-    for request in removal.moved:
-        request.assignee_id = None
-        request.status = RequestStatus.NEW
-        request.accepted_at = None
-        request.level = removal.new_level
-        request.unit_id = removal.new_unit_id or 0
-        session.add(
-            RequestEvent(
-                request_id=request.id, at=now, actor_id=admin.id, kind=EventKind.REASSIGNED,
-                text="staff removed", level=request.level, unit_id=request.unit_id,
-            )
-        )
-    session.flush()

@@ -1,0 +1,295 @@
+"""The wording every side shares: what handlers and background jobs say about a request, in the reader's language.
+
+Status names, who holds a request, refusals, the timeline, the staff card with its buttons, the resident's
+view, the one-line summaries of /tasks and the digest, the verdict question, and the notices that tell staff
+and residents of a change. Handlers (``handlers/``) and the scheduler (``bot.scheduler``) both render through
+here, so a message reads the same whoever sends it. Callback data built here is handled by
+``handlers.tasks`` (``STAFF_PREFIX``) and ``handlers.my_requests`` (``RESIDENT_PREFIX``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable
+from datetime import datetime
+
+from bot.core import requests as core
+from bot.core.context import Context
+from bot.core.messages import Button, ButtonPress, InlineKeyboard, SendPhoto, SendText, clip, inline
+from bot.core.requests import Outcome, RequestRefused, Transition
+from bot.core.router import callback
+from bot.core.units import DISTRICT, Unit, holder_name
+from bot.i18n import N_, Translator
+from storage.models import EventKind, Level, Person, Request, RequestStatus
+
+STAFF_PREFIX = "rq"
+RESIDENT_PREFIX = "my"
+CAPTION_LIMIT = 1024
+
+STATUS_LABELS = {
+    RequestStatus.NEW: N_("waiting to be accepted"),
+    RequestStatus.ACCEPTED: N_("being handled"),
+    RequestStatus.RESOLVED: N_("resolved, waiting for your answer"),
+    RequestStatus.CLOSED: N_("closed"),
+    RequestStatus.WITHDRAWN: N_("withdrawn"),
+}
+EVENT_LABELS = {
+    EventKind.FILED: N_("filed, sent to {unit}"),
+    EventKind.ACCEPTED: N_("accepted"),
+    EventKind.NOTE: N_("note"),
+    EventKind.ESCALATED: N_("reported up to {unit}"),
+    EventKind.RETURNED: N_("returned to {unit}"),
+    EventKind.REASSIGNED: N_("handed over to {unit}"),
+    EventKind.RESOLVED: N_("resolved"),
+    EventKind.REOPENED: N_("not fixed, reopened at {unit}"),
+    EventKind.CONFIRMED: N_("confirmed by the resident"),
+    EventKind.WITHDRAWN: N_("withdrawn"),
+    EventKind.CHASED: N_("chased by the resident"),
+    EventKind.REMINDED: N_("reminder sent"),
+    EventKind.CLOSED: N_("closed"),
+    EventKind.JOINED: N_("a neighbour joined (me too)"),
+}
+OUTCOME_LABELS = {
+    Outcome.FIXED: N_("✅ Fixed"),
+    Outcome.PARTLY: N_("🟡 Partly fixed"),
+    Outcome.NOT_FIXED: N_("❌ Not fixed"),
+}
+# Staff notes are working notes between staff; the resident's timeline leaves them out.
+STAFF_ONLY_EVENTS = (EventKind.NOTE,)
+# The staff card's buttons: label and the code after ``STAFF_PREFIX``.
+STAFF_BUTTONS = {
+    Transition.ACCEPT: (N_("✅ Accept"), "acc"),
+    Transition.RESOLVE: (N_("✔️ Resolve"), "res"),
+    Transition.ESCALATE: (N_("⬆️ Escalate"), "esc"),
+    Transition.RETURN: (N_("⬇️ Return"), "ret"),
+    Transition.NOTE: (N_("📝 Note"), "note"),
+    Transition.REASSIGN: (N_("➡️ Reassign"), "mv"),
+}
+RESIDENT_BUTTONS = {
+    Transition.WITHDRAW: (N_("↩️ Withdraw"), "wd"),
+    Transition.CHASE: (N_("⏰ Chase"), "chase"),
+}
+
+
+# --- pieces -------------------------------------------------------------------------------------------------
+
+
+def refusal_text(t: Translator, error: RequestRefused) -> str:
+    params = {
+        name: t.date(value) if isinstance(value, datetime) else value for name, value in error.params.items()
+    }
+    return t._(error.reason).format(**params)
+
+
+def refuse(ctx: Context, error: RequestRefused) -> None:
+    """Tell the person why nothing changed: as an alert for a button press, as a message otherwise."""
+    text = refusal_text(ctx.t, error)
+    if isinstance(ctx.event, ButtonPress):
+        ctx.answer(text, alert=True)
+    else:
+        ctx.reply(text)
+
+
+def unit_text(ctx: Context, t: Translator, level: Level | None, unit_id: int | None) -> str:
+    return holder_name(ctx.session, t, Unit(level, unit_id or 0) if level is not None else DISTRICT)
+
+
+def holder_text(ctx: Context, t: Translator, request: Request) -> str:
+    """Who holds the request: the person who accepted it, or the holding unit."""
+    unit = unit_text(ctx, t, request.level, request.unit_id)
+    if request.assignee is not None and request.status is RequestStatus.ACCEPTED:
+        return t._("{person} ({unit})").format(person=request.assignee.display_name, unit=unit)
+    return unit
+
+
+def status_text(t: Translator, request: Request) -> str:
+    return t._(STATUS_LABELS[request.status])
+
+
+def request_line(t: Translator, request: Request, now: datetime) -> str:
+    """One line for a list of held requests (/tasks, the daily digest); overdue ones are marked."""
+    marker = "⚠️ " if core.is_overdue(request, now) else ""
+    return marker + t._("{code} · {category} · {building} · {status} · due {due}").format(
+        code=request.code, category=request.category.name(t.locale), building=request.building.name,
+        status=status_text(t, request), due=t.date(request.due_at))
+
+
+def open_button(t: Translator, request: Request) -> Button:
+    return Button(t._("Open {code}").format(code=request.code), callback(STAFF_PREFIX, "open", request.id))
+
+
+def verdict_keyboard(t: Translator, request: Request) -> InlineKeyboard:
+    """One tap for fixed / partly fixed / not fixed."""
+    return inline([Button(t._(OUTCOME_LABELS[outcome]), callback(RESIDENT_PREFIX, "ok", request.id, outcome.value))
+                   for outcome in Outcome])
+
+
+def event_label(ctx: Context, t: Translator, level: Level | None, unit_id: int | None, kind: EventKind) -> str:
+    return t._(EVENT_LABELS[kind]).format(unit=unit_text(ctx, t, level, unit_id))
+
+
+def timeline_text(ctx: Context, t: Translator, request: Request, for_staff: bool) -> str:
+    lines = [t._("Timeline of {code}:").format(code=request.code)]
+    for event in core.timeline(ctx.session, request):
+        if event.kind in STAFF_ONLY_EVENTS and not for_staff:
+            continue
+        label = event_label(ctx, t, event.level, event.unit_id, event.kind)
+        actor = _actor_name(t, request, event.actor, ctx.person, for_staff)
+        line = f"• {t.datetime(event.at)} — {label}"
+        if actor:
+            line += f" — {actor}"
+        if event.text and event.kind not in (EventKind.CONFIRMED, EventKind.REOPENED):
+            # The system's reasons ("no response", "overdue") are message ids, shown in the reader's language.
+            text = t._(event.text) if event.actor is None else event.text
+            line += f": {text}"
+        lines.append(line)
+    return clip("\n".join(lines))
+
+
+def _actor_name(t: Translator, request: Request, actor: Person | None, reader: Person, for_staff: bool) -> str:
+    """Who did it, as ``reader`` may know: staff see names (unless the filer hid theirs); residents see staff
+    by name, themselves as "you", and other residents only as the resident or a neighbour."""
+    if actor is None:
+        return t._("system")
+    is_filer = actor.id == request.resident_id
+    if for_staff:
+        return t._("the resident") if is_filer and request.hide_identity else actor.display_name
+    if actor.id == reader.id:
+        return t._("you")
+    if is_filer:
+        return t._("the resident")
+    return actor.display_name if actor.roles else t._("a neighbour")
+
+
+# --- the resident's view ------------------------------------------------------------------------------------
+
+
+def resident_view(ctx: Context, request: Request) -> tuple[str, InlineKeyboard | None]:
+    """The request as the filer and neighbours who joined see it, with what the core offers the reader.
+
+    Only the filer reads their own words; a neighbour who joined sees the category and the progress."""
+    t = ctx.t
+    own = ctx.person.id == request.resident_id
+    description = request.description if own else t._("You joined this request (me too).")
+    head = t._("{code} · {category}\n{description}\nStatus: {status}\nWith: {holder}\nDue by: {due}").format(
+        code=request.code, category=request.category.name(t.locale), description=description,
+        status=status_text(t, request), holder=holder_text(ctx, t, request), due=t.date(request.due_at),
+    )
+    buttons = [
+        Button(t._(RESIDENT_BUTTONS[action][0]), callback(RESIDENT_PREFIX, RESIDENT_BUTTONS[action][1], request.id))
+        for action in core.resident_actions(request, ctx.person, ctx.now)
+    ]
+    text = head + "\n\n" + timeline_text(ctx, t, request, for_staff=False)
+    return clip(text), inline(buttons) if buttons else None
+
+
+# --- the staff card -----------------------------------------------------------------------------------------
+
+
+def card_text(ctx: Context, t: Translator, request: Request, headline: str = "") -> str:
+    building = request.building
+    lines = [headline] if headline else []
+    lines += [
+        t._("{code} · {category}").format(code=request.code, category=request.category.name(t.locale)),
+        request.description,
+        t._("Building: {building}, {address}").format(building=building.name, address=building.address),
+    ]
+    if request.latitude is not None and request.longitude is not None:
+        lines.append(t._("Location: {latitude:.5f}, {longitude:.5f}").format(
+            latitude=request.latitude, longitude=request.longitude))
+    lines.append(_resident_line(t, request))
+    lines.append(t._("Status: {status} · with {holder}").format(
+        status=status_text(t, request), holder=holder_text(ctx, t, request)))
+    due = t._("Due by: {due}").format(due=t.date(request.due_at))
+    lines.append(due + (" ⚠️ " + t._("overdue") if core.is_overdue(request, ctx.now) else ""))
+    if request.supporters:
+        lines.append(t.n_("{count} neighbour reported the same", "{count} neighbours reported the same",
+                          request.supporters).format(count=request.supporters))
+    return "\n".join(lines)
+
+
+def _resident_line(t: Translator, request: Request) -> str:
+    if request.hide_identity:
+        return t._("Resident: asked to stay anonymous")
+    resident = request.resident
+    return t._("Resident: {name}, phone: {phone}").format(
+        name=resident.display_name, phone=resident.phone or t._("not given"))
+
+
+def card_keyboard(t: Translator, request: Request, reader: Person | None = None) -> InlineKeyboard:
+    buttons = [
+        Button(t._(STAFF_BUTTONS[transition][0]), callback(STAFF_PREFIX, STAFF_BUTTONS[transition][1], request.id))
+        for transition in core.available_transitions(request, reader)
+    ]
+    buttons.append(Button(t._("🕓 Timeline"), callback(STAFF_PREFIX, "tl", request.id)))
+    return inline(buttons[:3], buttons[3:])
+
+
+def send_cards(ctx: Context, people: Iterable[Person], request: Request, headline: str = "", **params: object) -> None:
+    """The request card for each of ``people`` in their language, with the resident's photos."""
+    photos = [photo.file_id for photo in request.photos if not photo.from_handler]
+    for person in people:
+        t = ctx.translator_for(person)
+        title = t._(headline).format(code=request.code, **params) if headline else ""
+        text, keyboard = clip(card_text(ctx, t, request, title)), card_keyboard(t, request, person)
+        if photos and len(text) <= CAPTION_LIMIT:
+            ctx.send(person, SendPhoto(photos[0], text, keyboard))
+            for photo in photos[1:]:
+                ctx.send(person, SendPhoto(photo))
+            continue
+        for photo in photos:
+            ctx.send(person, SendPhoto(photo))
+        ctx.send(person, SendText(text, keyboard))
+
+
+# --- telling people of a change -----------------------------------------------------------------------------
+
+
+def tell(ctx: Context, people: Iterable[Person], render: Callable[[Translator], str]) -> None:
+    """Send text rendered in each recipient's own language."""
+    for person in people:
+        ctx.send(person, SendText(clip(render(ctx.translator_for(person)))))
+
+
+def tell_resident(ctx: Context, request: Request, render: Callable[[Translator], str]) -> None:
+    tell(ctx, [request.resident], render)
+
+
+def tell_supporters(ctx: Context, request: Request, render: Callable[[Translator], str]) -> None:
+    tell(ctx, core.supporters_of(ctx.session, request), render)
+
+
+def announce_move(ctx: Context, change: core.Change, card_headline: str, resident_news: str, **params: object) -> None:
+    """A request moved: its new holders get the card under ``card_headline``, the residents the core named are
+    told ``resident_news`` (both message ids filled with the code, ``holder``, ``due`` and ``params``)."""
+    request = change.request
+    send_cards(ctx, change.notify, request, card_headline, **params)
+    tell(ctx, change.residents, lambda tr: tr._(resident_news).format(
+        code=request.code, holder=holder_text(ctx, tr, request), due=tr.date(request.due_at), **params))
+
+
+def ask_resident_verdict(ctx: Context, request: Request, note: str, photo_id: str | None) -> None:
+    """After a resolution: what was done, and one tap for fixed / partly fixed / not fixed."""
+    resident = request.resident
+    t = ctx.translator_for(resident)
+    worker = request.assignee.display_name if request.assignee is not None else ""
+    text = t._("{code} was resolved by {worker}: {note}\nIs it fixed?").format(
+        code=request.code, worker=worker, note=note
+    )
+    keyboard = verdict_keyboard(t, request)
+    if photo_id:
+        ctx.send(resident, SendPhoto(photo_id, clip(text, CAPTION_LIMIT), keyboard))
+    else:
+        ctx.send(resident, SendText(clip(text), keyboard))
+    tell_supporters(
+        ctx, request, lambda tr: tr._("{code}, which you joined, was resolved: {note}").format(
+            code=request.code, note=note)
+    )
+
+
+def notify_staff_text(ctx: Context, people: Iterable[Person], request: Request, message: str,
+                      **params: object) -> None:
+    """A short notice to staff, each in their language, with a button to open the request."""
+    for person in people:
+        t = ctx.translator_for(person)
+        ctx.send(person, SendText(clip(t._(message).format(code=request.code, **params)),
+                                  inline([open_button(t, request)])))
