@@ -40,7 +40,7 @@ from bot.core.bulletin import Area, Month
 from bot.core.categories import seed_categories
 from bot.core.messages import Command, Incoming, Sender
 from bot.core.scheduler import due_jobs
-from bot.engines.common import CHANNEL
+from bot.engines.telegram import CHANNEL
 from bot.service import Service, prepare_database
 from storage.models import (
     Building,
