@@ -117,7 +117,7 @@ class UpdateIntake:
         except DatabaseUnavailable:
             return  # counted next time
         if dead:
-            log.warning("update %s is dead: given up on after repeated failures", update_id)
+            log.warning("update %s is dead: it is not tried again (gridbot inbox dead lists it)", update_id)
             await self._answer(payload, could_not_handle)
 
     async def _answer(self, payload: dict[str, Any], reply: Reply) -> None:
