@@ -12,6 +12,8 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
+from sqlalchemy.engine import make_url
+
 if TYPE_CHECKING:
     from bot.config import Settings
 
@@ -59,7 +61,11 @@ def configured_secrets(settings: Settings) -> set[str]:
         settings.token, settings.webhook_secret, settings.wechat_token, settings.wechat_app_secret,
         settings.wechat_aes_key,
     )
-    return {value.get_secret_value() for value in values if value is not None and value.get_secret_value()}
+    found = {value.get_secret_value() for value in values if value is not None and value.get_secret_value()}
+    password = make_url(settings.database_url).password
+    if password:
+        found.add(str(password))
+    return found
 
 
 def protect_logs(settings: Settings) -> None:

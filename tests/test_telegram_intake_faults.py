@@ -149,7 +149,8 @@ def test_redaction_hides_wechat_secrets_and_access_tokens() -> None:
 
     settings = Settings(
         wechat_token="wx-sign-token", wechat_app_id="wx123", wechat_app_secret="app-secret-0123456789",
-        wechat_aes_key="A" * 43, _env_file=None,  # type: ignore[call-arg]
+        wechat_aes_key="A" * 43, database_url="postgresql+asyncpg://gridbot:db-Pass-77@db.internal/gridbot",
+        _env_file=None,  # type: ignore[call-arg]
     )
     handler = Everything()
     logger = logging.getLogger("tests.redaction")
@@ -160,6 +161,7 @@ def test_redaction_hides_wechat_secrets_and_access_tokens() -> None:
         assert any(isinstance(f, SecretRedactor) for f in handler.filters)
         logger.warning("GET /cgi-bin/message/custom/send?access_token=%s&x=1", "ACCESS-42")
         logger.warning("secret %s, key %s, token %s", "app-secret-0123456789", "A" * 43, "wx-sign-token")
+        logger.warning("connecting with db-Pass-77")
         try:
             raise RuntimeError("POST https://api.telegram.org/bot999999:ABCdef_ghi-jkl/getMe failed")
         except RuntimeError:
@@ -167,9 +169,10 @@ def test_redaction_hides_wechat_secrets_and_access_tokens() -> None:
     finally:
         root.removeHandler(handler)
     written = "\n".join(line for _name, line in handler.lines)
-    for secret in ("ACCESS-42", "app-secret-0123456789", "A" * 43, "wx-sign-token", "999999:ABCdef_ghi-jkl"):
+    hidden = ("ACCESS-42", "app-secret-0123456789", "A" * 43, "wx-sign-token", "999999:ABCdef_ghi-jkl", "db-Pass-77")
+    for secret in hidden:
         assert secret not in written
-    assert written.count("<redacted>") >= 5
+    assert written.count("<redacted>") >= 6
 
 
 # --- a webhook must be signed ---------------------------------------------------------------------------
