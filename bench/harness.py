@@ -1,5 +1,5 @@
 """What the in-process benchmarks share: a null Bot API session, a small deployment, scripted residents and a
-driver that feeds their updates through the real aiogram engine the way long polling does.
+driver that feeds their updates through the real Telegram intake and aiogram client the way polling does.
 
 The driver plays getUpdates: whatever residents sent since the last batch (at most 100 updates) is handed to
 ``UpdateIntake.take``, which records the batch in one database hop and runs each update in per-chat order,
