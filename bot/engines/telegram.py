@@ -59,6 +59,8 @@ def incoming_from_update(update: dict[str, Any]) -> Incoming | None:
         if not is_update_id(update_id):
             raise NotAnUpdate(f"update_id {update_id!r} is not a Telegram update id")
         return _incoming(update_id, update)
+    except NotAnUpdate:
+        raise
     except (KeyError, TypeError, AttributeError) as error:
         raise NotAnUpdate(f"{type(error).__name__}: {error}") from error
     except ValueError as error:
