@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import re
 import secrets
 from datetime import time
 from typing import Literal
@@ -11,6 +12,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TELEGRAM_API_URL = "https://api.telegram.org"
 WECHAT_API_URL = "https://api.weixin.qq.com"
+WEBHOOK_SECRET_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,256}")
 WEBHOOK_SECRET_MISSING = (
     "GRIDBOT_WEBHOOK_URL is set but GRIDBOT_WEBHOOK_SECRET is not, so anyone who finds the URL could post "
     "updates in any person's name. Set GRIDBOT_WEBHOOK_SECRET to 1-256 characters of A-Z a-z 0-9 _ - (the "
@@ -68,6 +70,9 @@ class Settings(BaseSettings):
         """A webhook without a secret would take updates from anyone who finds its URL."""
         if self.webhook_url and not self.webhook_secret_value:
             raise ValueError(WEBHOOK_SECRET_MISSING.format(example=secrets.token_urlsafe(32)))
+        if self.webhook_secret_value is not None and not WEBHOOK_SECRET_SHAPE.fullmatch(self.webhook_secret_value):
+            # Telegram's setWebhook refuses any other secret; the value itself is not repeated here.
+            raise ValueError("GRIDBOT_WEBHOOK_SECRET must be 1-256 characters of A-Z a-z 0-9 _ -")
         return self
 
     @property

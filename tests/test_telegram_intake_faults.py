@@ -202,6 +202,13 @@ def test_run_refuses_webhook_mode_without_a_secret(
     assert "GRIDBOT_WEBHOOK_SECRET=" in err, "a random value is suggested"
     assert TOKEN not in err
 
+    bad_secret = "has spaces and ünïcode"
+    code = main(["run", "--token", TOKEN, "--webhook-url", "https://bot.example.org/telegram",
+                 "--webhook-secret", bad_secret])
+    assert code != 0 and started == []
+    err = capsys.readouterr().err
+    assert "1-256 characters" in err and bad_secret not in err
+
 
 @contextlib.asynccontextmanager
 async def webhook_client(intake: UpdateIntake) -> AsyncIterator[TestClient[Any, Any]]:
