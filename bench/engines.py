@@ -1,7 +1,7 @@
 """Benchmark of the two chat engines on the same conversation workload.
 
-In-process: raw updates go straight into each engine's ``feed`` (aiogram's ``Dispatcher.feed_update``, PTB's
-``Application.process_update``) and through the core on a SQLite file; the Bot API is replaced by canned answers
+In-process: raw updates go straight through the shared Telegram translation (``feed_update``) and the core
+on a SQLite file; the Bot API is replaced by canned answers
 (an aiogram session and a PTB ``BaseRequest`` that answer from ``CannedBotApi``), so no network is involved.
 Each person binds by deep link, asks for /help, walks the guided binding button by button, asks for /help
 again and sends text the bot has no use for. ``--bare`` swaps the core for a one-line reply, leaving only
@@ -22,6 +22,7 @@ import tempfile
 import time
 from collections.abc import AsyncGenerator, Awaitable, Callable, Mapping
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any, Literal
 
@@ -37,7 +38,8 @@ from bot.config import Settings
 from bot.core.demo import load_demo
 from bot.core.messages import Button, Incoming, SendText, inline
 from bot.engines import aiogram_engine, ptb_engine
-from bot.engines.common import CHANNEL
+from bot.engines.telegram import CHANNEL, TelegramChannel
+from bot.engines.telegram_intake import feed_update
 from bot.runtime import Runtime
 from bot.service import Service, prepare_database
 from storage.models import Building
@@ -205,12 +207,12 @@ async def start_engine(engine: str, runtime_for: Callable[[Any], Runtime], api: 
     """The engine's ``feed`` and what must be closed afterwards."""
     if engine == "aiogram":
         bot = aiogram_engine.make_bot(TOKEN, "http://canned.invalid", CannedSession(api))
-        runtime = runtime_for(aiogram_engine.AiogramChannel(bot))
-        return aiogram_engine.AiogramEngine(runtime, bot).feed, bot.session
-    application = ptb_engine.make_application(TOKEN, "http://canned.invalid", CannedRequest(api))
-    await application.initialize()
-    runtime = runtime_for(ptb_engine.PtbChannel(application.bot))
-    return ptb_engine.PtbEngine(runtime, application).feed, application
+        runtime = runtime_for(TelegramChannel(aiogram_engine.AiogramClient(bot)))
+        return partial(feed_update, runtime), bot.session
+    ptb_bot = ptb_engine.make_bot(TOKEN, "http://canned.invalid", CannedRequest(api))
+    await ptb_bot.initialize()
+    runtime = runtime_for(TelegramChannel(ptb_engine.PtbClient(ptb_bot)))
+    return partial(feed_update, runtime), ptb_bot
 
 
 async def measure_in_process(engine: str, people: int, concurrency: int, bare: bool, workdir: Path) -> Measurement:

@@ -1,5 +1,5 @@
 """What the in-process benchmarks share: a null Bot API session, a small deployment, scripted residents and a
-driver that feeds their updates through the real aiogram engine the way long polling does.
+driver that feeds their updates through the real Telegram intake and aiogram client the way polling does.
 
 The driver plays getUpdates: whatever residents sent since the last batch (at most 100 updates) is handed to
 ``UpdateIntake.take``, which records the batch in one database hop and runs each update in per-chat order,
@@ -23,15 +23,16 @@ from aiogram import Bot, Dispatcher, Router
 from aiogram.client.session.base import BaseSession
 from aiogram.methods import TelegramMethod
 from aiogram.methods.base import TelegramType
-from aiogram.types import CallbackQuery, InlineKeyboardMarkup, Message, Update
+from aiogram.types import CallbackQuery, Message, Update
 from pydantic import SecretStr
 from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from bench.bulletin import build_organisation
 from bot.config import Settings
-from bot.engines.aiogram_engine import AiogramChannel, AiogramEngine
-from bot.engines.common import CHANNEL, UpdateIntake
+from bot.engines.aiogram_engine import AiogramClient
+from bot.engines.telegram import CHANNEL, TelegramChannel
+from bot.engines.telegram_intake import UpdateIntake, feed_update
 from bot.runtime import Runtime
 from bot.service import Service, freeze_startup_objects, prepare_database
 from storage.models import Building, Person, Role, StaffRole
@@ -93,8 +94,9 @@ class NullSession(BaseSession):
         if name in MESSAGE_METHODS:
             message_id = int(fields.get("message_id") or next(self._message_ids))
             markup = getattr(method, "reply_markup", None)
-            if call.chat_id is not None and isinstance(markup, InlineKeyboardMarkup):
-                buttons = [b.callback_data for row in markup.inline_keyboard for b in row if b.callback_data]
+            rows = markup.get("inline_keyboard") if isinstance(markup, dict) else None
+            if call.chat_id is not None and rows:
+                buttons = [b["callback_data"] for row in rows for b in row if b.get("callback_data")]
                 self.keyboards[call.chat_id] = (message_id, buttons)
             result: Any = {
                 "message_id": message_id,
@@ -242,12 +244,11 @@ def gridbot_under_test(service: Service) -> BotUnderTest:
     """The real aiogram engine, runtime, core and outbox; the polling loop's ``take`` with the network null."""
     session = NullSession()
     bot = Bot(TOKEN, session=session)
-    runtime: Runtime = service.runtime({CHANNEL: AiogramChannel(bot)}, "gridbot")
-    engine = AiogramEngine(runtime, bot)
+    runtime: Runtime = service.runtime({CHANNEL: TelegramChannel(AiogramClient(bot))}, "gridbot")
     under_test = BotUnderTest(take=lambda batch: asyncio.sleep(0), drain=runtime.drain, session=session)
 
     async def feed(payload: dict[str, Any]) -> None:
-        await engine.feed(payload)
+        await feed_update(runtime, payload)
         for done in under_test.on_done:
             done(payload)
 

@@ -41,7 +41,7 @@ from bot.core.categories import seed_categories
 from bot.core.messages import Command, Incoming, Sender
 from bot.core.scheduler import due_jobs
 from bot.core.units import DISTRICT
-from bot.engines.common import CHANNEL
+from bot.engines.telegram import CHANNEL
 from bot.service import Service, prepare_database
 from storage.models import (
     Building,

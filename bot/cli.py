@@ -321,6 +321,22 @@ async def audit_show(args: argparse.Namespace, settings: Settings) -> int:
     return await with_database(settings, work)
 
 
+async def inbox_dead(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.core.inbox import dead_updates
+
+    async def work(database: Database) -> int:
+        dead = await database.run(partial(dead_updates, limit=args.limit))
+        zone = ZoneInfo(settings.timezone)
+        for update in dead:
+            moment = update.dead_at.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+            print(f"{moment}  {update.channel}  {update.update_id}  after {update.attempts} attempt(s): {update.error}")
+        if not dead:
+            print("no dead updates")
+        return 0
+
+    return await with_database(settings, work)
+
+
 async def bot_username_from_api(settings: Settings) -> str | None:
     """The bot's username as the Bot API reports it (getMe)."""
     from bot.engines.aiogram_engine import make_bot
@@ -514,6 +530,12 @@ def build_parser() -> argparse.ArgumentParser:
     scheduled.add_argument("--at", help="ISO-8601 instant to act as of (default: now; local time if no offset)")
     add_connection_flags(scheduled)
     scheduled.set_defaults(handler=jobs)
+
+    inbox = commands.add_parser("inbox", help="updates taken in").add_subparsers(dest="action", required=True)
+    dead = inbox.add_parser("dead", help="updates given up on after failing, newest first (no payloads)")
+    dead.add_argument("--limit", type=int, default=50)
+    add_connection_flags(dead)
+    dead.set_defaults(handler=inbox_dead)
 
     translations = commands.add_parser("i18n", help="translation catalogs")
     translations.add_argument("action", choices=["update", "check"])

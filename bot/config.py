@@ -2,18 +2,27 @@
 
 from __future__ import annotations
 
+import re
+import secrets
 from datetime import time
 from typing import Literal
 
-from pydantic import Field, SecretStr
+from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 TELEGRAM_API_URL = "https://api.telegram.org"
 WECHAT_API_URL = "https://api.weixin.qq.com"
+WEBHOOK_SECRET_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,256}")
+WEBHOOK_SECRET_MISSING = (
+    "GRIDBOT_WEBHOOK_URL is set but GRIDBOT_WEBHOOK_SECRET is not, so anyone who finds the URL could post "
+    "updates in any person's name. Set GRIDBOT_WEBHOOK_SECRET to 1-256 characters of A-Z a-z 0-9 _ - (the "
+    "same value on every worker), for example a new random one:  GRIDBOT_WEBHOOK_SECRET={example}"
+)
 
 
 class Settings(BaseSettings):
-    model_config = SettingsConfigDict(env_prefix="GRIDBOT_", env_file=".env", extra="ignore")
+    # Errors never echo the input: it holds the token.
+    model_config = SettingsConfigDict(env_prefix="GRIDBOT_", env_file=".env", extra="ignore", hide_input_in_errors=True)
 
     token: SecretStr | None = None
     api_url: str = TELEGRAM_API_URL
@@ -55,6 +64,16 @@ class Settings(BaseSettings):
     # title, body, time, remark (an empty name leaves that part out).
     wechat_template_id: str | None = None
     wechat_template_fields: str = "first,keyword1,keyword2,remark"
+
+    @model_validator(mode="after")
+    def webhook_is_signed(self) -> Settings:
+        """A webhook without a secret would take updates from anyone who finds its URL."""
+        if self.webhook_url and not self.webhook_secret_value:
+            raise ValueError(WEBHOOK_SECRET_MISSING.format(example=secrets.token_urlsafe(32)))
+        if self.webhook_secret_value is not None and not WEBHOOK_SECRET_SHAPE.fullmatch(self.webhook_secret_value):
+            # Telegram's setWebhook refuses any other secret; the value itself is not repeated here.
+            raise ValueError("GRIDBOT_WEBHOOK_SECRET must be 1-256 characters of A-Z a-z 0-9 _ -")
+        return self
 
     @property
     def token_value(self) -> str | None:

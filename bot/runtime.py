@@ -14,7 +14,7 @@ from functools import partial
 from typing import Any
 
 from bot.core.app import Core, store_updates, try_again_later, unhandled_updates
-from bot.core.messages import Incoming
+from bot.core.messages import Action, AnswerButton, ButtonPress, Incoming
 from bot.core.outbox import Channel, OutboxSender
 from storage.database import DatabaseUnavailable
 
@@ -76,11 +76,14 @@ class Runtime:
         if channel is None:
             return
         config = self.core.config
-        action = try_again_later(incoming.sender, config.default_locale, config.timezone)
-        try:
-            await channel.perform(incoming.sender.chat_id, action)
-        except Exception:
-            log.exception("could not tell %s to try again", incoming.sender.chat_id)
+        actions: list[Action] = [try_again_later(incoming.sender, config.default_locale, config.timezone)]
+        if isinstance(incoming.event, ButtonPress):
+            actions.insert(0, AnswerButton(incoming.event.callback_id))  # stop the button's spinner too
+        for action in actions:
+            try:
+                await channel.perform(incoming.sender.chat_id, action)
+            except Exception:
+                log.exception("could not tell %s to try again", incoming.sender.chat_id)
 
     def spawn_in_chat_order(self, chat: str, work: Callable[[], Awaitable[None]]) -> None:
         """Run ``work`` after earlier work of the same chat, without waiting for it."""

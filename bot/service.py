@@ -20,6 +20,7 @@ from bot.core.rate import SharedRateLimiter
 from bot.core.router import Router
 from bot.core.throttle import Throttle
 from bot.i18n import available_locales, translator
+from bot.logs import protect_logs
 from bot.runtime import Runtime
 from handlers import build_router
 from handlers.menu import command_menu
@@ -46,6 +47,8 @@ class Service:
 
     @classmethod
     def from_settings(cls, settings: Settings, clock: Clock = system_clock) -> Service:
+        """The service of a running bot; from here on no log line shows one of its secrets."""
+        protect_logs(settings)
         return cls(settings=settings, database=Database(settings.database_url), clock=clock)
 
     def core_config(self, bot_username: str) -> CoreConfig:

@@ -290,7 +290,12 @@ class InboxUpdate(Base):
     update_id: Mapped[int] = mapped_column(BigInteger, primary_key=True)
     payload: Mapped[dict[str, Any]] = mapped_column(JSON)
     received_at: Mapped[datetime]
+    # When the update was done with: handled, or given up on (then ``dead_at`` is set too).
     handled_at: Mapped[datetime | None] = mapped_column(index=True)
+    # Failed attempts at handling it; after a few it is dead: never tried again, kept with its last error.
+    attempts: Mapped[int] = mapped_column(Integer, default=0, server_default="0")
+    error: Mapped[str | None] = mapped_column(String(500))
+    dead_at: Mapped[datetime | None] = mapped_column(index=True)
 
 
 class OutboxStatus(enum.StrEnum):

@@ -16,7 +16,8 @@ from bot.core.clock import FrozenClock
 from bot.core.context import CoreConfig
 from bot.core.messages import Action, Delivery, Incoming, Sender, Text, parse_command
 from bot.core.outbox import OutboxSender
-from bot.engines.common import CHANNEL, SWEEP_MIN_AGE, UpdateIntake
+from bot.engines.telegram import CHANNEL
+from bot.engines.telegram_intake import SWEEP_MIN_AGE, UpdateIntake
 from bot.runtime import Runtime
 from handlers import build_router
 from storage.database import Database

@@ -240,5 +240,8 @@ class Delivery:
     retry_after: float | None = None  # the platform asked to wait (429)
     blocked: bool = False  # the person blocked the bot (403)
     permanent: bool = False  # retrying will not help (bad request)
+    # No answer came back (the connection broke or timed out mid-call): the platform may have carried the
+    # action out, so a retry can show a message twice.
+    outcome_unknown: bool = False
     error: str = ""
     extra: dict[str, Any] = field(default_factory=dict)

@@ -120,8 +120,8 @@ class OutboxSender:
             delivery = Delivery(ok=False, error=repr(error)[:300])
         if delivery.retry_after:
             self.limiter.pause(delivery.retry_after)
-        if not delivery.ok and maybe_delivered(delivery):
-            # The request may have reached Telegram before the connection failed; Telegram offers no way to
+        if not delivery.ok and delivery.outcome_unknown:
+            # The request may have reached the platform before the connection failed; there is no way to
             # ask, so the retry can show the message twice. Counted so it can be watched.
             self.maybe_duplicated += 1
             log.warning("outbox %s: outcome unknown (%s); retrying may duplicate it", item.outbox_id, delivery.error)
@@ -171,16 +171,6 @@ def due_deliveries(
         PendingDelivery(row.id, person.id, person.channel, person.chat_id, action_from_json(row.action))
         for row, person in claimed
     ]
-
-
-def maybe_delivered(delivery: Delivery) -> bool:
-    """A failure after which the message may still have arrived: the connection broke or timed out mid-call."""
-    return not delivery.permanent and not delivery.retry_after and delivery.error.startswith(AMBIGUOUS_ERRORS)
-
-
-# Errors the engines report when no answer came back; a 5xx answer or a 429 means Telegram did not send.
-AMBIGUOUS_ERRORS = ("TimeoutError", "TelegramNetworkError", "NetworkError", "TimedOut", "ClientOSError",
-                    "ServerDisconnectedError", "OSError", "ConnectionResetError")
 
 
 async def record_with_retries(

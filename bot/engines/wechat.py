@@ -58,7 +58,7 @@ from bot.core.messages import (
     clip,
     parse_command,
 )
-from bot.engines.common import cancel_loops, start_background_loops
+from bot.engines.background import cancel_loops, start_background_loops
 from bot.engines.wechat_api import WINDOW_CLOSED, WeChatApi, WeChatApiError
 from bot.engines.wechat_protocol import (
     WeChatCrypto,
@@ -277,7 +277,7 @@ class WeChatChannel:
         except WeChatApiError as error:
             return failed(error)
         except (TimeoutError, OSError) as error:  # aiohttp's connection errors are OSErrors
-            return Delivery(ok=False, error=f"{type(error).__name__}: {error}")
+            return Delivery(ok=False, outcome_unknown=True, error=f"{type(error).__name__}: {error}")
         return Delivery(ok=True, message_id=number)
 
     async def _send(self, openid: str, outgoing: Outgoing, view: ChatView) -> bool:
