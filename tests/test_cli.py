@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import random
 from pathlib import Path
 
 import pytest
@@ -86,3 +87,22 @@ def test_demo_and_categories(sqlite_file: Path, capsys: pytest.CaptureFixture[st
     assert main(["categories", "list"]) == 0
     out = capsys.readouterr().out
     assert "dangling_wires" in out and "飞线" in out
+
+
+@pytest.mark.parametrize(
+    ("content", "line"),
+    [
+        (random.Random(15).randbytes(4000), "line 1:"),
+        ((ORG_CSV.replace("建设路12号院2号楼", "建设路\x00院2号楼")).encode(), "org.csv:3: building_name"),
+    ],
+    ids=["random-bytes", "nul-in-a-name"],
+)
+def test_org_import_refuses_undecodable_bytes_and_control_characters(
+    sqlite_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, line: str
+) -> None:
+    org = tmp_path / "org.csv"
+    org.write_bytes(content)
+    assert main(["org", "import", str(org)]) == 1
+    err = capsys.readouterr().err
+    assert line in err and "Traceback" not in err
+    assert main(["staff", "add", "--telegram-id", "1", "--role", "worker", "--unit", "DG-JS-01"]) == 1
