@@ -27,6 +27,9 @@ from storage.migrate import upgrade
 
 Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
+# ``gridbot posters --street CODE`` and so on: codes are unique only within a level.
+POSTER_LEVELS = ("street", "community", "grid", "building")
+
 PLAYGROUND_NOTE = """\
 No Telegram token is configured, so gridbot starts its playground: the bot talks to a simulated Telegram
 inside this process, and a web page lets you chat with it as residents and staff.
@@ -344,24 +347,33 @@ async def bot_username_from_api(settings: Settings) -> str | None:
 
 
 async def posters(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.posters import PosterBuilding, buildings_in, find_unit, render_posters
+    from bot.core.areas import Scope
+    from bot.posters import AmbiguousCode, PosterBuilding, buildings_in, find_unit, render_posters
 
+    given = [(Scope[level.upper()], getattr(args, level)) for level in POSTER_LEVELS if getattr(args, level)]
+    scope, code = given[0] if given else (None, str(args.unit))
     username = args.username or await bot_username_from_api(settings)
     if not username:
         print("cannot tell the bot's username: give --username or configure GRIDBOT_TOKEN", file=sys.stderr)
         return 2
 
     def load(session: Session) -> list[PosterBuilding] | None:
-        unit = find_unit(session, args.unit)
+        unit = find_unit(session, code, scope)
         return None if unit is None else buildings_in(session, unit)
 
     async def work(database: Database) -> int:
-        buildings = await database.run(load)
+        try:
+            buildings = await database.run(load)
+        except AmbiguousCode as error:
+            options = " or ".join(f"--{level} {code}" for level in error.levels)
+            print(f"{code} is the code of a {' and a '.join(error.levels)}; say which with {options}", file=sys.stderr)
+            return 2
         if buildings is None:
-            print(f"no street, community, grid or building has the code {args.unit!r}", file=sys.stderr)
+            level = "street, community, grid or building" if scope is None else scope.name.lower()
+            print(f"no {level} has the code {code!r}", file=sys.stderr)
             return 1
         if not buildings:
-            print(f"{args.unit} has no active buildings", file=sys.stderr)
+            print(f"{code} has no active buildings", file=sys.stderr)
             return 1
         Path(args.out).write_bytes(render_posters(buildings, username))
         print(f"wrote {len(buildings)} poster page(s) to {args.out}")
@@ -508,7 +520,10 @@ def build_parser() -> argparse.ArgumentParser:
     audit.set_defaults(handler=audit_show)
 
     poster = commands.add_parser("posters", help="a printable PDF of building QR codes, one A4 page each")
-    poster.add_argument("--unit", required=True, help="a street, community, grid or building code")
+    poster_unit = poster.add_mutually_exclusive_group(required=True)
+    poster_unit.add_argument("--unit", help="a code of any level (refused when several levels share it)")
+    for level in POSTER_LEVELS:
+        poster_unit.add_argument(f"--{level}", help=f"a {level} code")
     poster.add_argument("--out", required=True, help="the PDF file to write")
     poster.add_argument("--username", help="the bot's username (default: asked from the Bot API)")
     poster.add_argument("--token", help="overrides GRIDBOT_TOKEN")
