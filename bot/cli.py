@@ -37,7 +37,14 @@ inside this process, and a web page lets you chat with it as residents and staff
 To run on real Telegram, talk to @BotFather, send /newbot, and run again with the token it gives you:
     GRIDBOT_TOKEN=123456:ABC-DEF gridbot run     (or put GRIDBOT_TOKEN=... in a file named .env here)
 Load your organisation first with `gridbot org import FILE.csv`.
+The playground keeps its data in its own database (GRIDBOT_PLAYGROUND_DATABASE_URL, by default playground.db).
 """
+
+DEPLOYMENT_WITHOUT_TOKEN = """\
+gridbot run: no Telegram token (GRIDBOT_TOKEN) and no WeChat account are configured, but the database
+{database} holds a deployment ({held}). Not starting: the playground would change it.
+Set GRIDBOT_TOKEN (or the GRIDBOT_WECHAT_* settings) to run this deployment, or run `gridbot playground` to
+try the bot on a database of its own."""
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -58,8 +65,15 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 async def run_bot(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.token_value and not settings.wechat_enabled:
+        from bot.playground.isolation import deployment_in, shown_url
+
+        held = await deployment_in(settings.database_url)
+        if held is not None:
+            shown = shown_url(settings.database_url)
+            print(DEPLOYMENT_WITHOUT_TOKEN.format(database=shown, held=held), file=sys.stderr)
+            return 2
         print(PLAYGROUND_NOTE)
-        return await playground(args, settings)
+        return await run_playground(settings.playground_database_url, settings)
     service = Service.from_settings(settings)
     await prepare_database(service.database)
     try:
@@ -90,9 +104,14 @@ def channels_to_serve(service: Service) -> Callable[[asyncio.Event], Coroutine[A
 
 
 async def playground(args: argparse.Namespace, settings: Settings) -> int:
+    # Only a --database-url given to this command counts: GRIDBOT_DATABASE_URL names the deployment's database.
+    return await run_playground(args.database_url or settings.playground_database_url, settings)
+
+
+async def run_playground(database_url: str, settings: Settings) -> int:
     from bot import playground as local_playground
 
-    return await local_playground.run_playground(settings)
+    return await local_playground.run_playground(settings.model_copy(update={"database_url": database_url}))
 
 
 async def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
