@@ -397,7 +397,9 @@ def free_port() -> int:
         return port
 
 
-async def test_request_crosses_from_wechat_to_telegram_and_back(database_url: str, now_clock: FrozenClock) -> None:
+async def test_request_crosses_from_wechat_to_telegram_and_back(
+    database_url: str, now_clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
     from bot.cli import channels_to_serve
 
     telegram = BotApiSimulator(token=TOKEN)
@@ -446,6 +448,7 @@ async def test_request_crosses_from_wechat_to_telegram_and_back(database_url: st
         await wechat_step(wechat, service.database, "my:ok:1:fixed")
         await wang.wait_for(lambda m: "confirmed R-000001" in (m.text or ""))
         assert wechat.messages(LI)[-1].kind == "custom"
+        assert any("plain mode" in record.getMessage() for record in caplog.records)  # safe mode is advised
     finally:
         stop.set()
         await asyncio.wait_for(task, 15)

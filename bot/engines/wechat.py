@@ -685,6 +685,11 @@ async def run_server(settings: Settings, runtime: Runtime, channel: WeChatChanne
     server = WeChatServer(settings, runtime, channel)
     url = await server.start()
     log.info("serving WeChat at %s", url)
+    if server.endpoint.crypto is None:
+        log.warning(
+            "WeChat runs in plain mode, whose signature does not cover the message: set GRIDBOT_WECHAT_AES_KEY"
+            " and choose safe mode (安全模式) in the Official Account's console"
+        )
     try:
         await stop.wait()
     finally:
