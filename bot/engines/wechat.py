@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import hashlib
 import logging
 import math
 import unicodedata
@@ -28,7 +27,7 @@ from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from hashlib import sha1
+from hashlib import sha1, sha256
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -527,17 +526,20 @@ class WeChatIntake:
         openid, update_id = str(payload["FromUserName"]), int(payload["UpdateId"])
         event = event_from_fields(payload)
         now = self.runtime.core.clock()
-        if isinstance(event, UnreadableLocation):
-            # Marked handled before answering: a message that cannot be read is answered at most once.
-            await self.runtime.database.run(partial(take_unreadable, openid=openid, update_id=update_id, now=now))
-            await self.channel.tell_unreadable_location(openid)
-            return
         try:
-            prepared = await self.runtime.database.run(
-                partial(prepare_inbound, openid=openid, update_id=update_id, event=event, now=now)
-            )
+            prepared: Event | UnknownChoice | UnreadableLocation = event
+            if isinstance(event, UnreadableLocation):
+                # Marked handled before answering: a message that cannot be read is answered at most once.
+                await self.runtime.database.run(partial(take_unreadable, openid=openid, update_id=update_id, now=now))
+            else:
+                prepared = await self.runtime.database.run(
+                    partial(prepare_inbound, openid=openid, update_id=update_id, event=event, now=now)
+                )
         except DatabaseUnavailable:
             log.warning("database unavailable; WeChat message %s stays in the inbox for the next start", update_id)
+            return
+        if isinstance(prepared, UnreadableLocation):
+            await self.channel.tell_unreadable_location(openid)
             return
         if isinstance(prepared, UnknownChoice):
             await self.channel.tell_unknown_choice(openid, prepared)
@@ -593,7 +595,7 @@ class WeChatEndpoint:
             raise web.HTTPForbidden(text="the timestamp is not within five minutes of now")
         if len(nonce) > MAX_NONCE:
             raise web.HTTPBadRequest(text="nonce too long")
-        return SignedCall(moment, nonce, hashlib.sha256(body).hexdigest())
+        return SignedCall(moment, nonce, sha256(body).hexdigest())
 
     async def verify_url(self, request: web.Request) -> web.Response:
         self._signed_call(request, b"")
