@@ -493,10 +493,11 @@ def signed_at(moment: float, nonce: str) -> dict[str, str]:
 
 
 async def inbox_count(bot: WeChatBot) -> int:
-    count: int = await bot.service.database.run(
-        lambda s: s.scalar(select(func.count()).select_from(InboxUpdate).where(InboxUpdate.channel == CHANNEL))
-    )
-    return count
+    def counting(session: Session) -> int:
+        query = select(func.count()).select_from(InboxUpdate).where(InboxUpdate.channel == CHANNEL)
+        return session.scalar(query) or 0
+
+    return await bot.service.database.run(counting)
 
 
 async def test_a_signature_is_accepted_only_within_five_minutes_of_the_bots_clock(
