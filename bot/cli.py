@@ -24,8 +24,12 @@ from bot.core.clock import system_clock
 from bot.service import Service, prepare_database, run_until_stopped
 from storage.database import Database
 from storage.migrate import upgrade
+from storage.models import Level
 
 Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
+
+# ``gridbot posters --street CODE`` and so on: codes are unique only within a level.
+POSTER_LEVELS = ("street", "community", "grid", "building")
 
 PLAYGROUND_NOTE = """\
 No Telegram token is configured, so gridbot starts its playground: the bot talks to a simulated Telegram
@@ -34,7 +38,14 @@ inside this process, and a web page lets you chat with it as residents and staff
 To run on real Telegram, talk to @BotFather, send /newbot, and run again with the token it gives you:
     GRIDBOT_TOKEN=123456:ABC-DEF gridbot run     (or put GRIDBOT_TOKEN=... in a file named .env here)
 Load your organisation first with `gridbot org import FILE.csv`.
+The playground keeps its data in its own database (GRIDBOT_PLAYGROUND_DATABASE_URL, by default playground.db).
 """
+
+DEPLOYMENT_WITHOUT_TOKEN = """\
+gridbot run: no Telegram token (GRIDBOT_TOKEN) and no WeChat account are configured, but the database
+{database} holds a deployment ({held}). Not starting: the playground would change it.
+Set GRIDBOT_TOKEN (or the GRIDBOT_WECHAT_* settings) to run this deployment, or run `gridbot playground` to
+try the bot on a database of its own."""
 
 
 def settings_from(args: argparse.Namespace) -> Settings:
@@ -55,8 +66,15 @@ def settings_from(args: argparse.Namespace) -> Settings:
 
 async def run_bot(args: argparse.Namespace, settings: Settings) -> int:
     if not settings.token_value and not settings.wechat_enabled:
+        from bot.playground.isolation import deployment_in, shown_url
+
+        held = await deployment_in(settings.database_url)
+        if held is not None:
+            shown = shown_url(settings.database_url)
+            print(DEPLOYMENT_WITHOUT_TOKEN.format(database=shown, held=held), file=sys.stderr)
+            return 2
         print(PLAYGROUND_NOTE)
-        return await playground(args, settings)
+        return await run_playground(settings.playground_database_url, settings)
     service = Service.from_settings(settings)
     await prepare_database(service.database)
     try:
@@ -87,9 +105,14 @@ def channels_to_serve(service: Service) -> Callable[[asyncio.Event], Coroutine[A
 
 
 async def playground(args: argparse.Namespace, settings: Settings) -> int:
+    # Only a --database-url given to this command counts: GRIDBOT_DATABASE_URL names the deployment's database.
+    return await run_playground(args.database_url or settings.playground_database_url, settings)
+
+
+async def run_playground(database_url: str, settings: Settings) -> int:
     from bot import playground as local_playground
 
-    return await local_playground.run_playground(settings)
+    return await local_playground.run_playground(settings.model_copy(update={"database_url": database_url}))
 
 
 async def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
@@ -353,24 +376,32 @@ async def bot_username_from_api(settings: Settings) -> str | None:
 
 
 async def posters(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.posters import PosterBuilding, buildings_in, find_unit, render_posters
+    from bot.posters import AmbiguousCode, PosterBuilding, buildings_in, find_unit, render_posters
 
+    given = [(Level(level), getattr(args, level)) for level in POSTER_LEVELS if getattr(args, level)]
+    scope, code = given[0] if given else (None, str(args.unit))
     username = args.username or await bot_username_from_api(settings)
     if not username:
         print("cannot tell the bot's username: give --username or configure GRIDBOT_TOKEN", file=sys.stderr)
         return 2
 
     def load(session: Session) -> list[PosterBuilding] | None:
-        unit = find_unit(session, args.unit)
+        unit = find_unit(session, code, scope)
         return None if unit is None else buildings_in(session, unit)
 
     async def work(database: Database) -> int:
-        buildings = await database.run(load)
+        try:
+            buildings = await database.run(load)
+        except AmbiguousCode as error:
+            options = " or ".join(f"--{level} {code}" for level in error.levels)
+            print(f"{code} is the code of a {' and a '.join(error.levels)}; say which with {options}", file=sys.stderr)
+            return 2
         if buildings is None:
-            print(f"no street, community, grid or building has the code {args.unit!r}", file=sys.stderr)
+            level = "street, community, grid or building" if scope is None else scope.name.lower()
+            print(f"no {level} has the code {code!r}", file=sys.stderr)
             return 1
         if not buildings:
-            print(f"{args.unit} has no active buildings", file=sys.stderr)
+            print(f"{code} has no active buildings", file=sys.stderr)
             return 1
         Path(args.out).write_bytes(render_posters(buildings, username))
         print(f"wrote {len(buildings)} poster page(s) to {args.out}")
@@ -517,7 +548,10 @@ def build_parser() -> argparse.ArgumentParser:
     audit.set_defaults(handler=audit_show)
 
     poster = commands.add_parser("posters", help="a printable PDF of building QR codes, one A4 page each")
-    poster.add_argument("--unit", required=True, help="a street, community, grid or building code")
+    poster_unit = poster.add_mutually_exclusive_group(required=True)
+    poster_unit.add_argument("--unit", help="a code of any level (refused when several levels share it)")
+    for level in POSTER_LEVELS:
+        poster_unit.add_argument(f"--{level}", help=f"a {level} code")
     poster.add_argument("--out", required=True, help="the PDF file to write")
     poster.add_argument("--username", help="the bot's username (default: asked from the Bot API)")
     poster.add_argument("--token", help="overrides GRIDBOT_TOKEN")

@@ -44,6 +44,8 @@ class Settings(BaseSettings):
     throttle_messages: int = Field(default=15, ge=0)
     throttle_seconds: float = Field(default=3.0, gt=0)
     playground_port: int = 8080
+    # The playground's own database, never the deployment's: it loads demo data and makes made-up people staff.
+    playground_database_url: str = "sqlite+aiosqlite:///playground.db"
 
     # Residents get no messages between these local times; what the scheduler sends then waits for the end.
     quiet_hours_start: time = time(22, 0)

@@ -43,13 +43,24 @@ def building_link(bot_username: str, building_code: str) -> str:
     return f"https://t.me/{bot_username}?start=b_{building_code}"
 
 
-def find_unit(session: Session, code: str) -> Unit | None:
-    """The street, community, grid or building with this code (codes are unique within a level)."""
-    for level in LEVELS[1:]:
-        unit = unit_by_code(session, level, code)
-        if unit is not None:
-            return unit
-    return None
+
+
+class AmbiguousCode(LookupError):
+    """Codes are unique only within a level: this one names units of several levels."""
+
+    def __init__(self, code: str, levels: list[str]) -> None:
+        super().__init__(code, levels)
+        self.code = code
+        self.levels = levels
+
+
+def find_unit(session: Session, code: str, level: Level | None = None) -> Unit | None:
+    """The unit with this code at ``level``, or at any level below the district when None (raises
+    ``AmbiguousCode`` when the code names units of several levels)."""
+    found = [unit for at in ([level] if level else LEVELS[1:]) if (unit := unit_by_code(session, at, code))]
+    if len(found) > 1:
+        raise AmbiguousCode(code, [unit.level.value for unit in found])
+    return found[0] if found else None
 
 
 def buildings_in(session: Session, unit: Unit) -> list[PosterBuilding]:

@@ -106,6 +106,8 @@ class Grid(Base):
 
 class Building(Base):
     __tablename__ = "buildings"
+    # A location message looks up the buildings in a small box around it.
+    __table_args__ = (Index("ix_buildings_location", "latitude", "longitude"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(CODE_LENGTH), unique=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -473,3 +475,28 @@ class WeChatAccessToken(Base):
     expires_at: Mapped[datetime]
     # While set in the future, one process is fetching a new token and the others wait for it.
     lease_until: Mapped[datetime | None]
+
+
+class WeChatNonce(Base):
+    """A signed callback seen within the replay window, shared by every process serving the account.
+
+    WeChat's plain-mode signature covers only the timestamp and nonce: the same signed query must not carry
+    another body. A retry of the same body is allowed (deduplicated by its MsgId further on).
+    """
+
+    __tablename__ = "wechat_nonces"
+    timestamp: Mapped[int] = mapped_column(BigInteger, primary_key=True)
+    nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
+    body_sha256: Mapped[str] = mapped_column(String(64))
+    expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+# --- the playground -----------------------------------------------------------------------------------------
+
+
+class PlaygroundMarker(Base):
+    """Present only in a database the playground created for itself; it runs on no other database."""
+
+    __tablename__ = "playground_marker"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    created_at: Mapped[datetime]

@@ -14,6 +14,7 @@ from bot.core.audit import AuditAction, record_action
 from bot.service import prepare_database
 from bot.simulator import BotApiSimulator
 from storage.database import Database
+from storage.models import Building, Community, Grid
 from tests.broadcast_setup import make_deployment, queue_broadcast
 from tests.org_fixture import NOW, make_small_org
 
@@ -57,6 +58,38 @@ async def test_posters_for_an_unknown_unit_fail(tmp_path: Path, capsys: pytest.C
     argv = ["posters", "--unit", "NOPE", "--out", str(tmp_path / "x.pdf"), "--username", "b", "--database-url", url]
     assert await asyncio.to_thread(main, argv) == 1
     assert "NOPE" in capsys.readouterr().err
+
+
+def grid_coded_like_a_street(session: Session) -> None:
+    """Codes are unique only within a level: a grid "DG" beside the street "DG", with one building."""
+    org = make_small_org(session)
+    community = session.get(Community, org.community2)
+    grid = Grid(code="DG", name="同码网格", community=community)
+    session.add(Building(code="DG-ALIKE-B1", name="同码楼", address="人民路9号", grid=grid))
+
+
+async def test_posters_name_the_level_of_a_code_shared_by_two_levels(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = f"sqlite+aiosqlite:///{tmp_path}/cli.db"
+    database = Database(url)
+    await prepare_database(database)
+    await database.run(grid_coded_like_a_street)
+    await database.dispose()
+    out = tmp_path / "posters.pdf"
+    common = ["--out", str(out), "--username", "gridbot_test", "--database-url", url]
+
+    assert await asyncio.to_thread(main, ["posters", "--unit", "DG", *common]) == 2
+    err = capsys.readouterr().err
+    assert "street" in err and "grid" in err and "--street DG" in err and "--grid DG" in err
+    assert not out.exists()
+
+    assert await asyncio.to_thread(main, ["posters", "--street", "DG", *common]) == 0
+    assert len(PdfReader(out).pages) == 2
+    assert await asyncio.to_thread(main, ["posters", "--grid", "DG", *common]) == 0
+    assert "同码楼" in PdfReader(out).pages[0].extract_text()
+    assert await asyncio.to_thread(main, ["posters", "--building", "DG", *common]) == 1
+    assert "no building has the code 'DG'" in capsys.readouterr().err
 
 
 async def test_broadcast_list_show_and_audit(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

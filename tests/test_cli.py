@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import asyncio
+import random
 from pathlib import Path
 
 import pytest
@@ -27,20 +29,69 @@ def sqlite_file(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> Path:
     return path
 
 
-def test_run_without_token_starts_the_playground(
-    sqlite_file: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
-) -> None:
-    ports = []
+@pytest.fixture
+def playgrounds(monkeypatch: pytest.MonkeyPatch) -> list[Settings]:
+    """The settings every playground run was started with (the playground itself is not started)."""
+    started: list[Settings] = []
 
     async def fake_playground(settings: Settings) -> int:
-        ports.append(settings.playground_port)
+        started.append(settings)
         return 0
 
     monkeypatch.setattr("bot.playground.run_playground", fake_playground)
+    return started
+
+
+def test_run_without_token_starts_the_playground_on_its_own_database(
+    sqlite_file: Path, capsys: pytest.CaptureFixture[str], playgrounds: list[Settings]
+) -> None:
     assert main(["run", "--port", "18123"]) == 0
     out = capsys.readouterr().out
     assert "playground" in out and "@BotFather" in out and "GRIDBOT_TOKEN" in out
-    assert ports == [18123]
+    assert [(s.playground_port, s.database_url) for s in playgrounds] == [
+        (18123, "sqlite+aiosqlite:///playground.db")
+    ]
+    assert not sqlite_file.exists()  # the deployment's database was not even created
+
+    assert main(["playground"]) == 0  # GRIDBOT_DATABASE_URL names the deployment's database, not the playground's
+    assert playgrounds[-1].database_url == "sqlite+aiosqlite:///playground.db"
+    assert main(["playground", "--database-url", "sqlite+aiosqlite:///elsewhere.db"]) == 0
+    assert playgrounds[-1].database_url == "sqlite+aiosqlite:///elsewhere.db"
+
+
+def deployment_state(path: Path) -> list[tuple[object, ...]]:
+    engine = create_engine(f"sqlite:///{path}")
+    with engine.connect() as connection:
+        people = connection.exec_driver_sql("select external_id, display_name from people order by id").all()
+        roles = connection.exec_driver_sql("select person_id, role, unit_id from staff_roles order by id").all()
+        outbox = connection.exec_driver_sql("select count(*) from outbox").all()
+    engine.dispose()
+    return [*people, *roles, *outbox]
+
+
+def test_run_without_token_on_a_deployment_stops_and_changes_nothing(
+    sqlite_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], playgrounds: list[Settings]
+) -> None:
+    org = tmp_path / "org.csv"
+    org.write_text(ORG_CSV, encoding="utf-8")
+    assert main(["org", "import", str(org)]) == 0
+    assert main(["staff", "add", "--telegram-id", "777", "--role", "worker", "--unit", "DG-JS-01", "--name", "王"]) == 0
+    before = deployment_state(sqlite_file)
+    capsys.readouterr()
+
+    assert main(["run"]) == 2
+    err = capsys.readouterr().err
+    assert "1 person, 1 street" in err and "GRIDBOT_TOKEN" in err and "gridbot playground" in err
+    assert playgrounds == []
+
+    # Pointed at the deployment explicitly, the real playground (not the fixture's stand-in) refuses before it
+    # starts anything.
+    from bot.playground.app import run_playground
+
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{sqlite_file}", _env_file=None)  # type: ignore[call-arg]
+    assert asyncio.run(run_playground(settings)) == 2
+    assert "holds a deployment" in capsys.readouterr().err
+    assert deployment_state(sqlite_file) == before
 
 
 def test_db_upgrade_creates_the_schema_with_migrations(sqlite_file: Path) -> None:
@@ -86,3 +137,22 @@ def test_demo_and_categories(sqlite_file: Path, capsys: pytest.CaptureFixture[st
     assert main(["categories", "list"]) == 0
     out = capsys.readouterr().out
     assert "dangling_wires" in out and "飞线" in out
+
+
+@pytest.mark.parametrize(
+    ("content", "line"),
+    [
+        (random.Random(15).randbytes(4000), "line 1:"),
+        ((ORG_CSV.replace("建设路12号院2号楼", "建设路\x00院2号楼")).encode(), "org.csv:3: building_name"),
+    ],
+    ids=["random-bytes", "nul-in-a-name"],
+)
+def test_org_import_refuses_undecodable_bytes_and_control_characters(
+    sqlite_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str], content: bytes, line: str
+) -> None:
+    org = tmp_path / "org.csv"
+    org.write_bytes(content)
+    assert main(["org", "import", str(org)]) == 1
+    err = capsys.readouterr().err
+    assert line in err and "Traceback" not in err
+    assert main(["staff", "add", "--telegram-id", "1", "--role", "worker", "--unit", "DG-JS-01"]) == 1

@@ -232,6 +232,30 @@ async def test_rows_with_problems_are_refused_by_apply(db: Database, tmp_path: P
     assert await db.run(count(Building)) == 0
 
 
+def test_bytes_neither_utf8_nor_gb18030_are_refused_with_their_line(tmp_path: Path) -> None:
+    path = tmp_path / "noise.csv"
+    path.write_bytes((HEADER + "\r\n" + ROWS[0] + "\r\n").encode() + b"HY,\xff\xfe\x80\x81,x\r\n")
+
+    with pytest.raises(FileFormatError, match=r"^line 3: the file is neither UTF-8 nor GB18030"):
+        read_org_file(path)
+
+
+async def test_control_characters_in_names_are_refused_with_their_line(db: Database, tmp_path: Path) -> None:
+    nul = ROWS[1].replace("老庄社区第一网格", "老庄社区\x00第一网格")
+    bell = ROWS[2].replace("汉冶路33号院1号楼", "汉冶路\x0733号院")
+    rows = read_org_file(write_csv(tmp_path / "org.csv", [HEADER, ROWS[0], nul, bell]))
+
+    problems = validate_rows(rows)
+
+    assert [(p.line, p.message) for p in problems if "control character" in p.message] == [
+        (3, "grid_name contains the control character U+0000; remove it"),
+        (4, "building_name contains the control character U+0007; remove it"),
+    ]
+    with pytest.raises(FileFormatError):
+        await db.run(partial(apply_rows, rows=rows))
+    assert await db.run(count(Grid)) == 0
+
+
 def test_an_empty_file_is_a_problem() -> None:
     assert [problem.line for problem in validate_rows([])] == [1]
 

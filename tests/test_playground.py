@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import re
 import struct
 import zlib
 from collections.abc import AsyncIterator
@@ -12,10 +13,18 @@ from typing import Any
 
 import aiohttp
 import pytest
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
 
 from bot.config import Settings
 from bot.playground import Playground
 from bot.playground.app import PortUnavailable
+from bot.playground.isolation import NotAPlaygroundDatabase
+from bot.playground.web import TOKEN_HEADER
+from bot.service import prepare_database
+from storage.database import Database
+from storage.models import OutboxMessage, Person, PlaygroundMarker, Role, StaffRole, Street
+from tests.org_fixture import make_small_org, staff
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMIUM_ARGS = [
@@ -78,10 +87,12 @@ async def test_api_serves_the_page_state_events_and_actions(playground: Playgrou
         moved.append(playground.clock().isoformat())
 
     playground.service.on_clock_moved = on_clock_moved
-    async with aiohttp.ClientSession(playground.url) as http:
-        page = await (await http.get("/")).text()
+    async with aiohttp.ClientSession(playground.url) as browser:
+        page = await (await browser.get("/")).text()
         assert "/static/app.js" in page and "http" not in page.replace("http-equiv", "")
-        assert (await http.get("/static/app.js")).status == 200
+        assert (await browser.get("/static/app.js")).status == 200
+        token = page_token(page)
+    async with aiohttp.ClientSession(playground.url, headers={TOKEN_HEADER: token}) as http:
 
         state = await (await http.get("/api/state")).json()
         personas = {p["key"]: p for p in state["personas"]}
@@ -90,7 +101,7 @@ async def test_api_serves_the_page_state_events_and_actions(playground: Playgrou
         assert personas["worker"]["keyboard"]["rows"][0][0]["text"] == "📥 待办"
         assert personas["resident2"]["messages"] == [] and personas["resident2"]["language"] == "en"
 
-        async with http.get("/api/events") as response:
+        async with http.get("/api/events", headers={TOKEN_HEADER: ""}, params={"token": token}) as response:
             assert response.headers["Content-Type"].startswith("text/event-stream")
             events = EventStream(response)
             await http.post("/api/personas/resident2/text", json={"text": "/start b_HY-LZ-01-B2"})
@@ -104,7 +115,8 @@ async def test_api_serves_the_page_state_events_and_actions(playground: Playgrou
             form.add_field("photo", striped_png(), filename="wires.png", content_type="image/png")
             assert (await http.post("/api/personas/resident2/photo", data=form)).status == 200
             sent = await events.next_matching({"type": "message", "persona": "resident2"}, '"photo": "AgAC')
-            photo = await http.get(f"/api/files/{sent['message']['photo']}")
+            photo = await http.get(f"/api/files/{sent['message']['photo']}", headers={TOKEN_HEADER: ""},
+                                   params={"token": token})
             assert await photo.read() == striped_png()
 
             clock = await (await http.post("/api/clock", json={"days": 7})).json()
@@ -117,6 +129,106 @@ async def test_api_serves_the_page_state_events_and_actions(playground: Playgrou
         first = personas["resident1"]["messages"][-1]["id"]
         stale = await http.post("/api/personas/resident1/press", json={"message_id": first, "data": "fl:ok:x"})
         assert stale.status == 409 and "no button" in (await stale.json())["error"]
+
+
+def page_token(page: str) -> str:
+    found = re.search(r'<meta name="playground-token" content="([^"]+)">', page)
+    assert found is not None, "the page carries no token"
+    return found.group(1)
+
+
+async def test_other_sites_rebound_names_and_calls_without_the_token_are_refused(playground: Playground) -> None:
+    token, port = playground.api_token, playground.url.rsplit(":", 1)[1]
+    district = playground.user(playground.persona("district"))
+    before, sent = len(district.messages), playground.sim.sent_count
+    broadcast = {"text": "/broadcast"}
+    refused = [
+        # A page of another site posting with the browser (it cannot know the token, but even with it).
+        ("/api/clock", {"Origin": "http://evil.example", TOKEN_HEADER: token}, {"days": 30}),
+        ("/api/personas/district/text", {"Origin": "null", TOKEN_HEADER: token}, broadcast),
+        # DNS rebinding: the attacker's name resolves to 127.0.0.1, so the browser sends that name as Host.
+        ("/api/clock", {"Host": f"rebind.example:{port}", TOKEN_HEADER: token}, {"days": 30}),
+        ("/api/personas/district/text", {"Host": "127.0.0.1:1", TOKEN_HEADER: token}, broadcast),
+        # No token, or a wrong one.
+        ("/api/clock", {}, {"days": 30}),
+        ("/api/personas/district/text", {TOKEN_HEADER: "guess"}, broadcast),
+    ]
+    async with aiohttp.ClientSession(playground.url) as http:
+        for path, headers, body in refused:
+            response = await http.post(path, json=body, headers=headers)
+            assert response.status == 403, (path, headers)
+            assert "error" in await response.json()
+        assert (await http.get("/api/state")).status == 403
+        assert (await http.get("/", headers={"Host": f"rebind.example:{port}"})).status == 403
+        # A form post needs no preflight: JSON is accepted only as application/json.
+        simple = await http.post("/api/clock", data=json.dumps({"days": 30}),
+                                 headers={TOKEN_HEADER: token, "Content-Type": "text/plain"})
+        assert simple.status == 415
+        await asyncio.sleep(0.3)  # a message that got through would have reached the bot by now
+        assert playground.clock.offset.total_seconds() == 0
+        assert len(district.messages) == before and playground.sim.sent_count == sent
+        for host in ("127.0.0.1", "localhost"):
+            allowed = await http.get("/api/state", headers={"Host": f"{host}:{port}", TOKEN_HEADER: token})
+            assert allowed.status == 200
+
+
+async def test_uploads_are_capped_per_file_and_the_oldest_files_are_dropped(playground: Playground) -> None:
+    from bot.playground.web import MAX_PHOTO_SIZE
+    from bot.simulator import BotApiSimulator
+
+    async with aiohttp.ClientSession(playground.url, headers={TOKEN_HEADER: playground.api_token}) as http:
+        form = aiohttp.FormData()
+        form.add_field("photo", b"\x89PNG" + bytes(MAX_PHOTO_SIZE + 1), filename="big.png", content_type="image/png")
+        too_big = await http.post("/api/personas/resident2/photo", data=form)
+        assert too_big.status == 400 and "10 MB" in (await too_big.json())["error"]
+
+    sim = BotApiSimulator("1:kept", max_file_bytes=3 * 2000)  # three sizes of one 2 kB photo
+    user = sim.user(1, "Li")
+    first, second = await user.send_photo(bytes(2000)), await user.send_photo(bytes(2000))
+    assert len(first.photo_sizes) == len(second.photo_sizes) == 3
+    assert all(sim.file(size.file_id) is None for size in first.photo_sizes)
+    assert all(sim.file(size.file_id) is not None for size in second.photo_sizes)
+
+
+def a_deployment(session: Session) -> None:
+    org = make_small_org(session)
+    staff(session, 7001, "Wang Worker", Role.WORKER, org.grid)
+
+
+def snapshot(session: Session) -> list[Any]:
+    return [
+        session.scalar(select(func.count()).select_from(model))
+        for model in (Person, StaffRole, Street, OutboxMessage, PlaygroundMarker)
+    ]
+
+
+async def test_the_playground_runs_only_on_a_database_it_created(database_url: str) -> None:
+    database = Database(database_url)
+    await prepare_database(database)
+    await database.run(a_deployment)
+    before = await database.run(snapshot)
+    settings = Settings(database_url=database_url, _env_file=None)  # type: ignore[call-arg]
+    intruder = Playground(settings, port=0)
+    try:
+        with pytest.raises(NotAPlaygroundDatabase, match=r"holds a deployment \(1 person, 2 streets\)"):
+            await intruder.start()
+    finally:
+        await intruder.stop()
+    assert await database.run(snapshot) == before
+    await database.dispose()
+
+
+async def test_the_playground_reopens_the_database_it_made(tmp_path: Path) -> None:
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/playground.db", _env_file=None)  # type: ignore[call-arg]
+    for _run in range(2):
+        running = Playground(settings, port=0)
+        try:
+            await running.start()
+        finally:
+            await running.stop()
+    database = Database(settings.database_url)
+    assert (await database.run(snapshot))[-1] == 1
+    await database.dispose()
 
 
 async def test_a_taken_port_is_reported_before_the_bot_starts(playground: Playground, database_url: str) -> None:

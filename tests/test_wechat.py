@@ -5,15 +5,19 @@ crossing from a WeChat resident to a Telegram worker and back."""
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
+import logging
 import re
 import socket
+import struct
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any, TypeVar
 
 import pytest
+from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
 from pydantic import SecretStr
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
@@ -40,7 +44,7 @@ from bot.service import Service, prepare_database
 from bot.simulator import BotApiSimulator
 from bot.simulator.wechat import WeChatSimulator, WxMessage
 from storage.database import Database
-from storage.models import InboxUpdate, Request, RequestStatus, Role, WeChatChat
+from storage.models import InboxUpdate, Request, RequestStatus, Role, WeChatChat, WeChatNonce
 from tests.e2e import TOKEN
 from tests.org_fixture import SmallOrg, make_small_org, staff
 
@@ -113,7 +117,8 @@ def with_org(session: Session) -> SmallOrg:
 
 @pytest.fixture
 def now_clock() -> FrozenClock:
-    return FrozenClock(datetime.now(UTC).replace(microsecond=0))
+    """The clock of the bot and of the simulated WeChat, which signs its callbacks with it."""
+    return FrozenClock(datetime(2026, 11, 25, 2, 0, tzinfo=UTC))
 
 
 async def settle(bot: WeChatBot) -> None:
@@ -392,7 +397,9 @@ def free_port() -> int:
         return port
 
 
-async def test_request_crosses_from_wechat_to_telegram_and_back(database_url: str, now_clock: FrozenClock) -> None:
+async def test_request_crosses_from_wechat_to_telegram_and_back(
+    database_url: str, now_clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
     from bot.cli import channels_to_serve
 
     telegram = BotApiSimulator(token=TOKEN)
@@ -441,6 +448,7 @@ async def test_request_crosses_from_wechat_to_telegram_and_back(database_url: st
         await wechat_step(wechat, service.database, "my:ok:1:fixed")
         await wang.wait_for(lambda m: "confirmed R-000001" in (m.text or ""))
         assert wechat.messages(LI)[-1].kind == "custom"
+        assert any("plain mode" in record.getMessage() for record in caplog.records)  # safe mode is advised
     finally:
         stop.set()
         await asyncio.wait_for(task, 15)
@@ -474,3 +482,174 @@ async def wechat_step(sim: WeChatSimulator, database: Database, step: str) -> No
             return
         await asyncio.sleep(0.05)
     raise AssertionError(f"no choice for {step!r}")
+
+
+# --- replayed signatures -----------------------------------------------------------------------------------
+
+
+def signed_at(moment: float, nonce: str) -> dict[str, str]:
+    timestamp = str(int(moment))
+    return {"timestamp": timestamp, "nonce": nonce, "signature": signature(CALLBACK_TOKEN, timestamp, nonce)}
+
+
+async def inbox_count(bot: WeChatBot) -> int:
+    def counting(session: Session) -> int:
+        query = select(func.count()).select_from(InboxUpdate).where(InboxUpdate.channel == CHANNEL)
+        return session.scalar(query) or 0
+
+    return await bot.service.database.run(counting)
+
+
+async def test_a_signature_is_accepted_only_within_five_minutes_of_the_bots_clock(
+    database_url: str, now_clock: FrozenClock
+) -> None:
+    async with wechat_bot(database_url, now_clock) as bot:
+        xml = build_xml(bot.sim.message(LI, "text", Content="/help")).encode()
+        now = now_clock().timestamp()
+        for moment in (978307200, now - 301, now + 301):  # 2001, and just outside the window either side
+            assert (await bot.sim.post_raw(signed_at(moment, f"n{moment}"), xml)).status == 403
+        status, _body = await bot.sim.verify_url("echo")
+        assert status == 200
+        now_clock.advance(minutes=6)  # the bot's clock, not the machine's, decides
+        stale = await bot.sim.post_raw(signed_at(now, "late"), xml)
+        assert stale.status == 403
+        await settle(bot)
+        assert await inbox_count(bot) == 0 and bot.sim.messages(LI) == []
+        assert (await bot.sim.post_raw(signed_at(now_clock().timestamp() - 240, "fresh"), xml)).status == 200
+
+
+async def test_a_signed_query_is_refused_with_another_body_even_by_another_process(
+    database_url: str, now_clock: FrozenClock
+) -> None:
+    async with wechat_bot(database_url, now_clock) as bot:
+        first = await bot.sim.text(LI, "/help")
+        assert first.status == 200
+        forged = build_xml(bot.sim.message("oAttacker", "text", Content="/start b_DG-JS-01-B1")).encode()
+        assert (await bot.sim.post_raw(first.query, forged)).status == 403
+        # Another process serving the same account knows the nonce from the database.
+        own_url = bot.sim.callback_url
+        other = WeChatServer(bot.service.settings, bot.runtime, bot.channel)
+        bot.sim.callback_url = await other.start()
+        try:
+            assert (await bot.sim.post_raw(first.query, forged)).status == 403
+            retry = await bot.sim.post_raw(first.query, first.xml.encode())  # WeChat's own retry still passes
+            assert (retry.status, retry.body) == (200, "success")
+        finally:
+            await other.stop()
+        await settle(bot)
+        assert await inbox_count(bot) == 1 and bot.sim.messages("oAttacker") == []
+
+        nonces = await bot.service.database.run(lambda s: s.scalar(select(func.count()).select_from(WeChatNonce)))
+        assert nonces == 1
+        now_clock.advance(minutes=11)
+        bot.sim.callback_url = own_url
+        later = await bot.sim.text(LI, "/help")
+        assert later.status == 200
+        remaining = await bot.service.database.run(lambda s: list(s.scalars(select(WeChatNonce.nonce))))
+        assert remaining == [later.query["nonce"]]  # the first one was pruned once its window was over
+
+
+async def test_the_access_log_never_shows_the_signed_query(
+    database_url: str, now_clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="aiohttp.access")
+    async with wechat_bot(database_url, now_clock) as bot:
+        posted = await bot.sim.text(LI, "/help")
+        await settle(bot)
+    access = [record.getMessage() for record in caplog.records if record.name == "aiohttp.access"]
+    assert any("POST /wechat" in line for line in access)
+    assert not any(posted.query["signature"] in line or posted.query["nonce"] in line for line in access)
+
+
+# --- hostile XML and ciphertexts ---------------------------------------------------------------------------
+
+BOMB = (
+    '<!DOCTYPE xml [<!ENTITY a "' + "x" * 100 + '">'
+    '<!ENTITY b "&a;&a;&a;&a;&a;&a;&a;&a;&a;&a;"><!ENTITY c "&b;&b;&b;&b;&b;&b;&b;&b;&b;&b;">]>'
+)
+
+
+@pytest.mark.parametrize(
+    "body",
+    [
+        pytest.param(f'<?xml version="1.0" encoding="UTF-16"?>{BOMB}<xml><FromUserName>o1</FromUserName>'
+                     "<MsgType>text</MsgType><Content>&c;</Content><MsgId>7</MsgId></xml>".encode("utf-16"),
+                     id="utf16-entities"),
+        pytest.param(f"{BOMB}<xml><FromUserName>o1</FromUserName><MsgType>text</MsgType>"
+                     "<Content>&c;</Content><MsgId>7</MsgId></xml>".encode(), id="utf8-entities"),
+        pytest.param(b'<?xml version="1.0" encoding="UTF-16-LE"?><xml><MsgId>7</MsgId></xml>',
+                     id="declares-utf16"),
+        pytest.param(b"<xml><FromUserName>o1</FromUserName><Content>\xff\xfe</Content></xml>", id="not-utf8"),
+        pytest.param(b"<xml><FromUserName>o1</FromUserName>", id="unclosed"),
+        pytest.param(f"<xml><FromUserName>o1</FromUserName><MsgType>text</MsgType><Content>{'长' * 9000}"
+                     "</Content><MsgId>7</MsgId></xml>".encode(), id="long-field"),
+        pytest.param(b"<xml><FromUserName>o1</FromUserName><MsgType>text</MsgType><Content>hi</Content>"
+                     b"<MsgId>\xc2\xb2</MsgId></xml>", id="superscript-msgid"),
+    ],
+)
+async def test_malformed_xml_is_answered_400_and_never_stored(
+    database_url: str, now_clock: FrozenClock, body: bytes
+) -> None:
+    async with wechat_bot(database_url, now_clock) as bot:
+        posted = await bot.sim.post_raw(bot.sim.signed_query(), body, xml="-")
+        assert posted.status == 400
+        await settle(bot)
+        assert await inbox_count(bot) == 0
+
+
+def encrypted_with_padding(crypto: WeChatCrypto, xml: bytes, padding: bytes) -> str:
+    """A safe-mode ciphertext of ``xml`` padded with exactly ``padding`` (a correct one or a tampered one)."""
+    plain = bytes(16) + struct.pack(">I", len(xml)) + xml + APP_ID.encode() + padding
+    assert len(plain) % 32 == 0
+    encryptor = Cipher(algorithms.AES(crypto.key), modes.CBC(crypto.iv)).encryptor()
+    return base64.b64encode(encryptor.update(plain) + encryptor.finalize()).decode()
+
+
+async def post_encrypted(bot: WeChatBot, encrypted: str) -> int:
+    query = bot.sim.signed_query()
+    msg_signature = signature(CALLBACK_TOKEN, query["timestamp"], query["nonce"], encrypted)
+    envelope = build_xml({"ToUserName": "", "Encrypt": encrypted}).encode()
+    query = {**query, "encrypt_type": "aes", "msg_signature": msg_signature}
+    return (await bot.sim.post_raw(query, envelope)).status
+
+
+async def test_safe_mode_refuses_tampered_padding_and_bad_utf8_with_400(
+    database_url: str, now_clock: FrozenClock
+) -> None:
+    crypto = WeChatCrypto(CALLBACK_TOKEN, AES_KEY, APP_ID)
+    async with wechat_bot(database_url, now_clock, aes_key=AES_KEY) as bot:
+        xml = build_xml(bot.sim.message(LI, "text", Content="/help")).encode()
+        pad = 32 - (20 + len(xml) + len(APP_ID)) % 32
+        assert pad > 1
+        tampered = bytes([0xAA]) * (pad - 1) + bytes([pad])
+        assert await post_encrypted(bot, encrypted_with_padding(crypto, xml, tampered)) == 400
+        assert await post_encrypted(bot, crypto.encrypt_bytes(b"<xml><Content>\xff</Content></xml>")) == 400
+        assert await post_encrypted(bot, "not base64!") == 400
+        await settle(bot)
+        assert await inbox_count(bot) == 0
+        assert await post_encrypted(bot, encrypted_with_padding(crypto, xml, bytes([pad]) * pad)) == 200
+
+
+# --- poison messages ---------------------------------------------------------------------------------------
+
+
+async def test_an_unreadable_location_is_answered_once_and_never_replayed(
+    database_url: str, now_clock: FrozenClock
+) -> None:
+    async with wechat_bot(database_url, now_clock) as bot:
+        fields = bot.sim.message(LI, "location", Location_X="abc", Location_Y="112.5", Scale=15, Label="")
+        assert (await bot.sim.post(fields)).status == 200
+        await settle(bot)
+        expected = translator("zh_CN")._("That location could not be read. Please share your location again.")
+        assert expected != translator("en")._("That location could not be read. Please share your location again.")
+        assert [message.content for message in bot.sim.messages(LI)] == [expected]
+        handled = await bot.service.database.run(lambda s: s.scalar(select(InboxUpdate.handled_at)))
+        assert handled is not None
+
+        await bot.server.stop()  # a restart replays what was never handled: this is not among it
+        bot.server = WeChatServer(bot.service.settings, bot.runtime, bot.channel)
+        bot.sim.callback_url = await bot.server.start()
+        await settle(bot)
+        assert len(bot.sim.messages(LI)) == 1
+        answers = await reply(bot, LI, "/help")  # the follower is not stuck
+        assert any("/new" in message.content for message in answers)

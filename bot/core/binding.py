@@ -12,8 +12,9 @@ from bot.i18n import Translator
 from storage.models import Building, Community, Level, Person, Role, Street
 
 EARTH_RADIUS_M = 6_371_000
-# About 5 km around the sender; keeps the distance computation to nearby rows.
-SEARCH_BOX_DEGREES = 0.05
+# Half-sides, in degrees of latitude, of the boxes searched around the sender in turn (about 0.5, 2 and
+# 5.5 km): a dense city answers from the first, a village from the last.
+SEARCH_BOXES_DEGREES = (0.005, 0.02, 0.05)
 
 
 def streets(session: Session) -> list[Street]:
@@ -64,19 +65,47 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 
 def nearest_buildings(session: Session, latitude: float, longitude: float, limit: int) -> list[tuple[Building, float]]:
-    box = SEARCH_BOX_DEGREES
-    candidates = session.scalars(
-        select(Building).where(
-            Building.active.is_(True),
+    """The ``limit`` active buildings nearest to the point (within the largest search box), nearest first.
+
+    Each box is read through the (latitude, longitude) index and ranked in SQL by squared distance in degrees,
+    longitude scaled by cos(latitude): over a few kilometres that ranks like the true distance.
+    """
+    squeeze = max(math.cos(math.radians(latitude)), 0.01)  # a degree of longitude shrinks towards the poles
+    for box in SEARCH_BOXES_DEGREES:
+        ranked = _nearest_in_box(session, latitude, longitude, squeeze, box, limit)
+        # A building outside this box is at least ``box`` away: the answer is final once the last one found
+        # is nearer than that, or when there is no larger box to look in.
+        if (len(ranked) == limit and ranked[-1][1] <= box) or box == SEARCH_BOXES_DEGREES[-1]:
+            measured = [(building, distance_m(latitude, longitude, *_coordinates(building))) for building, _ in ranked]
+            return sorted(measured, key=lambda pair: pair[1])
+    return []
+
+
+def _nearest_in_box(
+    session: Session, latitude: float, longitude: float, squeeze: float, box: float, limit: int
+) -> list[tuple[Building, float]]:
+    """Buildings in the box, nearest first, with their distance in degrees of latitude."""
+    north, east = Building.latitude - latitude, (Building.longitude - longitude) * squeeze
+    rows = session.scalars(
+        select(Building)
+        .where(
             Building.latitude.between(latitude - box, latitude + box),
-            Building.longitude.between(longitude - box, longitude + box),
+            Building.longitude.between(longitude - box / squeeze, longitude + box / squeeze),
+            Building.active.is_(True),
         )
+        .order_by(north * north + east * east, Building.id)
+        .limit(limit)
     )
-    ranked = sorted(
-        ((b, distance_m(latitude, longitude, b.latitude or 0.0, b.longitude or 0.0)) for b in candidates),
-        key=lambda pair: pair[1],
-    )
-    return ranked[:limit]
+    return [(building, _degrees(building, latitude, longitude, squeeze)) for building in rows]
+
+
+def _coordinates(building: Building) -> tuple[float, float]:
+    return building.latitude or 0.0, building.longitude or 0.0
+
+
+def _degrees(building: Building, latitude: float, longitude: float, squeeze: float) -> float:
+    north, east = _coordinates(building)
+    return math.hypot(north - latitude, (east - longitude) * squeeze)
 
 
 def bind_person(session: Session, person: Person, building_id: int) -> Building:

@@ -13,6 +13,7 @@ import csv
 import io
 import math
 import re
+import unicodedata
 from collections.abc import Iterable, Iterator, Sequence
 from dataclasses import dataclass, field, fields
 from pathlib import Path
@@ -160,18 +161,29 @@ def _column_positions(
 
 def _decode(data: bytes) -> str:
     # Excel in mainland China saves CSV as GB18030 (GBK); everything else we expect is UTF-8, with or
-    # without a byte order mark. GB18030 can decode any byte string, so it must be tried last.
+    # without a byte order mark. GB18030 accepts far more byte strings than UTF-8, so it is tried last.
     try:
         return data.decode("utf-8-sig")
-    except UnicodeDecodeError:
-        return data.decode("gb18030")
+    except UnicodeDecodeError as not_utf8:
+        try:
+            return data.decode("gb18030")
+        except UnicodeDecodeError as not_gb18030:
+            raise FileFormatError(
+                f"line {_line_of(data, not_utf8.start)}: the file is neither UTF-8 nor GB18030 (GB18030 fails on"
+                f" line {_line_of(data, not_gb18030.start)}); save it as \"CSV UTF-8\" or as XLSX"
+            ) from None
+
+
+def _line_of(data: bytes, offset: int) -> int:
+    return data.count(b"\n", 0, offset) + 1
 
 
 def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
     try:
-        text = _decode(path.read_bytes())
+        data = path.read_bytes()
     except OSError as error:
         raise FileFormatError(f"cannot read {path}: {error.strerror or error}") from error
+    text = _decode(data)
     reader = csv.reader(io.StringIO(text, newline=""))
     try:
         while True:
@@ -226,8 +238,21 @@ def code_problem(column: str, code: str, max_length: int = CODE_LENGTH) -> str |
     return None
 
 
+def control_character_problem(column: str, value: str) -> str | None:
+    """Why ``value`` cannot be stored: a NUL or other control character (PostgreSQL refuses NUL outright)."""
+    found = next((char for char in value if unicodedata.category(char) == "Cc"), None)
+    if found is None:
+        return None
+    return f"{column} contains the control character U+{ord(found):04X}; remove it"
+
+
 def _field_problems(row: OrgRow) -> list[str]:
     problems = [
+        control_character_problem(column.name, getattr(row, column.name))
+        for column in fields(row)
+        if column.name != "line"
+    ]
+    problems += [
         code_problem("street_code", row.street_code),
         code_problem("community_code", row.community_code),
         code_problem("grid_code", row.grid_code),

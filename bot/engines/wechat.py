@@ -20,17 +20,20 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import unicodedata
 from collections import OrderedDict
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
-from hashlib import sha1
+from hashlib import sha1, sha256
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from sqlalchemy import select
+from aiohttp.abc import AbstractAccessLogger
+from sqlalchemy import delete, select
+from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.core.clock import Clock, system_clock
@@ -70,7 +73,7 @@ from bot.engines.wechat_protocol import (
 from bot.i18n import Translator, translator
 from bot.runtime import Runtime
 from storage.database import Database, DatabaseUnavailable
-from storage.models import InboxUpdate, Person, WeChatChat
+from storage.models import InboxUpdate, Person, WeChatChat, WeChatNonce
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -87,6 +90,9 @@ WINDOW_MESSAGES = 5
 # How long the endpoint waits for the inbox write before answering anyway; well inside WeChat's 5 seconds.
 RECORD_WAIT = 3.0
 RECENT_IDS = 10_000
+# A signed callback is accepted only this close to its timestamp; its nonce is remembered as long.
+REPLAY_WINDOW = timedelta(minutes=5)
+MAX_NONCE = 64
 TEMPLATE_BODY_LIMIT = 600
 
 PRESS = "press"  # a numbered choice standing for an inline button's callback data
@@ -203,20 +209,23 @@ def choice_number(text: str) -> int | None:
     return int(normal) if normal.isascii() and normal.isdigit() and len(normal) <= 3 else None
 
 
+def open_window(session: Session, openid: str, now: datetime) -> WeChatChat:
+    chat = _chat(session, openid)
+    chat.last_inbound_at, chat.sent_in_window = now, 0
+    return chat
+
+
 def prepare_inbound(
     session: Session, openid: str, update_id: int, event: Event, now: datetime
 ) -> Event | UnknownChoice:
     """Open a new customer-service window and turn a numbered reply into what it stands for."""
-    chat = _chat(session, openid)
-    chat.last_inbound_at, chat.sent_in_window = now, 0
+    chat = open_window(session, openid, now)
     number = choice_number(event.text) if isinstance(event, Text) and chat.choices else None
     if number is None:
         return event
     if not 1 <= number <= len(chat.choices):
         # Answered by the channel itself: the update never reaches the core, so it is marked handled here.
-        inbox = session.get(InboxUpdate, (CHANNEL, update_id))
-        if inbox is not None:
-            inbox.handled_at = now
+        mark_handled(session, update_id, now)
         return UnknownChoice(number, len(chat.choices))
     kind, _label, value = chat.choices[number - 1]
     if kind == PRESS:
@@ -312,6 +321,12 @@ class WeChatChannel:
 
         return await self.send(openid, render)
 
+    async def tell_unreadable_location(self, openid: str) -> Delivery:
+        def render(t: Translator) -> Outgoing:
+            return Outgoing(t._("That location could not be read. Please share your location again."))
+
+        return await self.send(openid, render)
+
 
 def failed(error: WeChatApiError) -> Delivery:
     """How the outbox should treat an API error: retry server trouble and rate limits, give up on the rest."""
@@ -342,13 +357,14 @@ def update_from_fields(fields: dict[str, str]) -> tuple[int, dict[str, str]] | N
         update_id = event_update_id(openid, fields.get("CreateTime", ""))
     else:
         msg_id = fields.get("MsgId", "")
-        if not msg_id.isdigit():
-            return None
+        # str.isdigit() also accepts "²" and other digits int() refuses; WeChat's ids are 64-bit numbers.
+        if not (msg_id.isascii() and msg_id.isdigit() and len(msg_id) <= 20):
+            raise WeChatProtocolError("MsgId is not a number")
         update_id = int(msg_id) % 2**63  # the inbox id is a signed 64-bit column
     return update_id, {**fields, "UpdateId": str(update_id)}
 
 
-def event_from_fields(fields: dict[str, str]) -> Event:
+def event_from_fields(fields: dict[str, str]) -> Event | UnreadableLocation:
     kind = fields.get("MsgType", "")
     if kind == "text":
         content = fields.get("Content", "")
@@ -357,10 +373,38 @@ def event_from_fields(fields: dict[str, str]) -> Event:
         # The picture's URL: staff on Telegram can be sent it directly (sendPhoto accepts URLs).
         return Photo(file_id=fields.get("PicUrl") or fields.get("MediaId", ""))
     if kind == "location":
-        return Location(float(fields.get("Location_X", 0)), float(fields.get("Location_Y", 0)))
+        return location_of(fields.get("Location_X", ""), fields.get("Location_Y", ""))
     if kind == "event":
         return event_of(fields.get("Event", "").lower(), fields.get("EventKey", ""))
     return Unsupported(kind)
+
+
+@dataclass(frozen=True)
+class UnreadableLocation:
+    """A location whose coordinates are not numbers on Earth: answered by the channel, never replayed."""
+
+
+def location_of(latitude: str, longitude: str) -> Location | UnreadableLocation:
+    try:
+        point = Location(float(latitude), float(longitude))
+    except ValueError:
+        return UnreadableLocation()
+    on_earth = math.isfinite(point.latitude) and math.isfinite(point.longitude)
+    if not on_earth or abs(point.latitude) > 90 or abs(point.longitude) > 180:
+        return UnreadableLocation()
+    return point
+
+
+def mark_handled(session: Session, update_id: int, now: datetime) -> None:
+    inbox = session.get(InboxUpdate, (CHANNEL, update_id))
+    if inbox is not None:
+        inbox.handled_at = now
+
+
+def take_unreadable(session: Session, openid: str, update_id: int, now: datetime) -> None:
+    """A message the channel answers itself: it opens the window like any other and is handled here."""
+    open_window(session, openid, now)
+    mark_handled(session, update_id, now)
 
 
 def event_of(event: str, key: str) -> Event:
@@ -372,6 +416,42 @@ def event_of(event: str, key: str) -> Event:
         return Command("start", key)
     # Menu buttons are configured with a command name as their key ("new", "my").
     return parse_command("/" + key.lstrip("/")) or Text(key)
+
+
+@dataclass(frozen=True)
+class SignedCall:
+    """What a callback was signed with, and a digest of the body it came with."""
+
+    timestamp: int
+    nonce: str
+    body_sha256: str
+
+
+class ReplayRefused(Exception):
+    """A signed query seen before with another body: someone replays WeChat's signature."""
+
+
+def remember_call(session: Session, call: SignedCall, now: datetime) -> bool:
+    """Remember a signed callback for the replay window; False when its query came before with another body.
+
+    Expired entries are pruned here, so the table holds only the last few minutes.
+    """
+    session.execute(delete(WeChatNonce).where(WeChatNonce.expires_at < now))
+    seen = session.get(WeChatNonce, (call.timestamp, call.nonce))
+    if seen is None:
+        try:
+            # A savepoint: another process may record the same call at the same moment.
+            with session.begin_nested():
+                session.add(
+                    WeChatNonce(
+                        timestamp=call.timestamp, nonce=call.nonce, body_sha256=call.body_sha256,
+                        expires_at=now + 2 * REPLAY_WINDOW,
+                    )
+                )
+            return True
+        except IntegrityError:
+            seen = session.get(WeChatNonce, (call.timestamp, call.nonce))
+    return seen is not None and seen.body_sha256 == call.body_sha256
 
 
 class WeChatIntake:
@@ -393,24 +473,39 @@ class WeChatIntake:
             self._recent.popitem(last=False)
         return False
 
-    async def accept(self, update_id: int, payload: dict[str, str]) -> bool:
-        """Take a message in; False when it could not be recorded (WeChat should retry)."""
+    async def accept(self, update_id: int, payload: dict[str, str], call: SignedCall) -> bool:
+        """Take a message in; False when it could not be recorded (WeChat should retry).
+
+        Raises ``ReplayRefused`` when its signed query came before with another body.
+        """
         if self._seen(update_id):
             return True
-        task = asyncio.create_task(self._record(update_id, payload))
+        task = asyncio.create_task(self._record(update_id, payload, call))
         self._tasks.add(task)
         task.add_done_callback(self._finished)
-        # A slow database must not make WeChat wait past its 5 seconds: answer anyway, recording continues.
+        # A slow database must not make WeChat wait past its 5 seconds: answer anyway, recording continues
+        # (and a replay found late is still never recorded).
         done, _pending = await asyncio.wait({task}, timeout=self.record_wait)
-        return not (done and task.exception() is not None)
+        error = task.exception() if done else None
+        if isinstance(error, ReplayRefused):
+            raise error
+        return error is None
 
     def _finished(self, task: asyncio.Task[bool]) -> None:
         self._tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            log.error("could not record a WeChat message: %s", task.exception())
+        if task.cancelled():
+            return
+        error = task.exception()
+        if isinstance(error, ReplayRefused):
+            log.warning("refused a WeChat callback whose signed query came before with another body")
+        elif error is not None:
+            log.error("could not record a WeChat message: %s", error)
 
-    async def _record(self, update_id: int, payload: dict[str, str]) -> bool:
+    async def _record(self, update_id: int, payload: dict[str, str], call: SignedCall) -> bool:
         try:
+            now = self.runtime.core.clock()
+            if not await self.runtime.database.run(partial(remember_call, call=call, now=now)):
+                raise ReplayRefused
             fresh = await self.runtime.record(CHANNEL, [(update_id, payload)])
         except Exception:
             self._recent.pop(update_id, None)  # let WeChat's retry try again
@@ -430,12 +525,21 @@ class WeChatIntake:
         """Handle one recorded message through the core (in the caller's task)."""
         openid, update_id = str(payload["FromUserName"]), int(payload["UpdateId"])
         event = event_from_fields(payload)
+        now = self.runtime.core.clock()
         try:
-            prepared = await self.runtime.database.run(
-                partial(prepare_inbound, openid=openid, update_id=update_id, event=event, now=self.runtime.core.clock())
-            )
+            prepared: Event | UnknownChoice | UnreadableLocation = event
+            if isinstance(event, UnreadableLocation):
+                # Marked handled before answering: a message that cannot be read is answered at most once.
+                await self.runtime.database.run(partial(take_unreadable, openid=openid, update_id=update_id, now=now))
+            else:
+                prepared = await self.runtime.database.run(
+                    partial(prepare_inbound, openid=openid, update_id=update_id, event=event, now=now)
+                )
         except DatabaseUnavailable:
             log.warning("database unavailable; WeChat message %s stays in the inbox for the next start", update_id)
+            return
+        if isinstance(prepared, UnreadableLocation):
+            await self.channel.tell_unreadable_location(openid)
             return
         if isinstance(prepared, UnknownChoice):
             await self.channel.tell_unknown_choice(openid, prepared)
@@ -452,13 +556,27 @@ class WeChatIntake:
 # --- the endpoint WeChat calls ---------------------------------------------------------------------------
 
 
-class WeChatEndpoint:
-    """``GET /wechat``: the URL check; ``POST /wechat``: messages, signed (and in safe mode encrypted)."""
+class QueryFreeAccessLogger(AbstractAccessLogger):
+    """The access log without query strings: WeChat's signed query could be replayed by whoever reads it."""
 
-    def __init__(self, token: str, crypto: WeChatCrypto | None, intake: WeChatIntake) -> None:
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            '%s "%s %s" %s %.3fs', request.remote, request.method, request.path, response.status, time
+        )
+
+
+class WeChatEndpoint:
+    """``GET /wechat``: the URL check; ``POST /wechat``: messages, signed (and in safe mode encrypted).
+
+    A signature is accepted within ``REPLAY_WINDOW`` of its timestamp, and its timestamp and nonce only with
+    the body they first came with.
+    """
+
+    def __init__(self, token: str, crypto: WeChatCrypto | None, intake: WeChatIntake, clock: Clock) -> None:
         self.token = token
         self.crypto = crypto
         self.intake = intake
+        self.clock = clock
 
     def app(self) -> web.Application:
         app = web.Application(client_max_size=256 * 1024)
@@ -466,29 +584,38 @@ class WeChatEndpoint:
         app.router.add_post(PATH, self.receive)
         return app
 
-    def _signed(self, request: web.Request) -> bool:
+    def _signed_call(self, request: web.Request, body: bytes) -> SignedCall:
+        """The checked signature of a request; raises 403 for a bad or stale one."""
         query = request.query
-        return signature_matches(
-            query.get("signature", ""), self.token, query.get("timestamp", ""), query.get("nonce", "")
-        )
+        timestamp, nonce = query.get("timestamp", ""), query.get("nonce", "")
+        if not signature_matches(query.get("signature", ""), self.token, timestamp, nonce):
+            raise web.HTTPForbidden(text="bad signature")
+        moment = int(timestamp) if timestamp.isascii() and timestamp.isdigit() and len(timestamp) <= 12 else None
+        if moment is None or abs(self.clock().timestamp() - moment) > REPLAY_WINDOW.total_seconds():
+            raise web.HTTPForbidden(text="the timestamp is not within five minutes of now")
+        if len(nonce) > MAX_NONCE:
+            raise web.HTTPBadRequest(text="nonce too long")
+        return SignedCall(moment, nonce, sha256(body).hexdigest())
 
     async def verify_url(self, request: web.Request) -> web.Response:
-        if not self._signed(request):
-            raise web.HTTPForbidden(text="bad signature")
+        self._signed_call(request, b"")
         return web.Response(text=request.query.get("echostr", ""))
 
     async def receive(self, request: web.Request) -> web.Response:
-        if not self._signed(request):
-            raise web.HTTPForbidden(text="bad signature")
+        body = await request.read()
+        call = self._signed_call(request, body)
         try:
-            fields = self._fields(request.query, await request.read())
+            fields = self._fields(request.query, body)
+            update = update_from_fields(fields)
         except WeChatSignatureError:
             raise web.HTTPForbidden(text="bad signature") from None
         except WeChatProtocolError as error:
             raise web.HTTPBadRequest(text=str(error)) from None
-        update = update_from_fields(fields)
-        if update is not None and not await self.intake.accept(*update):
-            raise web.HTTPServiceUnavailable(text="try again")
+        try:
+            if update is not None and not await self.intake.accept(*update, call):
+                raise web.HTTPServiceUnavailable(text="try again")
+        except ReplayRefused:
+            raise web.HTTPForbidden(text="this signature was used for another message") from None
         # "success" tells WeChat the message arrived; the answers follow as customer-service messages.
         return web.Response(text="success")
 
@@ -532,14 +659,16 @@ class WeChatServer:
 
     def __init__(self, settings: Settings, runtime: Runtime, channel: WeChatChannel) -> None:
         self.intake = WeChatIntake(runtime, channel)
-        self.endpoint = WeChatEndpoint(_secret(settings.wechat_token), make_crypto(settings), self.intake)
+        self.endpoint = WeChatEndpoint(
+            _secret(settings.wechat_token), make_crypto(settings), self.intake, runtime.core.clock
+        )
         self.listen = settings.wechat_listen
         self._runner: web.AppRunner | None = None
 
     async def start(self) -> str:
         """Start serving and replay what was recorded but not handled; returns the callback URL."""
         host, _, port = self.listen.rpartition(":")
-        self._runner = web.AppRunner(self.endpoint.app())
+        self._runner = web.AppRunner(self.endpoint.app(), access_log_class=QueryFreeAccessLogger)
         await self._runner.setup()
         site = web.TCPSite(self._runner, host or "0.0.0.0", int(port))
         await site.start()
@@ -558,6 +687,11 @@ async def run_server(settings: Settings, runtime: Runtime, channel: WeChatChanne
     server = WeChatServer(settings, runtime, channel)
     url = await server.start()
     log.info("serving WeChat at %s", url)
+    if server.endpoint.crypto is None:
+        log.warning(
+            "WeChat runs in plain mode, whose signature does not cover the message: set GRIDBOT_WECHAT_AES_KEY"
+            " and choose safe mode (安全模式) in the Official Account's console"
+        )
     try:
         await stop.wait()
     finally:

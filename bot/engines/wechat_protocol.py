@@ -8,6 +8,8 @@ implementation of WeChat's rules:
 * safe mode encrypts ``random(16) + length(4, big-endian) + xml + app_id`` with AES-256-CBC, the key being the
   43-character EncodingAESKey decoded from base64 and the IV its first 16 bytes, padded with PKCS#7 to a
   32-byte block (WeChat's block size, not AES's 16).
+
+XML is parsed with defusedxml and must be UTF-8 without a DTD, the way WeChat writes it.
 """
 
 from __future__ import annotations
@@ -16,14 +18,21 @@ import base64
 import hashlib
 import hmac
 import os
+import re
 import struct
 import xml.etree.ElementTree as ET
 from xml.sax.saxutils import escape
 
 from cryptography.hazmat.primitives.ciphers import Cipher, algorithms, modes
+from cryptography.hazmat.primitives.padding import PKCS7
+from defusedxml.ElementTree import fromstring as defused_fromstring
 
 PAD_BLOCK = 32
 MAX_BODY = 64 * 1024  # WeChat's messages are small; anything larger is not from WeChat
+# A text message holds at most 2048 bytes; URLs, ids and the ciphertext of safe mode stay well below this.
+MAX_FIELD = 8 * 1024
+MAX_FIELDS = 40
+XML_DECLARATION = re.compile(r"""\s*<\?xml[^>]*?encoding\s*=\s*["'](?P<encoding>[^"']*)["']""")
 
 
 class WeChatProtocolError(ValueError):
@@ -41,19 +50,29 @@ def signature_matches(given: str, *parts: str) -> bool:
 
 
 def parse_xml(body: bytes) -> dict[str, str]:
-    """The flat fields of a WeChat XML message (``<xml><ToUserName>...</ToUserName>...</xml>``)."""
+    """The flat fields of a WeChat XML message (``<xml><ToUserName>...</ToUserName>...</xml>``).
+
+    WeChat sends small UTF-8 documents without a DTD; anything else is refused before it can be stored.
+    """
     if len(body) > MAX_BODY:
         raise WeChatProtocolError("message too large")
-    # WeChat never sends a DTD; refusing one rules out entity-expansion tricks before parsing.
-    if b"<!DOCTYPE" in body.upper() or b"<!ENTITY" in body.upper():
-        raise WeChatProtocolError("DTDs are not accepted")
     try:
-        root = ET.fromstring(body)
-    except ET.ParseError as error:
+        text = body.decode("utf-8")
+    except UnicodeDecodeError:
+        raise WeChatProtocolError("the body is not UTF-8") from None
+    declared = XML_DECLARATION.match(text)
+    if declared is not None and declared["encoding"] and declared["encoding"].lower() not in ("utf-8", "utf8"):
+        raise WeChatProtocolError("the body declares an encoding other than UTF-8")
+    try:
+        root = defused_fromstring(body, forbid_dtd=True)
+    except (ET.ParseError, ValueError) as error:  # defusedxml's refusals are ValueErrors
         raise WeChatProtocolError(f"bad XML: {error}") from error
     if root.tag != "xml":
         raise WeChatProtocolError(f"unexpected root element {root.tag!r}")
-    return {child.tag: (child.text or "").strip() for child in root if len(child) == 0}
+    fields = {child.tag: (child.text or "").strip() for child in root if len(child) == 0}
+    if len(fields) > MAX_FIELDS or any(len(value) > MAX_FIELD for value in fields.values()):
+        raise WeChatProtocolError("too many or too long fields")
+    return fields
 
 
 def build_xml(fields: dict[str, str | int | float]) -> str:
@@ -87,29 +106,34 @@ class WeChatCrypto:
         return Cipher(algorithms.AES(self.key), modes.CBC(self.iv))
 
     def encrypt(self, xml: str, random_prefix: bytes | None = None) -> str:
-        body = xml.encode()
+        return self.encrypt_bytes(xml.encode(), random_prefix)
+
+    def encrypt_bytes(self, body: bytes, random_prefix: bytes | None = None) -> str:
         plain = (random_prefix or os.urandom(16)) + struct.pack(">I", len(body)) + body + self.app_id.encode()
-        pad = PAD_BLOCK - len(plain) % PAD_BLOCK
+        padder = PKCS7(PAD_BLOCK * 8).padder()
         encryptor = self._cipher().encryptor()
-        cipher = encryptor.update(plain + bytes([pad]) * pad) + encryptor.finalize()
+        cipher = encryptor.update(padder.update(plain) + padder.finalize()) + encryptor.finalize()
         return base64.b64encode(cipher).decode()
 
     def decrypt(self, encrypted: str) -> str:
         try:
             cipher = base64.b64decode(encrypted, validate=True)
             decryptor = self._cipher().decryptor()
-            plain = decryptor.update(cipher) + decryptor.finalize()
-        except ValueError as error:
-            raise WeChatProtocolError(f"cannot decrypt: {error}") from error
-        pad = plain[-1] if plain else 0
-        if not 1 <= pad <= PAD_BLOCK or len(plain) < 20 + pad:
-            raise WeChatProtocolError("bad padding")
-        content = plain[16:-pad]
-        (length,) = struct.unpack(">I", content[:4])
-        xml, app_id = content[4 : 4 + length], content[4 + length :]
-        if app_id.decode(errors="replace") != self.app_id:
+            padded = decryptor.update(cipher) + decryptor.finalize()
+            unpadder = PKCS7(PAD_BLOCK * 8).unpadder()
+            plain = unpadder.update(padded) + unpadder.finalize()
+        except ValueError as error:  # bad base64, a partial block or bad padding
+            raise WeChatProtocolError("cannot decrypt the message") from error
+        if len(plain) < 20:
+            raise WeChatProtocolError("the decrypted message is too short")
+        (length,) = struct.unpack(">I", plain[16:20])
+        xml, app_id = plain[20 : 20 + length], plain[20 + length :]
+        if len(xml) != length or app_id != self.app_id.encode():
             raise WeChatProtocolError("the message is for another app id")
-        return xml.decode()
+        try:
+            return xml.decode()
+        except UnicodeDecodeError:
+            raise WeChatProtocolError("the decrypted message is not UTF-8") from None
 
     def wrap(self, xml: str, timestamp: str, nonce: str) -> tuple[str, str]:
         """The encrypted envelope WeChat posts for ``xml`` and its ``msg_signature``."""

@@ -8,6 +8,8 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import secrets
+import sys
 from collections.abc import Callable, Coroutine
 from datetime import timedelta
 from functools import partial
@@ -22,6 +24,7 @@ from bot.config import Settings
 from bot.core.clock import OffsetClock
 from bot.core.router import callback
 from bot.i18n import negotiate_locale
+from bot.playground.isolation import NotAPlaygroundDatabase, claim, deployment_in, shown_url
 from bot.playground.personas import (
     LANGUAGE_CODES,
     PERSONAS,
@@ -31,7 +34,7 @@ from bot.playground.personas import (
     prepare_organisation,
 )
 from bot.playground.views import Fanout, chat_json, event_json
-from bot.playground.web import make_app
+from bot.playground.web import MAX_KEPT_FILE_BYTES, make_app
 from bot.service import Service, prepare_database, run_until_stopped
 from bot.simulator import BotApiSimulator, SimUser
 from storage.models import Person
@@ -61,7 +64,13 @@ class Playground:
         self.host = host
         self.port = settings.playground_port if port is None else port
         self.clock = OffsetClock()
-        self.sim = BotApiSimulator(PLAYGROUND_TOKEN, bot_username=BOT_USERNAME, bot_first_name="GridBot")
+        self.sim = BotApiSimulator(
+            PLAYGROUND_TOKEN, bot_username=BOT_USERNAME, bot_first_name="GridBot", max_file_bytes=MAX_KEPT_FILE_BYTES
+        )
+        # Every API call must carry this token, which only the page served by this process knows: another
+        # site open in the same browser cannot act on the playground.
+        self.api_token = secrets.token_urlsafe(32)
+        self.allowed_hosts: frozenset[str] = frozenset()
         self.fanout = Fanout()
         self.notes: list[str] = []
         self.url = ""
@@ -80,12 +89,21 @@ class Playground:
     # --- lifecycle -------------------------------------------------------------------------------------
 
     async def start(self) -> str:
+        """Start everything; raises ``NotAPlaygroundDatabase`` (having changed nothing) for a deployment's
+        database and ``PortUnavailable`` when the page's port is taken."""
+        held = await deployment_in(self.settings.database_url)
+        if held is not None:
+            raise NotAPlaygroundDatabase(
+                f"the database {shown_url(self.settings.database_url)} holds a deployment ({held}); the playground"
+                " runs only on a database of its own (GRIDBOT_PLAYGROUND_DATABASE_URL, by default playground.db)"
+            )
         api_url = await self.sim.start(LOCAL_HOST, 0)
         bot_settings = self.settings.model_copy(
             update={"token": SecretStr(PLAYGROUND_TOKEN), "api_url": api_url, "webhook_url": None}
         )
         self._service = Service.from_settings(bot_settings, clock=self.clock)
         await prepare_database(self.service.database)
+        await self.service.database.run(partial(claim, now=self.clock()))
         self.notes = await self.service.database.run(partial(prepare_organisation, now=self.clock()))
         # The page first: a port already taken is the likeliest failure, and should come before the bot starts.
         await self._start_web()
@@ -103,7 +121,10 @@ class Playground:
             await runner.cleanup()
             raise PortUnavailable(f"cannot serve the page on {self.host}:{self.port}: {error.strerror}") from error
         self._runner = runner
-        self.url = f"http://{self.host}:{int(runner.addresses[0][1])}"
+        port = int(runner.addresses[0][1])
+        # Only these Host headers are answered: a DNS name rebound to 127.0.0.1 arrives with its own.
+        self.allowed_hosts = frozenset(f"{host}:{port}" for host in {"127.0.0.1", "localhost", "[::1]", self.host})
+        self.url = f"http://{self.host}:{port}"
 
     async def stop(self) -> None:
         self._stop.set()
@@ -247,6 +268,9 @@ async def run_playground(settings: Settings) -> int:
         except PortUnavailable as error:
             print(f"{error}; choose another port with --port")
             return 1
+        except NotAPlaygroundDatabase as error:
+            print(f"gridbot playground: {error}", file=sys.stderr)
+            return 2
         print(f"gridbot playground: open {url} in your browser (Ctrl-C stops it)")
         for note in playground.notes:
             print(f"  note: {note}")

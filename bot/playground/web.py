@@ -9,11 +9,17 @@ API (all JSON unless said otherwise):
   ``/photo`` (multipart: ``photo`` file, optional ``caption``)
 - ``POST /api/clock`` ``{"days"}``
 - ``GET /api/files/{file_id}``: a photo or document from a chat
+
+Every request must name this playground as its Host (127.0.0.1, localhost or [::1] with its port) and, if
+it says where it comes from, come from that origin; every API call carries the run's token, which only the
+page served here knows: ``X-Playground-Token``, or ``?token=`` for what a browser fetches by URL (the event
+stream, images, downloads). JSON bodies must be sent as ``application/json``, photos as multipart.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hmac
 import json
 import mimetypes
 from collections.abc import Awaitable, Callable
@@ -31,6 +37,11 @@ if TYPE_CHECKING:
 
 STATIC_DIR = Path(__file__).resolve().parent / "static"
 MAX_PHOTO_SIZE = 10 * 1024 * 1024  # Telegram's limit for photos
+# What the simulator keeps of uploaded and sent files; beyond it the oldest are dropped. Each photo is kept
+# in three sizes that share their bytes but count three times here: about 40 MB of real photos.
+MAX_KEPT_FILE_BYTES = 3 * 40 * 1024 * 1024
+TOKEN_HEADER = "X-Playground-Token"
+TOKEN_PLACEHOLDER = "__PLAYGROUND_TOKEN__"
 MAX_TEXT_LENGTH = 4096
 MAX_CLOCK_DAYS = 366
 HEARTBEAT_SECONDS = 15.0
@@ -40,7 +51,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def make_app(playground: Playground) -> web.Application:
-    app = web.Application(client_max_size=MAX_PHOTO_SIZE + 64 * 1024, middlewares=[errors_as_json])
+    app = web.Application(client_max_size=MAX_PHOTO_SIZE + 64 * 1024, middlewares=[same_origin_only, errors_as_json])
     app[PLAYGROUND_KEY] = playground
     app.router.add_get("/", index)
     app.router.add_static("/static/", STATIC_DIR)
@@ -55,6 +66,31 @@ def make_app(playground: Playground) -> web.Application:
 
 class BadInput(Exception):
     """The page sent something the API cannot use; the message says what."""
+
+
+@web.middleware
+async def same_origin_only(request: web.Request, handler: Handler) -> web.StreamResponse:
+    """Refuse what did not come from the page this process served (another site, a rebound DNS name)."""
+    playground = playground_of(request)
+    refusal = refusal_of(request, playground.allowed_hosts, playground.api_token)
+    if refusal is not None:
+        return web.json_response({"error": refusal}, status=403)
+    return await handler(request)
+
+
+def refusal_of(request: web.Request, allowed_hosts: frozenset[str], token: str) -> str | None:
+    """Why the request is refused, or None when it may go through."""
+    if request.host not in allowed_hosts:
+        return "unknown Host: open the playground at the address it printed"
+    origin = request.headers.get("Origin")
+    if origin is not None and origin.removeprefix("http://") not in allowed_hosts:
+        return "requests from other sites are refused"
+    if not request.path.startswith("/api/"):
+        return None
+    given = request.headers.get(TOKEN_HEADER) or (request.query.get("token", "") if request.method == "GET" else "")
+    if not hmac.compare_digest(given.encode(), token.encode()):
+        return "missing or wrong playground token: reload the page"
+    return None
 
 
 @web.middleware
@@ -75,7 +111,12 @@ def playground_of(request: web.Request) -> Playground:
 
 
 async def index(request: web.Request) -> web.StreamResponse:
-    return web.FileResponse(STATIC_DIR / "index.html", headers={"Cache-Control": "no-cache"})
+    page = (STATIC_DIR / "index.html").read_text(encoding="utf-8")
+    return web.Response(
+        text=page.replace(TOKEN_PLACEHOLDER, playground_of(request).api_token),
+        content_type="text/html",
+        headers={"Cache-Control": "no-store"},
+    )
 
 
 async def state(request: web.Request) -> web.StreamResponse:
@@ -167,13 +208,17 @@ async def send_location(request: web.Request) -> web.StreamResponse:
 
 async def send_photo(request: web.Request) -> web.StreamResponse:
     persona = playground_of(request).persona(request.match_info["key"])
+    if request.content_type != "multipart/form-data":
+        raise web.HTTPUnsupportedMediaType(text="send the photo as multipart/form-data")
     form = await request.post()
     photo = form.get("photo")
     if not isinstance(photo, web.FileField):
         raise BadInput("photo must be an uploaded file")
-    data = photo.file.read()
+    data = photo.file.read(MAX_PHOTO_SIZE + 1)
     if not data:
         raise BadInput("the photo is empty")
+    if len(data) > MAX_PHOTO_SIZE:
+        raise BadInput(f"a photo may have at most {MAX_PHOTO_SIZE // (1024 * 1024)} MB")
     caption = form.get("caption")
     await playground_of(request).user(persona).send_photo(data, caption if isinstance(caption, str) else "")
     return _done()
@@ -219,6 +264,8 @@ async def _persona_and_body(request: web.Request) -> tuple[Persona, dict[str, An
 
 
 async def _json_body(request: web.Request) -> dict[str, Any]:
+    if request.content_type != "application/json":
+        raise web.HTTPUnsupportedMediaType(text="the body must be sent as application/json")
     try:
         body = await request.json()
     except ValueError:

@@ -130,6 +130,7 @@ class BotApiSimulator:
         history_limit: int = 1000,
         max_pending_updates: int = 10_000,
         max_files: int = 10_000,
+        max_file_bytes: int | None = None,
         webhook_retries: int = 3,
         webhook_backoff: float = 0.05,
     ) -> None:
@@ -153,6 +154,9 @@ class BotApiSimulator:
         self._bot_first_name = bot_first_name
         self._history_limit = history_limit
         self._max_files = max_files
+        #: Bytes of stored files (each photo size counted) beyond which the oldest files are dropped.
+        self._max_file_bytes = max_file_bytes
+        self._file_bytes = 0
         self._webhook_retries = webhook_retries
         self._webhook_backoff = webhook_backoff
 
@@ -448,8 +452,12 @@ class BotApiSimulator:
         )
         self._files[sim_file.file_id] = sim_file
         self._files_by_path[sim_file.file_path] = sim_file
-        while len(self._files) > self._max_files:
+        self._file_bytes += len(data)
+        while len(self._files) > self._max_files or (
+            self._max_file_bytes is not None and self._file_bytes > self._max_file_bytes and len(self._files) > 1
+        ):
             _, evicted = self._files.popitem(last=False)
+            self._file_bytes -= len(evicted.data)
             self._files_by_path.pop(evicted.file_path, None)
             self._photo_groups.pop(evicted.file_id, None)
         return sim_file

@@ -144,13 +144,15 @@ class WeChatSimulator:
     # --- the followers' side ---------------------------------------------------------------------------
 
     def signed_query(self, extra: dict[str, str] | None = None) -> dict[str, str]:
-        timestamp, nonce = str(int(time.time())), secrets.token_hex(5)
+        # WeChat's clock, which the bot's must agree with to within five minutes.
+        timestamp, nonce = str(int(self.clock().timestamp())), secrets.token_hex(5)
         query = {"timestamp": timestamp, "nonce": nonce, "signature": signature(self.token, timestamp, nonce)}
         return {**query, **(extra or {})}
 
     def message(self, openid: str, msg_type: str, **fields: str | int | float) -> dict[str, str | int | float]:
         base: dict[str, str | int | float] = {
-            "ToUserName": self.account, "FromUserName": openid, "CreateTime": int(time.time()), "MsgType": msg_type,
+            "ToUserName": self.account, "FromUserName": openid, "CreateTime": int(self.clock().timestamp()),
+            "MsgType": msg_type,
         }
         if msg_type != "event":
             base["MsgId"] = next(self._msg_ids)

@@ -46,10 +46,15 @@ function el(tag, attrs = {}, ...children) {
   return node;
 }
 
+// The server answers only calls that carry the token it wrote into this page.
+const API_TOKEN = document.querySelector('meta[name="playground-token"]').content;
+const withToken = (path) => `${path}${path.includes("?") ? "&" : "?"}token=${encodeURIComponent(API_TOKEN)}`;
+
 async function post(path, body) {
+  const headers = { "X-Playground-Token": API_TOKEN };
   const options = body instanceof FormData
-    ? { method: "POST", body }
-    : { method: "POST", headers: { "Content-Type": "application/json" }, body: JSON.stringify(body) };
+    ? { method: "POST", headers, body }
+    : { method: "POST", headers: { ...headers, "Content-Type": "application/json" }, body: JSON.stringify(body) };
   const response = await fetch(path, options);
   if (!response.ok) {
     const problem = await response.json().catch(() => ({ error: response.statusText }));
@@ -172,13 +177,13 @@ async function sendPhoto(persona, input) {
 function renderMessage(persona, message) {
   const bubble = el("div", { className: "bubble" });
   if (message.photo) {
-    const src = `/api/files/${encodeURIComponent(message.photo)}`;
+    const src = withToken(`/api/files/${encodeURIComponent(message.photo)}`);
     bubble.append(el("a", { href: src, target: "_blank" }, el("img", { src, alt: "photo" })));
   }
   if (message.document) {
     const { file_id: id, name, size } = message.document;
     bubble.append(el("a", {
-      className: "document", href: `/api/files/${encodeURIComponent(id)}`, download: name,
+      className: "document", href: withToken(`/api/files/${encodeURIComponent(id)}`), download: name,
       textContent: `📄 ${name} (${Math.ceil(size / 1024)} KB)`,
     }));
   }
@@ -273,7 +278,7 @@ function markUnread(persona) {
 // --- state and events -----------------------------------------------------------------------------------
 
 async function loadState() {
-  const state = await (await fetch("/api/state")).json();
+  const state = await (await fetch("/api/state", { headers: { "X-Playground-Token": API_TOKEN } })).json();
   page.clock = state.clock;
   page.presets = state.presets;
   page.personas = new Map(state.personas.map((persona) => [persona.key, persona]));
@@ -311,7 +316,7 @@ function handleEvent(event) {
 
 function connect() {
   const status = document.getElementById("status");
-  const source = new EventSource("/api/events");
+  const source = new EventSource(withToken("/api/events"));
   // Reloading the whole state on every (re)connection covers whatever happened while disconnected.
   source.addEventListener("open", () => { status.hidden = true; loadState(); });
   source.addEventListener("message", (event) => handleEvent(JSON.parse(event.data)));
