@@ -158,7 +158,6 @@ def show_help(ctx: Context) -> None:
         t._("/my — your requests and their progress"),
         t._("/building — change your building"),
         t._("/lang — change language"),
-        t._("/privacy — what we store and why; /mydata — see, export or delete your data"),
         t._("/cancel — leave the current step"),
     ]
     if is_staff(ctx.person):

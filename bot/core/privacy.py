@@ -54,7 +54,7 @@ class ErasureRefused(Exception):
 
 
 def needs_notice(person: Person) -> bool:
-    return person.privacy_notice_at is None and person.channel != ERASED_CHANNEL
+    return person.privacy_notice_at is None
 
 
 def mark_notice_shown(person: Person, now: datetime) -> None:
