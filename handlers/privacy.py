@@ -21,10 +21,11 @@ def notice_text(t: Translator, retention_days: int) -> str:
     return t._(
         "🔒 Privacy notice. We store your name and chat id, your building, and the requests you file with "
         "their photos and locations, so that the grid worker and the community, street and district staff "
-        "responsible for your building can handle them and report on them; other residents never see your "
-        "name or your words. The messages you send are deleted after {days} days; your requests are kept for "
-        "the district's statistics. /privacy shows this notice again, /mydata shows and exports what we store "
-        "about you, and /deletemydata deletes it."
+        "responsible for your building can handle them and report on them. Other residents never see your "
+        "name; neighbours who join a request of yours with “me too” can follow it, description included. We "
+        "keep this until you delete it (your requests then stay, anonymous, in the district's statistics); the "
+        "raw messages you send and the bot's replies are deleted after {days} days. /privacy shows this notice "
+        "again, /mydata shows and exports what we store about you, and /deletemydata deletes it."
     ).format(days=retention_days)
 
 
