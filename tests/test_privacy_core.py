@@ -185,7 +185,7 @@ async def test_deletion_after_confirmation_anonymises_requests_kept_for_the_bull
             "tombstone": (tombstone.channel, tombstone.display_name, tombstone.chat_id, tombstone.building_id,
                           tombstone.id),
             "photos": [p.file_id for p in session.scalars(select(RequestPhoto).where(RequestPhoto.request_id == 1))],
-            "rating": session.execute(select(Rating.outcome, Rating.stars, Rating.comment)).one()._tuple(),
+            "rating": tuple(session.execute(select(Rating.outcome, Rating.stars, Rating.comment)).one()),
             "texts": list(session.scalars(select(RequestEvent.text).where(RequestEvent.actor_id == tombstone.id))),
             "supports": list(session.scalars(select(RequestSupporter.request_id)
                                              .where(RequestSupporter.person_id == tombstone.id))),

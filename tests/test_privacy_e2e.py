@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from datetime import UTC, datetime
 
 from sqlalchemy import func, select
@@ -40,7 +41,7 @@ async def forge_press(simulator: BotApiSimulator, user: SimUser, message: SimMes
     })
 
 
-def file_for(user_id: int, description: str, photo: str, category_id: int) -> object:
+def file_for(user_id: int, description: str, photo: str, category_id: int) -> Callable[[Session], None]:
     def file(session: Session) -> None:
         resident = session.scalars(select(Person).where(Person.external_id == str(user_id))).one()
         draft = core.Draft(category_id=category_id, description=description, photo_ids=(photo,),
