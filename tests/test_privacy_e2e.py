@@ -72,7 +72,7 @@ async def test_notice_once_then_privacy_then_mydata_export_through_the_engine(
         first = next(message for message in li.messages if message.from_bot)
         assert "隐私说明" in (first.text or "") and "/mydata" in (first.text or "")
         await li.send_text("/help")
-        await li.wait_for_text("/privacy")
+        await li.wait_for_text("/cancel")
         assert count_notices(li) == 1
         await li.send_text("/privacy")
         await li.wait_for_text("隐私说明")
