@@ -3,14 +3,17 @@ retention job that prunes handled updates and sent messages."""
 
 from __future__ import annotations
 
+import asyncio
 import json
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from sqlalchemy import event, func, select
 from sqlalchemy.orm import Session
 
+from bot.cli import main
 from bot.core import requests as core
 from bot.core.bulletin import Area, Month, compute_bulletin
 from bot.core.messages import Incoming, SendDocument, parse_command
@@ -364,3 +367,28 @@ async def test_pruning_reads_along_an_index(tmp_path: Path) -> None:
     finally:
         await database.dispose()
     assert plans and all("USING INDEX" in plan or "USING COVERING INDEX" in plan for plan in plans), plans
+
+
+def test_gridbot_jobs_run_prunes_with_the_configured_retention(
+    database_url: str, monkeypatch: pytest.MonkeyPatch, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("GRIDBOT_DATABASE_URL", database_url)
+    monkeypatch.setenv("GRIDBOT_RETENTION_DAYS", "30")
+    monkeypatch.delenv("GRIDBOT_TOKEN", raising=False)
+    monkeypatch.chdir(tmp_path)  # no stray .env is read
+    assert main(["db", "upgrade"]) == 0
+
+    async def seed() -> None:
+        database = Database(database_url)
+        try:
+            await database.run(seed_rows)
+        finally:
+            await database.dispose()
+
+    asyncio.run(seed())
+    assert main(["jobs", "due", "--at", NOW.isoformat()]) == 0
+    assert "retention" in capsys.readouterr().out
+    assert main(["jobs", "run", "--at", NOW.isoformat()]) == 0
+    assert "retention 3" in capsys.readouterr().out
+    assert main(["jobs", "run", "--at", NOW.isoformat()]) == 0
+    assert "retention" not in capsys.readouterr().out
