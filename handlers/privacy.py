@@ -14,7 +14,6 @@ from bot.i18n import Translator
 router = Router()
 
 PREFIX = "pv"
-ERASE_STATE = "privacy.erase"
 
 
 def notice_text(t: Translator, retention_days: int) -> str:
@@ -88,7 +87,7 @@ def show_my_data(ctx: Context) -> None:
         t._("The file below holds all of it, with your requests, their history and photo ids."),
     ]
     ctx.reply("\n".join(lines), inline([Button(t._("🗑 Delete my data"), callback(PREFIX, "ask"))]))
-    export = privacy.export_data(ctx.session, person, ctx.now, ctx.config.timezone)
+    export = privacy.export_data(ctx.session, person, ctx.now, t.locale, ctx.config.timezone)
     content = json.dumps(export, ensure_ascii=False, indent=2).encode("utf-8")
     ctx.reply_document(f"mydata-{ctx.now:%Y%m%d}.json", content, t._("Your data (JSON, UTF-8)"))
 
@@ -101,8 +100,7 @@ def ask_to_delete(ctx: Context) -> None:
         ctx.reply(staff_cannot_delete(t))
         return
     stored = privacy.stored_data(ctx.session, ctx.person)
-    token = privacy.new_confirmation_token()
-    ctx.set_state(ERASE_STATE, erase_token=token, erase_asked_at=ctx.now.isoformat())
+    token = privacy.ask_for_confirmation(ctx.person, ctx.now)
     warning = t.n_(
         "⚠️ Delete your data? This cannot be undone. We remove your name, chat id, phone and building, the "
         "descriptions, photos and locations of your {count} request and your rating comments, and your “me "
@@ -145,31 +143,30 @@ def on_button(ctx: Context) -> None:
 
 def delete_my_data(ctx: Context, token: str) -> None:
     t = ctx.t
-    if ctx.person.roles:
-        ctx.answer(staff_cannot_delete(t), alert=True)
-        return
-    asked_at = ctx.state_data.get("erase_asked_at")
-    valid = ctx.person.state == ERASE_STATE and privacy.confirmation_is_valid(
-        ctx.person, token, asked_at if isinstance(asked_at, str) else None, ctx.now
-    )
-    if not valid:
+    if not privacy.confirmation_is_valid(ctx.person, token, ctx.now):
         ctx.answer(t._("This confirmation is no longer valid, and nothing was deleted. Send /deletemydata to "
                        "start again."), alert=True)
         return
+    try:
+        fresh = privacy.erase_person(ctx.session, ctx.person, ctx.now)
+    except privacy.ErasureRefused:
+        ctx.clear_state()
+        ctx.answer(staff_cannot_delete(t), alert=True)
+        return
     # Everything from here on goes to the chat's fresh person: the tombstone has no address.
-    ctx.person = privacy.erase_person(ctx.session, ctx.person, ctx.now)
+    ctx.person = fresh
     ctx.edit(t._("Your data was deleted. Your requests remain only as anonymous figures in the statistics. "
                  "If you write again, you start as someone new."))
     ctx.answer()
 
 
 def keep_my_data(ctx: Context) -> None:
-    if ctx.person.state == ERASE_STATE:
+    if ctx.person.state == privacy.CONFIRMATION_STATE:
         ctx.clear_state()
     ctx.edit(ctx.t._("Nothing was deleted."))
     ctx.answer()
 
 
-@router.step("privacy")
+@router.step(privacy.CONFIRMATION_STATE.split(".")[0])
 def waiting_for_confirmation(ctx: Context) -> None:
     ctx.reply(ctx.t._("Please press one of the buttons above: delete your data, or keep it."))

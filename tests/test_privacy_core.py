@@ -17,7 +17,14 @@ from bot.cli import main
 from bot.core import requests as core
 from bot.core.bulletin import Area, Month, compute_bulletin
 from bot.core.messages import Incoming, SendDocument, parse_command
-from bot.core.privacy import ERASED_CHANNEL, ERASED_TEXT, prune_inbox_batch, prune_outbox_batch
+from bot.core.privacy import (
+    ERASED_CHANNEL,
+    ERASED_TEXT,
+    ErasureRefused,
+    erase_person,
+    prune_inbox_batch,
+    prune_outbox_batch,
+)
 from bot.core.scheduler import JobKind, SchedulerConfig
 from bot.scheduler import run_due_jobs
 from storage.database import Database
@@ -34,6 +41,8 @@ from storage.models import (
     RequestPhoto,
     RequestStatus,
     RequestSupporter,
+    Role,
+    StaffRole,
 )
 from tests.harness import CoreChat, FakePerson
 from tests.test_lifecycle_core import bind, data_of, file_request, last_with_button, make_org_with_staff, staff_writes
@@ -263,9 +272,29 @@ async def test_staff_cannot_delete_themselves(database: Database, chat: CoreChat
     await chat.text(wang, "/deletemydata")
     assert "administrator" in wang.last.text and wang.last.buttons() == []
     await chat.press(wang, "pv:yes:0123456789abcdef", wang.last)
-    assert "administrator" in wang.answers[-1].text
+    assert "no longer valid" in wang.answers[-1].text
+
+    def erase_staff(session: Session) -> None:
+        worker = session.scalars(select(Person).where(Person.external_id == "2001")).one()
+        with pytest.raises(ErasureRefused):
+            erase_person(session, worker, chat.clock.now)
+
+    await database.run(erase_staff)
     row = await person_row(database, 2001)
     assert row is not None and row.display_name == "Wang Worker" and row.roles
+
+
+async def test_a_resident_made_staff_while_confirming_is_refused(database: Database, chat: CoreChat) -> None:
+    org = await make_org_with_staff(database)
+    ann = chat.person(1002, "Ann", "en")
+    await bind(chat, ann)
+    confirm = await ask_to_delete(chat, ann)
+    await database.run(lambda s: s.add(StaffRole(person_id=s.scalars(select(Person.id).where(
+        Person.external_id == "1002")).one(), role=Role.WORKER, unit_id=org.grid)))
+    await chat.press(ann, confirm)
+    assert "administrator" in ann.answers[-1].text
+    row = await person_row(database, 1002)
+    assert row is not None and row.display_name == "Ann"
 
 
 # --- retention ----------------------------------------------------------------------------------------------

@@ -41,8 +41,9 @@ ERASED_CHANNEL = "erased"
 # What an erased request's description becomes: the column may not be empty, and a dash reads the same in
 # every language.
 ERASED_TEXT = "—"
-# A confirmation to erase is valid this long after it was asked for.
+# A confirmation to erase is valid this long after it was asked for, and while the person stays at its step.
 CONFIRMATION_VALID = timedelta(minutes=15)
+CONFIRMATION_STATE = "privacy.erase"
 PRUNE_BATCH = 500
 
 
@@ -144,14 +145,14 @@ def _request_export(session: Session, request: Request, person: Person, locale: 
     }
 
 
-def export_data(session: Session, person: Person, now: datetime, timezone: str) -> dict[str, Any]:
-    """Everything stored about ``person``, as plain JSON-ready data; nothing about other residents.
+def export_data(session: Session, person: Person, now: datetime, locale: str, timezone: str) -> dict[str, Any]:
+    """Everything stored about ``person``, as plain JSON-ready data (category names in ``locale``); nothing
+    about other residents.
 
     Requests the person joined ("me too") appear by code, category and status only: their words are another
     resident's.
     """
     zone = ZoneInfo(timezone)
-    locale = person.locale or "zh_CN"
     building = person.building
     own = session.scalars(
         select(Request).where(Request.resident_id == person.id).order_by(Request.created_at, Request.id)
@@ -192,14 +193,24 @@ def export_data(session: Session, person: Person, now: datetime, timezone: str) 
 # --- erasure ----------------------------------------------------------------------------------------------
 
 
-def new_confirmation_token() -> str:
-    return secrets.token_hex(8)
+def ask_for_confirmation(person: Person, now: datetime) -> str:
+    """Put the person in the confirmation step and return the one-time token their confirm button carries."""
+    token = secrets.token_hex(8)
+    person.state = CONFIRMATION_STATE
+    person.state_data = {"erase_token": token, "erase_asked_at": now.isoformat()}
+    return token
 
 
-def confirmation_is_valid(person: Person, token: str, asked_at: str | None, now: datetime) -> bool:
-    """The token the person was given by their own request to erase, pressed in time."""
-    expected = (person.state_data or {}).get("erase_token")
-    if not isinstance(expected, str) or not secrets.compare_digest(expected, token) or asked_at is None:
+def confirmation_is_valid(person: Person, token: str, now: datetime) -> bool:
+    """The token this person was given when they asked to erase, pressed in time and while still at that step.
+
+    Anyone else pressing (or forging) the button has no such token, and a second press finds the step over.
+    """
+    data = person.state_data or {}
+    expected, asked_at = data.get("erase_token"), data.get("erase_asked_at")
+    if person.state != CONFIRMATION_STATE or not isinstance(expected, str) or not isinstance(asked_at, str):
+        return False
+    if not secrets.compare_digest(expected, token):
         return False
     try:
         asked = datetime.fromisoformat(asked_at)
