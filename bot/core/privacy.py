@@ -12,7 +12,6 @@ batches along an index, each batch its own transaction, so pruning never holds t
 from __future__ import annotations
 
 import secrets
-from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any, cast
@@ -281,18 +280,14 @@ def prune_inbox_batch(session: Session, cutoff: datetime, limit: int = PRUNE_BAT
     The whole row goes, key included: de-duplication needs the key only while the platform may still
     redeliver the update (hours at most), and an update never handled is never pruned.
     """
-    keys: Sequence[Any] = session.execute(
+    oldest = (
         select(InboxUpdate.channel, InboxUpdate.update_id)
         .where(InboxUpdate.handled_at < cutoff)
         .order_by(InboxUpdate.handled_at)
         .limit(limit)
-    ).all()
-    if not keys:
-        return 0
-    statement = delete(InboxUpdate).where(
-        tuple_(InboxUpdate.channel, InboxUpdate.update_id).in_([tuple(key) for key in keys])
     )
-    return _updated(session, statement)
+    # One statement: the database walks the index for the keys and deletes them by primary key.
+    return _updated(session, delete(InboxUpdate).where(tuple_(InboxUpdate.channel, InboxUpdate.update_id).in_(oldest)))
 
 
 def prune_outbox_batch(session: Session, cutoff: datetime, limit: int = PRUNE_BATCH) -> int:
@@ -301,12 +296,9 @@ def prune_outbox_batch(session: Session, cutoff: datetime, limit: int = PRUNE_BA
     ``not_before`` is never earlier than the row's creation, so the ``(status, not_before)`` index finds old
     rows without reading the recent ones.
     """
-    ids: list[int] = []
-    for status in (OutboxStatus.SENT, OutboxStatus.FAILED):
-        query = select(OutboxMessage.id).where(OutboxMessage.status == status, OutboxMessage.not_before < cutoff)
-        ids += session.scalars(query.order_by(OutboxMessage.not_before).limit(limit - len(ids)))
-        if len(ids) >= limit:
-            break
-    if not ids:
-        return 0
-    return _updated(session, delete(OutboxMessage).where(OutboxMessage.id.in_(ids)))
+    old = (
+        select(OutboxMessage.id)
+        .where(OutboxMessage.status.in_((OutboxStatus.SENT, OutboxStatus.FAILED)), OutboxMessage.not_before < cutoff)
+        .limit(limit)
+    )
+    return _updated(session, delete(OutboxMessage).where(OutboxMessage.id.in_(old)))
