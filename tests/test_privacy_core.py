@@ -193,7 +193,7 @@ async def test_deletion_after_confirmation_anonymises_requests_kept_for_the_bull
         assert tombstone is not None
         return {
             "request": (request.status, request.description, request.latitude, request.longitude,
-                        request.building.code, request.category.code),
+                        request.hide_identity, request.building.code, request.category.code),
             "tombstone": (tombstone.channel, tombstone.display_name, tombstone.chat_id, tombstone.building_id,
                           tombstone.id),
             "photos": [p.file_id for p in session.scalars(select(RequestPhoto).where(RequestPhoto.request_id == 1))],
@@ -207,7 +207,7 @@ async def test_deletion_after_confirmation_anonymises_requests_kept_for_the_bull
         }
 
     after = await database.run(load)
-    assert after["request"] == (RequestStatus.CLOSED, ERASED_TEXT, None, None, "DG-JS-01-B1", "clutter")
+    assert after["request"] == (RequestStatus.CLOSED, ERASED_TEXT, None, None, True, "DG-JS-01-B1", "clutter")
     assert after["tombstone"] == (ERASED_CHANNEL, "", "", None, old.id)
     assert after["photos"] == [] and after["rating"] == ("fixed", 4, None)
     assert all(text == "" for text in after["texts"]) and after["texts"]
@@ -225,6 +225,20 @@ async def test_deletion_after_confirmation_anonymises_requests_kept_for_the_bull
     # The neighbour's data is untouched.
     await chat.text(mei, "/my")
     assert "R-000002" in mei.last.text
+
+
+async def test_staff_still_handle_an_open_request_whose_filer_deleted_their_data(
+    database: Database, chat: CoreChat
+) -> None:
+    li, _mei = await two_neighbours_with_requests(chat)
+    wang = chat.people["2001"]
+    await chat.press(li, await ask_to_delete(chat, li))
+    await chat.press(wang, "rq:open:1", wang.last)
+    card = wang.last
+    assert "R-000001" in card.text and "anonymous" in card.text and ERASED_TEXT in card.text
+    assert "LI-WORDS" not in card.text and "李居民" not in card.text
+    await chat.press(wang, card.button("Accept"), card)
+    assert (await database.run(lambda s: s.get(Request, 1).status)) is RequestStatus.ACCEPTED  # type: ignore[union-attr]
 
 
 async def test_a_forged_stale_or_second_confirmation_deletes_nothing(database: Database, chat: CoreChat) -> None:

@@ -232,8 +232,9 @@ def erase_person(session: Session, person: Person, now: datetime) -> Person:
     if person.roles:
         raise ErasureRefused
     own = select(Request.id).where(Request.resident_id == person.id)
+    # Hidden identity: staff views then say the resident stays anonymous instead of showing an empty name.
     _updated(session, update(Request).where(Request.resident_id == person.id)
-             .values(description=ERASED_TEXT, latitude=None, longitude=None))
+             .values(description=ERASED_TEXT, latitude=None, longitude=None, hide_identity=True))
     resident_photos = (RequestPhoto.request_id.in_(own), RequestPhoto.from_handler.is_(False))
     _updated(session, delete(RequestPhoto).where(*resident_photos))
     _updated(session, update(Rating).where(Rating.request_id.in_(own)).values(comment=None))
