@@ -52,6 +52,9 @@ class Settings(BaseSettings):
     quiet_hours_end: time = time(8, 0)
     # Local time of the daily digest, the weekly feedback (Mondays) and the monthly bulletin (the 1st).
     digest_time: time = time(9, 0)
+    # Handled updates (what people sent, with their names) and sent or failed outgoing messages are deleted
+    # after this many days; the scheduler prunes them daily. Requests are kept, see docs/privacy.md.
+    retention_days: int = Field(default=30, ge=1)
 
     # WeChat Official Account (公众号): served when the token, app id and secret are set.
     wechat_token: SecretStr | None = None

@@ -32,6 +32,7 @@ from bot.core.clock import Clock, system_clock
 from bot.core.context import Context, CoreConfig
 from bot.core.messages import Button, SendDocument, SendText, Unsupported, clip, inline
 from bot.core.outbox import OutboxSender
+from bot.core.privacy import prune_inbox_batch, prune_outbox_batch, retention_cutoff
 from bot.core.router import callback
 from bot.core.scheduler import (
     CLOSE_AFTER,
@@ -45,6 +46,7 @@ from bot.core.scheduler import (
     claim_request,
     due_period,
     due_requests,
+    due_retention,
     period_piece_done,
     resident_not_before,
 )
@@ -404,7 +406,23 @@ async def run_due_jobs(database: Database, now: datetime, config: SchedulerConfi
         period = await database.run(partial(due_period, kind=kind, now=now, config=config))
         if period is not None:
             await run_period(database, period, now, config, report)
+    await run_retention(database, now, config, report)
     return report
+
+
+async def run_retention(database: Database, now: datetime, config: SchedulerConfig, report: RunReport) -> None:
+    """Once a day, prune what is older than the retention, one short transaction per batch.
+
+    Pruning twice does no harm, so the day is marked done only at the end: a run cut short resumes next time.
+    """
+    period = await database.run(partial(due_retention, now=now, config=config))
+    if period is None:
+        return
+    cutoff = retention_cutoff(now, config.retention_days)
+    for prune in (prune_inbox_batch, prune_outbox_batch):
+        while pruned := await database.run(partial(prune, cutoff=cutoff)):
+            report.done[JobKind.RETENTION] += pruned
+    await database.run(partial(claim_period_piece, period=period, subject=WHOLE_PERIOD, now=now))
 
 
 # --- in a running bot -----------------------------------------------------------------------------------
@@ -414,7 +432,7 @@ def scheduler_config(settings: Settings) -> SchedulerConfig:
     return SchedulerConfig(
         timezone=settings.timezone, default_locale=settings.default_locale,
         quiet_hours_start=settings.quiet_hours_start, quiet_hours_end=settings.quiet_hours_end,
-        digest_time=settings.digest_time,
+        digest_time=settings.digest_time, retention_days=settings.retention_days,
     )
 
 

@@ -57,6 +57,7 @@ class Service:
             default_locale=self.settings.default_locale,
             bot_username=bot_username,
             daily_request_limit=self.settings.daily_request_limit,
+            retention_days=self.settings.retention_days,
         )
 
     def default_command_menus(self) -> dict[str, SetCommands]:

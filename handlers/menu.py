@@ -39,6 +39,8 @@ def command_menu(t: Translator, person: Person | None) -> SetCommands:
         ("my", t._("My requests")),
         ("building", t._("Choose my building")),
         ("lang", t._("Change language")),
+        ("privacy", t._("Privacy notice")),
+        ("mydata", t._("My data")),
         ("cancel", t._("Cancel the current step")),
         ("help", t._("Help")),
     ]

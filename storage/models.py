@@ -140,6 +140,8 @@ class Person(Base):
     state: Mapped[str | None] = mapped_column(String(64))
     state_data: Mapped[dict[str, Any]] = mapped_column(JSON, default=dict)
     created_at: Mapped[datetime]
+    # When the person was shown the privacy notice; empty until their first message is handled.
+    privacy_notice_at: Mapped[datetime | None]
     building: Mapped[Building | None] = relationship(lazy="joined")
     roles: Mapped[list[StaffRole]] = relationship(back_populates="person", lazy="selectin")
 

@@ -8,7 +8,7 @@ the waits below are as long as one retry needs and no longer; database state is 
 from __future__ import annotations
 
 from collections.abc import Callable
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy import select
@@ -39,8 +39,17 @@ async def outbox_rows(bot: RunningBot) -> list[OutboxMessage]:
     return await bot.service.database.run(lambda s: list(s.scalars(select(OutboxMessage).order_by(OutboxMessage.id))))
 
 
+def dee_has_seen_the_privacy_notice(session: Session) -> None:
+    shown = datetime(2026, 11, 1, tzinfo=UTC)
+    session.add(Person(channel="telegram", external_id="2005", chat_id="2005", display_name="Dee", locale="en",
+                       state_data={}, created_at=shown, privacy_notice_at=shown))
+
+
 async def help_answered(simulator: BotApiSimulator, bot: RunningBot) -> tuple[SimUser, SimMessage, OutboxMessage]:
-    """Ask for /help and wait until its answer is recorded as sent; returns the user, the answer and its row."""
+    """Ask for /help and wait until its answer is recorded as sent; returns the user, the answer and its row.
+
+    Dee has written before, so the answer is the only reply (no privacy notice first)."""
+    await bot.service.database.run(dee_has_seen_the_privacy_notice)
     dee = simulator.user(2005, "Dee", language_code="en")
     await dee.send_text("/help")
     answer = await dee.wait_for_text("/new", timeout=RETRY_WAIT)

@@ -1,123 +1,132 @@
-"""What residents and staff may see and do, tried through a real engine against the Bot API simulator: forged
-staff callbacks, the "me too" offer after binding to someone else's building, and staff filing a request."""
+"""A resident's data rights through a real engine against the Bot API simulator: the notice at first contact,
+/privacy, the /mydata export file, and deletion with a confirmation another person cannot forge."""
 
 from __future__ import annotations
 
+import json
+from collections.abc import Callable
+from datetime import UTC, datetime
+
+from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.core import requests as core
+from bot.core.bulletin import Area, Month, compute_bulletin
+from bot.core.clock import FrozenClock
+from bot.core.privacy import ERASED_CHANNEL, ERASED_TEXT
 from bot.simulator import BotApiSimulator, SimMessage, SimUser
-from storage.models import Role
-from tests.e2e import running_bot
-from tests.org_fixture import SmallOrg, make_small_org, staff
-from tests.test_lifecycle_e2e import button
+from storage.models import Level, Person, Request, RequestPhoto, Role
+from tests.e2e import RunningBot, running_bot
+from tests.org_fixture import make_small_org, staff
+
+NOW = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
 
 
-def with_two_workers(session: Session) -> SmallOrg:
-    org = make_small_org(session)
-    staff(session, 7001, "Wang Worker", Role.WORKER, org.grid, "en")
-    staff(session, 7004, "Qian Worker", Role.WORKER, org.grid, "en")
-    return org
+def count_notices(user: SimUser) -> int:
+    return sum("隐私说明" in (message.text or "") for message in user.messages if message.from_bot)
 
 
-def text_of(message: SimMessage) -> str:
-    return message.text or message.caption or ""
+def button(message: SimMessage, prefix: str) -> str:
+    return next(data for _label, data in message.buttons() if data and data.startswith(prefix))
 
 
-async def file_request(user: SimUser, description: str, hide: bool) -> None:
-    await user.send_text("/new")
-    categories = await user.wait_for(lambda m: any(d.startswith("fl:cat:") for _t, d in m.buttons()))
-    await user.press(categories, button(categories, "fl:cat:1"))
-    await user.wait_for(lambda m: "Describe" in (m.text or ""))
-    await user.send_text(description)
-    photos = await user.wait_for(lambda m: any(d.startswith("fl:photos") for _t, d in m.buttons()))
-    await user.press(photos, button(photos, "fl:photos"))
-    where = await user.wait_for(lambda m: any(d.startswith("fl:loc:") for _t, d in m.buttons()))
-    await user.press(where, button(where, "fl:loc:-"))
-    choice = "fl:hide:1" if hide else "fl:hide:0"
-    hiding = await user.wait_for(lambda m: any(d.startswith(choice) for _t, d in m.buttons()))
-    await user.press(hiding, button(hiding, choice))
-    summary = await user.wait_for(lambda m: any(d.startswith("fl:ok:") for _t, d in m.buttons()))
-    await user.press(summary, button(summary, "fl:ok:"))
-    await user.wait_for_text("R-000001")
-
-
-async def press_forged(simulator: BotApiSimulator, user: SimUser, message: SimMessage, data: str) -> None:
-    """What a modified client can send: callback data that no button of ``message`` carries (the simulator's
-    ``press`` refuses that, as a normal client would)."""
+async def forge_press(simulator: BotApiSimulator, user: SimUser, message: SimMessage, data: str) -> None:
+    """What a hostile client can do: send callback data that was never on any of its buttons."""
     user._begin_action()
     query_id = simulator._register_callback_query(user, message, data)
     user._last_query_id = query_id
-    query = {"id": query_id, "from": user.to_api(), "message": message.to_api(),
-             "chat_instance": str(simulator._chat_instance(user)), "data": data}
-    simulator._enqueue_update("callback_query", query)
+    simulator._enqueue_update("callback_query", {
+        "id": query_id, "from": user.to_api(), "message": message.to_api(),
+        "chat_instance": str(simulator._chat_instance(user)), "data": data,
+    })
 
 
-async def test_forged_staff_views_and_the_me_too_offer_show_residents_only_the_resident_view(
+def file_for(user_id: int, description: str, photo: str, category_id: int) -> Callable[[Session], None]:
+    def file(session: Session) -> None:
+        resident = session.scalars(select(Person).where(Person.external_id == str(user_id))).one()
+        draft = core.Draft(category_id=category_id, description=description, photo_ids=(photo,),
+                           latitude=32.99871, longitude=112.52832)
+        core.file_request(session, resident, draft, NOW)
+
+    return file
+
+
+async def two_neighbours(bot: RunningBot, simulator: BotApiSimulator) -> tuple[SimUser, SimUser]:
+    await bot.service.database.run(lambda s: (make_small_org(s), staff(s, 7001, "Wang Worker", Role.WORKER, 1, "en")))
+    li = simulator.user(1001, "李", language_code="zh-hans")
+    mei = simulator.user(1077, "梅", language_code="zh-hans")
+    for user in (li, mei):
+        await user.send_text("/start b_DG-JS-01-B1")
+        await user.wait_for_text("建设路12号院1号楼")
+    await bot.service.database.run(file_for(1001, "LI-WORDS 楼道堆满纸箱", "li-photo-id", 1))
+    await bot.service.database.run(file_for(1077, "MEI-WORDS 飞线充电", "mei-photo-id", 2))
+    return li, mei
+
+
+async def test_notice_once_then_privacy_then_mydata_export_through_the_engine(
     sim: tuple[BotApiSimulator, str], database_url: str, engine: str
 ) -> None:
     simulator, url = sim
-    async with running_bot(simulator, url, database_url, engine=engine) as bot:
-        await bot.service.database.run(with_two_workers)
-        ann = simulator.user(1001, "Ann Hidden", language_code="en")
-        bob = simulator.user(1002, "Bob", language_code="en")
-        wang = simulator.user(7001, "Wang", language_code="en")
-        await wang.send_text("/start")
-        await wang.wait_for(lambda m: m.text is not None)
-        await ann.send_text("/start b_DG-JS-01-B1")
-        await ann.wait_for_text("建设路12号院1号楼")
-        await file_request(ann, "My neighbour in 302 keeps junk here", hide=True)
+    async with running_bot(simulator, url, database_url, engine=engine, clock=FrozenClock(NOW)) as bot:
+        li, _mei = await two_neighbours(bot, simulator)
+        first = next(message for message in li.messages if message.from_bot)
+        assert "隐私说明" in (first.text or "") and "/mydata" in (first.text or "")
+        await li.send_text("/help")
+        await li.wait_for_text("/cancel")
+        assert count_notices(li) == 1
+        await li.send_text("/privacy")
+        await li.wait_for_text("隐私说明")
+        assert count_notices(li) == 2
 
-        # Bob opens the QR link of Ann's building and starts a request of the same category.
-        await bob.send_text("/start b_DG-JS-01-B1")
-        await bob.wait_for_text("建设路12号院1号楼")
-        await bob.send_text("/new")
-        categories = await bob.wait_for(lambda m: any(d.startswith("fl:cat:") for _t, d in m.buttons()))
-        await bob.press(categories, button(categories, "fl:cat:1"))
-        offer = await bob.wait_for(lambda m: any(d.startswith("fl:join:") for _t, d in m.buttons()))
-        assert "R-000001" in text_of(offer) and "Clutter in common areas" in text_of(offer)
-        assert "302" not in text_of(offer) and "junk" not in text_of(offer) and "Ann" not in text_of(offer)
-        await bob.press(offer, button(offer, "fl:join:"))
-        await bob.wait_for_text("You joined R-000001")
-
-        card = await wang.wait_for(lambda m: any(d.startswith("rq:note:") for _t, d in m.buttons()))
-        await wang.press(card, button(card, "rq:note:"))
-        await wang.wait_for_text("Write the note")
-        await wang.send_text("Staff only: the filer is difficult")
-        await wang.wait_for_text("Note added")
-
-        for resident in (ann, bob):
-            anchor = resident.messages[-1]
-            await press_forged(simulator, resident, anchor, "rq:open:1")
-            opened = await resident.wait_for(lambda m: "Status:" in (m.text or ""))
-            await press_forged(simulator, resident, anchor, "rq:tl:1")
-            timeline = await resident.wait_for(lambda m: "Timeline of R-000001" in (m.text or "")
-                                               and "Status:" not in (m.text or ""))
-            for shown in (text_of(opened), text_of(timeline)):
-                assert "Staff only" not in shown and "difficult" not in shown and "Resident:" not in shown
-            if resident is bob:
-                seen = text_of(opened) + text_of(timeline)
-                assert "Ann" not in seen and "302" not in seen and "junk" not in seen
-            assert not any(d.startswith("rq:acc") for _t, d in opened.buttons())
+        await li.send_text("/mydata")
+        summary = await li.wait_for_text("我们保存的您的数据")
+        assert "已提交诉求 1 件" in (summary.text or "") and button(summary, "pv:ask")
+        export = await li.wait_for(lambda m: m.document is not None)
+        assert export.document is not None and (export.document.name or "").endswith(".json")
+        content = export.document.data.decode("utf-8")
+        data = json.loads(content)
+        assert data["person"]["chat_id"] == "1001" and data["person"]["name"] == "李"
+        [request] = data["requests"]
+        assert request["code"] == "R-000001" and request["description"].startswith("LI-WORDS")
+        assert request["photos"][0]["file_id"] == "li-photo-id" and request["latitude"] == 32.99871
+        for neighbour in ("MEI-WORDS", "mei-photo-id", "梅", "1077", "R-000002"):
+            assert neighbour not in content
 
 
-async def test_staff_member_files_a_request_a_colleague_handles_it(
+async def test_deletion_through_the_engine_refuses_a_forged_confirmation(
     sim: tuple[BotApiSimulator, str], database_url: str, engine: str
 ) -> None:
     simulator, url = sim
-    async with running_bot(simulator, url, database_url, engine=engine) as bot:
-        await bot.service.database.run(with_two_workers)
-        wang = simulator.user(7001, "Wang", language_code="en")
-        qian = simulator.user(7004, "Qian", language_code="en")
-        await qian.send_text("/start")
-        await qian.wait_for(lambda m: m.text is not None)
-        await wang.send_text("/start b_DG-JS-01-B1")
-        await wang.wait_for_text("建设路12号院1号楼")
-        await file_request(wang, "Broken light on the stairs", hide=False)
+    async with running_bot(simulator, url, database_url, engine=engine, clock=FrozenClock(NOW)) as bot:
+        li, mei = await two_neighbours(bot, simulator)
+        database = bot.service.database
+        await li.send_text("/deletemydata")
+        warning = await li.wait_for(lambda m: any((d or "").startswith("pv:yes:") for _t, d in m.buttons()))
+        assert "无法撤销" in (warning.text or "")
+        confirm = button(warning, "pv:yes:")
 
-        card = await qian.wait_for(lambda m: any(d.startswith("rq:acc:1") for _t, d in m.buttons()))
-        assert "Broken light" in text_of(card)
-        await press_forged(simulator, wang, wang.messages[-1], "rq:acc:1")
-        answer = await wang.wait_for_answer()
-        assert "You filed R-000001 yourself" in (answer.text or "")
-        await qian.press(card, button(card, "rq:acc:1"))
-        await wang.wait_for_text("accepted by Qian Worker")
+        await forge_press(simulator, mei, mei.messages[-1], confirm)
+        answer = await mei.wait_for_answer()
+        assert "失效" in (answer.text or "") and answer.show_alert
+        descriptions = await database.run(lambda s: list(s.scalars(select(Request.description).order_by(Request.id))))
+        assert descriptions[0].startswith("LI-WORDS") and descriptions[1].startswith("MEI-WORDS")
+
+        await li.press(warning, confirm)
+        await li.wait_for(lambda m: m.message_id == warning.message_id and "已删除" in (m.text or ""))
+
+        def anonymised(session: Session) -> tuple[object, ...]:
+            request = session.get(Request, 1)
+            assert request is not None
+            resident = session.get(Person, request.resident_id)
+            assert resident is not None
+            photos = session.scalar(select(func.count()).select_from(RequestPhoto).where(RequestPhoto.request_id == 1))
+            received = compute_bulletin(session, Area(Level.DISTRICT), Month(2026, 11), "Asia/Shanghai").totals
+            return (request.description, request.latitude, photos, resident.channel, resident.display_name,
+                    received.counts.received)
+
+        assert await database.run(anonymised) == (ERASED_TEXT, None, 0, ERASED_CHANNEL, "", 2)
+
+        # The next message is a fresh first contact: the notice again, and the building to choose.
+        await li.send_text("/start")
+        await li.wait_for_text("隐私说明")
+        await li.wait_for(lambda m: any((d or "").startswith("bind:s:") for _t, d in m.buttons()))

@@ -33,6 +33,8 @@ class CoreConfig:
     default_locale: str = "zh_CN"
     bot_username: str = "gridbot"
     daily_request_limit: int = 10
+    # Days handled updates and sent messages are kept (the privacy notice tells people).
+    retention_days: int = 30
 
 
 @dataclass

@@ -47,6 +47,7 @@ class JobKind(enum.StrEnum):
     DAILY_DIGEST = "daily_digest"
     WEEKLY_FEEDBACK = "weekly_feedback"
     MONTHLY_BULLETIN = "monthly_bulletin"
+    RETENTION = "retention"  # once a day: delete handled updates and sent messages older than the retention
 
 
 # Closing comes first so an old resolution is closed rather than asked about; escalating before reminding so
@@ -74,6 +75,8 @@ class SchedulerConfig:
     daily_catch_up: timedelta = timedelta(hours=12)
     weekly_catch_up: timedelta = timedelta(days=2)
     monthly_catch_up: timedelta = timedelta(days=7)
+    # Days handled updates and sent or failed messages are kept (bot.core.privacy).
+    retention_days: int = 30
 
     @property
     def zone(self) -> ZoneInfo:
@@ -192,6 +195,17 @@ def claim_period_piece(session: Session, period: Period, subject: str, now: date
     return True
 
 
+def retention_period(now: datetime, config: SchedulerConfig) -> Period:
+    """Today's retention run: it may happen any time of the local day, and once."""
+    today = now.astimezone(config.zone).date()
+    return Period(JobKind.RETENTION, today.isoformat(), datetime.combine(today, time(0, 0), tzinfo=config.zone))
+
+
+def due_retention(session: Session, now: datetime, config: SchedulerConfig) -> Period | None:
+    period = retention_period(now, config)
+    return None if period_piece_done(session, period, WHOLE_PERIOD) else period
+
+
 # --- per-request jobs -----------------------------------------------------------------------------------
 
 
@@ -276,6 +290,9 @@ def due_jobs(session: Session, now: datetime, config: SchedulerConfig | None = N
     config = config or SchedulerConfig()
     periods = [due_period(session, kind, now, config) for kind in PERIODIC_JOBS]
     jobs = [JobDescription(p.kind, p.starts_at, period=p.key) for p in periods if p is not None]
+    retention = due_retention(session, now, config)
+    if retention is not None:
+        jobs.append(JobDescription(retention.kind, retention.starts_at, period=retention.key))
     for kind in REQUEST_JOBS:
         jobs += due_requests(session, kind, now)
     return jobs
