@@ -21,7 +21,7 @@ def notice_text(t: Translator, retention_days: int) -> str:
         "🔒 Privacy notice. We store your name and chat id, your building, and the requests you file with "
         "their photos and locations, so that the grid worker and the community, street and district staff "
         "responsible for your building can handle them and report on them. Other residents never see your "
-        "name; neighbours who join a request of yours with “me too” can follow it, description included. We "
+        "name or your words; neighbours who join a request of yours with “me too” see its category and progress. We "
         "keep this until you delete it (your requests then stay, anonymous, in the district's statistics); the "
         "raw messages you send and the bot's replies are deleted after {days} days. /privacy shows this notice "
         "again, /mydata shows and exports what we store about you, and /deletemydata deletes it."

@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from bot.cli import main
 from bot.core import requests as core
-from bot.core.bulletin import Area, Month, compute_bulletin
+from bot.core.bulletin import Month, compute_bulletin
 from bot.core.messages import Incoming, SendDocument, parse_command
 from bot.core.privacy import (
     ERASED_CHANNEL,
@@ -26,12 +26,12 @@ from bot.core.privacy import (
     prune_outbox_batch,
 )
 from bot.core.scheduler import JobKind, SchedulerConfig
+from bot.core.units import DISTRICT
 from bot.scheduler import run_due_jobs
 from storage.database import Database
 from storage.models import (
     Base,
     InboxUpdate,
-    Level,
     OutboxMessage,
     OutboxStatus,
     Person,
@@ -174,7 +174,7 @@ async def test_deletion_after_confirmation_anonymises_requests_kept_for_the_bull
 ) -> None:
     li, mei = await two_neighbours_with_requests(chat)
     await resolved_and_rated(chat, li, chat.people["2001"])
-    month, area = Month(2026, 11), Area(Level.DISTRICT)
+    month, area = Month(2026, 11), DISTRICT
     before = await database.run(lambda s: compute_bulletin(s, area, month, "Asia/Shanghai").totals)
     old = await person_row(database, 1001)
     assert old is not None and before.counts.received == 2 and before.counts.ratings == 1

@@ -11,11 +11,12 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.core import requests as core
-from bot.core.bulletin import Area, Month, compute_bulletin
+from bot.core.bulletin import Month, compute_bulletin
 from bot.core.clock import FrozenClock
 from bot.core.privacy import ERASED_CHANNEL, ERASED_TEXT
+from bot.core.units import DISTRICT
 from bot.simulator import BotApiSimulator, SimMessage, SimUser
-from storage.models import Level, Person, Request, RequestPhoto, Role
+from storage.models import Person, Request, RequestPhoto, Role
 from tests.e2e import RunningBot, running_bot
 from tests.org_fixture import make_small_org, staff
 
@@ -120,7 +121,7 @@ async def test_deletion_through_the_engine_refuses_a_forged_confirmation(
             resident = session.get(Person, request.resident_id)
             assert resident is not None
             photos = session.scalar(select(func.count()).select_from(RequestPhoto).where(RequestPhoto.request_id == 1))
-            received = compute_bulletin(session, Area(Level.DISTRICT), Month(2026, 11), "Asia/Shanghai").totals
+            received = compute_bulletin(session, DISTRICT, Month(2026, 11), "Asia/Shanghai").totals
             return (request.description, request.latitude, photos, resident.channel, resident.display_name,
                     received.counts.received)
 
