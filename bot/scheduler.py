@@ -51,7 +51,7 @@ from bot.core.scheduler import (
     resident_not_before,
 )
 from bot.core.units import Unit
-from bot.i18n import N_, Translator
+from bot.i18n import N_, Translator, translator
 from bot.wording import (
     RESIDENT_PREFIX,
     announce_move,
@@ -286,7 +286,13 @@ def bulletin_pieces(session: Session, period: Period) -> list[str]:
 
 @dataclass
 class BulletinCache:
-    """Bulletins computed once per run and area, and rendered once per area and language, whoever reads them."""
+    """A period's bulletins, computed once per area and rendered once per area and language.
+
+    ``prepare_bulletins`` fills it before the recipients are served: the figures come from the database, the
+    chart and the workbook are drawn in a worker thread, because matplotlib and openpyxl take a good part of
+    a second per area and the database thread (on SQLite the one every resident's answer waits for) must not
+    be held by them.
+    """
 
     bulletins: dict[Unit, Bulletin] = field(default_factory=dict)
     documents: dict[tuple[Unit, str], BulletinDocuments] = field(default_factory=dict)
@@ -298,6 +304,37 @@ class BulletinCache:
         if key not in self.documents:
             self.documents[key] = bulletin_documents(t, self.bulletins[area])
         return self.documents[key]
+
+
+def bulletins_to_draw(
+    session: Session, period: Period, subjects: list[str], config: SchedulerConfig
+) -> tuple[dict[Unit, Bulletin], set[tuple[Unit, str]]]:
+    """The figures of every area the pending recipients read, and the (area, language) pairs to draw."""
+    month = Month.previous(period.starts_at, config.timezone)
+    bulletins: dict[Unit, Bulletin] = {}
+    wanted: set[tuple[Unit, str]] = set()
+    for subject in subjects:
+        person = _subject_person(session, subject)
+        if person is None:
+            continue
+        area = bulletin_area(subject)
+        if area not in bulletins:
+            bulletins[area] = compute_bulletin(session, area, month, config.timezone)
+        wanted.add((area, person.locale or config.default_locale))
+    return bulletins, wanted
+
+
+async def prepare_bulletins(
+    database: Database, period: Period, subjects: list[str], config: SchedulerConfig
+) -> BulletinCache:
+    bulletins, wanted = await database.run(
+        partial(bulletins_to_draw, period=period, subjects=subjects, config=config)
+    )
+    cache = BulletinCache(bulletins=bulletins)
+    for area, locale in sorted(wanted):
+        t = translator(locale, config.timezone)
+        cache.documents[(area, t.locale)] = await asyncio.to_thread(bulletin_documents, t, bulletins[area])
+    return cache
 
 
 def send_bulletin(ctx: Context, person: Person, area: Unit, period: Period, cache: BulletinCache) -> None:
@@ -384,8 +421,11 @@ async def _isolated(database: Database, work: Callable[[Session], Written | None
 async def run_period(database: Database, period: Period, now: datetime, config: SchedulerConfig,
                      report: RunReport) -> None:
     """Every recipient of the period not served yet, then the mark that the period is finished."""
+    subjects = await database.run(partial(pending_pieces, period=period))
     cache = BulletinCache()
-    for subject in await database.run(partial(pending_pieces, period=period)):
+    if period.kind is JobKind.MONTHLY_BULLETIN and subjects:
+        cache = await prepare_bulletins(database, period, subjects, config)
+    for subject in subjects:
         work = partial(run_period_piece, period=period, subject=subject, now=now, config=config, cache=cache)
         result = await _isolated(database, work, f"{period.kind.value} {period.key} for {subject}")
         if result is not None:

@@ -11,6 +11,7 @@ import json
 import os
 import subprocess
 import sys
+import threading
 from collections import Counter
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
@@ -20,11 +21,15 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot import scheduler
 from bot.cli import main
 from bot.core import requests as core
+from bot.core.bulletin import Bulletin
+from bot.core.bulletin_render import BulletinDocuments
 from bot.core.clock import FrozenClock
 from bot.core.outbox import due_deliveries
 from bot.core.scheduler import JobKind, SchedulerConfig, quiet_hours_end_after
+from bot.i18n import Translator
 from bot.scheduler import RunReport, run_due_jobs
 from bot.service import prepare_database
 from storage.database import Database
@@ -302,6 +307,34 @@ async def test_monthly_bulletin_reaches_area_staff_on_the_first_in_their_own_lan
 
     await run_at(chat, local(2026, 12, 2, 9, 0))
     assert len(chen.messages) == 3 and len(sun.messages) == 3
+
+
+async def test_the_bulletin_is_drawn_outside_the_database_thread(
+    chat: CoreChat, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # Drawing a chart takes a good part of a second; in the database thread every resident's answer would wait.
+    await filed_request(chat)
+    chen = chat.person(3001, "陈社区", "zh-hans")
+    sun = chat.person(4001, "Sun Street", "en")
+    drawn_in: list[str] = []
+    drawn: list[tuple[object, str]] = []
+    draw = scheduler.bulletin_documents
+
+    def recording_draw(t: Translator, bulletin: Bulletin) -> BulletinDocuments:
+        drawn_in.append(threading.current_thread().name)
+        drawn.append((bulletin.area, t.locale))
+        return draw(t, bulletin)
+
+    monkeypatch.setattr(scheduler, "bulletin_documents", recording_draw)
+    await run_at(chat, local(2026, 12, 1, 9, 0))
+
+    # Each area once per language (the community's in Chinese, the street's in English, ...), never in the
+    # database thread.
+    assert len(drawn) >= 2 and len(set(drawn)) == len(drawn), drawn
+    assert all(name != threading.main_thread().name and not name.startswith("gridbot-db") for name in drawn_in)
+    assert chen.find("2026年11月通报：建设社区") and sun.find("Monthly bulletin for November 2026")
+    for reader in (chen, sun):
+        assert [m.document for m in reader.messages if m.document] == ["bulletin-2026-11.png", "bulletin-2026-11.xlsx"]
 
 
 # --- exactly once: restarts, the command line, two processes ------------------------------------------
