@@ -59,6 +59,7 @@ from bot.wording import (
     holder_text,
     notify_staff_text,
     open_button,
+    refresh_cards,
     request_line,
     send_cards,
     status_text,
@@ -163,6 +164,7 @@ def reask_resident(ctx: Context, request: Request) -> None:
 
 def close_unanswered(ctx: Context, request: Request) -> None:
     change = core.close_unanswered(ctx.session, request, ctx.now)
+    refresh_cards(ctx, request)
     tell_resident(ctx, request, lambda tr: tr._(
         "{code} was closed because we did not hear back from you. If the problem is back, please file a new "
         "request with /new.").format(code=request.code))

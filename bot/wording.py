@@ -14,8 +14,18 @@ from datetime import datetime
 
 from bot.core import requests as core
 from bot.core.context import Context
-from bot.core.messages import Button, ButtonPress, InlineKeyboard, SendPhoto, SendText, clip, inline
-from bot.core.requests import Outcome, RequestRefused, Transition
+from bot.core.messages import (
+    MAX_TEXT,
+    Button,
+    ButtonPress,
+    EditText,
+    InlineKeyboard,
+    SendPhoto,
+    SendText,
+    clip,
+    inline,
+)
+from bot.core.requests import Outcome, RequestRefused, Transition, View
 from bot.core.router import callback
 from bot.core.units import DISTRICT, Unit, holder_name
 from bot.i18n import N_, Translator
@@ -127,13 +137,13 @@ def event_label(ctx: Context, t: Translator, level: Level | None, unit_id: int |
     return t._(EVENT_LABELS[kind]).format(unit=unit_text(ctx, t, level, unit_id))
 
 
-def timeline_text(ctx: Context, t: Translator, request: Request, for_staff: bool) -> str:
+def timeline_text(ctx: Context, t: Translator, request: Request, for_staff: bool, reader: Person | None = None) -> str:
     lines = [t._("Timeline of {code}:").format(code=request.code)]
     for event in core.timeline(ctx.session, request):
         if event.kind in STAFF_ONLY_EVENTS and not for_staff:
             continue
         label = event_label(ctx, t, event.level, event.unit_id, event.kind)
-        actor = _actor_name(t, request, event.actor, ctx.person, for_staff)
+        actor = _actor_name(t, request, event.actor, reader or ctx.person, for_staff)
         line = f"• {t.datetime(event.at)} — {label}"
         if actor:
             line += f" — {actor}"
@@ -163,12 +173,14 @@ def _actor_name(t: Translator, request: Request, actor: Person | None, reader: P
 # --- the resident's view ------------------------------------------------------------------------------------
 
 
-def resident_view(ctx: Context, request: Request) -> tuple[str, InlineKeyboard | None]:
-    """The request as the filer and neighbours who joined see it, with what the core offers the reader.
+def resident_view(ctx: Context, request: Request, reader: Person | None = None) -> tuple[str, InlineKeyboard | None]:
+    """The request as the filer and neighbours who joined see it, with what the core offers the reader (the
+    sender unless given).
 
     Only the filer reads their own words; a neighbour who joined sees the category and the progress."""
-    t = ctx.t
-    own = ctx.person.id == request.resident_id
+    reader = reader or ctx.person
+    t = ctx.translator_for(reader)
+    own = reader.id == request.resident_id
     description = request.description if own else t._("You joined this request (me too).")
     head = t._("{code} · {category}\n{description}\nStatus: {status}\nWith: {holder}\nDue by: {due}").format(
         code=request.code, category=request.category.name(t.locale), description=description,
@@ -176,10 +188,16 @@ def resident_view(ctx: Context, request: Request) -> tuple[str, InlineKeyboard |
     )
     buttons = [
         Button(t._(RESIDENT_BUTTONS[action][0]), callback(RESIDENT_PREFIX, RESIDENT_BUTTONS[action][1], request.id))
-        for action in core.resident_actions(request, ctx.person, ctx.now)
+        for action in core.resident_actions(request, reader, ctx.now)
     ]
-    text = head + "\n\n" + timeline_text(ctx, t, request, for_staff=False)
+    text = head + "\n\n" + timeline_text(ctx, t, request, for_staff=False, reader=reader)
     return clip(text), inline(buttons) if buttons else None
+
+
+def show_resident_view(ctx: Context, request: Request) -> None:
+    """The resident's view as a reply, kept up to date as the request changes."""
+    text, keyboard = resident_view(ctx, request)
+    ctx.send(ctx.person, SendText(text, keyboard, shows_request=request.id))
 
 
 # --- the staff card -----------------------------------------------------------------------------------------
@@ -210,15 +228,15 @@ def card_text(ctx: Context, t: Translator, request: Request, headline: str = "")
 def _resident_line(t: Translator, request: Request) -> str:
     if request.hide_identity:
         return t._("Resident: asked to stay anonymous")
-    resident = request.resident
-    return t._("Resident: {name}, phone: {phone}").format(
-        name=resident.display_name, phone=resident.phone or t._("not given"))
+    return t._("Resident: {name}").format(name=request.resident.display_name)
 
 
 def card_keyboard(t: Translator, request: Request, reader: Person | None = None) -> InlineKeyboard:
+    """The card's buttons: what ``reader`` may do now (what staff of the holding unit could, when not given)."""
+    moves = core.available_transitions(request) if reader is None else core.staff_actions(request, reader)
     buttons = [
         Button(t._(STAFF_BUTTONS[transition][0]), callback(STAFF_PREFIX, STAFF_BUTTONS[transition][1], request.id))
-        for transition in core.available_transitions(request, reader)
+        for transition in moves
     ]
     buttons.append(Button(t._("🕓 Timeline"), callback(STAFF_PREFIX, "tl", request.id)))
     return inline(buttons[:3], buttons[3:])
@@ -232,13 +250,35 @@ def send_cards(ctx: Context, people: Iterable[Person], request: Request, headlin
         title = t._(headline).format(code=request.code, **params) if headline else ""
         text, keyboard = clip(card_text(ctx, t, request, title)), card_keyboard(t, request, person)
         if photos and len(text) <= CAPTION_LIMIT:
-            ctx.send(person, SendPhoto(photos[0], text, keyboard))
+            ctx.send(person, SendPhoto(photos[0], text, keyboard, shows_request=request.id))
             for photo in photos[1:]:
                 ctx.send(person, SendPhoto(photo))
             continue
         for photo in photos:
             ctx.send(person, SendPhoto(photo))
-        ctx.send(person, SendText(text, keyboard))
+        ctx.send(person, SendText(text, keyboard, shows_request=request.id))
+
+
+def refresh_cards(ctx: Context, request: Request) -> None:
+    """Edit every message people hold that shows the request to how it stands now, each with the buttons of
+    what its reader may still do; staff whose units no longer cover it are told so instead. A message this
+    update already edits (the one whose button was pressed) is left to the handler."""
+    edited = {(person.id, action.message_id) for person, action in ctx.outgoing if isinstance(action, EditText)}
+    for shown in core.messages_showing(ctx.session, request):
+        person = shown.person
+        if (person.id, shown.message_id) in edited:
+            continue
+        t = ctx.translator_for(person)
+        view = core.view_of(ctx.session, person, request)
+        keyboard: InlineKeyboard | None = None
+        if view is View.STAFF:
+            text, keyboard = card_text(ctx, t, request), card_keyboard(t, request, person)
+        elif view is View.RESIDENT:
+            text, keyboard = resident_view(ctx, request, person)
+        else:
+            text = t._("{code} is no longer with your unit.").format(code=request.code)
+        limit = CAPTION_LIMIT if shown.media else MAX_TEXT
+        ctx.send(person, EditText(shown.message_id, clip(text, limit), keyboard, media=shown.media, quiet=True))
 
 
 # --- telling people of a change -----------------------------------------------------------------------------
@@ -262,6 +302,7 @@ def announce_move(ctx: Context, change: core.Change, card_headline: str, residen
     """A request moved: its new holders get the card under ``card_headline``, the residents the core named are
     told ``resident_news`` (both message ids filled with the code, ``holder``, ``due`` and ``params``)."""
     request = change.request
+    refresh_cards(ctx, request)
     send_cards(ctx, change.notify, request, card_headline, **params)
     tell(ctx, change.residents, lambda tr: tr._(resident_news).format(
         code=request.code, holder=holder_text(ctx, tr, request), due=tr.date(request.due_at), **params))

@@ -197,7 +197,7 @@ def _ask_hide(ctx: Context) -> None:
     t = ctx.t
     ctx.set_state(STEP_HIDE)
     ctx.reply(
-        t._("Hide your name and phone number from the staff who handle it?"),
+        t._("Hide your name from the staff who handle it?"),
         inline([Button(t._("Yes, hide them"), callback(PREFIX, "hide", 1)),
                 Button(t._("No, show them"), callback(PREFIX, "hide", 0))]),
     )
@@ -211,7 +211,7 @@ def _summary_text(ctx: Context) -> str:
     has_location = data.get("latitude") is not None
     return t._(
         "Please check your request:\nCategory: {category}\n{description}\nPhotos: {photos}\n"
-        "Location: {location}\nName and phone hidden: {hidden}"
+        "Location: {location}\nName hidden: {hidden}"
     ).format(
         category=category.name(t.locale) if category else "?", description=data.get("description", ""),
         photos=len(data.get("photos", [])), location=t._("yes") if has_location else t._("no"),

@@ -14,12 +14,15 @@ from bot.wording import (
     holder_text,
     notify_staff_text,
     open_button,
+    refresh_cards,
     refuse,
     resident_view,
     send_cards,
+    show_resident_view,
     status_text,
 )
 from handlers.menu import show_main_menu
+from storage.models import RequestEvent
 
 router = Router()
 
@@ -38,12 +41,11 @@ def list_my_requests(ctx: Context) -> None:
         return
     lines = [t._("Your requests:")]
     for request in requests:
-        lines.append(
-            t._("{code} · {category} · {status} · with {holder} · due {due}").format(
-                code=request.code, category=request.category.name(t.locale), status=status_text(t, request),
-                holder=holder_text(ctx, t, request), due=t.date(request.due_at),
-            )
+        line = t._("{code} · {category} · {status} · with {holder} · due {due}").format(
+            code=request.code, category=request.category.name(t.locale), status=status_text(t, request),
+            holder=holder_text(ctx, t, request), due=t.date(request.due_at),
         )
+        lines.append(f"⚠️ {line} · {t._('overdue')}" if core.is_overdue(request, ctx.now) else line)
     buttons = [[Button(request.code, callback(PREFIX, "open", request.id))] for request in requests]
     ctx.reply(clip("\n".join(lines)), inline(*buttons))
 
@@ -53,13 +55,14 @@ def _open(ctx: Context, request_id: int) -> None:
     if core.view_of(ctx.session, ctx.person, request) is None:
         raise RequestRefused(N_("There is no request {code}."), code=request.code)
     ctx.answer()
-    ctx.reply(*resident_view(ctx, request))
+    show_resident_view(ctx, request)
 
 
 def _withdraw(ctx: Context, request_id: int) -> None:
     change = core.withdraw(ctx.session, ctx.person, request_id, ctx.now)
     ctx.answer()
     ctx.edit(*resident_view(ctx, change.request))
+    refresh_cards(ctx, change.request)
     ctx.reply(ctx.t._("{code} was withdrawn.").format(code=change.request.code))
     notify_staff_text(ctx, change.notify, change.request, N_("The resident withdrew {code}."))
 
@@ -78,13 +81,17 @@ def _chase(ctx: Context, request_id: int) -> None:
 
 
 def _verdict(ctx: Context, request_id: int, outcome: Outcome) -> None:
+    # What was resolved, read before the verdict moves the request on.
+    resolution = core.last_resolution(ctx.session, core.get_request(ctx.session, request_id))
     change = core.confirm(ctx.session, ctx.person, request_id, outcome, ctx.now)
     request, t = change.request, ctx.t
     ctx.answer()
+    refresh_cards(ctx, request)
     if outcome is Outcome.NOT_FIXED:
-        ctx.edit(t._("Sorry it is not fixed. {code} now goes to {holder}.").format(
-            code=request.code, holder=holder_text(ctx, t, request)))
-        _send_reopened_cards(ctx, change)
+        ctx.edit(t._("Sorry it is not fixed. {code} now goes to {holder}, who will take it up; you will hear "
+                     "back by {due}.").format(code=request.code, holder=holder_text(ctx, t, request),
+                                              due=t.date(request.due_at)))
+        _send_reopened_cards(ctx, change, resolution)
         return
     for person in change.notify:
         tr = ctx.translator_for(person)
@@ -95,14 +102,24 @@ def _verdict(ctx: Context, request_id: int, outcome: Outcome) -> None:
              inline(stars[:3], stars[3:]))
 
 
-def _send_reopened_cards(ctx: Context, change: core.Change) -> None:
-    send_cards(ctx, change.notify, change.request, N_("🔁 Reopened: the resident says {code} is not fixed."))
+def _send_reopened_cards(ctx: Context, change: core.Change, resolution: RequestEvent | None) -> None:
+    request = change.request
+    notify_staff_text(ctx, change.informed, request, N_("❌ The resident says {code} is not fixed. It was reopened "
+                                                        "and goes to the level above."))
+    if resolution is None or resolution.actor is None:
+        send_cards(ctx, change.notify, request, N_("🔁 Reopened: the resident says {code} is not fixed."))
+        return
+    send_cards(ctx, change.notify, request, N_(
+        "🔁 Reopened: the resident says {code} is not fixed. It was resolved by {worker}: {note}"),
+        worker=resolution.actor.display_name, note=resolution.text or "")
 
 
 def _stars(ctx: Context, request_id: int, stars: int) -> None:
     change = core.rate(ctx.session, ctx.person, request_id, stars, ctx.now)
     t = ctx.t
     ctx.answer()
+    notify_staff_text(ctx, change.notify, change.request, N_("⭐ The resident rated {code}: {stars} of 5 stars."),
+                      stars=stars)
     ctx.set_state("rate.comment", request_id=request_id)
     ctx.edit(
         t._("You gave {code} {stars} of 5 stars. Add a comment? Send it now, or skip.").format(
@@ -148,10 +165,12 @@ def comment_step(ctx: Context) -> None:
         ctx.reply(ctx.t._("Please write your comment as text, or press Skip."))
         return
     try:
-        core.comment_rating(ctx.session, ctx.person, request_id, ctx.event.text, ctx.now)
+        change = core.comment_rating(ctx.session, ctx.person, request_id, ctx.event.text, ctx.now)
     except RequestRefused as error:
         ctx.clear_state()
         refuse(ctx, error)
         return
+    notify_staff_text(ctx, change.notify, change.request, N_("💬 The resident commented on {code}: {comment}"),
+                      comment=ctx.event.text.strip())
     ctx.clear_state()
     show_main_menu(ctx, ctx.t._("Thank you for your feedback."))

@@ -22,11 +22,14 @@ from bot.wording import (
     STAFF_PREFIX,
     announce_move,
     ask_resident_verdict,
+    card_keyboard,
+    card_text,
     holder_text,
+    refresh_cards,
     refuse,
     request_line,
-    resident_view,
     send_cards,
+    show_resident_view,
     tell_resident,
     timeline_text,
 )
@@ -93,7 +96,7 @@ def _open(ctx: Context, request_id: int) -> None:
     if view is View.STAFF:
         send_cards(ctx, [ctx.person], request)
     else:
-        ctx.reply(*resident_view(ctx, request))
+        show_resident_view(ctx, request)
 
 
 def _show_timeline(ctx: Context, request_id: int) -> None:
@@ -149,7 +152,10 @@ def _accept(ctx: Context, request_id: int) -> None:
     request = core.accept(ctx.session, ctx.person, request_id, ctx.now).request
     t = ctx.t
     ctx.answer(t._("You accepted {code}.").format(code=request.code))
-    send_cards(ctx, [ctx.person], request, N_("You accepted {code}. Resolve it, or escalate it if needed."))
+    # The card pressed becomes the accepted card; the copies colleagues hold lose their Accept.
+    headline = t._("You accepted {code}. Resolve it, or escalate it if needed.").format(code=request.code)
+    ctx.edit(card_text(ctx, t, request, headline), card_keyboard(t, request, ctx.person))
+    refresh_cards(ctx, request)
     worker = ctx.person.display_name
     tell_resident(ctx, request, lambda tr: tr._(
         "{code} was accepted by {worker}. You will hear back by {due}.").format(
@@ -181,6 +187,7 @@ def _reassign(ctx: Context, request_id: int, target: tuple[Level, int]) -> None:
     request, t = change.request, ctx.t
     ctx.answer()
     ctx.edit(t._("{code} was handed over to {holder}.").format(code=request.code, holder=holder_text(ctx, t, request)))
+    refresh_cards(ctx, request)
     send_cards(ctx, change.notify, request, N_("➡️ {code} was handed over to your unit."))
 
 
@@ -240,6 +247,7 @@ def _note(ctx: Context, request_id: int, text: str, _photo_id: str | None) -> No
 
 def _resolve(ctx: Context, request_id: int, text: str, photo_id: str | None) -> None:
     request = core.resolve(ctx.session, ctx.person, request_id, text, ctx.now, photo_id).request
+    refresh_cards(ctx, request)
     ctx.reply(ctx.t._("{code} is resolved. We asked the resident whether it is fixed.").format(code=request.code))
     ask_resident_verdict(ctx, request, text.strip(), photo_id)
 

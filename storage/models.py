@@ -326,6 +326,8 @@ class OutboxMessage(Base):
     sent_at: Mapped[datetime | None]
     # The platform's id of the sent message, for later edits.
     message_id: Mapped[int | None] = mapped_column(BigInteger)
+    # The request the message shows (a card, the resident's view): edited to the new state on every change.
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id", ondelete="SET NULL"), index=True)
     error: Mapped[str | None] = mapped_column(String(400))
     # A process is sending this row until then (a lease, so a crashed sender's rows come back); see
     # bot.core.claims.

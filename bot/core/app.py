@@ -112,6 +112,7 @@ def write_outbox(
             person_id=person.id, action=action_to_json(action), created_at=now,
             not_before=now if not_before is None else not_before(person),
             claimed_until=now + OUTBOX_LEASE if not_before is None else None,
+            request_id=getattr(action, "shows_request", None),
         )
         for person, action in outgoing
     ]

@@ -9,6 +9,8 @@ from typing import Any
 from sqlalchemy.orm import Session
 
 from bot.core.messages import (
+    MAX_CAPTION,
+    MAX_TEXT,
     Action,
     AnswerButton,
     ButtonPress,
@@ -72,9 +74,12 @@ class Context:
             self.send(self.person, AnswerButton(self.event.callback_id, clip(text, 200), alert))
 
     def edit(self, text: str, keyboard: InlineKeyboard | None = None) -> None:
-        """Replace the message whose button was pressed; falls back to a new message."""
+        """Replace the message whose button was pressed (its caption, if it shows a photo); falls back to a new
+        message."""
         if isinstance(self.event, ButtonPress) and self.event.message_id is not None:
-            self.send(self.person, EditText(self.event.message_id, clip(text), keyboard))
+            media = self.event.on_media
+            self.send(self.person, EditText(self.event.message_id, clip(text, MAX_CAPTION if media else MAX_TEXT),
+                                            keyboard, media=media))
         else:
             self.reply(text, keyboard)
 

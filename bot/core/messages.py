@@ -43,6 +43,8 @@ class ButtonPress:
     callback_id: str
     data: str
     message_id: int | None = None
+    # The pressed message shows a photo or a file, so editing it means editing its caption.
+    on_media: bool = False
 
 
 @dataclass(frozen=True)
@@ -143,6 +145,8 @@ def inline(*rows: list[Button] | tuple[Button, ...]) -> InlineKeyboard:
 class SendText:
     text: str
     keyboard: Keyboard | None = None
+    # The request this message shows, so that it is edited whenever the request changes.
+    shows_request: int | None = None
 
 
 @dataclass(frozen=True)
@@ -150,6 +154,7 @@ class SendPhoto:
     photo: str  # a file id the channel knows
     caption: str = ""
     keyboard: Keyboard | None = None
+    shows_request: int | None = None
 
 
 @dataclass(frozen=True)
@@ -165,9 +170,18 @@ class SendDocument:
 
 @dataclass(frozen=True)
 class EditText:
+    """Replace what a sent message says: its text, or its caption when it shows a photo or file (``media``).
+
+    An edit answering the person (the default) arrives as a new message when the platform refuses it, so the
+    answer is never lost. A ``quiet`` edit only keeps an old message up to date: a refused one is dropped, and
+    a channel that cannot edit leaves it out rather than sending it anew.
+    """
+
     message_id: int
     text: str
     keyboard: InlineKeyboard | None = None
+    media: bool = False
+    quiet: bool = False
 
 
 @dataclass(frozen=True)

@@ -41,6 +41,8 @@ from storage.models import (
     Category,
     EventKind,
     Level,
+    OutboxMessage,
+    OutboxStatus,
     Person,
     Rating,
     Request,
@@ -189,6 +191,17 @@ class Change:
     request: Request
     notify: list[Person] = field(default_factory=list)
     residents: list[Person] = field(default_factory=list)
+    # Staff who no longer hold it but should hear how it went: the worker whose resolution was not accepted.
+    informed: list[Person] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class ShownRequest:
+    """A delivered message that shows a request: whose chat holds it, its id, whether its words are a caption."""
+
+    person: Person
+    message_id: int
+    media: bool
 
 
 # --- finding requests -------------------------------------------------------------------------------------
@@ -218,6 +231,27 @@ def requests_of_resident(session: Session, person: Person, limit: int = 20) -> l
     joined = select(RequestSupporter.request_id).where(RequestSupporter.person_id == person.id)
     query = select(Request).where(or_(Request.resident_id == person.id, Request.id.in_(joined)))
     return list(session.scalars(query.order_by(Request.created_at.desc(), Request.id.desc()).limit(limit)))
+
+
+def messages_showing(session: Session, request: Request) -> list[ShownRequest]:
+    """Every delivered message (card, resident's view) that shows the request, oldest first, each once."""
+    rows = session.execute(
+        select(Person, OutboxMessage.message_id, OutboxMessage.action)
+        .join(Person, Person.id == OutboxMessage.person_id)
+        .where(OutboxMessage.request_id == request.id, OutboxMessage.status == OutboxStatus.SENT,
+               OutboxMessage.message_id.is_not(None))
+        .order_by(OutboxMessage.id)
+    ).all()
+    shown: dict[tuple[int, int], ShownRequest] = {}
+    for person, message_id, action in rows:
+        shown.setdefault((person.id, message_id), ShownRequest(person, message_id, action.get("type") == "SendPhoto"))
+    return list(shown.values())
+
+
+def last_resolution(session: Session, request: Request) -> RequestEvent | None:
+    """The latest resolution on the timeline: who resolved the request and what they said was done."""
+    query = select(RequestEvent).where(RequestEvent.request_id == request.id, RequestEvent.kind == EventKind.RESOLVED)
+    return session.scalars(query.order_by(RequestEvent.at.desc(), RequestEvent.id.desc()).limit(1)).first()
 
 
 def held_requests(session: Session, person: Person, limit: int = 30) -> list[Request]:
@@ -298,6 +332,16 @@ def available_transitions(request: Request, person: Person | None = None) -> lis
         if allows(transition, request) and transition is not impossible
         and not (filer and transition in NOT_BY_FILER)
     ]
+
+
+def staff_actions(request: Request, person: Person) -> list[Transition]:
+    """What ``person`` may do with the request now: nothing unless their unit holds it; once a colleague has
+    accepted it, only notes (district staff may still take over)."""
+    if not may_handle(person, request):
+        return []
+    taken = request.assignee_id not in (None, person.id) and not is_district_staff(person)
+    return [transition for transition in available_transitions(request, person)
+            if not taken or transition is Transition.NOTE]
 
 
 def resident_actions(request: Request, person: Person, now: datetime) -> list[Transition]:
@@ -715,8 +759,12 @@ def _reopen(session: Session, request: Request, resident: Person, now: datetime)
     # that unit's parent; the district has none and takes it again itself.
     above = unit_above(session, request.level, request.unit_id) or DISTRICT
     due_at = _due(now, request.category)
-    return _move(session, request, Transition.REOPEN, EventKind.REOPENED, above, resident, now,
-                 Outcome.NOT_FIXED.value, resolved_at=None, due_at=due_at, overdue_check_at=due_at)
+    resolver = request.assignee
+    change = _move(session, request, Transition.REOPEN, EventKind.REOPENED, above, resident, now,
+                   Outcome.NOT_FIXED.value, resolved_at=None, due_at=due_at, overdue_check_at=due_at)
+    if resolver is not None and resolver not in change.notify:
+        change.informed = [resolver]
+    return change
 
 
 def rate(session: Session, resident: Person, request_id: int, stars: int, now: datetime,
@@ -746,7 +794,7 @@ def comment_rating(session: Session, resident: Person, request_id: int, comment:
         raise RequestRefused(N_("You already rated {code}. Thank you."), code=request.code)
     rating.comment = _checked_text(comment, MAX_STAFF_TEXT, N_("Please write your comment as text."))
     rating.at = now
-    return Change(request)
+    return Change(request, [request.assignee] if request.assignee is not None else [])
 
 
 # --- what the system does by itself (bot.scheduler); the actor of these events is nobody -------------------

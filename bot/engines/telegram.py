@@ -11,6 +11,7 @@ from dataclasses import dataclass, field
 from typing import Any, Protocol
 
 from bot.core.messages import (
+    MAX_CAPTION,
     Action,
     AnswerButton,
     ButtonPress,
@@ -32,6 +33,7 @@ from bot.core.messages import (
     SetCommands,
     Text,
     Unsupported,
+    clip,
     parse_command,
 )
 
@@ -42,6 +44,8 @@ OTHER_CONTENT = (
     "sticker", "voice", "video", "video_note", "audio", "animation", "dice", "poll", "venue", "game", "story",
     "invoice", "successful_payment", "new_chat_members", "left_chat_member", "pinned_message",
 )
+# Messages whose words are a caption: editing them is editMessageCaption.
+MEDIA_CONTENT = ("photo", "document", "video", "animation", "audio", "voice")
 NOT_MODIFIED = "message is not modified"
 
 
@@ -88,7 +92,9 @@ def _incoming(update_id: int, update: dict[str, Any]) -> Incoming | None:
         shown = query.get("message")
         chat_id = shown["chat"]["id"] if shown is not None else query["from"]["id"]
         message_id = _integer(shown["message_id"]) if shown is not None else None
-        event = ButtonPress(callback_id=_text(query["id"]), data=_text(query.get("data", "")), message_id=message_id)
+        on_media = shown is not None and any(kind in shown for kind in MEDIA_CONTENT)
+        event = ButtonPress(callback_id=_text(query["id"]), data=_text(query.get("data", "")), message_id=message_id,
+                            on_media=on_media)
         return Incoming(CHANNEL, update_id, _sender(query["from"], chat_id), event)
     return None
 
@@ -200,6 +206,11 @@ def api_call(chat_id: int, action: Action) -> ApiCall:
         return ApiCall("sendMessage", _without_none(
             chat_id=chat_id, text=action.text, reply_markup=reply_markup(action.keyboard)
         ))
+    if isinstance(action, EditText) and action.media:
+        return ApiCall("editMessageCaption", _without_none(
+            chat_id=chat_id, message_id=action.message_id, caption=clip(action.text, MAX_CAPTION),
+            reply_markup=reply_markup(action.keyboard),
+        ))
     if isinstance(action, EditText):
         return ApiCall("editMessageText", _without_none(
             chat_id=chat_id, message_id=action.message_id, text=action.text,
@@ -273,6 +284,13 @@ class TelegramChannel:
         self.client = client
 
     async def perform(self, chat_id: str, action: Action) -> Delivery:
+        delivery = await self._perform(chat_id, action)
+        if isinstance(action, EditText) and delivery.permanent and not action.quiet:
+            # The message cannot be edited (deleted, or not what the edit expected): the answer goes anew.
+            return await self._perform(chat_id, SendText(action.text, action.keyboard))
+        return delivery
+
+    async def _perform(self, chat_id: str, action: Action) -> Delivery:
         try:
             result = await self.client.call(api_call(int(chat_id), action))
         except Exception as error:

@@ -143,6 +143,8 @@ def render_action(action: Action, t: Translator) -> Outgoing | None:
     """The WeChat message for a core action; None when the action shows nothing in WeChat."""
     if isinstance(action, SendText):
         return with_keyboard(action.text, action.keyboard, t, clears=False)
+    if isinstance(action, EditText) and action.quiet:
+        return None  # keeping an old card up to date is not worth a message in a chat that cannot edit
     if isinstance(action, EditText):
         # WeChat cannot edit a sent message: the new version arrives as a new message.
         return with_keyboard(action.text, action.keyboard, t, clears=True)
