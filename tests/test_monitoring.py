@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import re
 import socket
 from typing import Any
@@ -155,3 +156,37 @@ async def test_readiness_waits_for_the_engine(database_url: str, ready: bool) ->
         assert await monitor.readiness() == {"database": True, "schema": True, "engine": ready}
     finally:
         await monitor.runtime.database.dispose()
+
+
+async def test_wechat_alone_serves_health_and_metrics_on_metrics_listen(database_url: str) -> None:
+    from bot.engines import wechat
+    from bot.simulator.wechat import WeChatSimulator
+    from tests.test_wechat import APP_ID, APP_SECRET, CALLBACK_TOKEN, eventually_up, wechat_settings
+
+    simulator = WeChatSimulator(APP_ID, APP_SECRET, CALLBACK_TOKEN)
+    api = await simulator.start()
+    port, metrics_port = free_port(), free_port()
+    settings = wechat_settings(database_url, api, f"127.0.0.1:{port}", metrics_listen=f"127.0.0.1:{metrics_port}")
+    service = Service.from_settings(settings)
+    await prepare_database(service.database)
+    stop = asyncio.Event()
+    task = asyncio.create_task(wechat.serve(service, stop))
+    simulator.callback_url = f"http://127.0.0.1:{port}/wechat"
+    base = f"http://127.0.0.1:{metrics_port}"
+    try:
+        await eventually_up(simulator)
+
+        async def ready() -> bool:
+            try:
+                return await get(base, "/readyz") == (200, "database ok\nschema ok\nengine ok\n")
+            except aiohttp.ClientConnectionError:
+                return False
+
+        await eventually(ready, timeout=10)
+        metrics = (await get(base, "/metrics"))[1]
+        assert sample(metrics, "gridbot_database_up") == 1 and sample(metrics, "gridbot_outbox_pending") == 0
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+        await simulator.stop()
+        await service.database.dispose()
