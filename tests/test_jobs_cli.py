@@ -3,6 +3,11 @@
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
+import subprocess
+import sys
+import time
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -15,7 +20,8 @@ from bot.core.scheduler import resident_not_before
 from bot.scheduler import scheduler_config
 from storage.database import Database
 from storage.models import OutboxMessage, Person
-from tests.test_scheduler import seed_deployment
+from tests.test_scheduler import PROJECT_ROOT as ROOT
+from tests.test_scheduler import outbox_messages, seed_deployment
 
 FILED = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
 
@@ -79,3 +85,39 @@ def test_jobs_run_without_at_catches_up_on_what_is_overdue_now(
     assert "remind 2" in capsys.readouterr().out
     assert main(["jobs", "run"]) == 0
     assert "nothing was due" in capsys.readouterr().out
+
+
+def test_gridbot_scheduler_runs_the_scheduler_alone_until_sigterm(cli_database: str) -> None:
+    seed_deployment(cli_database, residents=2, filed_at=datetime.now(UTC) - timedelta(hours=25))
+    env = {**os.environ, "GRIDBOT_DATABASE_URL": cli_database}
+    process = subprocess.Popen([sys.executable, "-m", "bot", "scheduler"], cwd=ROOT, env=env,
+                               stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    try:
+        deadline = time.monotonic() + 60
+        while not any("Reminder: nobody has accepted" in action for _person, action in outbox_messages(cli_database)):
+            assert process.poll() is None, process.communicate()
+            assert time.monotonic() < deadline, "the scheduler wrote no reminder"
+            time.sleep(0.2)
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _out, err = process.communicate(timeout=30)
+    assert process.returncode == 0, err
+
+
+async def test_workers_with_the_scheduler_off_start_no_scheduler(database_url: str) -> None:
+    from bot.engines.background import cancel_loops, start_background_loops
+    from bot.service import Service, prepare_database
+
+    loops_started = {}
+    for switch in ("on", "off"):
+        settings = Settings(database_url=database_url, scheduler=switch, _env_file=None)  # type: ignore[call-arg]
+        service = Service.from_settings(settings)
+        await prepare_database(service.database)
+        stop = asyncio.Event()
+        loops = start_background_loops(settings, service.runtime({}, "bot"), stop)
+        loops_started[switch] = sorted(loop.get_coro().__qualname__ for loop in loops)  # type: ignore[union-attr]
+        stop.set()
+        await cancel_loops(loops)
+        await service.database.dispose()
+    assert "scheduler_loop" in loops_started["on"]
+    assert loops_started["off"] == [name for name in loops_started["on"] if name != "scheduler_loop"]
