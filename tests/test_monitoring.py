@@ -9,13 +9,15 @@ from typing import Any
 
 import aiohttp
 import pytest
+from alembic.script import ScriptDirectory
 from prometheus_client import generate_latest
 
 from bot.config import Settings
-from bot.monitoring import Monitor
+from bot.monitoring import Monitor, schema_serves_this_code
 from bot.service import Service, prepare_database
 from bot.simulator import BotApiSimulator
 from storage.database import DatabaseUnavailable
+from storage.migrate import alembic_config, head_revision
 from tests.e2e import TOKEN, RunningBot, eventually, running_bot
 from tests.org_fixture import make_small_org
 
@@ -190,3 +192,22 @@ async def test_wechat_alone_serves_health_and_metrics_on_metrics_listen(database
         await asyncio.wait_for(task, 15)
         await simulator.stop()
         await service.database.dispose()
+
+
+def test_schema_is_ready_at_the_head_or_ahead_of_it_but_not_behind() -> None:
+    scripts = list(ScriptDirectory.from_config(alembic_config()).walk_revisions())
+    oldest = scripts[-1].revision
+    assert oldest != head_revision()
+    assert schema_serves_this_code(head_revision())
+    assert not schema_serves_this_code(oldest)
+    assert not schema_serves_this_code(None)
+    assert schema_serves_this_code("0099_from_a_newer_version")
+
+
+async def test_readiness_fails_on_a_database_without_the_schema(database_url: str) -> None:
+    monitor = monitor_on(database_url)
+    monitor.engine_ready = True
+    try:
+        assert await monitor.readiness() == {"database": True, "schema": False, "engine": True}
+    finally:
+        await monitor.runtime.database.dispose()
