@@ -419,7 +419,10 @@ def moment_from(text: str | None, timezone: str) -> datetime:
 
 
 async def jobs(args: argparse.Namespace, settings: Settings) -> int:
-    """``jobs due`` lists what the scheduler would do at ``--at``; ``jobs run`` does it (once)."""
+    """``jobs due`` lists what the scheduler would do at ``--at``; ``jobs run`` does it (once).
+
+    Without ``--at`` a run is the operator's "catch up now".
+    """
     from bot.core.scheduler import due_jobs
     from bot.scheduler import run_due_jobs, scheduler_config
 
@@ -435,11 +438,29 @@ async def jobs(args: argparse.Namespace, settings: Settings) -> int:
             found = await database.run(partial(due_jobs, now=now, config=config))
             print("\n".join(str(job) for job in found) if found else f"nothing is due at {now.isoformat()}")
             return 0
-        report = await run_due_jobs(database, now, config)
+        # Due as of --at, sendable from the real now: a run "as of tomorrow" is not held until tomorrow.
+        report = await run_due_jobs(database, now, config, send_from=system_clock())
         print(f"at {now.isoformat()}: {report}")
+        if report.messages:
+            print(f"{len(report.deliveries)} of them may go now, the rest after residents' quiet hours; "
+                  "the outbox of the running bot sends them (start `gridbot run` if none is running)")
         return 0
 
     return await with_database(settings, work)
+
+
+async def scheduler_only(args: argparse.Namespace, settings: Settings) -> int:
+    """Only the scheduler's loop: what it writes waits in the outbox for the workers (``GRIDBOT_SCHEDULER=off``)."""
+    from bot.scheduler import Scheduler, run_scheduler
+
+    service = Service.from_settings(settings)
+    await prepare_database(service.database)
+    try:
+        scheduler = Scheduler.from_settings(settings, service.database)
+        await run_until_stopped(partial(run_scheduler, scheduler, None))
+    finally:
+        await service.database.dispose()
+    return 0
 
 
 def i18n(args: argparse.Namespace) -> int:
@@ -564,6 +585,12 @@ def build_parser() -> argparse.ArgumentParser:
     scheduled.add_argument("--at", help="ISO-8601 instant to act as of (default: now; local time if no offset)")
     add_connection_flags(scheduled)
     scheduled.set_defaults(handler=jobs)
+
+    scheduler = commands.add_parser(
+        "scheduler", help="run only the scheduler's loop, for workers started with GRIDBOT_SCHEDULER=off"
+    )
+    add_connection_flags(scheduler)
+    scheduler.set_defaults(handler=scheduler_only)
 
     inbox = commands.add_parser("inbox", help="updates taken in").add_subparsers(dest="action", required=True)
     dead = inbox.add_parser("dead", help="updates given up on after failing, newest first (no payloads)")

@@ -34,6 +34,10 @@ class Settings(BaseSettings):
     webhook_url: str | None = None
     webhook_secret: SecretStr | None = None
     webhook_listen: str = "127.0.0.1:8081"
+    # host:port of /healthz, /readyz and /metrics when polling (a webhook server serves them itself); off when unset.
+    metrics_listen: str | None = None
+    # Whether this process runs the scheduler's loop; with several workers one is enough (see docs/deploy.md).
+    scheduler: Literal["on", "off"] = "on"
 
     # Messages per second for everything the bot sends on its own initiative (Telegram allows ~30/s).
     send_rate: float = Field(default=25.0, gt=0, le=1000)

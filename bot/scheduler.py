@@ -6,7 +6,9 @@ causes, which go to the outbox. Messages to residents that fall in the quiet hou
 until the morning; staff are told at any hour, since escalations and reminders are work they are on duty for.
 
 ``run_scheduler`` repeats that every minute in a running bot; ``gridbot jobs run --at`` and the playground
-call ``run_due_jobs`` directly with the instant they want, which is how tests travel in time.
+call ``run_due_jobs`` directly with the instant they want, which is how tests travel in time. What a run
+writes may be sent from ``send_from`` on (the real now for ``jobs run --at``, so a run "as of tomorrow" is
+not held until tomorrow); it defaults to ``now``.
 """
 
 from __future__ import annotations
@@ -181,16 +183,18 @@ REQUEST_ACTIONS: dict[JobKind, Callable[[Context, Request], None]] = {
 
 
 def run_request_job(
-    session: Session, kind: JobKind, request_id: int, now: datetime, config: SchedulerConfig
+    session: Session, kind: JobKind, request_id: int, now: datetime, config: SchedulerConfig,
+    send_from: datetime | None = None,
 ) -> list[PendingDelivery] | None:
-    """Claim one request for ``kind`` and act on it, returning the messages written; None when it was not (or
-    no longer) due."""
+    """Claim one request for ``kind`` and act on it, returning the messages written (sendable from
+    ``send_from``, by default ``now``); None when it was not (or no longer) due."""
     request = claim_request(session, kind, request_id, now)
     if request is None:
         return None
     ctx = system_context(session, now, config)
     REQUEST_ACTIONS[kind](ctx, request)
-    return write_outbox(session, ctx.outgoing, now, not_before=sendable_from(now, config))
+    written_at = send_from or now
+    return write_outbox(session, ctx.outgoing, written_at, not_before=sendable_from(written_at, config))
 
 
 # --- the daily digest for staff -------------------------------------------------------------------------
@@ -356,7 +360,8 @@ def _subject_person(session: Session, subject: str) -> Person | None:
 
 
 def run_period_piece(
-    session: Session, period: Period, subject: str, now: datetime, config: SchedulerConfig, cache: BulletinCache
+    session: Session, period: Period, subject: str, now: datetime, config: SchedulerConfig, cache: BulletinCache,
+    send_from: datetime | None = None,
 ) -> list[PendingDelivery] | None:
     """Claim one recipient of a period and send them their part; None when it was done already."""
     if not claim_period_piece(session, period, subject, now):
@@ -371,7 +376,8 @@ def run_period_piece(
         send_feedback(ctx, person, period)
     else:
         send_bulletin(ctx, person, bulletin_area(subject), period, cache)
-    return write_outbox(session, ctx.outgoing, now, not_before=sendable_from(now, config))
+    written_at = send_from or now
+    return write_outbox(session, ctx.outgoing, written_at, not_before=sendable_from(written_at, config))
 
 
 PERIOD_PIECES: dict[JobKind, Callable[[Session, Period], list[str]]] = {
@@ -390,18 +396,19 @@ def pending_pieces(session: Session, period: Period) -> list[str]:
 
 
 async def run_request_jobs(database: Database, kind: JobKind, now: datetime, config: SchedulerConfig,
-                           report: RunReport) -> None:
+                           report: RunReport, send_from: datetime) -> None:
     """Every request due for ``kind``, batch after batch, until a batch yields nothing this process can claim."""
     while True:
         due = await database.run(partial(due_requests, kind=kind, now=now))
         claimed = 0
         for job in due:
             assert job.request_id is not None
-            work = partial(run_request_job, kind=kind, request_id=job.request_id, now=now, config=config)
+            work = partial(run_request_job, kind=kind, request_id=job.request_id, now=now, config=config,
+                           send_from=send_from)
             result = await _isolated(database, work, f"{kind.value} of R-{job.request_id:06d}")
             if result is not None:
                 claimed += 1
-                report.add(kind, result, now)
+                report.add(kind, result, send_from)
         if claimed == 0:
             return
 
@@ -421,33 +428,38 @@ async def _isolated(database: Database, work: Callable[[Session], Written | None
 
 
 async def run_period(database: Database, period: Period, now: datetime, config: SchedulerConfig,
-                     report: RunReport) -> None:
+                     report: RunReport, send_from: datetime) -> None:
     """Every recipient of the period not served yet, then the mark that the period is finished."""
     subjects = await database.run(partial(pending_pieces, period=period))
     cache = BulletinCache()
     if period.kind is JobKind.MONTHLY_BULLETIN and subjects:
         cache = await prepare_bulletins(database, period, subjects, config)
     for subject in subjects:
-        work = partial(run_period_piece, period=period, subject=subject, now=now, config=config, cache=cache)
+        work = partial(run_period_piece, period=period, subject=subject, now=now, config=config, cache=cache,
+                       send_from=send_from)
         result = await _isolated(database, work, f"{period.kind.value} {period.key} for {subject}")
         if result is not None:
-            report.add(period.kind, result, now)
+            report.add(period.kind, result, send_from)
     await database.run(partial(claim_period_piece, period=period, subject=WHOLE_PERIOD, now=now))
 
 
-async def run_due_jobs(database: Database, now: datetime, config: SchedulerConfig | None = None) -> RunReport:
+async def run_due_jobs(
+    database: Database, now: datetime, config: SchedulerConfig | None = None, send_from: datetime | None = None
+) -> RunReport:
     """Do everything due at ``now``; running again at the same instant does nothing.
 
+    The messages written may go from ``send_from`` on (default ``now``), residents' after their quiet hours.
     Requests first, so that the digests written afterwards show where requests stand after escalation.
     """
     config = config or SchedulerConfig()
+    send_from = send_from or now
     report = RunReport()
     for kind in REQUEST_JOBS:
-        await run_request_jobs(database, kind, now, config, report)
+        await run_request_jobs(database, kind, now, config, report, send_from)
     for kind in PERIODIC_JOBS:
         period = await database.run(partial(due_period, kind=kind, now=now, config=config))
         if period is not None:
-            await run_period(database, period, now, config, report)
+            await run_period(database, period, now, config, report, send_from)
     await run_retention(database, now, config, report)
     return report
 

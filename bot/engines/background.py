@@ -14,12 +14,14 @@ if TYPE_CHECKING:
 
 
 def start_background_loops(settings: Settings, runtime: Runtime, stop: asyncio.Event) -> list[asyncio.Task[None]]:
-    """The outbox, broadcasts and the scheduler, until ``stop`` is set."""
-    return [
+    """The outbox, broadcasts and (unless ``GRIDBOT_SCHEDULER=off``) the scheduler, until ``stop`` is set."""
+    loops = [
         asyncio.create_task(runtime.outbox.run(stop)),
         asyncio.create_task(BroadcastWorker.for_runtime(runtime).run(stop)),
-        asyncio.create_task(scheduler_loop(settings, runtime, stop)),
     ]
+    if settings.scheduler == "on":
+        loops.append(asyncio.create_task(scheduler_loop(settings, runtime, stop)))
+    return loops
 
 
 async def cancel_loops(loops: list[asyncio.Task[None]]) -> None:

@@ -42,6 +42,7 @@ from bot.engines.telegram import (
 )
 from bot.i18n import negotiate_locale, translator
 from bot.logs import redact
+from bot.monitoring import Monitor
 from bot.runtime import Runtime
 from storage.database import DatabaseUnavailable
 
@@ -225,10 +226,15 @@ class UpdateIntake:
         secret: str,
         listen: str,
         set_webhook: Callable[[str, str], Awaitable[None]],
+        monitor: Monitor | None = None,
     ) -> None:
-        """Serve the webhook until ``stop``; registers it (with the secret) with the Bot API first."""
+        """Serve the webhook (and ``monitor``'s routes) until ``stop``; registers it (with the secret) with the
+        Bot API first."""
         host, _, port = listen.rpartition(":")
-        runner = web.AppRunner(self.webhook_app(urlsplit(url).path or "/", secret))
+        app = self.webhook_app(urlsplit(url).path or "/", secret)
+        if monitor is not None:
+            monitor.mount(app)
+        runner = web.AppRunner(app)
         await runner.setup()
         await web.TCPSite(runner, host or "127.0.0.1", int(port)).start()
         try:
@@ -334,8 +340,12 @@ def default_command_menus(service: Service) -> Iterator[tuple[str | None, SetCom
 
 async def run_intake(settings: Settings, runtime: Runtime, client: BotApiClient, stop: asyncio.Event) -> None:
     """Take updates in (webhook if a URL is configured, else polling) and send until ``stop`` is set."""
-    intake = UpdateIntake(runtime, partial(feed_update, runtime))
+    monitor = Monitor(runtime)
+    monitor.count_channels()
+    intake = UpdateIntake(runtime, monitor.timed(partial(feed_update, runtime)))
     loops = [*start_background_loops(settings, runtime, stop), asyncio.create_task(intake.sweep(stop))]
+    if settings.metrics_listen:
+        loops.append(asyncio.create_task(monitor.serve(settings.metrics_listen, stop)))
     try:
         if settings.webhook_url:
             secret = settings.webhook_secret_value or ""
@@ -343,10 +353,14 @@ async def run_intake(settings: Settings, runtime: Runtime, client: BotApiClient,
             async def set_webhook(url: str, token: str) -> None:
                 params = {"url": url, "secret_token": token, "allowed_updates": ALLOWED_UPDATES}
                 await client.call(ApiCall("setWebhook", params))
+                monitor.engine_ready = True
 
-            await intake.serve_webhook(stop, settings.webhook_url, secret, settings.webhook_listen, set_webhook)
+            await intake.serve_webhook(
+                stop, settings.webhook_url, secret, settings.webhook_listen, set_webhook, monitor
+            )
         else:
             await client.call(ApiCall("deleteWebhook", {"drop_pending_updates": False}))
+            monitor.engine_ready = True
             await run_until(stop, intake.poll(stop, partial(fetch_updates, client)))
         await runtime.drain()
         await asyncio.gather(*loops)

@@ -71,6 +71,7 @@ from bot.engines.wechat_protocol import (
     signature_matches,
 )
 from bot.i18n import Translator, translator
+from bot.monitoring import Monitor
 from bot.runtime import Runtime
 from storage.database import Database, DatabaseUnavailable
 from storage.models import InboxUpdate, Person, WeChatChat, WeChatNonce
@@ -685,9 +686,13 @@ class WeChatServer:
         await self.intake.drain()
 
 
-async def run_server(settings: Settings, runtime: Runtime, channel: WeChatChannel, stop: asyncio.Event) -> None:
+async def run_server(
+    settings: Settings, runtime: Runtime, channel: WeChatChannel, stop: asyncio.Event, monitor: Monitor | None = None
+) -> None:
     server = WeChatServer(settings, runtime, channel)
     url = await server.start()
+    if monitor is not None:
+        monitor.engine_ready = True
     log.info("serving WeChat at %s", url)
     if server.endpoint.crypto is None:
         log.warning(
@@ -704,9 +709,13 @@ async def serve(service: Service, stop: asyncio.Event) -> None:
     """Run WeChat alone until ``stop`` is set: the callback server, the outbox, broadcasts and the scheduler."""
     channel = make_channel(service)
     runtime = service.runtime({CHANNEL: channel}, "")
+    monitor = Monitor(runtime)
+    monitor.count_channels()
     loops = start_background_loops(service.settings, runtime, stop)
+    if service.settings.metrics_listen:
+        loops.append(asyncio.create_task(monitor.serve(service.settings.metrics_listen, stop)))
     try:
-        await run_server(service.settings, runtime, channel, stop)
+        await run_server(service.settings, runtime, channel, stop, monitor)
         await runtime.drain()
         await asyncio.gather(*loops)
     finally:
