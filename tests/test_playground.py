@@ -231,6 +231,28 @@ async def test_the_playground_reopens_the_database_it_made(tmp_path: Path) -> No
     await database.dispose()
 
 
+async def test_a_restarted_playground_answers_and_keeps_its_clock(tmp_path: Path) -> None:
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/playground.db", _env_file=None)  # type: ignore[call-arg]
+    first = Playground(settings, port=0)
+    try:
+        await first.start()
+        await first.move_clock(3)
+        moved_to = first.clock()
+    finally:
+        await first.stop()
+
+    second = Playground(settings, port=0)
+    try:
+        await second.start()
+        assert second.clock() >= moved_to
+        anna = second.user(second.persona("resident2"))
+        await anna.send_text("/start b_HY-LZ-01-B2")
+        bound = await anna.wait_for(lambda message: "Your building is now" in (message.text or ""), 10)
+        assert bound.date >= int(moved_to.timestamp())
+    finally:
+        await second.stop()
+
+
 async def test_a_taken_port_is_reported_before_the_bot_starts(playground: Playground, database_url: str) -> None:
     settings = Settings(database_url=database_url, _env_file=None)  # type: ignore[call-arg]
     second = Playground(settings, port=int(playground.url.rsplit(":", 1)[1]))

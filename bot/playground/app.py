@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
-from bot.core.clock import OffsetClock
+from bot.core.clock import OffsetClock, system_clock
 from bot.core.router import callback
 from bot.i18n import negotiate_locale
 from bot.playground.isolation import NotAPlaygroundDatabase, claim, deployment_in, shown_url
@@ -33,6 +33,7 @@ from bot.playground.personas import (
     location_presets,
     prepare_organisation,
 )
+from bot.playground.resume import last_update_id, save_clock_offset, saved_clock_offset
 from bot.playground.views import Fanout, chat_json, event_json
 from bot.playground.web import MAX_KEPT_FILE_BYTES, make_app
 from bot.service import Service, prepare_database, run_until_stopped
@@ -65,7 +66,8 @@ class Playground:
         self.port = settings.playground_port if port is None else port
         self.clock = OffsetClock()
         self.sim = BotApiSimulator(
-            PLAYGROUND_TOKEN, bot_username=BOT_USERNAME, bot_first_name="GridBot", max_file_bytes=MAX_KEPT_FILE_BYTES
+            PLAYGROUND_TOKEN, bot_username=BOT_USERNAME, bot_first_name="GridBot", max_file_bytes=MAX_KEPT_FILE_BYTES,
+            clock=self.clock,
         )
         # Every API call must carry this token, which only the page served by this process knows: another
         # site open in the same browser cannot act on the playground.
@@ -104,6 +106,7 @@ class Playground:
         self._service = Service.from_settings(bot_settings, clock=self.clock)
         await prepare_database(self.service.database)
         await self.service.database.run(partial(claim, now=self.clock()))
+        await self._resume()
         self.notes = await self.service.database.run(partial(prepare_organisation, now=self.clock()))
         # The page first: a port already taken is the likeliest failure, and should come before the bot starts.
         await self._start_web()
@@ -111,6 +114,13 @@ class Playground:
         self._bot_task = asyncio.create_task(_engine_serve(bot_settings.engine)(self.service, self._stop))
         await self._greet_personas()
         return self.url
+
+    async def _resume(self) -> None:
+        """Carry on from an earlier run on this database: its updates are recorded as handled, so new ones must
+        be numbered above them, and its requests and jobs happened at simulated times the clock must not undo."""
+        database = self.service.database
+        self.sim.continue_update_ids_after(await database.run(last_update_id))
+        self.clock.offset = await database.run(partial(saved_clock_offset, real_now=system_clock()))
 
     async def _start_web(self) -> None:
         runner = web.AppRunner(make_app(self), access_log=None, shutdown_timeout=1.0)
@@ -226,6 +236,7 @@ class Playground:
 
     async def move_clock(self, days: int) -> None:
         self.clock.offset += timedelta(days=days)
+        await self.service.database.run(partial(save_clock_offset, offset=self.clock.offset))
         try:
             hook = self.service.on_clock_moved
             if hook is not None:
