@@ -203,17 +203,21 @@ def _count(session: Session, *conditions: Any) -> int:
     return session.scalar(select(func.count(Request.id)).where(*conditions)) or 0
 
 
-def send_digest(ctx: Context, person: Person) -> None:
-    """One message with what the person's units hold, or none when they hold nothing open."""
+def send_digest(ctx: Context, person: Person, period: Period) -> None:
+    """One message with what the person's units hold, or none when they hold nothing open.
+
+    "New since yesterday" counts what was filed since yesterday's digest time, whenever this digest goes: a
+    digest sent late (the bot was down, the playground's clock moved) still counts what its list shows.
+    """
     held = core.held_by(person)
     if held is None:
         return
     session, now = ctx.session, ctx.now
-    open_held = (Request.status.in_(OPEN_STATUSES), held)
+    open_held = (Request.status.in_(OPEN_STATUSES), held, Request.created_at <= now)
     waiting = _count(session, *open_held)
     if waiting == 0:
         return
-    fresh = _count(session, *open_held, Request.created_at > now - timedelta(days=1))
+    fresh = _count(session, *open_held, Request.created_at > period.starts_at - timedelta(days=1))
     overdue = _count(session, *open_held, Request.due_at < now)
     oldest = session.scalars(select(Request).where(*open_held).order_by(Request.created_at, Request.id)
                              .limit(DIGEST_OLDEST)).all()
@@ -327,7 +331,7 @@ def run_period_piece(
         return []
     ctx = system_context(session, now, config)
     if period.kind is JobKind.DAILY_DIGEST:
-        send_digest(ctx, person)
+        send_digest(ctx, person, period)
     elif period.kind is JobKind.WEEKLY_FEEDBACK:
         send_feedback(ctx, person, period)
     else:
