@@ -6,7 +6,8 @@ causes, which go to the outbox. Messages to residents that fall in the quiet hou
 until the morning; staff are told at any hour, since escalations and reminders are work they are on duty for.
 
 ``run_scheduler`` repeats that every minute in a running bot; ``gridbot jobs run --at`` and the playground
-call ``run_due_jobs`` directly with the instant they want, which is how tests travel in time.
+call ``run_due_jobs`` directly with the instant they want (the playground at each digest time its clock
+moved past), which is how tests travel in time.
 """
 
 from __future__ import annotations
@@ -453,7 +454,7 @@ class Scheduler:
         return cls(database, scheduler_config(settings), clock)
 
     async def run_due(self, outbox: OutboxSender | None = None) -> RunReport:
-        """Run what is due by the clock now and wake the outbox for what it wrote (the playground's hook)."""
+        """Run what is due by the clock now and wake the outbox for what it wrote."""
         report = await run_due_jobs(self.database, self.clock(), self.config)
         if outbox is not None and report.deliveries:
             # The outbox loop picks the rows up itself; sending them here as well could send them twice.
