@@ -33,12 +33,12 @@ POSTER_LEVELS = ("street", "community", "grid", "building")
 
 PLAYGROUND_NOTE = """\
 No Telegram token is configured, so gridbot starts its playground: the bot talks to a simulated Telegram
-inside this process, and a web page lets you chat with it as residents and staff.
-
-To run on real Telegram, talk to @BotFather, send /newbot, and run again with the token it gives you:
-    GRIDBOT_TOKEN=123456:ABC-DEF gridbot run     (or put GRIDBOT_TOKEN=... in a file named .env here)
-Load your organisation first with `gridbot org import FILE.csv`.
+inside this process, with a demo organisation loaded, and a web page lets you chat with it as residents and staff.
 The playground keeps its data in its own database (GRIDBOT_PLAYGROUND_DATABASE_URL, by default playground.db).
+
+To run on real Telegram, import your own organisation, talk to @BotFather, send /newbot, and run with its token:
+    .venv/bin/gridbot org import FILE.csv
+    GRIDBOT_TOKEN=123456:ABC-DEF .venv/bin/gridbot run     (or put GRIDBOT_TOKEN=... in a file named .env here)
 """
 
 DEPLOYMENT_WITHOUT_TOKEN = """\

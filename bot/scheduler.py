@@ -6,9 +6,9 @@ causes, which go to the outbox. Messages to residents that fall in the quiet hou
 until the morning; staff are told at any hour, since escalations and reminders are work they are on duty for.
 
 ``run_scheduler`` repeats that every minute in a running bot; ``gridbot jobs run --at`` and the playground
-call ``run_due_jobs`` directly with the instant they want, which is how tests travel in time. What a run
-writes may be sent from ``send_from`` on (the real now for ``jobs run --at``, so a run "as of tomorrow" is
-not held until tomorrow); it defaults to ``now``.
+call ``run_due_jobs`` directly with the instant they want (the playground at each digest time its clock
+moved past), which is how tests travel in time. What a run writes may be sent from ``send_from`` on (the real
+now for ``jobs run --at``, so a run "as of tomorrow" is not held until tomorrow); it defaults to ``now``.
 """
 
 from __future__ import annotations
@@ -209,17 +209,21 @@ def _count(session: Session, *conditions: Any) -> int:
     return session.scalar(select(func.count(Request.id)).where(*conditions)) or 0
 
 
-def send_digest(ctx: Context, person: Person) -> None:
-    """One message with what the person's units hold, or none when they hold nothing open."""
+def send_digest(ctx: Context, person: Person, period: Period) -> None:
+    """One message with what the person's units hold, or none when they hold nothing open.
+
+    "New since yesterday" counts what was filed since yesterday's digest time, whenever this digest goes: a
+    digest sent late (the bot was down, the playground's clock moved) still counts what its list shows.
+    """
     held = core.held_by(person)
     if held is None:
         return
     session, now = ctx.session, ctx.now
-    open_held = (Request.status.in_(OPEN_STATUSES), held)
+    open_held = (Request.status.in_(OPEN_STATUSES), held, Request.created_at <= now)
     waiting = _count(session, *open_held)
     if waiting == 0:
         return
-    fresh = _count(session, *open_held, Request.created_at > now - timedelta(days=1))
+    fresh = _count(session, *open_held, Request.created_at > period.starts_at - timedelta(days=1))
     overdue = _count(session, *open_held, Request.due_at < now)
     oldest = session.scalars(select(Request).where(*open_held).order_by(Request.created_at, Request.id)
                              .limit(DIGEST_OLDEST)).all()
@@ -371,7 +375,7 @@ def run_period_piece(
         return []
     ctx = system_context(session, now, config)
     if period.kind is JobKind.DAILY_DIGEST:
-        send_digest(ctx, person)
+        send_digest(ctx, person, period)
     elif period.kind is JobKind.WEEKLY_FEEDBACK:
         send_feedback(ctx, person, period)
     else:
@@ -503,7 +507,7 @@ class Scheduler:
         return cls(database, scheduler_config(settings), clock)
 
     async def run_due(self, outbox: OutboxSender | None = None) -> RunReport:
-        """Run what is due by the clock now and wake the outbox for what it wrote (the playground's hook)."""
+        """Run what is due by the clock now and wake the outbox for what it wrote."""
         report = await run_due_jobs(self.database, self.clock(), self.config)
         if outbox is not None and report.deliveries:
             # The outbox loop picks the rows up itself; sending them here as well could send them twice.

@@ -38,8 +38,6 @@ class Service:
     database: Database
     router: Router = field(default_factory=build_router)
     clock: Clock = system_clock
-    # Called after the playground moves the clock, so the scheduler can run what fell due at once.
-    on_clock_moved: Callable[[], Awaitable[None]] | None = None
     # Channels served beside the engine's own (WeChat next to Telegram), sharing its runtime and outbox.
     extra_channels: dict[str, Channel] = field(default_factory=dict)
     # Told about every runtime built, so a channel served beside an engine can feed the engine's runtime.

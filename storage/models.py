@@ -504,3 +504,5 @@ class PlaygroundMarker(Base):
     __tablename__ = "playground_marker"
     id: Mapped[int] = mapped_column(primary_key=True)
     created_at: Mapped[datetime]
+    # How far the page's clock has been moved ahead of real time; kept so a restart does not go back in time.
+    clock_offset_seconds: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")

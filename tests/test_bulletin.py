@@ -45,7 +45,15 @@ from sqlalchemy.orm import Session
 from bench.bulletin import generate_requests
 from bot.cli import main as cli_main
 from bot.core.bulletin import BadMonth, Bulletin, Figures, Line, Month, bulletin_recipients, compute_bulletin
-from bot.core.bulletin_render import cjk_font, cjk_font_path, render_chart, render_summary, render_workbook
+from bot.core.bulletin_render import (
+    CHART_STYLE,
+    chart_figure,
+    cjk_font,
+    cjk_font_path,
+    render_chart,
+    render_summary,
+    render_workbook,
+)
 from bot.core.units import DISTRICT, Unit
 from bot.i18n import translator
 from storage.database import Database
@@ -66,6 +74,7 @@ from tests.org_fixture import SmallOrg, make_small_org, staff
 T = TypeVar("T")
 TZ = "Asia/Shanghai"
 MONTH = "2026-10"
+ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 PNG_SIGNATURE = b"\x89PNG\r\n\x1a\n"
 
 
@@ -406,6 +415,29 @@ async def test_chart_is_a_png(database: Database, org: SmallOrg) -> None:
         png = render_chart(bulletin, locale)
         assert png.startswith(PNG_SIGNATURE)
         assert len(png) > 5_000
+
+
+async def test_the_chart_labels_its_bars_and_keeps_the_legend_off_them(database: Database, org: SmallOrg) -> None:
+    from matplotlib import rc_context
+    from matplotlib.patches import Rectangle
+
+    bulletin = await bulletin_of(database, DISTRICT)
+    cjk_font_path()
+    with rc_context(CHART_STYLE):
+        figure = chart_figure(bulletin, "en")
+        figure.canvas.draw()
+        renderer = figure.canvas.get_renderer()
+        legend = figure.legends[0].get_window_extent(renderer)
+        bars = [patch for axes in figure.axes for patch in axes.patches if isinstance(patch, Rectangle)]
+        assert bars and not any(legend.overlaps(bar.get_window_extent(renderer)) for bar in bars)
+        labels = [text.get_text() for axes in figure.axes for text in axes.texts]
+    totals = [str(line.figures.counts.received) for line in bulletin.by_unit]
+    assert len(labels) == len(bars) and all(total in labels for total in totals)
+    rates = f"Resolved on time: {translator('en').percent(bulletin.totals.on_time_rate or 0)}"
+    assert rates in figure.get_suptitle()
+    ARTIFACTS.mkdir(exist_ok=True)
+    for locale in ("zh_CN", "en"):
+        (ARTIFACTS / f"bulletin-chart-{locale}.png").write_bytes(render_chart(bulletin, locale))
 
 
 # --- chat ---------------------------------------------------------------------------------------------------

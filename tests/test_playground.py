@@ -8,8 +8,10 @@ import re
 import struct
 import zlib
 from collections.abc import AsyncIterator
+from datetime import timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import aiohttp
 import pytest
@@ -27,6 +29,8 @@ from storage.models import OutboxMessage, Person, PlaygroundMarker, Role, StaffR
 from tests.org_fixture import make_small_org, staff
 
 CHROMIUM = Path("/usr/bin/chromium")
+# Far from the district's zone, so a time shown in the browser's zone would show up.
+BROWSER_ZONE = "America/New_York"
 CHROMIUM_ARGS = [
     "--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
     "--disable-background-networking", "--disable-component-update", "--disable-sync",
@@ -81,12 +85,6 @@ class EventStream:
 
 
 async def test_api_serves_the_page_state_events_and_actions(playground: Playground) -> None:
-    moved: list[str] = []
-
-    async def on_clock_moved() -> None:
-        moved.append(playground.clock().isoformat())
-
-    playground.service.on_clock_moved = on_clock_moved
     async with aiohttp.ClientSession(playground.url) as browser:
         page = await (await browser.get("/")).text()
         assert "/static/app.js" in page and "http" not in page.replace("http-equiv", "")
@@ -120,7 +118,7 @@ async def test_api_serves_the_page_state_events_and_actions(playground: Playgrou
             assert await photo.read() == striped_png()
 
             clock = await (await http.post("/api/clock", json={"days": 7})).json()
-            assert clock["offset_seconds"] == 7 * 86400 and len(moved) == 1
+            assert clock["offset_seconds"] == 7 * 86400
             assert (await events.next_matching({"type": "clock"}))["offset_seconds"] == 7 * 86400
 
         assert (await http.post("/api/personas/nobody/text", json={"text": "hi"})).status == 404
@@ -231,6 +229,28 @@ async def test_the_playground_reopens_the_database_it_made(tmp_path: Path) -> No
     await database.dispose()
 
 
+async def test_a_restarted_playground_answers_and_keeps_its_clock(tmp_path: Path) -> None:
+    settings = Settings(database_url=f"sqlite+aiosqlite:///{tmp_path}/playground.db", _env_file=None)  # type: ignore[call-arg]
+    first = Playground(settings, port=0)
+    try:
+        await first.start()
+        await first.move_clock(3)
+        moved_to = first.clock()
+    finally:
+        await first.stop()
+
+    second = Playground(settings, port=0)
+    try:
+        await second.start()
+        assert second.clock() >= moved_to
+        anna = second.user(second.persona("resident2"))
+        await anna.send_text("/start b_HY-LZ-01-B2")
+        bound = await anna.wait_for(lambda message: "Your building is now" in (message.text or ""), 10)
+        assert bound.date >= int(moved_to.timestamp())
+    finally:
+        await second.stop()
+
+
 async def test_a_taken_port_is_reported_before_the_bot_starts(playground: Playground, database_url: str) -> None:
     settings = Settings(database_url=database_url, _env_file=None)  # type: ignore[call-arg]
     second = Playground(settings, port=int(playground.url.rsplit(":", 1)[1]))
@@ -252,10 +272,11 @@ async def test_resident_files_a_request_and_the_worker_accepts_it_in_the_browser
     async with async_playwright() as driver:
         browser = await driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
         try:
-            page = await browser.new_page(viewport={"width": 1600, "height": 900})
+            page = await browser.new_page(viewport={"width": 1600, "height": 900}, timezone_id=BROWSER_ZONE)
             await page.goto(f"{playground.url}/?lang=en")
             await walk_through_a_request(page, expect)
             await take_screenshot(page, expect)
+            await check_the_layout(page, playground)
         finally:
             await browser.close()
 
@@ -295,6 +316,84 @@ async def walk_through_a_request(page: Any, expect: Any) -> None:
     await expect(last_message(resident)).to_contain_text("was accepted by 王网格员")
     await page.locator("#plus-day").click()
     await expect(page.locator("#clock-offset")).to_have_text("(+1 d)")
+
+
+# The number of lines the text of an element takes, from the boxes of its first text node.
+LINES_OF_TEXT = """(node) => {
+  const range = document.createRange();
+  range.selectNodeContents(node.firstChild);
+  return new Set([...range.getClientRects()].map((rect) => Math.round(rect.top))).size;
+}"""
+
+
+async def check_the_layout(page: Any, playground: Playground) -> None:
+    """Side by side: card buttons on one line each, short bubbles unbroken, times in the district's zone, an icon."""
+    buttons = page.locator(".inline-keyboard button:visible")
+    assert await buttons.count() > 5
+    for index in range(await buttons.count()):
+        box = await buttons.nth(index).bounding_box()
+        assert box is not None and box["height"] < 40, await buttons.nth(index).text_content()
+    resident = page.locator('section.chat[data-persona="resident1"]')
+    for text in await resident.locator(".msg.out .text").all():
+        if len(await text.text_content() or "") < 30:
+            assert await text.evaluate(LINES_OF_TEXT) == 1, await text.text_content()
+    shown = await resident.locator(".msg.out .meta").last.text_content()
+    now = playground.clock().astimezone(ZoneInfo(playground.settings.timezone))
+    assert shown in {f"{moment:%H:%M}" for moment in (now, now - timedelta(minutes=1))}
+    assert await page.locator('link[rel="icon"]').get_attribute("href") == "/static/favicon.svg"
+    icon = await page.request.get(f"{playground.url}/static/favicon.svg")
+    assert icon.status == 200 and icon.headers["content-type"] == "image/svg+xml"
+
+
+async def test_the_chinese_page_keeps_long_text_and_short_bubbles_whole(playground: Playground) -> None:
+    from playwright.async_api import async_playwright, expect
+
+    expect.set_options(timeout=WAIT_MS)
+    async with async_playwright() as driver:
+        browser = await driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
+        try:
+            page = await browser.new_page(viewport={"width": 1600, "height": 900}, timezone_id=BROWSER_ZONE)
+            await page.goto(f"{playground.url}/?lang=zh")
+            resident = page.locator('section.chat[data-persona="resident1"]')
+            await resident.locator(".reply-keyboard").get_by_role("button", name="📝 提交诉求").click()
+            await expect(last_message(resident)).to_contain_text("哪类问题")
+            await page.locator('[data-tab="district"]').click()
+            district = page.locator('section.chat[data-persona="district"]')
+            await district.locator(".composer input[type=text]").fill("/broadcast")
+            await district.get_by_role("button", name="发送").click()
+            await expect(district.locator(".msg.in")).not_to_have_count(0)
+            await page.locator("#layout-toggle").click()
+            for chat, text in ((resident, "📝 提交诉求"), (district, "/broadcast")):
+                bubble = chat.locator(".msg.out .text", has_text=text).last
+                assert await bubble.evaluate(LINES_OF_TEXT) == 1, text
+
+            box = resident.locator(".composer input[type=text]")
+            assert await box.get_attribute("maxlength") == "4096"
+            await box.evaluate("(input) => { input.value = '字'.repeat(5000); }")
+            await resident.get_by_role("button", name="发送").click()
+            await expect(resident.locator(".toast")).to_contain_text("一条消息最多 4096 个字符，这条有 5000 个")
+            assert len(await box.input_value()) == 5000
+            await resident.locator(".toast button").click()
+            await box.fill("纸箱")
+            await box.evaluate("""(input) => {
+              const data = new DataTransfer();
+              data.setData("text/plain", "字".repeat(5000));
+              const paste = new ClipboardEvent("paste", { clipboardData: data, bubbles: true, cancelable: true });
+              input.dispatchEvent(paste);
+            }""")
+            await expect(resident.locator(".toast")).to_contain_text("未粘贴")
+            assert await box.input_value() == "纸箱"
+            ARTIFACTS.mkdir(exist_ok=True)
+            await page.screenshot(path=str(ARTIFACTS / "playground-zh.png"))
+        finally:
+            await browser.close()
+
+
+def test_the_start_banner_says_the_demo_is_loaded_and_names_the_venv_commands() -> None:
+    from bot.cli import PLAYGROUND_NOTE
+
+    assert "demo organisation loaded" in PLAYGROUND_NOTE and "first" not in PLAYGROUND_NOTE
+    assert ".venv/bin/gridbot org import" in PLAYGROUND_NOTE and ".venv/bin/gridbot run" in PLAYGROUND_NOTE
 
 
 def last_message(chat: Any) -> Any:

@@ -162,6 +162,16 @@ async def test_get_updates_offset_semantics(sim: BotApiSimulator, abot: AiogramB
     assert [u.update_id for u in await abot.get_updates(offset=3, limit=1)] == [3]
 
 
+async def test_update_ids_continue_above_a_recorded_id_and_dates_follow_the_clock() -> None:
+    moment = dtm.datetime(2030, 1, 3, 6, 0, tzinfo=dtm.UTC)
+    sim = BotApiSimulator("1:clocked", clock=lambda: moment)
+    sim.continue_update_ids_after(41)
+    sim.continue_update_ids_after(7)  # ids never go back
+    sent = await sim.user(1001, "Li").send_text("hello")
+    assert [update["update_id"] for update in sim.pending_updates] == [42]
+    assert sent.date == int(moment.timestamp())
+
+
 async def test_long_poll_returns_as_soon_as_user_sends(sim: BotApiSimulator, abot: AiogramBot) -> None:
     user = sim.user(1001, first_name="Li")
     loop = asyncio.get_running_loop()

@@ -25,6 +25,8 @@ from storage.models import Level
 SUMMARY_LINES = 8
 CHART_BARS = 15
 CJK_FONT_FAMILY = "Noto Sans CJK SC"
+# The chart's fonts, a fallback list: the CJK face covers Chinese and Latin; DejaVu only catches what it lacks.
+CHART_STYLE: dict[Any, Any] = {"font.family": [CJK_FONT_FAMILY, "DejaVu Sans"], "axes.unicode_minus": False}
 # A text cell starting with one of these is a formula to a spreadsheet, or becomes one when edited or
 # exported as CSV: such cells are marked as quoted text.
 FORMULA_STARTS = ("=", "+", "-", "@", "\t", "\r")
@@ -155,41 +157,56 @@ def cjk_font() -> Any:
 
 
 def _bar_panel(axes: Any, t: Translator, title: str, lines: Sequence[Line]) -> None:
-    """Received and resolved side by side for the busiest lines, busiest on top."""
+    """Received and resolved side by side for the busiest lines, busiest on top, each bar with its value."""
     shown = sorted(lines, key=lambda line: -line.figures.counts.received)[:CHART_BARS][::-1]
     positions = range(len(shown))
     received = [line.figures.counts.received for line in shown]
     resolved = [line.figures.counts.resolved for line in shown]
-    axes.barh([p + 0.2 for p in positions], received, height=0.4, label=t._("Received"), color="#4c72b0")
-    axes.barh([p - 0.2 for p in positions], resolved, height=0.4, label=t._("Resolved"), color="#55a868")
+    for offset, values, label, color in ((0.2, received, t._("Received"), "#4c72b0"),
+                                          (-0.2, resolved, t._("Resolved"), "#55a868")):
+        bars = axes.barh([p + offset for p in positions], values, height=0.4, label=label, color=color)
+        axes.bar_label(bars, labels=[t.number(value) for value in values], padding=3, fontsize="small")
     axes.set_yticks(list(positions), [line.label(t.locale) for line in shown])
     axes.set_title(title, loc="left")
     axes.xaxis.get_major_locator().set_params(integer=True)
-    if shown:
-        axes.legend(loc="lower right")
-    else:
+    axes.margins(x=0.1)  # room for the value of the longest bar
+    if not shown:
         axes.text(0.5, 0.5, t._("No requests"), ha="center", va="center", transform=axes.transAxes)
+
+
+def _rates_line(t: Translator, figures: Figures) -> str:
+    return t._("Resolved on time: {on_time} · satisfied: {satisfied}").format(
+        on_time=_percent(t, figures.on_time_rate), satisfied=_percent(t, figures.satisfaction_rate)
+    )
+
+
+def chart_figure(bulletin: Bulletin, locale: str) -> Any:
+    """The chart as a matplotlib ``Figure``: the title with the area's rates, one legend above both panels
+    (outside them, so it never covers a bar), received and resolved by unit and by category."""
+    from matplotlib.backends.backend_agg import FigureCanvasAgg
+    from matplotlib.figure import Figure
+
+    t = translator(locale)
+    rows = min(len(bulletin.by_unit), CHART_BARS) + min(len(bulletin.by_category), CHART_BARS)
+    figure = Figure(figsize=(9, 3.4 + 0.35 * max(rows, 4)), layout="constrained")
+    FigureCanvasAgg(figure)
+    figure.suptitle(f"{bulletin_title(t, bulletin)}\n{_rates_line(t, bulletin.totals)}")
+    by_unit, by_category = figure.subplots(2, 1)
+    _bar_panel(by_unit, t, unit_breakdown_heading(t, bulletin.unit_level), bulletin.by_unit)
+    _bar_panel(by_category, t, t._("By category"), bulletin.by_category)
+    if bulletin.by_unit or bulletin.by_category:
+        figure.legend(*by_unit.get_legend_handles_labels(), loc="outside upper right", ncols=2, frameon=False)
+    return figure
 
 
 def render_chart(bulletin: Bulletin, locale: str) -> bytes:
     """A PNG of received and resolved requests by unit and by category, labelled in ``locale``."""
     from matplotlib import rc_context
-    from matplotlib.backends.backend_agg import FigureCanvasAgg
-    from matplotlib.figure import Figure
 
-    t = translator(locale)
     cjk_font_path()
-    rows = min(len(bulletin.by_unit), CHART_BARS) + min(len(bulletin.by_category), CHART_BARS)
-    # Fallback list: the CJK face covers Chinese and Latin; DejaVu only catches what it lacks.
-    with rc_context({"font.family": [CJK_FONT_FAMILY, "DejaVu Sans"], "axes.unicode_minus": False}):
-        figure = Figure(figsize=(9, 3 + 0.35 * max(rows, 4)), layout="constrained")
-        FigureCanvasAgg(figure)
-        figure.suptitle(bulletin_title(t, bulletin))
-        by_unit, by_category = figure.subplots(2, 1)
-        _bar_panel(by_unit, t, unit_breakdown_heading(t, bulletin.unit_level), bulletin.by_unit)
-        _bar_panel(by_category, t, t._("By category"), bulletin.by_category)
+    with rc_context(CHART_STYLE):
         buffer = io.BytesIO()
-        figure.savefig(buffer, format="png", dpi=110)
+        chart_figure(bulletin, locale).savefig(buffer, format="png", dpi=110)
     return buffer.getvalue()
 
 

@@ -11,7 +11,7 @@ import logging
 import secrets
 import sys
 from collections.abc import Callable, Coroutine
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from functools import partial
 from typing import Any
 
@@ -21,8 +21,10 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
-from bot.core.clock import OffsetClock
+from bot.core.clock import OffsetClock, system_clock
+from bot.core.outbox import OutboxSender
 from bot.core.router import callback
+from bot.core.scheduler import SchedulerConfig
 from bot.i18n import negotiate_locale
 from bot.playground.isolation import NotAPlaygroundDatabase, claim, deployment_in, shown_url
 from bot.playground.personas import (
@@ -33,8 +35,11 @@ from bot.playground.personas import (
     location_presets,
     prepare_organisation,
 )
+from bot.playground.resume import last_update_id, save_clock_offset, saved_clock_offset
 from bot.playground.views import Fanout, chat_json, event_json
 from bot.playground.web import MAX_KEPT_FILE_BYTES, make_app
+from bot.runtime import Runtime
+from bot.scheduler import run_due_jobs, scheduler_config
 from bot.service import Service, prepare_database, run_until_stopped
 from bot.simulator import BotApiSimulator, SimUser
 from storage.models import Person
@@ -65,7 +70,8 @@ class Playground:
         self.port = settings.playground_port if port is None else port
         self.clock = OffsetClock()
         self.sim = BotApiSimulator(
-            PLAYGROUND_TOKEN, bot_username=BOT_USERNAME, bot_first_name="GridBot", max_file_bytes=MAX_KEPT_FILE_BYTES
+            PLAYGROUND_TOKEN, bot_username=BOT_USERNAME, bot_first_name="GridBot", max_file_bytes=MAX_KEPT_FILE_BYTES,
+            clock=self.clock,
         )
         # Every API call must carry this token, which only the page served by this process knows: another
         # site open in the same browser cannot act on the playground.
@@ -78,6 +84,7 @@ class Playground:
         self._stop = asyncio.Event()
         self._bot_task: asyncio.Task[None] | None = None
         self._runner: web.AppRunner | None = None
+        self._outbox: OutboxSender | None = None
         self._by_user_id = {persona.user_id: persona for persona in PERSONAS}
 
     @property
@@ -102,8 +109,10 @@ class Playground:
             update={"token": SecretStr(PLAYGROUND_TOKEN), "api_url": api_url, "webhook_url": None}
         )
         self._service = Service.from_settings(bot_settings, clock=self.clock)
+        self.service.runtime_listeners.append(self._keep_outbox)
         await prepare_database(self.service.database)
         await self.service.database.run(partial(claim, now=self.clock()))
+        await self._resume()
         self.notes = await self.service.database.run(partial(prepare_organisation, now=self.clock()))
         # The page first: a port already taken is the likeliest failure, and should come before the bot starts.
         await self._start_web()
@@ -111,6 +120,17 @@ class Playground:
         self._bot_task = asyncio.create_task(_engine_serve(bot_settings.engine)(self.service, self._stop))
         await self._greet_personas()
         return self.url
+
+    def _keep_outbox(self, runtime: Runtime) -> None:
+        self._outbox = runtime.outbox
+
+    async def _resume(self) -> None:
+        """Carry on from an earlier run on this database: its updates are recorded as handled, so new ones must
+        be numbered above them, and its requests and jobs happened at simulated times the clock must not undo."""
+        database = self.service.database
+        self.sim.continue_update_ids_after(await database.run(last_update_id))
+        saved = await database.run(partial(saved_clock_offset, real_now=system_clock()))
+        self.clock.offset = max(self.clock.offset, saved)
 
     async def _start_web(self) -> None:
         runner = web.AppRunner(make_app(self), access_log=None, shutdown_timeout=1.0)
@@ -225,14 +245,25 @@ class Playground:
         self.fanout.publish({"type": "language", "persona": persona.key, "language": language})
 
     async def move_clock(self, days: int) -> None:
+        moved_from = self.clock()
         self.clock.offset += timedelta(days=days)
+        await self.service.database.run(partial(save_clock_offset, offset=self.clock.offset))
         try:
-            hook = self.service.on_clock_moved
-            if hook is not None:
-                await hook()
+            await self._run_what_fell_due(moved_from)
         finally:
-            # The clock has moved even if what the hook ran failed; every open page must show it.
+            # The clock has moved even if what fell due failed; every open page must show it.
             self.fanout.publish({"type": "clock", **self.clock_json()})
+
+    async def _run_what_fell_due(self, moved_from: datetime) -> None:
+        """Run the jobs at every moment the move passed, as a bot running all along would have: +1 week brings
+        each day's digest and Monday's weekly status, not only what is due at the new time. Then the outbox
+        sends it at once rather than at its next look."""
+        config = scheduler_config(self.settings)
+        now = self.clock()
+        for moment in [*periodic_moments(moved_from, now, config), now]:
+            await run_due_jobs(self.service.database, moment, config)
+        if self._outbox is not None:
+            self._outbox.wake()
 
     async def _on_sim_event(self, event: dict[str, Any]) -> None:
         persona = self._by_user_id.get(int(event.get("chat_id") or 0))
@@ -241,6 +272,20 @@ class Playground:
         shown = event_json(self.user(persona), event)
         if shown is not None:
             self.fanout.publish({**shown, "persona": persona.key})
+
+
+def periodic_moments(start: datetime, end: datetime, config: SchedulerConfig) -> list[datetime]:
+    """The instants in (start, end] at which a periodic job may start: the digest time of each local day
+    (the weekly status and the monthly bulletin start at the digest time of their day too)."""
+    zone = config.zone
+    day, last = start.astimezone(zone).date(), end.astimezone(zone).date()
+    moments = []
+    while day <= last:
+        moment = datetime.combine(day, config.digest_time, tzinfo=zone).astimezone(UTC)
+        if start < moment <= end:
+            moments.append(moment)
+        day += timedelta(days=1)
+    return moments
 
 
 def _known_locales(session: Session) -> dict[str, str | None]:

@@ -22,6 +22,7 @@ import time
 from collections import OrderedDict, deque
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 import aiohttp
@@ -133,6 +134,7 @@ class BotApiSimulator:
         max_file_bytes: int | None = None,
         webhook_retries: int = 3,
         webhook_backoff: float = 0.05,
+        clock: Callable[[], datetime] | None = None,
     ) -> None:
         bot_id, sep, _secret = token.partition(":")
         if not sep or not bot_id.isdigit():
@@ -163,6 +165,8 @@ class BotApiSimulator:
         self._users: dict[int, SimUser] = {}
         self._updates: deque[dict[str, Any]] = deque(maxlen=max_pending_updates)
         self._next_update_id = 1
+        # What message dates are taken from: the playground's simulated time, the system clock otherwise.
+        self._clock = clock
         self._allowed_updates: list[str] | None = None
         self._seq = 0
         self._changed = asyncio.Event()
@@ -381,13 +385,22 @@ class BotApiSimulator:
             chat=user.chat(),
             sender=self.bot_user() if from_bot else user.to_api(),
             from_bot=from_bot,
-            date=int(time.time()),
+            date=self.now(),
             seq=self._next_seq(),
             **content,
         )
         user._store(message)
         self._signal()
         return message
+
+    def now(self) -> int:
+        """The current time as Telegram gives it, Unix seconds, from the simulator's clock."""
+        return int(self._clock().timestamp()) if self._clock is not None else int(time.time())
+
+    def continue_update_ids_after(self, last_update_id: int) -> None:
+        """Number the next updates above ``last_update_id``: a bot that recorded updates of an earlier run
+        skips ids it has seen as already handled, as it should with Telegram, whose ids only grow."""
+        self._next_update_id = max(self._next_update_id, last_update_id + 1)
 
     def _enqueue_update(self, kind: str, payload: dict[str, Any]) -> dict[str, Any] | None:
         allowed = self._allowed_updates
@@ -695,7 +708,7 @@ class BotApiSimulator:
         if markup is not None or self._inline_markup(message) is not None:
             message.reply_markup = markup
         message.edit_count += 1
-        message.edit_date = int(time.time())
+        message.edit_date = self.now()
         message.seq = self._next_seq()
         self._signal()
         payload = message.to_api()

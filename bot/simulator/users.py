@@ -11,7 +11,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import mimetypes
-import time
 from collections import OrderedDict, deque
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
@@ -237,7 +236,7 @@ class SimUser:
             {
                 "chat": self.chat(),
                 "from": self.to_api(),
-                "date": int(time.time()),
+                "date": self._sim.now(),
                 "old_chat_member": member(old_status),
                 "new_chat_member": member(new_status),
             },

@@ -8,6 +8,8 @@ const WORDS = {
     columns: "并排显示", oneChat: "逐个显示", otherLang: "English", send: "发送", placeholder: "输入消息…",
     photo: "发送照片", location: "发送位置", scan: "📷 扫码绑定", edited: "已编辑", ok: "确定", empty: "还没有消息",
     days: "天", lost: "与演示服务器的连接已断开，正在重连…",
+    tooLong: "一条消息最多 {max} 个字符，这条有 {count} 个。请删减后再发送，已输入的内容仍保留在输入框中。",
+    pasteTooLong: "粘贴后将超过 {max} 个字符，未粘贴。请分几条发送。",
     help: "李秀兰已绑定楼栋，可直接点“📝 提交诉求”；Anna 还没有绑定：点“📷 扫码绑定”（模拟扫描楼栋二维码）或发送 /building。"
       + "王网格员和陈主任负责李秀兰的楼栋。“+1 天/+1 周”把调度器的时钟往前拨。",
   },
@@ -16,11 +18,16 @@ const WORDS = {
     columns: "Side by side", oneChat: "One at a time", otherLang: "中文", send: "Send", placeholder: "Message…",
     photo: "Send a photo", location: "Send a location", scan: "📷 Scan QR", edited: "edited", ok: "OK", empty: "No messages yet",
     days: "d", lost: "Lost the connection to the playground; reconnecting…",
+    tooLong: "A message may have at most {max} characters; this one has {count}. Shorten it and send again: what you typed is still in the box.",
+    pasteTooLong: "Pasting this would make the message longer than {max} characters, so it was not pasted. Send it in several messages.",
     help: "Li Xiulan is bound to her building: tap “📝 New request” (提交诉求) to file one. Anna is not bound yet: "
       + "tap “📷 Scan QR” (as if scanning the code on the building) or send /building. The grid worker and the community admin handle Li's "
       + "building. “+1 day / +1 week” move the scheduler's clock forward.",
   },
 };
+
+// Telegram's limit for one message; the server refuses longer text as well.
+const MAX_TEXT_LENGTH = 4096;
 
 const params = new URLSearchParams(location.search);
 const page = {
@@ -32,7 +39,8 @@ const page = {
   personas: new Map(), // key -> persona from /api/state plus its view
 };
 
-const word = (key) => WORDS[page.lang][key] || key;
+const word = (key, values = {}) => (WORDS[page.lang][key] || key)
+  .replace(/\{(\w+)\}/g, (whole, name) => (name in values ? String(values[name]) : whole));
 
 function el(tag, attrs = {}, ...children) {
   const node = document.createElement(tag);
@@ -50,7 +58,7 @@ function el(tag, attrs = {}, ...children) {
 const API_TOKEN = document.querySelector('meta[name="playground-token"]').content;
 const withToken = (path) => `${path}${path.includes("?") ? "&" : "?"}token=${encodeURIComponent(API_TOKEN)}`;
 
-async function post(path, body) {
+async function post(path, body, key = page.active) {
   const headers = { "X-Playground-Token": API_TOKEN };
   const options = body instanceof FormData
     ? { method: "POST", headers, body }
@@ -58,12 +66,12 @@ async function post(path, body) {
   const response = await fetch(path, options);
   if (!response.ok) {
     const problem = await response.json().catch(() => ({ error: response.statusText }));
-    showToast(page.active, problem.error || response.statusText, true);
+    showToast(key, problem.error || response.statusText, true);
   }
   return response;
 }
 
-const act = (persona, action, body) => post(`/api/personas/${persona.key}/${action}`, body);
+const act = (persona, action, body) => post(`/api/personas/${persona.key}/${action}`, body, persona.key);
 
 // --- chrome ---------------------------------------------------------------------------------------------
 
@@ -116,7 +124,10 @@ function buildChat(persona) {
 }
 
 function buildComposer(persona, view) {
-  view.input = el("input", { type: "text", name: "text", autocomplete: "off" });
+  view.input = el("input", {
+    type: "text", name: "text", autocomplete: "off", maxLength: MAX_TEXT_LENGTH,
+    on: { paste: (event) => refuseLongPaste(persona, event) },
+  });
   view.send = el("button", { type: "submit", className: "send" });
   view.photoButton = el("button", { type: "button", className: "icon", textContent: "📎" });
   view.locationButton = el("button", { type: "button", className: "icon", textContent: "📍" });
@@ -154,10 +165,26 @@ function refreshHead(persona) {
 }
 
 async function sendText(persona) {
-  const text = persona.view.input.value.trim();
+  const input = persona.view.input;
+  const text = input.value.trim();
   if (!text) return;
-  persona.view.input.value = "";
-  await act(persona, "text", { text });
+  if (text.length > MAX_TEXT_LENGTH) {
+    showToast(persona.key, word("tooLong", { max: MAX_TEXT_LENGTH, count: text.length }), true);
+    return;
+  }
+  input.value = "";
+  const response = await act(persona, "text", { text });
+  if (!response.ok && !input.value) input.value = text; // refused: nothing typed is lost
+}
+
+// The browser would cut a long paste at maxlength without a word; refuse it instead and say why.
+function refuseLongPaste(persona, event) {
+  const input = persona.view.input;
+  const pasted = event.clipboardData?.getData("text") ?? "";
+  const kept = input.value.length - (input.selectionEnd - input.selectionStart);
+  if (kept + pasted.length <= MAX_TEXT_LENGTH) return;
+  event.preventDefault();
+  showToast(persona.key, word("pasteTooLong", { max: MAX_TEXT_LENGTH }), true);
 }
 
 async function sendPhoto(persona, input) {
@@ -189,10 +216,14 @@ function renderMessage(persona, message) {
   }
   if (message.location) bubble.append(el("div", { textContent: `📍 ${message.location.latitude.toFixed(5)}, ${message.location.longitude.toFixed(5)}` }));
   if (message.contact) bubble.append(el("div", { textContent: `👤 ${message.contact.phone_number}` }));
-  const time = new Date(message.date * 1000).toLocaleTimeString([], { hour: "2-digit", minute: "2-digit" });
-  bubble.append(el("span", { className: "meta", textContent: message.edited ? `${word("edited")} ${time}` : time }));
+  // Message dates come from the simulated clock; shown, like the header, in the district's time zone.
+  const time = new Date(message.date * 1000).toLocaleTimeString(page.lang === "zh" ? "zh-CN" : "en-GB", {
+    hour: "2-digit", minute: "2-digit", timeZone: page.clock?.timezone,
+  });
+  const meta = el("span", { className: "meta", textContent: message.edited ? `${word("edited")} ${time}` : time });
   const text = message.text ?? message.caption;
-  if (text) bubble.append(el("div", { className: "text", textContent: text }));
+  // The time floats at the end of the text, so it takes room on the last line instead of beside every line.
+  bubble.append(text ? el("div", { className: "text" }, text, meta) : meta);
   return el("div", { className: `msg ${message.from_bot ? "in" : "out"}`, dataset: { id: message.id } },
     bubble, renderInlineKeyboard(persona, message));
 }
@@ -201,9 +232,9 @@ function renderInlineKeyboard(persona, message) {
   if (!message.buttons.length) return null;
   return el("div", { className: "inline-keyboard" }, ...message.buttons.map((row) => el("div", { className: "row" },
     ...row.map((button) => (button.url
-      ? el("a", { href: button.url, target: "_blank", rel: "noopener", textContent: button.text })
+      ? el("a", { href: button.url, target: "_blank", rel: "noopener", textContent: button.text, title: button.text })
       : el("button", {
-        type: "button", textContent: button.text,
+        type: "button", textContent: button.text, title: button.text,
         on: { click: () => act(persona, "press", { message_id: message.id, data: button.data }) },
       }))))));
 }
