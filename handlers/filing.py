@@ -13,6 +13,7 @@ from collections.abc import Callable
 from bot.core import requests as core
 from bot.core.context import Context
 from bot.core.messages import Button, Location, Photo, Text, clip, inline
+from bot.core.prompts import close_last_prompt, edits_in_place
 from bot.core.requests import Draft, RequestRefused
 from bot.core.router import Router, button_args, callback
 from bot.i18n import N_
@@ -64,7 +65,7 @@ def offer_filing(ctx: Context) -> bool:
 def _file_with_offer(ctx: Context, _argument: str) -> None:
     data = ctx.state_data
     kept: dict[str, object] = {key: data[key] for key in ("photos", "latitude", "longitude") if key in data}
-    ctx.edit(ctx.t._("✔ {choice}").format(choice=ctx.t._("📝 Yes, file a request")))
+    _close_step(ctx, ctx.t._("📝 Yes, file a request"))
     _begin(ctx, kept)
 
 
@@ -139,7 +140,15 @@ def _offer_duplicates(ctx: Context, duplicates: list[Request]) -> None:
 
 def _close_step(ctx: Context, choice: str) -> None:
     """Show the choice made in place of the step's buttons, so a finished step offers nothing to press."""
-    ctx.edit(ctx.t._("✔ {choice}").format(choice=choice))
+    if edits_in_place(ctx.person):
+        ctx.edit(ctx.t._("✔ {choice}").format(choice=choice))
+
+
+def _close_sent_prompt(ctx: Context) -> None:
+    """A step answered by sending a photo or a location: take the buttons off its prompt."""
+    edit = close_last_prompt(ctx.session, ctx.person, PREFIX)
+    if edit is not None:
+        ctx.send(ctx.person, edit)
 
 
 def _join(ctx: Context, argument: str) -> None:
@@ -206,7 +215,7 @@ def _confirm(ctx: Context, argument: str) -> None:
         hide_identity=bool(data.get("hide", False)),
     )
     change = core.file_request(ctx.session, ctx.person, draft, ctx.now, ctx.config.daily_request_limit)
-    ctx.edit(clip(_summary_text(ctx)))
+    _close_summary(ctx)
     ctx.clear_state()
     _send_receipt(ctx, change)
     send_cards(ctx, change.notify, change.request, N_("📥 New request {code}"))
@@ -223,7 +232,7 @@ def _send_receipt(ctx: Context, change: core.Change) -> None:
 
 
 def _cancel(ctx: Context, _argument: str) -> None:
-    ctx.edit(clip(_summary_text(ctx)))
+    _close_summary(ctx)
     ctx.clear_state()
     show_main_menu(ctx, ctx.t._("Cancelled. Nothing was filed."))
 
@@ -293,6 +302,11 @@ def _summary_text(ctx: Context) -> str:
     )
 
 
+def _close_summary(ctx: Context) -> None:
+    if edits_in_place(ctx.person):
+        ctx.edit(clip(_summary_text(ctx)))
+
+
 def _show_summary(ctx: Context) -> None:
     t = ctx.t
     ctx.set_state(STEP_SUMMARY)
@@ -315,6 +329,7 @@ def filing_step(ctx: Context) -> None:
         _photos_step(ctx)
     elif step == STEP_LOCATION and isinstance(ctx.event, Location):
         ctx.set_state(STEP_LOCATION, latitude=ctx.event.latitude, longitude=ctx.event.longitude)
+        _close_sent_prompt(ctx)
         _ask_hide(ctx)
     else:
         ctx.reply(ctx.t._("Please use the buttons above, or /cancel."))
@@ -363,6 +378,7 @@ def _photos_step(ctx: Context) -> None:
         return
     photos = [*ctx.state_data.get("photos", []), ctx.event.file_id]
     ctx.set_state(STEP_PHOTOS, photos=photos)
+    _close_sent_prompt(ctx)
     if len(photos) >= core.MAX_PHOTOS:
         _after_photos(ctx)
         return
