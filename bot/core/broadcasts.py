@@ -107,7 +107,7 @@ def with_header(session: Session, t: Translator, author: Person, audience: Audie
     """
     office = next((area for area in admin_areas(author) if contains(session, area, audience.unit)), audience.unit)
     header = t._("📢 Notice from {office}").format(office=holder_name(session, t, office))
-    return f"{header}\n\n{text}"
+    return f"{header}\n\n{text}" if text.strip() else header
 
 
 def check_text(text: str, photo: str | None) -> bool:
