@@ -111,3 +111,10 @@ async def test_english_role_sentences_read_naturally(database: Database, chat: C
     await chat.text(newcomer, command.group(0))
     assert "You are now grid worker" not in newcomer.last.text
     assert "grid worker of 建设一网格" in newcomer.last.text
+
+
+def test_accepting_is_confirmed_in_words_true_at_every_level() -> None:
+    # The district center has nobody above it: the confirmation must not tell it to escalate.
+    for locale in ("en", "zh_CN"):
+        text = Translator(locale)._("You accepted {code}. Resolve it, or escalate it if needed.")
+        assert "escalate" not in text and "上报" not in text
