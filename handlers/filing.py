@@ -48,16 +48,19 @@ def start_filing(ctx: Context) -> None:
 def offer_filing(ctx: Context) -> bool:
     """A photo or location sent outside any step: offer to file a request with it (False if it is neither)."""
     t, event = ctx.t, ctx.event
+    # Several photos (or a photo and a place) sent one after the other all go into the one offer.
+    offered = ctx.state_data if ctx.person.state == STATE_OFFER else {}
     if isinstance(event, Photo):
-        ctx.clear_state()
-        ctx.set_state(STATE_OFFER, photos=[event.file_id])
+        photos = [*offered.get("photos", []), event.file_id][: core.MAX_PHOTOS]
+        kept = {**offered, "photos": photos}
         question = t._("File a request with this photo?")
     elif isinstance(event, Location):
-        ctx.clear_state()
-        ctx.set_state(STATE_OFFER, latitude=event.latitude, longitude=event.longitude)
+        kept = {**offered, "latitude": event.latitude, "longitude": event.longitude}
         question = t._("File a request at this place?")
     else:
         return False
+    ctx.clear_state()
+    ctx.set_state(STATE_OFFER, **kept)
     ctx.reply(question, inline([Button(t._("📝 Yes, file a request"), callback(PREFIX, "with"))]))
     return True
 

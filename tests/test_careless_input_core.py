@@ -50,3 +50,22 @@ async def test_filing_without_a_photo_takes_six_taps(database: Database, chat: C
     await tap("Confirm")
     assert "Filed as R-000001" in ann.last.text
     assert taps <= 7
+
+
+async def test_photos_and_a_place_sent_outside_filing_all_go_into_the_request(
+    database: Database, chat: CoreChat
+) -> None:
+    await database.run(make_small_org)
+    ann = chat.person(1001, "Ann", "en")
+    await chat.text(ann, "/start b_DG-JS-01-B1")
+    await chat.send(ann, Photo("first"))
+    await chat.send(ann, Photo("second"))
+    await chat.location(ann, 32.9987, 112.5283)
+    assert "File a request at this place?" in ann.last.text
+    await chat.press(ann, ann.last.button("Yes, file a request"))
+    await chat.press(ann, ann.last.button("Clutter"))
+    await chat.text(ann, "Boxes on the stairs")
+    assert "Photo 2 of 3 received" in ann.last.text
+    await chat.press(ann, ann.last.button("Done"))
+    # The place is known already: no location question.
+    assert "Hide your name" in ann.last.text
