@@ -209,12 +209,18 @@ class BroadcastWorker:
         return broadcasts.progress_text(t, job.id, job.audience_label, progress, self.rate)
 
     async def _ensure_progress_message(self, job: BroadcastJob) -> BroadcastJob:
-        """A broadcast created without a chat (e.g. from a script) gets its progress message now."""
+        """Show the progress once as sending starts, however few the recipients; a broadcast created without
+        a chat (e.g. from a script) gets its progress message now."""
         channel = self.outbox.channels.get(job.author_channel)
-        if job.progress_message_id is not None or channel is None:
+        if channel is None:
             return job
         progress = await self.database.run(partial(broadcasts.progress_of, broadcast_id=job.id))
         text = self._progress_text(job, progress)
+        if job.progress_message_id is not None:
+            edit = EditText(job.progress_message_id, text, self._cancel_keyboard(job))
+            if (await self._perform(channel, job.author_chat_id, edit)).ok:
+                self.stats.progress_edits += 1
+            return job
         delivery = await self._perform(channel, job.author_chat_id, SendText(text, self._cancel_keyboard(job)))
         if not delivery.ok or delivery.message_id is None:
             return job
@@ -240,7 +246,7 @@ class BroadcastWorker:
             self.stats.progress_edits += 1
 
     async def _finish(self, job: BroadcastJob) -> None:
-        """Mark the broadcast done, turn the progress message into the summary and send the summary."""
+        """Mark the broadcast done and turn the progress message into the summary (sent anew without one)."""
         deliveries = await self.database.run(partial(self._finish_in_session, job=job))
         await self.outbox.deliver(deliveries, limited=True)
 
@@ -249,8 +255,5 @@ class BroadcastWorker:
         progress = broadcasts.finish_broadcast(session, job.id, now)
         author = session.get_one(Person, job.author_id)
         text = broadcasts.summary_text(self._translator(author.locale), job.id, job.audience_label, progress)
-        outgoing: list[tuple[Person, Action]] = []
-        if job.progress_message_id is not None:
-            outgoing.append((author, EditText(job.progress_message_id, text)))
-        outgoing.append((author, SendText(text)))
-        return write_outbox(session, outgoing, now)
+        summary = SendText(text) if job.progress_message_id is None else EditText(job.progress_message_id, text)
+        return write_outbox(session, [(author, summary)], now)

@@ -18,7 +18,7 @@ from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from babel import Locale
-from babel.dates import format_date, format_datetime, format_timedelta
+from babel.dates import format_date, format_time, format_timedelta
 from babel.messages.mofile import write_mo
 from babel.messages.pofile import read_po
 from babel.numbers import format_decimal, format_percent
@@ -83,7 +83,12 @@ class Translator:
         return self._catalog.ngettext(singular, plural, count)
 
     def datetime(self, moment: dt.datetime) -> str:
-        return format_datetime(moment.astimezone(self.tz), "short", tzinfo=self.tz, locale=self.babel_locale)
+        """The medium date (as ``date`` shows it) and the short time: "Dec 1, 2026, 5:26 PM"."""
+        local = moment.astimezone(self.tz)
+        pattern = str(self.babel_locale.datetime_formats["medium"])
+        return pattern.replace("{1}", self.date(local)).replace(
+            "{0}", format_time(local, "short", tzinfo=self.tz, locale=self.babel_locale)
+        )
 
     def date(self, moment: dt.datetime) -> str:
         return format_date(moment.astimezone(self.tz), "medium", locale=self.babel_locale)

@@ -141,13 +141,17 @@ def write_notice(ctx: Context) -> None:
     else:
         ctx.reply(t._("Please send the notice as text, or as a photo with a caption."))
         return
-    if not broadcasts.check_text(text, photo):
-        ctx.reply(t._("This is too long for one message. Please shorten it (a photo caption holds 1,024 characters)."))
-        return
     audience = _draft_audience(ctx)
     if audience is None or not broadcasts.may_address(ctx.session, ctx.person, audience.unit):
         ctx.clear_state()
         ctx.reply(t._("This choice has expired. Please start again with /broadcast."))
+        return
+    if not (text.strip() or photo):
+        ctx.reply(t._("Please send the notice as text, or as a photo with a caption."))
+        return
+    text = broadcasts.with_header(ctx.session, t, ctx.person, audience, text)
+    if not broadcasts.check_text(text, photo):
+        ctx.reply(t._("This is too long for one message. Please shorten it (a photo caption holds 1,024 characters)."))
         return
     ctx.set_state(STATE_CONFIRM, text=text, photo=photo)
     show_preview(ctx, audience, text, photo)

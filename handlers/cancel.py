@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from bot.core.context import Context
 from bot.core.router import Router
+from handlers.filing import offer_filing
 from handlers.menu import show_main_menu
 
 router = Router()
@@ -18,4 +19,6 @@ def cancel(ctx: Context) -> None:
 
 
 def not_understood(ctx: Context) -> None:
+    if offer_filing(ctx):
+        return
     show_main_menu(ctx, ctx.t._("Sorry, I did not understand. Choose from the menu or send /help."))

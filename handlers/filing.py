@@ -13,6 +13,7 @@ from collections.abc import Callable
 from bot.core import requests as core
 from bot.core.context import Context
 from bot.core.messages import Button, Location, Photo, Text, clip, inline
+from bot.core.prompts import close_last_prompt, edits_in_place
 from bot.core.requests import Draft, RequestRefused
 from bot.core.router import Router, button_args, callback
 from bot.i18n import N_
@@ -35,8 +36,44 @@ SHOWN_DUPLICATES = 3
 MAX_HOLDER_NAMES = 3
 
 
+# Where a photo or location sent outside any step waits while the resident is asked whether to file with it.
+STATE_OFFER = "offer.filing"
+
+
 @router.command("new")
 def start_filing(ctx: Context) -> None:
+    _begin(ctx, {})
+
+
+def offer_filing(ctx: Context) -> bool:
+    """A photo or location sent outside any step: offer to file a request with it (False if it is neither)."""
+    t, event = ctx.t, ctx.event
+    # Several photos (or a photo and a place) sent one after the other all go into the one offer.
+    offered = ctx.state_data if ctx.person.state == STATE_OFFER else {}
+    if isinstance(event, Photo):
+        photos = [*offered.get("photos", []), event.file_id][: core.MAX_PHOTOS]
+        kept = {**offered, "photos": photos}
+        question = t._("File a request with this photo?")
+    elif isinstance(event, Location):
+        kept = {**offered, "latitude": event.latitude, "longitude": event.longitude}
+        question = t._("File a request at this place?")
+    else:
+        return False
+    ctx.clear_state()
+    ctx.set_state(STATE_OFFER, **kept)
+    ctx.reply(question, inline([Button(t._("📝 Yes, file a request"), callback(PREFIX, "with"))]))
+    return True
+
+
+def _file_with_offer(ctx: Context, _argument: str) -> None:
+    data = ctx.state_data
+    kept: dict[str, object] = {key: data[key] for key in ("photos", "latitude", "longitude") if key in data}
+    _close_step(ctx, ctx.t._("📝 Yes, file a request"))
+    _begin(ctx, kept)
+
+
+def _begin(ctx: Context, kept: dict[str, object]) -> None:
+    """Start a draft, keeping what the resident already sent (a photo, a location)."""
     t = ctx.t
     building = ctx.person.building
     if building is None or not building.active:
@@ -48,7 +85,7 @@ def start_filing(ctx: Context) -> None:
         return
     ctx.clear_state()
     # The token ties the Confirm button to this draft, so an old summary cannot file a later draft.
-    ctx.set_state(STEP_CATEGORY, draft=secrets.token_hex(4), photos=[])
+    ctx.set_state(STEP_CATEGORY, **{"draft": secrets.token_hex(4), "photos": [], **kept})
     buttons = [[Button(category.name(t.locale), callback(PREFIX, "cat", category.id))] for category in categories]
     ctx.reply(t._("New request for {building}. What is it about?").format(building=building.name),
               inline(*buttons))
@@ -76,6 +113,8 @@ def _chose_category(ctx: Context, argument: str) -> None:
     if not argument.isdigit():
         return
     ctx.set_state(STEP_CATEGORY, category_id=int(argument))
+    category = next((c for c in core.categories_for_filing(ctx.session) if c.id == int(argument)), None)
+    _close_step(ctx, ctx.t._("Category: {category}").format(category=category.name(ctx.t.locale) if category else "?"))
     building_id = ctx.person.building_id or 0
     duplicates = core.find_duplicates(ctx.session, building_id, int(argument), ctx.now)[:SHOWN_DUPLICATES]
     if duplicates:
@@ -102,9 +141,23 @@ def _offer_duplicates(ctx: Context, duplicates: list[Request]) -> None:
     ctx.reply("\n".join(lines), inline(*buttons))
 
 
+def _close_step(ctx: Context, choice: str) -> None:
+    """Show the choice made in place of the step's buttons, so a finished step offers nothing to press."""
+    if edits_in_place(ctx.person):
+        ctx.edit(ctx.t._("✔ {choice}").format(choice=choice))
+
+
+def _close_sent_prompt(ctx: Context) -> None:
+    """A step answered by sending a photo or a location: take the buttons off its prompt."""
+    edit = close_last_prompt(ctx.session, ctx.person, PREFIX)
+    if edit is not None:
+        ctx.send(ctx.person, edit)
+
+
 def _join(ctx: Context, argument: str) -> None:
     change = core.join_request(ctx.session, ctx.person, int(argument) if argument.isdigit() else 0, ctx.now)
     request, t = change.request, ctx.t
+    _close_step(ctx, t._("🙋 Me too: {code}").format(code=request.code))
     ctx.clear_state()
     show_main_menu(ctx, t.n_(
         "You joined {code}. {count} neighbour supports it now; we will keep you posted.",
@@ -116,22 +169,41 @@ def _join(ctx: Context, argument: str) -> None:
 
 
 def _file_anyway(ctx: Context, _argument: str) -> None:
+    _close_step(ctx, ctx.t._("It is something else: file a new request"))
     _ask_description(ctx)
 
 
 def _photos_done(ctx: Context, _argument: str) -> None:
-    _ask_location(ctx)
+    _close_step(ctx, ctx.t._("Photos: {count}").format(count=len(ctx.state_data.get("photos", []))))
+    _after_photos(ctx)
+
+
+def _after_photos(ctx: Context) -> None:
+    # A location sent before filing began is already the request's place.
+    if ctx.state_data.get("latitude") is not None:
+        _ask_hide(ctx)
+    else:
+        _ask_location(ctx)
 
 
 def _location_choice(ctx: Context, argument: str) -> None:
     building = ctx.person.building
     if argument == "b" and building is not None and building.latitude is not None:
         ctx.set_state(STEP_LOCATION, latitude=building.latitude, longitude=building.longitude)
+    _close_step(ctx, _location_line(ctx))
     _ask_hide(ctx)
+
+
+def _location_line(ctx: Context) -> str:
+    t = ctx.t
+    has_location = ctx.state_data.get("latitude") is not None
+    return t._("Location: {location}").format(location=t._("shared") if has_location else t._("not shared"))
 
 
 def _hide_choice(ctx: Context, argument: str) -> None:
     ctx.set_state(STEP_HIDE, hide=argument == "1")
+    t = ctx.t
+    _close_step(ctx, t._("Name and phone hidden: {hidden}").format(hidden=t._("yes") if argument == "1" else t._("no")))
     _show_summary(ctx)
 
 
@@ -146,6 +218,7 @@ def _confirm(ctx: Context, argument: str) -> None:
         hide_identity=bool(data.get("hide", False)),
     )
     change = core.file_request(ctx.session, ctx.person, draft, ctx.now, ctx.config.daily_request_limit)
+    _close_summary(ctx)
     ctx.clear_state()
     _send_receipt(ctx, change)
     send_cards(ctx, change.notify, change.request, N_("📥 New request {code}"))
@@ -162,6 +235,7 @@ def _send_receipt(ctx: Context, change: core.Change) -> None:
 
 
 def _cancel(ctx: Context, _argument: str) -> None:
+    _close_summary(ctx)
     ctx.clear_state()
     show_main_menu(ctx, ctx.t._("Cancelled. Nothing was filed."))
 
@@ -178,8 +252,20 @@ def _ask_description(ctx: Context) -> None:
 def _ask_photos(ctx: Context) -> None:
     t = ctx.t
     ctx.set_state(STEP_PHOTOS)
-    ctx.reply(t._("Send up to {limit} photos, or skip.").format(limit=core.MAX_PHOTOS),
-              inline([Button(t._("Skip"), callback(PREFIX, "photos"))]))
+    kept = len(ctx.state_data.get("photos", []))
+    if kept >= core.MAX_PHOTOS:
+        _after_photos(ctx)
+    elif kept:
+        _photo_received(ctx, kept)
+    else:
+        ctx.reply(t._("Send up to {limit} photos, or skip.").format(limit=core.MAX_PHOTOS),
+                  inline([Button(t._("Skip"), callback(PREFIX, "photos"))]))
+
+
+def _photo_received(ctx: Context, count: int) -> None:
+    t = ctx.t
+    ctx.reply(t._("Photo {count} of {limit} received. Send another, or press Done.").format(
+        count=count, limit=core.MAX_PHOTOS), inline([Button(t._("Done"), callback(PREFIX, "photos"))]))
 
 
 def _ask_location(ctx: Context) -> None:
@@ -189,7 +275,7 @@ def _ask_location(ctx: Context) -> None:
     building = ctx.person.building
     if building is not None and building.latitude is not None:
         buttons.insert(0, Button(t._("📍 Use my building's location"), callback(PREFIX, "loc", "b")))
-    ctx.reply(t._("Where exactly? Send a location (📎 → Location), use your building's, or skip."),
+    ctx.reply(t._("Where exactly? Send a location (📍), use your building's, or skip."),
               inline(buttons))
 
 
@@ -214,9 +300,14 @@ def _summary_text(ctx: Context) -> str:
         "Location: {location}\nName hidden: {hidden}"
     ).format(
         category=category.name(t.locale) if category else "?", description=data.get("description", ""),
-        photos=len(data.get("photos", [])), location=t._("yes") if has_location else t._("no"),
+        photos=len(data.get("photos", [])), location=t._("shared") if has_location else t._("not shared"),
         hidden=t._("yes") if data.get("hide") else t._("no"),
     )
+
+
+def _close_summary(ctx: Context) -> None:
+    if edits_in_place(ctx.person):
+        ctx.edit(clip(_summary_text(ctx)))
 
 
 def _show_summary(ctx: Context) -> None:
@@ -241,23 +332,46 @@ def filing_step(ctx: Context) -> None:
         _photos_step(ctx)
     elif step == STEP_LOCATION and isinstance(ctx.event, Location):
         ctx.set_state(STEP_LOCATION, latitude=ctx.event.latitude, longitude=ctx.event.longitude)
+        _close_sent_prompt(ctx)
         _ask_hide(ctx)
     else:
         ctx.reply(ctx.t._("Please use the buttons above, or /cancel."))
 
 
 def _description_step(ctx: Context) -> None:
-    t = ctx.t
-    if not isinstance(ctx.event, Text):
+    t, event = ctx.t, ctx.event
+    if isinstance(event, Photo):
+        _photo_first(ctx, event)
+        return
+    if not isinstance(event, Text):
         ctx.reply(t._("Please describe the problem in text first; you can add photos next."))
         return
+    _take_description(ctx, event.text)
+
+
+def _take_description(ctx: Context, text: str) -> None:
     try:
-        description = core.check_description(ctx.event.text)
+        description = core.check_description(text)
     except RequestRefused as error:
         refuse(ctx, error)
         return
+    # Emoji and punctuation alone tell the staff nothing.
+    if not any(character.isalnum() for character in description):
+        ctx.reply(ctx.t._("Please describe the problem in words: what is wrong, and where?"))
+        return
     ctx.set_state(STEP_DESCRIPTION, description=description)
     _ask_photos(ctx)
+
+
+def _photo_first(ctx: Context, photo: Photo) -> None:
+    """A photo before the words: keep it as the first photo, and take its caption as the description."""
+    photos = [*ctx.state_data.get("photos", []), photo.file_id][: core.MAX_PHOTOS]
+    ctx.set_state(STEP_DESCRIPTION, photos=photos)
+    if photo.caption.strip():
+        _take_description(ctx, photo.caption)
+        return
+    ctx.reply(ctx.t._("Photo kept. Now describe the problem in a few words (at most {limit} characters).").format(
+        limit=core.MAX_DESCRIPTION))
 
 
 def _photos_step(ctx: Context) -> None:
@@ -267,15 +381,16 @@ def _photos_step(ctx: Context) -> None:
         return
     photos = [*ctx.state_data.get("photos", []), ctx.event.file_id]
     ctx.set_state(STEP_PHOTOS, photos=photos)
+    _close_sent_prompt(ctx)
     if len(photos) >= core.MAX_PHOTOS:
-        _ask_location(ctx)
+        _after_photos(ctx)
         return
-    ctx.reply(t._("Photo {count} of {limit} received. Send another, or press Done.").format(
-        count=len(photos), limit=core.MAX_PHOTOS), inline([Button(t._("Done"), callback(PREFIX, "photos"))]))
+    _photo_received(ctx, len(photos))
 
 
 # Each button works only in the step that showed it; pressed later, it is refused rather than misapplied.
 BUTTON_STEPS: dict[str, tuple[str, Callable[[Context, str], None]]] = {
+    "with": (STATE_OFFER, _file_with_offer),
     "cat": (STEP_CATEGORY, _chose_category),
     "join": (STEP_DUPLICATE, _join),
     "fresh": (STEP_DUPLICATE, _file_anyway),

@@ -16,7 +16,7 @@ router = Router()
 @router.command("lang")
 def choose_language(ctx: Context) -> None:
     buttons = [
-        [Button(Locale.parse(locale).get_display_name(locale) or locale, callback("lang", locale))]
+        [Button(Locale.parse(locale).get_language_name(locale) or locale, callback("lang", locale))]
         for locale in available_locales()
     ]
     ctx.reply(ctx.t._("Choose your language:"), inline(*buttons))

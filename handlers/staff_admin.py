@@ -1,7 +1,8 @@
 """/invite and /staff: admins bringing staff in by a single-use link, and taking roles away.
 
 Callback data: ``st:p:<page>`` pages the staff list, ``st:rm:<role id>`` asks to confirm a removal,
-``st:ok:<role id>`` removes.
+``st:ok:<role id>`` removes; ``iv:u:<role>:<page>`` lists the units an invite can be for, ``iv:m:<role>:<unit
+id>`` makes it. The core checks the area again whatever the buttons said.
 """
 
 from __future__ import annotations
@@ -16,17 +17,25 @@ from bot.core.messages import Button, Command, SendText, inline
 from bot.core.roles import is_admin
 from bot.core.router import RoleFilter, Router, button_args, callback
 from bot.core.staff_admin import Removal, StaffChangeNotAllowed
+from bot.core.units import LEVEL_OF_ROLE, Unit, own_name
 from bot.i18n import N_, Translator
 from bot.wording import holder_text, tell
 from handlers.menu import show_main_menu
 from handlers.start import deep_links
-from storage.models import Person, Request, StaffRole
+from storage.models import Person, Request, Role, StaffInvite, StaffRole
 
 router = Router(role=RoleFilter(is_admin, N_("Only community, street and district staff can manage staff.")))
 inviting = Router(role=RoleFilter(is_admin, N_("Only community, street and district staff can invite staff.")))
 
 PREFIX = "st"
+INVITE_PREFIX = "iv"
 STAFF_PER_PAGE = 8
+UNITS_PER_PAGE = 8
+ROLE_LABELS = {
+    Role.WORKER: N_("Grid worker"),
+    Role.COMMUNITY: N_("Community staff"),
+    Role.STREET: N_("Street staff"),
+}
 
 
 # --- invites --------------------------------------------------------------------------------------------
@@ -34,17 +43,20 @@ STAFF_PER_PAGE = 8
 
 @inviting.command("invite")
 def invite(ctx: Context) -> None:
+    """``/invite`` offers roles and units as buttons; ``/invite <role> <unit code>`` invites at once."""
     t = ctx.t
     assert isinstance(ctx.event, Command)
     words = ctx.event.args.split()
+    if not words:
+        offer_roles(ctx)
+        return
     role = invites.INVITABLE_ROLES.get(words[0].lower()) if len(words) == 2 else None
     if role is None:
-        ctx.reply(
-            t._(
-                "Usage: /invite worker GRID-CODE, /invite community COMMUNITY-CODE or /invite street STREET-CODE.\n"
-                "Example: /invite worker DG-JS-01"
-            )
-        )
+        ctx.reply(t._(
+            "Send /invite alone to choose with buttons, or name the role and the unit's code: "
+            "/invite worker GRID-CODE (or 网格员), /invite community COMMUNITY-CODE (社区), "
+            "/invite street STREET-CODE (街道)."
+        ))
         return
     code = words[1]
     try:
@@ -55,6 +67,59 @@ def invite(ctx: Context) -> None:
         else:
             ctx.reply(t._("You can only invite staff within your own area."))
         return
+    send_invite(ctx, role, created)
+
+
+def offer_roles(ctx: Context) -> None:
+    t = ctx.t
+    roles = invites.invitable_roles(ctx.session, ctx.person)
+    if not roles:
+        ctx.reply(t._("Your area has no units to invite staff to yet."))
+        return
+    rows = [[Button(t._(ROLE_LABELS[role]), callback(INVITE_PREFIX, "u", role.value, 0))] for role in roles]
+    ctx.reply(t._("Invite staff as:"), inline(*rows))
+
+
+@inviting.button(INVITE_PREFIX)
+def invite_button(ctx: Context) -> None:
+    t = ctx.t
+    args = button_args(ctx)
+    try:
+        action, role, number = args[0], Role(args[1]), int(args[2])
+    except (IndexError, ValueError):
+        action, role, number = "", Role.WORKER, 0
+    if role not in ROLE_LABELS or action not in ("u", "m"):
+        ctx.answer(t._("This button is no longer valid."), alert=True)
+        return
+    if action == "u":
+        ctx.answer()
+        show_units_page(ctx, role, number)
+        return
+    try:
+        created = invites.create_invite_in(ctx.session, ctx.person, role, Unit(LEVEL_OF_ROLE[role], number), ctx.now)
+    except InviteError:
+        ctx.answer(t._("You can only invite staff within your own area."), alert=True)
+        return
+    ctx.answer()
+    ctx.edit(t._("✔ {choice}").format(choice=describe_unit(ctx.session, t, role, created.unit_id)))
+    send_invite(ctx, role, created)
+
+
+def show_units_page(ctx: Context, role: Role, page: int) -> None:
+    t = ctx.t
+    units = invites.invitable_units(ctx.session, ctx.person, role)
+    shown = units[page * UNITS_PER_PAGE : (page + 1) * UNITS_PER_PAGE]
+    rows = [[Button(own_name(ctx.session, unit), callback(INVITE_PREFIX, "m", role.value, unit.id))] for unit in shown]
+    navigation = []
+    if page > 0:
+        navigation.append(Button(t._("◀ Previous"), callback(INVITE_PREFIX, "u", role.value, page - 1)))
+    if len(units) > (page + 1) * UNITS_PER_PAGE:
+        navigation.append(Button(t._("Next ▶"), callback(INVITE_PREFIX, "u", role.value, page + 1)))
+    ctx.edit(t._("{role} for which unit?").format(role=t._(ROLE_LABELS[role])), inline(*rows, navigation))
+
+
+def send_invite(ctx: Context, role: Role, created: StaffInvite) -> None:
+    t = ctx.t
     link = invites.invite_link(ctx.config.bot_username, created.token)
     role_text = describe_unit(ctx.session, t, role, created.unit_id)
     ctx.reply(
@@ -62,9 +127,11 @@ def invite(ctx: Context) -> None:
             "Invitation for a new {role}. Send this link or let them scan the code; it works once, until {date}:\n"
             "{link}"
         ).format(role=role_text, date=t.date(created.expires_at), link=link)
+        + "\n"
+        + t._("Or they send the bot this message: {command}").format(command=invites.start_command(created.token))
     )
     caption = t._("Scan to join as {role}").format(role=role_text)
-    ctx.reply_document(f"invite-{code[:40]}.png", invites.qr_png(link), caption)
+    ctx.reply_document(f"invite-{created.id}.png", invites.qr_png(link), caption)
 
 
 def open_invite(ctx: Context, token: str) -> None:

@@ -38,7 +38,7 @@ def greet(ctx: Context) -> None:
     ctx.clear_state()
     if is_staff(ctx.person):
         roles = ", ".join(describe_role(ctx, role.role, role.unit_id) for role in ctx.person.roles)
-        show_main_menu(ctx, t._("Welcome back. You are on duty as: {roles}.").format(roles=roles))
+        show_main_menu(ctx, t._("Hello. You are on duty as: {roles}.").format(roles=roles))
         return
     building = ctx.person.building
     if building is not None and building.active:
@@ -126,17 +126,26 @@ def location_step(ctx: Context) -> None:
 
 
 def bind_by_code(ctx: Context, code: str) -> None:
-    """``/start b_<building code>``: what the QR code on a building opens."""
-    building = binding.building_by_code(ctx.session, code)
-    if building is None:
-        ctx.reply(
-            ctx.t._("We do not know the building code “{code}”. Please choose your building instead.").format(
-                code=code[:64]
-            )
-        )
-        ask_for_building(ctx)
+    """``/start b_<building code>``: what the QR code on a building opens.
+
+    A link naming no building we know leaves a bound resident's building and menu as they were.
+    """
+    t = ctx.t
+    building = binding.building_by_code(ctx.session, code) if code else None
+    if building is not None:
+        finish_binding(ctx, building.id)
         return
-    finish_binding(ctx, building.id)
+    current = ctx.person.building
+    if current is not None and current.active:
+        show_main_menu(ctx, t._("This link names no building we know. Your building is still {building}.").format(
+            building=current.name))
+        return
+    if code:
+        ctx.reply(t._("We do not know the building code “{code}”. Please choose your building instead.").format(
+            code=code[:64]))
+    else:
+        ctx.reply(t._("This link names no building. Please choose your building instead."))
+    ask_for_building(ctx)
 
 
 def finish_binding(ctx: Context, building_id: int) -> None:

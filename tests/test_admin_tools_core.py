@@ -71,7 +71,8 @@ async def test_community_admin_broadcasts_to_residents_after_preview(database: D
     await chat.text(admin, "Water is off tomorrow 9:00-12:00.")
     question = admin.find("Send it now?")
     assert "7 people" in question.text and "residents of 建设社区" in question.text
-    assert any(text == "Water is off tomorrow 9:00-12:00." for text in admin.texts())  # the preview itself
+    preview = "📢 Notice from 建设社区\n\nWater is off tomorrow 9:00-12:00."
+    assert any(text == preview for text in admin.texts())  # the preview itself, with who sends it
     assert await count(database, Broadcast) == 0  # nothing before confirming
 
     await chat.press(admin, question.button("Send"), question)
@@ -155,7 +156,7 @@ async def test_invite_link_makes_staff_once(database: Database, chat: CoreChat) 
 
     newcomer = chat.person(600, "Newcomer Liu", "en")
     await chat.text(newcomer, f"/start inv_{token}")
-    assert "You are now grid worker of 建设二网格" in newcomer.find("Welcome aboard").text
+    assert "Your role from now on: grid worker of 建设二网格" in newcomer.find("Welcome aboard").text
     assert "Newcomer Liu accepted your invitation" in admin.last.text
     newcomer_roles = select(StaffRole).join(Person).where(Person.external_id == "600")
     roles = await database.run(lambda s: [(r.role, r.unit_id) for r in s.scalars(newcomer_roles)])
@@ -244,7 +245,7 @@ async def test_removing_last_worker_moves_open_requests_up_to_the_community(
     assert "Remove Worker Zhao as grid worker of 建设一网格?" in listing.text
     assert "Their 1 open request" in listing.text
     await chat.press(admin, listing.button("Yes, remove"), listing)
-    assert "Worker Zhao is no longer grid worker of 建设一网格" in listing.text
+    assert "Worker Zhao's role as grid worker of 建设一网格 has ended" in listing.text
 
     def state(session: Session) -> dict[int, tuple[RequestStatus, Level, int, int | None]]:
         rows = session.scalars(select(Request).where(Request.id.in_([accepted, waiting, closed])))

@@ -96,7 +96,7 @@ async def test_broadcast_to_2000_residents_reaches_each_once(running: Running) -
     await admin.wait_for_text("is done", timeout=60)
     elapsed = time.monotonic() - started
 
-    copies = copies_received(sim, deployment.resident_ids, notice)
+    copies = copies_received(sim, deployment.resident_ids, f"📢 Notice from 建设社区\n\n{notice}")
     assert {user_id for user_id, n in copies.items() if n != 1} == set(blocked)
     assert all(copies[user_id] == 0 for user_id in blocked)
     broadcast = await database.run(lambda s: s.scalars(select(Broadcast)).one())

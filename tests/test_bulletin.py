@@ -454,11 +454,13 @@ async def test_community_admin_gets_the_bulletin(database: Database, org: SmallO
     assert workbook.document == "bulletin-2026-10.xlsx"
 
 
-async def test_report_defaults_to_the_previous_month(database: Database, org: SmallOrg, chat: CoreChat) -> None:
+async def test_report_offers_this_and_last_month(database: Database, org: SmallOrg, chat: CoreChat) -> None:
     # The chat clock stands on 25 November 2026.
     await database.run(lambda session: staff(session, 502, "区中心", Role.DISTRICT, 0, locale="en"))
     admin = chat.person(502, "区中心", language="en")
     await chat.text(admin, "/report")
+    assert [label for label, _data in admin.last.buttons()] == ["November 2026 (so far)", "October 2026"]
+    await chat.press(admin, admin.last.button("October 2026"))
     assert "October 2026" in admin.messages[-3].text
     assert "13 requests received" in admin.messages[-3].text
 

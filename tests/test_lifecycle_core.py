@@ -334,12 +334,14 @@ async def test_description_must_be_text_of_sensible_length(database: Database, c
     assert "too long" in ann.last.text and "2001" in ann.last.text and "2000" in ann.last.text
     await chat.text(ann, "   ")
     assert "describe the problem in a few words" in ann.last.text
+    await chat.text(ann, "😡😡😡 !!!")
+    assert "describe the problem in words" in ann.last.text
     await chat.send(ann, Photo("photo-first"))
-    assert "in text first" in ann.last.text
+    assert "Photo kept" in ann.last.text
     await chat.send(ann, Unsupported("sticker"))
     assert "in text first" in ann.last.text
     await chat.text(ann, "x" * 2000)
-    assert "photos" in ann.last.text
+    assert "Photo 1 of 3 received" in ann.last.text
 
 
 async def test_confirm_pressed_twice_files_once(database: Database, chat: CoreChat) -> None:
@@ -348,7 +350,8 @@ async def test_confirm_pressed_twice_files_once(database: Database, chat: CoreCh
     await bind(chat, ann)
     await file_request(chat, ann)
     summary = ann.find("Please check your request")
-    await chat.press(ann, data_of(summary, "fl:ok:"), summary)
+    assert summary.buttons() == []  # the confirmed summary offers nothing more to press
+    await chat.press(ann, "fl:ok:stale", summary)
     assert "This step is over" in ann.answers[-1].text
     assert await count_requests(database) == 1
     assert len([m for m in wang.messages if "New request" in m.text]) == 1

@@ -133,8 +133,8 @@ async def test_mydata_shows_a_summary_and_exports_own_data_and_nothing_of_a_neig
     li, _mei = await two_neighbours_with_requests(chat)
     exported = await export_of(chat, li)
     summary = li.find("我们保存的您的数据")
-    assert "李居民" in summary.text and "建设路12号院1号楼" in summary.text and "已提交诉求 1 件" in summary.text
-    assert "附议（我也遇到）的诉求 1 件" in summary.text
+    assert "李居民" in summary.text and "建设路12号院1号楼" in summary.text and "已提交诉求1件" in summary.text
+    assert "附议（我也遇到）的诉求1件" in summary.text
     assert summary.button("删除我的数据").startswith("pv:ask")
 
     assert exported["person"]["name"] == "李居民" and exported["person"]["chat_id"] == "1001"
@@ -182,7 +182,7 @@ async def test_deletion_after_confirmation_anonymises_requests_kept_for_the_bull
     await chat.text(li, "/mydata")
     await chat.press(li, data_of(li.find("我们保存的您的数据"), "pv:ask"))
     warning = li.last
-    assert "无法撤销" in warning.text and "1 件诉求" in warning.text
+    assert "无法撤销" in warning.text and "1件诉求" in warning.text
     await chat.press(li, warning.button("确认永久删除"), warning)
     assert "已删除" in warning.text and warning.buttons() == []  # the warning is replaced, its buttons gone
 

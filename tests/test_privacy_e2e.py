@@ -81,7 +81,7 @@ async def test_notice_once_then_privacy_then_mydata_export_through_the_engine(
 
         await li.send_text("/mydata")
         summary = await li.wait_for_text("我们保存的您的数据")
-        assert "已提交诉求 1 件" in (summary.text or "") and button(summary, "pv:ask")
+        assert "已提交诉求1件" in (summary.text or "") and button(summary, "pv:ask")
         export = await li.wait_for(lambda m: m.document is not None)
         assert export.document is not None and (export.document.name or "").endswith(".json")
         content = export.document.data.decode("utf-8")

@@ -15,10 +15,10 @@ from typing import Any
 from sqlalchemy import ColumnElement, and_, false, func, insert, literal, or_, select, update
 from sqlalchemy.orm import Session
 
-from bot.core.areas import in_admin_area, staff_condition
+from bot.core.areas import admin_areas, in_admin_area, staff_condition
 from bot.core.audit import AuditAction, record_action
 from bot.core.messages import MAX_CAPTION, MAX_TEXT
-from bot.core.units import LEVELS, Unit, area_name, ids_within, parent
+from bot.core.units import LEVELS, Unit, area_name, contains, holder_name, ids_within, parent
 from bot.i18n import Translator
 from storage.models import (
     Broadcast,
@@ -97,6 +97,17 @@ def count_recipients(session: Session, audience: Audience) -> int:
     """How many people the broadcast would reach now (the preview's number)."""
     query = select(func.count()).select_from(Person).where(recipient_condition(session, audience))
     return int(session.scalar(query) or 0)
+
+
+def with_header(session: Session, t: Translator, author: Person, audience: Audience, text: str) -> str:
+    """The notice as residents receive it: a line saying which office sends it ("孔明社区通知"), then the text.
+
+    The office is the author's own area that holds the audience, named in the author's language, which is
+    the language the notice is written in.
+    """
+    office = next((area for area in admin_areas(author) if contains(session, area, audience.unit)), audience.unit)
+    header = t._("📢 Notice from {office}").format(office=holder_name(session, t, office))
+    return f"{header}\n\n{text}" if text.strip() else header
 
 
 def check_text(text: str, photo: str | None) -> bool:

@@ -13,9 +13,9 @@ import segno
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
-from bot.core.areas import in_admin_area
+from bot.core.areas import admin_areas, in_admin_area
 from bot.core.audit import AuditAction, record_action
-from bot.core.units import LEVEL_OF_ROLE, unit_by_code
+from bot.core.units import LEVEL_OF_ROLE, Unit, unit_by_code, units_within
 from storage.models import Level, Person, Role, StaffInvite, StaffRole
 
 INVITE_PREFIX = "inv_"
@@ -23,8 +23,11 @@ INVITE_LIFETIME = timedelta(days=7)
 # 24 random bytes: 32 characters of A-Za-z0-9_-, well within a deep link's 64.
 TOKEN_BYTES = 24
 TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,60}")
-# What an admin types after /invite, and the level whose code follows.
-INVITABLE_ROLES = {"worker": Role.WORKER, "community": Role.COMMUNITY, "street": Role.STREET}
+# What an admin may type after /invite (in English or Chinese), and the role it names.
+INVITABLE_ROLES = {
+    "worker": Role.WORKER, "community": Role.COMMUNITY, "street": Role.STREET,
+    "网格员": Role.WORKER, "社区": Role.COMMUNITY, "街道": Role.STREET,
+}
 
 
 class InviteProblem(enum.StrEnum):
@@ -62,6 +65,14 @@ def create_invite(session: Session, admin: Person, role: Role, unit_code: str, n
     unit = unit_by_code(session, level, unit_code) if level is not Level.DISTRICT else None
     if unit is None:
         raise InviteError(InviteProblem.UNKNOWN_UNIT)
+    return create_invite_in(session, admin, role, unit, now)
+
+
+def create_invite_in(session: Session, admin: Person, role: Role, unit: Unit, now: datetime) -> StaffInvite:
+    """A new invite for ``role`` in ``unit``; ``InviteError`` unless the unit is of the role's level and lies
+    inside the admin's area."""
+    if unit.level is not LEVEL_OF_ROLE[role] or unit.level is Level.DISTRICT:
+        raise InviteError(InviteProblem.UNKNOWN_UNIT)
     if not in_admin_area(session, admin, unit):
         raise InviteError(InviteProblem.OUTSIDE_AREA)
     invite = StaffInvite(
@@ -71,9 +82,32 @@ def create_invite(session: Session, admin: Person, role: Role, unit_code: str, n
     session.add(invite)
     session.flush()
     record_action(
-        session, admin, AuditAction.INVITE_CREATED, now, invite_id=invite.id, role=role.value, unit=unit_code
+        session, admin, AuditAction.INVITE_CREATED, now, invite_id=invite.id, role=role.value, unit_id=unit.id
     )
     return invite
+
+
+def invitable_units(session: Session, admin: Person, role: Role) -> list[Unit]:
+    """The units of ``role``'s level inside the admin's areas, by code: where the admin may invite to."""
+    level = LEVEL_OF_ROLE[role]
+    found: dict[int, Unit] = {}
+    for area in admin_areas(admin):
+        query = units_within(level, area)
+        if query is not None:
+            for unit_id in session.scalars(query):
+                found.setdefault(unit_id, Unit(level, unit_id))
+    return list(found.values())
+
+
+def invitable_roles(session: Session, admin: Person) -> list[Role]:
+    """The roles the admin may invite someone to (each has a unit inside the admin's area)."""
+    roles = dict.fromkeys(INVITABLE_ROLES.values())
+    return [role for role in roles if invitable_units(session, admin, role)]
+
+
+def start_command(token: str) -> str:
+    """What the new colleague can send the bot instead of opening the link."""
+    return f"/start {INVITE_PREFIX}{token}"
 
 
 def invite_link(bot_username: str, token: str) -> str:
