@@ -128,9 +128,13 @@ def sendable_from(now: datetime, config: SchedulerConfig) -> Callable[[Person], 
 
 def remind_holders(ctx: Context, request: Request) -> None:
     change = core.remind_by_system(ctx.session, request, ctx.now)
-    send_cards(ctx, change.notify, request, N_(
-        "⏰ Reminder: nobody has accepted {code} yet. Please accept it, or escalate it if your unit cannot "
-        "handle it."))
+    if request.level is Level.DISTRICT:
+        # Nothing is above the district center: it can only take the request on or hand it to a street.
+        headline = N_("⏰ Reminder: nobody has accepted {code} yet. Please accept it or hand it to a street.")
+    else:
+        headline = N_("⏰ Reminder: nobody has accepted {code} yet. Please accept it, or escalate it if your unit "
+                      "cannot handle it.")
+    send_cards(ctx, change.notify, request, headline)
 
 
 def escalate_unanswered(ctx: Context, request: Request) -> None:

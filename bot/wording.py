@@ -150,7 +150,7 @@ def timeline_text(ctx: Context, t: Translator, request: Request, for_staff: bool
         if event.text and event.kind not in (EventKind.CONFIRMED, EventKind.REOPENED):
             # The system's reasons ("no response", "overdue") are message ids, shown in the reader's language.
             text = t._(event.text) if event.actor is None else event.text
-            line += f": {text}"
+            line = t._("{entry}: {text}").format(entry=line, text=text)
         lines.append(line)
     return clip("\n".join(lines))
 

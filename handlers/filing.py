@@ -203,7 +203,7 @@ def _location_line(ctx: Context) -> str:
 def _hide_choice(ctx: Context, argument: str) -> None:
     ctx.set_state(STEP_HIDE, hide=argument == "1")
     t = ctx.t
-    _close_step(ctx, t._("Name and phone hidden: {hidden}").format(hidden=t._("yes") if argument == "1" else t._("no")))
+    _close_step(ctx, t._("Name hidden: {hidden}").format(hidden=t._("yes") if argument == "1" else t._("no")))
     _show_summary(ctx)
 
 

@@ -19,7 +19,7 @@ from bot.core.router import RoleFilter, Router, button_args, callback
 from bot.core.staff_admin import Removal, StaffChangeNotAllowed
 from bot.core.units import LEVEL_OF_ROLE, Unit, own_name
 from bot.i18n import N_, Translator
-from bot.wording import holder_text, tell
+from bot.wording import holder_text, refresh_cards, tell
 from handlers.menu import show_main_menu
 from handlers.start import deep_links
 from storage.models import Person, Request, Role, StaffInvite, StaffRole
@@ -282,6 +282,7 @@ def tell_people_concerned(ctx: Context, removal: Removal) -> None:
         for holder in change.notify:
             waiting.setdefault(holder.id, (holder, []))[1].append(change.request)
         tell(ctx, change.residents, partial(_handed_over_news, ctx, change.request))
+        refresh_cards(ctx, change.request)
     for holder, moved in waiting.values():
         holder_t = ctx.translator_for(holder)
         codes = ", ".join(request.code for request in moved[:20])

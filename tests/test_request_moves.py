@@ -15,9 +15,20 @@ from bot.core.requests import Transition, View
 from bot.core.scheduler import JobKind, SchedulerConfig
 from bot.scheduler import run_due_jobs
 from storage.database import Database
-from storage.models import EventKind, Level, Person, Request, RequestEvent, RequestStatus, Role, StaffRole
+from storage.models import (
+    EventKind,
+    Level,
+    OutboxMessage,
+    Person,
+    Request,
+    RequestEvent,
+    RequestStatus,
+    Role,
+    StaffRole,
+)
 from tests.harness import CoreChat, FakePerson
 from tests.org_fixture import NOW, SmallOrg, make_small_org, staff
+from tests.test_card_refresh_core import deliver_cards
 from tests.test_lifecycle_core import bind, data_of, file_request, last_with_button, load_request, staff_writes
 
 
@@ -140,6 +151,36 @@ async def test_supporters_are_told_of_a_manual_escalation(database: Database, ch
     news = ma.messages[told_before:]
     assert [m.text for m in news] == ["R-000001 was reported up to 建设社区, who will handle it now."]
     assert "建设社区" in li.last.text and "上报" in li.last.text
+
+
+async def test_the_timeline_gives_the_reason_after_a_chinese_colon(database: Database, chat: CoreChat) -> None:
+    await org_with(database, WANG, CHEN)
+    li, wang = chat.person(1001, "李居民"), chat.person(2001, "Wang Worker", "en")
+    await bind(chat, li)
+    await file_request(chat, li)
+    await staff_writes(chat, wang, "rq:esc:", "需要物业公司配合")
+
+    await chat.press(li, "my:open:1")
+
+    escalated = next(line for line in li.last.text.splitlines() if "需要物业公司配合" in line)
+    assert escalated.endswith("：需要物业公司配合") and ": " not in escalated
+
+
+async def test_cards_of_a_handed_over_request_follow_it(
+    database: Database, chat: CoreChat, clock: FrozenClock
+) -> None:
+    await org_with(database, WANG, QIAN, CHEN)
+    wang, chen = chat.person(2001, "Wang Worker", "en"), chat.person(3001, "陈社区", "en")
+    await accepted_request_days_ago(chat, clock, wang, days=1)
+    await database.run(deliver_cards)
+
+    await remove_through_staff_list(chat, chen, "Wang Worker")
+
+    # The removed worker's card of R-000001 is edited to say it is no longer theirs, with nothing to press.
+    wang_id = await database.run(lambda s: s.scalar(select(Person.id).where(Person.external_id == "2001")))
+    edits = await database.run(lambda s: [m.action for m in s.scalars(select(OutboxMessage).where(
+        OutboxMessage.person_id == wang_id)) if m.action["type"] == "EditText" and m.action.get("quiet")])
+    assert edits and all("rq:" not in str(edit.get("keyboard")) for edit in edits)
 
 
 def resident(session: Session, user_id: int, building_id: int) -> Person:
