@@ -1,9 +1,12 @@
 """The broadcast worker: delivers confirmed broadcasts in the background at the configured rate.
 
-It takes one broadcast at a time (they share the rate anyway), streams its pending recipients from the
-database in small batches and records each batch before fetching the next: after a crash only the batch in
-flight can be sent twice. A 429 pauses every send of the process, a 403 marks the recipient blocked, network
-errors and 5xx are retried with back-off. The author sees one progress message, edited every few seconds.
+It takes one broadcast at a time (they share the rate anyway) and streams its pending recipients from the
+database in batches. Each of a few concurrent senders records the result of its send (group-committed with the
+others') before it sends again, so after a crash each sender repeats at most its one message in flight: one
+sender up to ``SENDER_RATE``, which covers Telegram's free 30/s. Broadcasts have the lowest priority of the
+outbox's pacer, so answers to residents overtake them. A 429 pauses every send of the process, a 403 marks the
+recipient blocked, network errors and 5xx are retried with back-off. The author sees one progress message,
+edited every few seconds.
 """
 
 from __future__ import annotations
@@ -11,7 +14,9 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from functools import partial
 
@@ -23,21 +28,19 @@ from bot.core.broadcasts import CANCEL_PREFIX, BroadcastJob, Outcome, Progress, 
 from bot.core.clock import Clock, system_clock
 from bot.core.context import CoreConfig
 from bot.core.messages import Action, Button, Delivery, EditText, InlineKeyboard, SendPhoto, SendText, inline
-from bot.core.outbox import Channel, OutboxSender, RateLimiter
+from bot.core.outbox import Channel, GroupCommit, OutboxSender
 from bot.core.router import callback
 from bot.i18n import Translator, translator
 from bot.runtime import Runtime
 from storage.database import Database, DatabaseUnavailable
-from storage.models import Broadcast, BroadcastStatus, Person, RecipientStatus
+from storage.models import Broadcast, BroadcastStatus, Person, Priority, RecipientStatus
 
 log = logging.getLogger(__name__)
 
-# Recipients sent to between two database writes: small, because a crash can repeat the two batches that are
-# not recorded yet (the one being sent and the one before it, recorded meanwhile).
-DEFAULT_BATCH_SIZE = 10
-# Platforms count arrivals in a sliding window, and network jitter bunches sends that left evenly spaced:
-# aiming a little below the limit avoids the 429s (and their whole-second pauses) that aiming at it causes.
-RATE_HEADROOM = 0.97
+# What one sender keeps up with: a send and the commit of its result, one after the other, take 2-5 ms here.
+SENDER_RATE = 150.0
+# Recipients read per database hop: about half a second of sending, so a cancel takes effect that soon.
+BATCH_SECONDS = 0.5
 
 
 @dataclass
@@ -57,7 +60,8 @@ class BroadcastWorker:
         outbox: OutboxSender,
         config: CoreConfig,
         clock: Clock = system_clock,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_size: int | None = None,
+        senders: int | None = None,
         progress_interval: float = 3.0,
         poll_interval: float = 1.0,
         max_attempts: int = 5,
@@ -67,15 +71,14 @@ class BroadcastWorker:
         self.outbox = outbox
         self.config = config
         self.clock = clock
-        self.batch_size = batch_size
         self.progress_interval = progress_interval
         self.poll_interval = poll_interval
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
-        # The outbox's limiter is shared so that broadcasts and everything else together keep to the rate.
-        self.rate = 1.0 / outbox.limiter.interval
-        self._own_pace = RateLimiter(self.rate * RATE_HEADROOM)
-        self._paused_until = 0.0
+        # The outbox's pacer is shared so that broadcasts and everything else together keep to the rate.
+        self.rate = outbox.limiter.rate
+        self.senders = senders or max(1, math.ceil(self.rate / SENDER_RATE))
+        self.batch_size = batch_size or max(10, self.senders, int(self.rate * BATCH_SECONDS))
         self.stats = WorkerStats()
 
     @classmethod
@@ -115,34 +118,48 @@ class BroadcastWorker:
         return broadcasts.load_job(session, broadcast_id, self._translator(author_locale))
 
     async def _deliver_batches(self, job: BroadcastJob, stop: asyncio.Event | None) -> Progress:
-        progress, batch = await self._hop(job, [], after_id=0)
-        previous: list[Outcome] = []
+        results: GroupCommit[Outcome] = GroupCommit(
+            self.database, partial(self._record, broadcast_id=job.id)
+        )
+        progress, batch = await self._fetch(job, after_id=0)
         last_progress = time.monotonic()
         while batch and not (stop is not None and stop.is_set()):
-            sending = asyncio.ensure_future(self._send_batch(job, batch))
-            # While this batch goes out, the one before is recorded and the next one fetched, so the sends
-            # never wait for the database; the price is that a crash can repeat two batches instead of one.
+            # The next batch is read while this one goes out, so the senders do not wait for the database.
+            fetching = asyncio.ensure_future(self._fetch(job, after_id=batch[-1].recipient_id))
+            targets = iter(batch)  # shared: each recipient is taken by one sender
             try:
-                progress, next_batch = await self._hop(job, previous, after_id=batch[-1].recipient_id)
+                await asyncio.gather(*(self._sender(job, targets, results, stop) for _ in range(self.senders)))
             finally:
-                previous = await sending
+                progress, batch = await fetching
+            if progress.status is not BroadcastStatus.SENDING:
+                break
             if time.monotonic() - last_progress >= self.progress_interval:
                 last_progress = time.monotonic()
-                await self._show_progress(job, progress, previous)
-            batch = next_batch
-        progress, _rest = await self._hop(job, previous, after_id=0, fetch=0)
-        return progress
+                await self._show_progress(job, await self._progress(job), [])
+        return await self._progress(job)
 
-    async def _hop(
-        self, job: BroadcastJob, outcomes: list[Outcome], after_id: int, fetch: int | None = None
-    ) -> tuple[Progress, list[Target]]:
-        limit = self.batch_size if fetch is None else fetch
+    async def _sender(
+        self, job: BroadcastJob, targets: Iterator[Target], results: GroupCommit[Outcome], stop: asyncio.Event | None
+    ) -> None:
+        for target in targets:
+            if stop is not None and stop.is_set():
+                return
+            outcome = await self._send_one(job, target)
+            # Committed before this sender sends again: a crash repeats at most its one message in flight.
+            await results.record([outcome])
+
+    @staticmethod
+    def _record(session: Session, items: list[Outcome], broadcast_id: int) -> None:
+        broadcasts.record_outcomes(session, broadcast_id, items)
+
+    async def _fetch(self, job: BroadcastJob, after_id: int) -> tuple[Progress, list[Target]]:
         return await self.database.run(
-            partial(broadcasts.record_and_fetch, broadcast_id=job.id, outcomes=outcomes, after_id=after_id, limit=limit)
+            partial(broadcasts.record_and_fetch, broadcast_id=job.id, outcomes=[], after_id=after_id,
+                    limit=self.batch_size)
         )
 
-    async def _send_batch(self, job: BroadcastJob, batch: list[Target]) -> list[Outcome]:
-        return list(await asyncio.gather(*(self._send_one(job, target) for target in batch)))
+    async def _progress(self, job: BroadcastJob) -> Progress:
+        return await self.database.run(partial(broadcasts.progress_of, broadcast_id=job.id))
 
     # --- sending ----------------------------------------------------------------------------------------
 
@@ -173,7 +190,7 @@ class BroadcastWorker:
             await asyncio.sleep(self.retry_delay * 2 ** (attempts - 1))
 
     async def _perform(self, channel: Channel, chat_id: str, action: Action) -> Delivery:
-        await self._pace()
+        await self.outbox.pacer.wait(Priority.BROADCAST)
         try:
             delivery = await channel.perform(chat_id, action)
         except Exception as error:  # a channel bug must not stop the broadcast
@@ -181,19 +198,8 @@ class BroadcastWorker:
             delivery = Delivery(ok=False, error=repr(error)[:300])
         if delivery.retry_after:
             self.stats.retry_after_answers += 1
-            self._paused_until = max(self._paused_until, time.monotonic() + delivery.retry_after)
-            self.outbox.limiter.pause(delivery.retry_after)
+            self.outbox.pacer.pause(delivery.retry_after)
         return delivery
-
-    async def _pace(self) -> None:
-        while True:
-            await self._own_pace.wait()
-            await self.outbox.limiter.wait()
-            # Slots handed out before a 429 arrived must not be used: wait the pause out and queue again.
-            remaining = self._paused_until - time.monotonic()
-            if remaining <= 0:
-                return
-            await asyncio.sleep(remaining)
 
     # --- the author's progress message ------------------------------------------------------------------
 
@@ -242,7 +248,7 @@ class BroadcastWorker:
     async def _finish(self, job: BroadcastJob) -> None:
         """Mark the broadcast done, turn the progress message into the summary and send the summary."""
         deliveries = await self.database.run(partial(self._finish_in_session, job=job))
-        await self.outbox.deliver(deliveries, limited=True)
+        await self.outbox.deliver(deliveries)
 
     def _finish_in_session(self, session: Session, job: BroadcastJob) -> list[PendingDelivery]:
         now = self.clock()
