@@ -42,8 +42,7 @@ async def finished(database: Database) -> bool:
     return await database.run(lambda s: s.scalars(select(Broadcast.finished_at)).one() is not None)
 
 
-async def test_killed_broadcast_resumes_with_at_most_the_message_in_flight_repeated(tmp_path: Path) -> None:
-    database_url = f"sqlite+aiosqlite:///{tmp_path}/bot.db"
+async def test_killed_broadcast_resumes_with_at_most_the_message_in_flight_repeated(database_url: str) -> None:
     database = Database(database_url)
     await prepare_database(database)
     deployment = await make_deployment(database, RESIDENTS)
