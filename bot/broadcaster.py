@@ -16,7 +16,8 @@ import contextlib
 import logging
 import math
 import time
-from collections.abc import Iterator
+from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -118,41 +119,38 @@ class BroadcastWorker:
         return broadcasts.load_job(session, broadcast_id, self._translator(author_locale))
 
     async def _deliver_batches(self, job: BroadcastJob, stop: asyncio.Event | None) -> Progress:
-        results: GroupCommit[Outcome] = GroupCommit(
-            self.database, partial(self._record, broadcast_id=job.id)
-        )
-        progress, batch = await self._fetch(job, after_id=0)
-        last_progress = time.monotonic()
-        while batch and not (stop is not None and stop.is_set()):
-            # The next batch is read while this one goes out, so the senders do not wait for the database.
-            fetching = asyncio.ensure_future(self._fetch(job, after_id=batch[-1].recipient_id))
-            targets = iter(batch)  # shared: each recipient is taken by one sender
-            try:
-                await asyncio.gather(*(self._sender(job, targets, results, stop) for _ in range(self.senders)))
-            finally:
-                progress, batch = await fetching
-            if progress.status is not BroadcastStatus.SENDING:
-                break
-            if time.monotonic() - last_progress >= self.progress_interval:
-                last_progress = time.monotonic()
-                await self._show_progress(job, await self._progress(job), [])
+        results: GroupCommit[Outcome] = GroupCommit(self.database, partial(self._record, broadcast_id=job.id))
+        recipients = _Recipients(partial(self._fetch, job), partial(self._progress_shown, job), self.progress_interval)
+        try:
+            await asyncio.gather(*(self._sender(job, recipients, results, stop) for _ in range(self.senders)))
+        finally:
+            recipients.close()
         return await self._progress(job)
 
     async def _sender(
-        self, job: BroadcastJob, targets: Iterator[Target], results: GroupCommit[Outcome], stop: asyncio.Event | None
+        self, job: BroadcastJob, recipients: _Recipients, results: GroupCommit[Outcome], stop: asyncio.Event | None
     ) -> None:
-        for target in targets:
-            if stop is not None and stop.is_set():
-                return
-            outcome = await self._send_one(job, target)
-            # Committed before this sender sends again: a crash repeats at most its one message in flight.
-            await results.record([outcome])
+        slot: asyncio.Future[None] | None = None
+        try:
+            while not (stop is not None and stop.is_set()) and (target := await recipients.next()) is not None:
+                outcome = await self._send_one(job, target, slot)
+                # The next slot is waited for while the result is committed, but used only after the commit: a
+                # crash repeats at most this sender's one message in flight.
+                slot = asyncio.ensure_future(self.outbox.pacer.wait(Priority.BROADCAST))
+                await results.record([outcome])
+        finally:
+            if slot is not None:
+                slot.cancel()
+
+    async def _progress_shown(self, job: BroadcastJob, progress: Progress) -> None:
+        await self._show_progress(job, progress, [])
 
     @staticmethod
     def _record(session: Session, items: list[Outcome], broadcast_id: int) -> None:
         broadcasts.record_outcomes(session, broadcast_id, items)
 
     async def _fetch(self, job: BroadcastJob, after_id: int) -> tuple[Progress, list[Target]]:
+        """The broadcast's progress (cancelled?) and its next pending recipients after ``after_id``."""
         return await self.database.run(
             partial(broadcasts.record_and_fetch, broadcast_id=job.id, outcomes=[], after_id=after_id,
                     limit=self.batch_size)
@@ -168,13 +166,14 @@ class BroadcastWorker:
             return SendPhoto(job.photo, job.text)
         return SendText(job.text)
 
-    async def _send_one(self, job: BroadcastJob, target: Target) -> Outcome:
+    async def _send_one(self, job: BroadcastJob, target: Target, slot: asyncio.Future[None] | None) -> Outcome:
         channel = self.outbox.channels.get(target.channel)
         if channel is None:
             return Outcome(target.recipient_id, RecipientStatus.FAILED, 0)
         attempts = 0
         while True:
-            delivery = await self._perform(channel, target.chat_id, self._action(job))
+            delivery = await self._perform(channel, target.chat_id, self._action(job), slot)
+            slot = None
             if delivery.retry_after:
                 continue  # not the recipient's fault: try again once the pause is over
             attempts += 1
@@ -189,8 +188,15 @@ class BroadcastWorker:
             self.stats.transient_errors += 1
             await asyncio.sleep(self.retry_delay * 2 ** (attempts - 1))
 
-    async def _perform(self, channel: Channel, chat_id: str, action: Action) -> Delivery:
-        await self.outbox.pacer.wait(Priority.BROADCAST)
+    async def _perform(
+        self, channel: Channel, chat_id: str, action: Action, slot: asyncio.Future[None] | None = None
+    ) -> Delivery:
+        """Send once a slot of the rate is given (``slot``, when one was asked for already)."""
+        pacer = self.outbox.pacer
+        if slot is not None:
+            await slot
+        if slot is None or pacer.paused:  # a slot given just before a 429 came back is not used
+            await pacer.wait(Priority.BROADCAST)
         try:
             delivery = await channel.perform(chat_id, action)
         except Exception as error:  # a channel bug must not stop the broadcast
@@ -260,3 +266,48 @@ class BroadcastWorker:
             outgoing.append((author, EditText(job.progress_message_id, text)))
         outgoing.append((author, SendText(text)))
         return write_outbox(session, outgoing, now)
+
+
+class _Recipients:
+    """A broadcast's pending recipients in id order, shared by its senders and read one batch ahead, so the
+    senders never stop for the database between batches."""
+
+    def __init__(
+        self,
+        fetch: Callable[[int], Awaitable[tuple[Progress, list[Target]]]],
+        show_progress: Callable[[Progress], Awaitable[None]],
+        progress_interval: float,
+    ) -> None:
+        self._fetch = fetch
+        self._show_progress = show_progress
+        self._progress_interval = progress_interval
+        self._queue: deque[Target] = deque()
+        self._next_batch: asyncio.Future[tuple[Progress, list[Target]]] | None = None
+        self._after_id = 0
+        self._done = False
+        self._refilling = asyncio.Lock()
+        self._progress_at = time.monotonic()
+
+    def close(self) -> None:
+        if self._next_batch is not None:
+            self._next_batch.cancel()
+
+    async def next(self) -> Target | None:
+        """The next recipient, or None once all are taken or the broadcast was cancelled."""
+        async with self._refilling:
+            if not self._queue and not self._done:
+                await self._refill()
+            return self._queue.popleft() if self._queue else None
+
+    async def _refill(self) -> None:
+        progress, batch = await (self._next_batch or self._fetch(self._after_id))
+        self._next_batch = None
+        if progress.status is not BroadcastStatus.SENDING or not batch:
+            self._done = True
+            return
+        self._queue.extend(batch)
+        self._after_id = batch[-1].recipient_id
+        self._next_batch = asyncio.ensure_future(self._fetch(self._after_id))
+        if time.monotonic() - self._progress_at >= self._progress_interval:
+            self._progress_at = time.monotonic()
+            await self._show_progress(progress)

@@ -44,12 +44,12 @@ class Channel(Protocol):
 
 
 # Platforms count arrivals in a one-second sliding window, and lateness (a busy event loop, the network, the
-# catch-up below) bunches sends that left evenly spaced. Aiming at 1/1.045 of the limit, one second's slots fit
-# in 1.045 s: sends up to 45 ms late never put a window over the limit, and cause no 429 (and no whole-second
-# pause) the way aiming at the limit does.
-RATE_HEADROOM = 1 / 1.045
+# catch-up below) bunches sends that left evenly spaced. Aiming a little below the limit, one second's slots fit
+# in about 1.03 s, so sends a little late do not cause 429s (and their whole-second pauses) the way aiming at the
+# limit does; ``Pacer`` also counts what it gave out in the last second.
+RATE_HEADROOM = 0.97
 # A slot taken late (the event loop was busy, a sleep overslept) may be caught up on by this many seconds, so
-# small delays do not lower the rate; it is part of the 45 ms above.
+# small delays do not lower the rate.
 CATCH_UP = 0.01
 
 
@@ -98,8 +98,13 @@ class Pacer:
             if self._granter is None or self._granter.done():
                 self._granter = asyncio.get_running_loop().create_task(self._grant())
             await future
-            if time.monotonic() >= self._paused_until:
+            if not self.paused:
                 return
+
+    @property
+    def paused(self) -> bool:
+        """A 429's pause is running: a slot given before it came back must not be used."""
+        return time.monotonic() < self._paused_until
 
     async def _keep_to_window(self) -> None:
         """Slots are evenly spaced but a late wake-up (a busy machine) can bunch what is given out; the platform
