@@ -169,6 +169,13 @@ def release_held(session: Session, person: Person, ctx: Context, now: datetime) 
     ]
 
 
+def not_opened_yet(session: Session) -> set[str]:
+    """The Telegram ids of people added by staff who have not written to the bot yet."""
+    return set(session.scalars(
+        select(Person.external_id).where(Person.channel == "telegram", Person.awaiting_first_message)
+    ))
+
+
 def store_updates(session: Session, channel: str, updates: list[tuple[int, dict[str, Any]]], now: Any) -> list[int]:
     """Record raw updates before they are confirmed to the platform; returns the ids not seen before."""
     if not updates:

@@ -48,9 +48,10 @@ class Channel(Protocol):
 # in about 1.03 s, so sends a little late do not cause 429s (and their whole-second pauses) the way aiming at the
 # limit does; ``Pacer`` also counts what it gave out in the last second.
 RATE_HEADROOM = 0.97
-# A slot taken late (the event loop was busy, a sleep overslept) may be caught up on by this many seconds, so
-# small delays do not lower the rate.
-CATCH_UP = 0.01
+# A slot taken late (the event loop was busy, a sleep overslept, a commit was slow) may be caught up on by this
+# many seconds, so short delays do not lower the rate; ``Pacer`` still never gives out more in a second than the
+# rate allows.
+CATCH_UP = 0.05
 
 
 class RateLimiter:
