@@ -60,9 +60,6 @@ async def run_bot_child(api_url: str, database_url: str, rate: float) -> None:
         _env_file=None,  # type: ignore[call-arg]
     )
     service = Service.from_settings(settings)
-    import os
-    if os.environ.get("SWITCH"):
-        sys.setswitchinterval(float(os.environ["SWITCH"]))
     try:
         await run_until_stopped(partial(serve, service))
     finally:

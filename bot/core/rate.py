@@ -48,8 +48,8 @@ _CREATE = text(
 class SharedRateLimiter(RateLimiter):
     """``RateLimiter``'s interface, with the slots kept in the database so all processes share them."""
 
-    # Each slot is one round trip to the database: about 1 ms, so one process takes up to several hundred
-    # slots a second this way, far above Telegram's free 30/s.
+    # Each slot is one round trip to the database (about 1 ms), taken one at a time by ``Pacer``: ample for
+    # Telegram's free 30/s, and the bound on one process's rate on PostgreSQL.
 
     def __init__(self, database: Database, rate: float, channel: str = "telegram") -> None:
         super().__init__(rate)
