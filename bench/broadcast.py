@@ -80,7 +80,7 @@ async def measure(
         open_chats(sim, [ADMIN_ID, *deployment.resident_ids])
         profiling = ["--profile", profile] if profile else []
         child = await asyncio.create_subprocess_exec(
-            sys.executable, str(Path(__file__).resolve()), "--child", url, database_url, str(bot_rate), *profiling,
+            sys.executable, "-m", "bench.broadcast", "--child", url, database_url, str(bot_rate), *profiling,
             cwd=ROOT,
         )
         process = psutil.Process(child.pid)
