@@ -140,7 +140,7 @@ def run(quick: bool, postgres: str | None) -> Report:
     report.add("5. Start-up", startup.describe(start),
                Check("gridbot run -> first getUpdates", start.median, startup.TARGET_SECONDS, "s"))
 
-    for name, module in (("broadcast", "bench.broadcast"), ("engines", "bench.engines")):
+    for name, module in (("broadcast", "bench.broadcast"), ("pacing", "bench.pacing"), ("engines", "bench.engines")):
         if not quick and importlib.util.find_spec(module) is not None:
             report.add(f"Other: {name}", _run_other(module))
     report.sections.insert(0, machine() + (f", PostgreSQL {pg_version}" if pg_version else "") + "\n")

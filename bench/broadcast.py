@@ -4,8 +4,9 @@ memory for large audiences.
 The bot runs as its own process (the real aiogram engine and broadcast worker), the simulator in this one,
 so the two do not share a CPU core and the bot's memory is measured alone.
 
-    python bench/broadcast.py                 # rate at 10,000 recipients, RSS at 10,000 and 100,000
-    python bench/broadcast.py --rate-only     # just the rate
+    python bench/broadcast.py                 # rate at 100/s and 300/s, then 100,000 recipients at 1,000/s
+    python bench/broadcast.py --rate-only     # just the rates
+    python bench/broadcast.py --paid-only --profile bot.prof   # 100,000 at 1,000/s, the bot under cProfile
 """
 
 from __future__ import annotations
@@ -26,7 +27,7 @@ sys.path.insert(0, str(ROOT))
 from sqlalchemy import select  # noqa: E402
 
 from bot.service import prepare_database  # noqa: E402
-from bot.simulator import ApiError, BotApiSimulator  # noqa: E402
+from bot.simulator import BotApiSimulator  # noqa: E402
 from storage.database import Database  # noqa: E402
 from storage.models import Broadcast  # noqa: E402
 from tests.broadcast_setup import ADMIN_ID, make_deployment, open_chats, queue_broadcast  # noqa: E402
@@ -65,23 +66,9 @@ async def run_bot_child(api_url: str, database_url: str, rate: float) -> None:
         await service.database.dispose()
 
 
-def count_429(sim: BotApiSimulator) -> list[int]:
-    """Wrap the simulator's flood check to count the 429s it answers."""
-    counter = [0]
-    check = sim._check_flood
-
-    def counting() -> None:
-        try:
-            check()
-        except ApiError:
-            counter[0] += 1
-            raise
-
-    sim._check_flood = counting  # type: ignore[method-assign]
-    return counter
-
-
-async def measure(recipients: int, flood_limit: float | None, bot_rate: float) -> Result:
+async def measure(
+    recipients: int, flood_limit: float | None, bot_rate: float, profile: str | None = None
+) -> Result:
     with tempfile.TemporaryDirectory() as folder:
         database_url = f"sqlite+aiosqlite:///{folder}/bench.db"
         database = Database(database_url)
@@ -91,9 +78,10 @@ async def measure(recipients: int, flood_limit: float | None, bot_rate: float) -
         sim = BotApiSimulator(token=TOKEN, flood_limit=flood_limit, history_limit=5)
         url = await sim.start("127.0.0.1", 0)
         open_chats(sim, [ADMIN_ID, *deployment.resident_ids])
-        refused = count_429(sim)
+        profiling = ["--profile", profile] if profile else []
         child = await asyncio.create_subprocess_exec(
-            sys.executable, str(Path(__file__).resolve()), "--child", url, database_url, str(bot_rate), cwd=ROOT
+            sys.executable, "-m", "bench.broadcast", "--child", url, database_url, str(bot_rate), *profiling,
+            cwd=ROOT,
         )
         process = psutil.Process(child.pid)
         peak_rss, first_at, last_at = 0, 0.0, 0.0
@@ -115,7 +103,9 @@ async def measure(recipients: int, flood_limit: float | None, bot_rate: float) -
             await sim.stop()
             await database.dispose()
     seconds = last_at - first_at
-    return Result(recipients, flood_limit, bot_rate, seconds, recipients / seconds, refused[0], peak_rss / 2**20)
+    return Result(
+        recipients, flood_limit, bot_rate, seconds, recipients / seconds, sim.flood_refusals, peak_rss / 2**20
+    )
 
 
 def report(label: str, result: Result) -> None:
@@ -128,20 +118,31 @@ def report(label: str, result: Result) -> None:
     )
 
 
-async def main(rate_only: bool, limit: float) -> None:
-    report("rate", await measure(10_000, flood_limit=limit, bot_rate=limit))
+async def main(rate_only: bool, paid_only: bool, limit: float, profile: str | None) -> None:
+    if not paid_only:
+        report("rate", await measure(3_000, flood_limit=100, bot_rate=100))  # the kill test's rate
+        report("rate", await measure(10_000, flood_limit=limit, bot_rate=limit))
     if rate_only:
         return
-    report("memory", await measure(100_000, flood_limit=None, bot_rate=1000))
+    # Telegram's paid broadcasts allow 1,000 msg/s.
+    report("paid limit", await measure(100_000, flood_limit=1000, bot_rate=1000, profile=profile))
 
 
 if __name__ == "__main__":
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--rate-only", action="store_true")
+    parser.add_argument("--paid-only", action="store_true", help="only 100,000 recipients at 1,000/s")
+    parser.add_argument("--profile", help="write the bot process's cProfile statistics to this file")
     parser.add_argument("--limit", type=float, default=300, help="the simulator's flood limit (msg/s)")
     parser.add_argument("--child", nargs=3, metavar=("API_URL", "DATABASE_URL", "RATE"), help=argparse.SUPPRESS)
     args = parser.parse_args()
     if args.child:
-        asyncio.run(run_bot_child(args.child[0], args.child[1], float(args.child[2])))
+        child = run_bot_child(args.child[0], args.child[1], float(args.child[2]))
+        if args.profile:
+            import cProfile
+
+            cProfile.runctx("asyncio.run(child)", globals(), {"child": child}, args.profile)
+        else:
+            asyncio.run(child)
     else:
-        asyncio.run(main(args.rate_only, args.limit))
+        asyncio.run(main(args.rate_only, args.paid_only, args.limit, args.profile))

@@ -1,9 +1,12 @@
 """The broadcast worker: delivers confirmed broadcasts in the background at the configured rate.
 
-It takes one broadcast at a time (they share the rate anyway), streams its pending recipients from the
-database in small batches and records each batch before fetching the next: after a crash only the batch in
-flight can be sent twice. A 429 pauses every send of the process, a 403 marks the recipient blocked, network
-errors and 5xx are retried with back-off. The author sees one progress message, edited every few seconds.
+It takes one broadcast at a time (they share the rate anyway) and streams its pending recipients from the
+database in batches. Each of a few concurrent senders records the result of its send (group-committed with the
+others') before it sends again, so after a crash each sender repeats at most its one message in flight: one
+sender up to ``SENDER_RATE``, which covers Telegram's free 30/s. Broadcasts have the lowest priority of the
+outbox's pacer, so answers to residents overtake them. A 429 pauses every send of the process, a 403 marks the
+recipient blocked, network errors and 5xx are retried with back-off. The author sees one progress message,
+edited every few seconds.
 """
 
 from __future__ import annotations
@@ -11,7 +14,10 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import math
 import time
+from collections import deque
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 
@@ -23,21 +29,19 @@ from bot.core.broadcasts import CANCEL_PREFIX, BroadcastJob, Outcome, Progress, 
 from bot.core.clock import Clock, system_clock
 from bot.core.context import CoreConfig
 from bot.core.messages import Action, Button, Delivery, EditText, InlineKeyboard, SendPhoto, SendText, inline
-from bot.core.outbox import Channel, OutboxSender, RateLimiter
+from bot.core.outbox import Channel, GroupCommit, OutboxSender
 from bot.core.router import callback
 from bot.i18n import Translator, translator
 from bot.runtime import Runtime
 from storage.database import Database, DatabaseUnavailable
-from storage.models import Broadcast, BroadcastStatus, Person, RecipientStatus
+from storage.models import Broadcast, BroadcastStatus, Person, Priority, RecipientStatus
 
 log = logging.getLogger(__name__)
 
-# Recipients sent to between two database writes: small, because a crash can repeat the two batches that are
-# not recorded yet (the one being sent and the one before it, recorded meanwhile).
-DEFAULT_BATCH_SIZE = 10
-# Platforms count arrivals in a sliding window, and network jitter bunches sends that left evenly spaced:
-# aiming a little below the limit avoids the 429s (and their whole-second pauses) that aiming at it causes.
-RATE_HEADROOM = 0.97
+# What one sender keeps up with: a send and the commit of its result, one after the other, take 2-5 ms here.
+SENDER_RATE = 150.0
+# Recipients read per database hop: about half a second of sending, so a cancel takes effect that soon.
+BATCH_SECONDS = 0.5
 
 
 @dataclass
@@ -57,7 +61,8 @@ class BroadcastWorker:
         outbox: OutboxSender,
         config: CoreConfig,
         clock: Clock = system_clock,
-        batch_size: int = DEFAULT_BATCH_SIZE,
+        batch_size: int | None = None,
+        senders: int | None = None,
         progress_interval: float = 3.0,
         poll_interval: float = 1.0,
         max_attempts: int = 5,
@@ -67,15 +72,14 @@ class BroadcastWorker:
         self.outbox = outbox
         self.config = config
         self.clock = clock
-        self.batch_size = batch_size
         self.progress_interval = progress_interval
         self.poll_interval = poll_interval
         self.max_attempts = max_attempts
         self.retry_delay = retry_delay
-        # The outbox's limiter is shared so that broadcasts and everything else together keep to the rate.
-        self.rate = 1.0 / outbox.limiter.interval
-        self._own_pace = RateLimiter(self.rate * RATE_HEADROOM)
-        self._paused_until = 0.0
+        # The outbox's pacer is shared so that broadcasts and everything else together keep to the rate.
+        self.rate = outbox.limiter.rate
+        self.senders = senders or max(1, math.ceil(self.rate / SENDER_RATE))
+        self.batch_size = batch_size or max(10, self.senders, int(self.rate * BATCH_SECONDS))
         self.stats = WorkerStats()
 
     @classmethod
@@ -115,34 +119,45 @@ class BroadcastWorker:
         return broadcasts.load_job(session, broadcast_id, self._translator(author_locale))
 
     async def _deliver_batches(self, job: BroadcastJob, stop: asyncio.Event | None) -> Progress:
-        progress, batch = await self._hop(job, [], after_id=0)
-        previous: list[Outcome] = []
-        last_progress = time.monotonic()
-        while batch and not (stop is not None and stop.is_set()):
-            sending = asyncio.ensure_future(self._send_batch(job, batch))
-            # While this batch goes out, the one before is recorded and the next one fetched, so the sends
-            # never wait for the database; the price is that a crash can repeat two batches instead of one.
-            try:
-                progress, next_batch = await self._hop(job, previous, after_id=batch[-1].recipient_id)
-            finally:
-                previous = await sending
-            if time.monotonic() - last_progress >= self.progress_interval:
-                last_progress = time.monotonic()
-                await self._show_progress(job, progress, previous)
-            batch = next_batch
-        progress, _rest = await self._hop(job, previous, after_id=0, fetch=0)
-        return progress
+        results: GroupCommit[Outcome] = GroupCommit(self.database, partial(self._record, broadcast_id=job.id))
+        recipients = _Recipients(partial(self._fetch, job), partial(self._progress_shown, job), self.progress_interval)
+        try:
+            await asyncio.gather(*(self._sender(job, recipients, results, stop) for _ in range(self.senders)))
+        finally:
+            recipients.close()
+        return await self._progress(job)
 
-    async def _hop(
-        self, job: BroadcastJob, outcomes: list[Outcome], after_id: int, fetch: int | None = None
-    ) -> tuple[Progress, list[Target]]:
-        limit = self.batch_size if fetch is None else fetch
+    async def _sender(
+        self, job: BroadcastJob, recipients: _Recipients, results: GroupCommit[Outcome], stop: asyncio.Event | None
+    ) -> None:
+        slot: asyncio.Future[None] | None = None
+        try:
+            while not (stop is not None and stop.is_set()) and (target := await recipients.next()) is not None:
+                outcome = await self._send_one(job, target, slot)
+                # The next slot is waited for while the result is committed, but used only after the commit: a
+                # crash repeats at most this sender's one message in flight.
+                slot = asyncio.ensure_future(self.outbox.pacer.wait(Priority.BROADCAST))
+                await results.record([outcome])
+        finally:
+            if slot is not None:
+                slot.cancel()
+
+    async def _progress_shown(self, job: BroadcastJob, progress: Progress) -> None:
+        await self._show_progress(job, progress, [])
+
+    @staticmethod
+    def _record(session: Session, items: list[Outcome], broadcast_id: int) -> None:
+        broadcasts.record_outcomes(session, broadcast_id, items)
+
+    async def _fetch(self, job: BroadcastJob, after_id: int) -> tuple[Progress, list[Target]]:
+        """The broadcast's progress (cancelled?) and its next pending recipients after ``after_id``."""
         return await self.database.run(
-            partial(broadcasts.record_and_fetch, broadcast_id=job.id, outcomes=outcomes, after_id=after_id, limit=limit)
+            partial(broadcasts.record_and_fetch, broadcast_id=job.id, outcomes=[], after_id=after_id,
+                    limit=self.batch_size)
         )
 
-    async def _send_batch(self, job: BroadcastJob, batch: list[Target]) -> list[Outcome]:
-        return list(await asyncio.gather(*(self._send_one(job, target) for target in batch)))
+    async def _progress(self, job: BroadcastJob) -> Progress:
+        return await self.database.run(partial(broadcasts.progress_of, broadcast_id=job.id))
 
     # --- sending ----------------------------------------------------------------------------------------
 
@@ -151,13 +166,14 @@ class BroadcastWorker:
             return SendPhoto(job.photo, job.text)
         return SendText(job.text)
 
-    async def _send_one(self, job: BroadcastJob, target: Target) -> Outcome:
+    async def _send_one(self, job: BroadcastJob, target: Target, slot: asyncio.Future[None] | None) -> Outcome:
         channel = self.outbox.channels.get(target.channel)
         if channel is None:
             return Outcome(target.recipient_id, RecipientStatus.FAILED, 0)
         attempts = 0
         while True:
-            delivery = await self._perform(channel, target.chat_id, self._action(job))
+            delivery = await self._perform(channel, target.chat_id, self._action(job), slot)
+            slot = None
             if delivery.retry_after:
                 continue  # not the recipient's fault: try again once the pause is over
             attempts += 1
@@ -172,8 +188,15 @@ class BroadcastWorker:
             self.stats.transient_errors += 1
             await asyncio.sleep(self.retry_delay * 2 ** (attempts - 1))
 
-    async def _perform(self, channel: Channel, chat_id: str, action: Action) -> Delivery:
-        await self._pace()
+    async def _perform(
+        self, channel: Channel, chat_id: str, action: Action, slot: asyncio.Future[None] | None = None
+    ) -> Delivery:
+        """Send once a slot of the rate is given (``slot``, when one was asked for already)."""
+        pacer = self.outbox.pacer
+        if slot is not None:
+            await slot
+        if slot is None or pacer.paused:  # a slot given just before a 429 came back is not used
+            await pacer.wait(Priority.BROADCAST)
         try:
             delivery = await channel.perform(chat_id, action)
         except Exception as error:  # a channel bug must not stop the broadcast
@@ -181,19 +204,8 @@ class BroadcastWorker:
             delivery = Delivery(ok=False, error=repr(error)[:300])
         if delivery.retry_after:
             self.stats.retry_after_answers += 1
-            self._paused_until = max(self._paused_until, time.monotonic() + delivery.retry_after)
-            self.outbox.limiter.pause(delivery.retry_after)
+            self.outbox.pacer.pause(delivery.retry_after)
         return delivery
-
-    async def _pace(self) -> None:
-        while True:
-            await self._own_pace.wait()
-            await self.outbox.limiter.wait()
-            # Slots handed out before a 429 arrived must not be used: wait the pause out and queue again.
-            remaining = self._paused_until - time.monotonic()
-            if remaining <= 0:
-                return
-            await asyncio.sleep(remaining)
 
     # --- the author's progress message ------------------------------------------------------------------
 
@@ -248,7 +260,7 @@ class BroadcastWorker:
     async def _finish(self, job: BroadcastJob) -> None:
         """Mark the broadcast done and turn the progress message into the summary (sent anew without one)."""
         deliveries = await self.database.run(partial(self._finish_in_session, job=job))
-        await self.outbox.deliver(deliveries, limited=True)
+        await self.outbox.deliver(deliveries)
 
     def _finish_in_session(self, session: Session, job: BroadcastJob) -> list[PendingDelivery]:
         now = self.clock()
@@ -257,3 +269,48 @@ class BroadcastWorker:
         text = broadcasts.summary_text(self._translator(author.locale), job.id, job.audience_label, progress)
         summary = SendText(text) if job.progress_message_id is None else EditText(job.progress_message_id, text)
         return write_outbox(session, [(author, summary)], now)
+
+
+class _Recipients:
+    """A broadcast's pending recipients in id order, shared by its senders and read one batch ahead, so the
+    senders never stop for the database between batches."""
+
+    def __init__(
+        self,
+        fetch: Callable[[int], Awaitable[tuple[Progress, list[Target]]]],
+        show_progress: Callable[[Progress], Awaitable[None]],
+        progress_interval: float,
+    ) -> None:
+        self._fetch = fetch
+        self._show_progress = show_progress
+        self._progress_interval = progress_interval
+        self._queue: deque[Target] = deque()
+        self._next_batch: asyncio.Future[tuple[Progress, list[Target]]] | None = None
+        self._after_id = 0
+        self._done = False
+        self._refilling = asyncio.Lock()
+        self._progress_at = time.monotonic()
+
+    def close(self) -> None:
+        if self._next_batch is not None:
+            self._next_batch.cancel()
+
+    async def next(self) -> Target | None:
+        """The next recipient, or None once all are taken or the broadcast was cancelled."""
+        async with self._refilling:
+            if not self._queue and not self._done:
+                await self._refill()
+            return self._queue.popleft() if self._queue else None
+
+    async def _refill(self) -> None:
+        progress, batch = await (self._next_batch or self._fetch(self._after_id))
+        self._next_batch = None
+        if progress.status is not BroadcastStatus.SENDING or not batch:
+            self._done = True
+            return
+        self._queue.extend(batch)
+        self._after_id = batch[-1].recipient_id
+        self._next_batch = asyncio.ensure_future(self._fetch(self._after_id))
+        if time.monotonic() - self._progress_at >= self._progress_interval:
+            self._progress_at = time.monotonic()
+            await self._show_progress(progress)

@@ -181,12 +181,14 @@ async def staff_add(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def staff_list(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.core.app import not_opened_yet
     from bot.core.staff import list_staff
 
     async def work(database: Database) -> int:
         lines = await database.run(list_staff)
+        waiting = await database.run(not_opened_yet)
         for line in lines:
-            print(line)
+            print(f"{line}  (has not opened the bot yet)" if line.telegram_id in waiting else line)
         if not lines:
             print("no staff yet; add some with `gridbot staff add`")
         return 0

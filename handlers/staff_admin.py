@@ -182,7 +182,10 @@ def show_staff_page(ctx: Context, page: int) -> None:
     rows: list[list[Button]] = []
     for role in shown:
         label = f"{role.person.display_name or '?'} — {describe_unit(ctx.session, t, role.role, role.unit_id)}"
-        lines.append(f"• {label}")
+        if role.person.awaiting_first_message:
+            lines.append("• " + t._("{label} (has not opened the bot yet)").format(label=label))
+        else:
+            lines.append(f"• {label}")
         if role.person_id != ctx.person.id:
             rows.append([Button(t._("Remove {label}").format(label=label)[:60], callback(PREFIX, "rm", role.id))])
     navigation = []

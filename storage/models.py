@@ -22,6 +22,7 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
@@ -142,6 +143,8 @@ class Person(Base):
     created_at: Mapped[datetime]
     # When the person was shown the privacy notice; empty until their first message is handled.
     privacy_notice_at: Mapped[datetime | None]
+    # Added by staff before writing to the bot, which cannot message them yet: their messages are held.
+    awaiting_first_message: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     building: Mapped[Building | None] = relationship(lazy="joined")
     roles: Mapped[list[StaffRole]] = relationship(back_populates="person", lazy="selectin")
 
@@ -306,6 +309,17 @@ class OutboxStatus(enum.StrEnum):
     PENDING = "pending"
     SENT = "sent"
     FAILED = "failed"
+    # For a person who has not written to the bot yet; sent once they first write.
+    HELD = "held"
+
+
+class Priority(enum.IntEnum):
+    """Who goes first when messages compete for the sending rate (lower first)."""
+
+    REPLY = 0  # the answer to a person who just wrote
+    NOTICE = 1  # a notice caused by someone else's message (a card to staff, news to a filer)
+    SCHEDULED = 2  # written by a background job
+    BROADCAST = 3
 
 
 class OutboxMessage(Base):
@@ -332,6 +346,7 @@ class OutboxMessage(Base):
     # A process is sending this row until then (a lease, so a crashed sender's rows come back); see
     # bot.core.claims.
     claimed_until: Mapped[datetime | None]
+    priority: Mapped[int] = mapped_column(Integer, default=Priority.NOTICE, server_default=str(int(Priority.NOTICE)))
 
 
 class SendRateBucket(Base):

@@ -20,13 +20,22 @@ from sqlalchemy.orm import Session
 from bot.core.claims import OUTBOX_LEASE, insert_ignoring_duplicates, lock_inbox_row
 from bot.core.clock import Clock, system_clock
 from bot.core.context import Context, CoreConfig
-from bot.core.messages import Action, AnswerButton, ButtonPress, Incoming, Sender, SendText, action_to_json
+from bot.core.messages import (
+    Action,
+    AnswerButton,
+    ButtonPress,
+    Incoming,
+    Sender,
+    SendText,
+    action_from_json,
+    action_to_json,
+)
 from bot.core.people import find_or_register_person
 from bot.core.router import Router
 from bot.core.throttle import Throttle
 from bot.i18n import negotiate_locale, translator
 from storage.database import Database
-from storage.models import InboxUpdate, OutboxMessage, Person
+from storage.models import InboxUpdate, OutboxMessage, OutboxStatus, Person, Priority
 
 log = logging.getLogger(__name__)
 
@@ -42,6 +51,7 @@ class PendingDelivery:
     action: Action
     # When the row may be sent; later than now for a resident's message written during their quiet hours.
     not_before: datetime | None = None
+    priority: int = Priority.NOTICE
 
 
 class Core:
@@ -71,7 +81,8 @@ class Core:
         if self.throttle is None or not self.throttle.holds_back(ctx):
             self._dispatch(ctx)
         inbox.handled_at = now
-        return write_outbox(session, ctx.outgoing, now)
+        held = release_held(session, person, ctx, now) if person.awaiting_first_message else []
+        return write_outbox(session, ctx.outgoing, now, sender=person) + held
 
     def _dispatch(self, ctx: Context) -> None:
         handler = self.router.resolve(ctx)
@@ -95,13 +106,16 @@ class Core:
 
 def write_outbox(
     session: Session, outgoing: list[tuple[Person, Action]], now: datetime,
-    not_before: Callable[[Person], datetime] | None = None,
+    not_before: Callable[[Person], datetime] | None = None, sender: Person | None = None,
+    priority: Priority | None = None,
 ) -> list[PendingDelivery]:
     """Write messages to the outbox in the current transaction.
 
     Without ``not_before`` (an update being handled) the rows are claimed by the caller, which sends them right
-    after commit. With it (a background job) each row waits until ``not_before(recipient)`` for the outbox loop,
-    and people who blocked the bot are left out. Returns every row written.
+    after commit: the answer to ``sender`` first, then notices to others. With it (a background job) each row
+    waits until ``not_before(recipient)`` for the outbox loop, and people who blocked the bot are left out.
+    ``priority`` overrides both. Messages to someone who has not written to the bot yet are held for them.
+    Returns the rows to send.
     """
     if not_before is not None:
         outgoing = [(person, action) for person, action in outgoing if not person.unreachable]
@@ -111,7 +125,9 @@ def write_outbox(
         OutboxMessage(
             person_id=person.id, action=action_to_json(action), created_at=now,
             not_before=now if not_before is None else not_before(person),
-            claimed_until=now + OUTBOX_LEASE if not_before is None else None,
+            claimed_until=now + OUTBOX_LEASE if not_before is None and not person.awaiting_first_message else None,
+            status=OutboxStatus.HELD if person.awaiting_first_message else OutboxStatus.PENDING,
+            priority=priority if priority is not None else _priority(person, sender, scheduled=not_before is not None),
             request_id=getattr(action, "shows_request", None),
         )
         for person, action in outgoing
@@ -119,9 +135,46 @@ def write_outbox(
     session.add_all(rows)
     session.flush()
     return [
-        PendingDelivery(row.id, person.id, person.channel, person.chat_id, action, row.not_before)
+        PendingDelivery(row.id, person.id, person.channel, person.chat_id, action, row.not_before, row.priority)
         for row, (person, action) in zip(rows, outgoing, strict=True)
+        if row.status is OutboxStatus.PENDING
     ]
+
+
+def _priority(person: Person, sender: Person | None, scheduled: bool) -> Priority:
+    if scheduled:
+        return Priority.SCHEDULED
+    return Priority.REPLY if person is sender else Priority.NOTICE
+
+
+def release_held(session: Session, person: Person, ctx: Context, now: datetime) -> list[PendingDelivery]:
+    """The person has written for the first time: what was held for them goes out now, after one line saying
+    how much arrived while they were away."""
+    person.awaiting_first_message = False
+    held = list(session.scalars(
+        select(OutboxMessage)
+        .where(OutboxMessage.person_id == person.id, OutboxMessage.status == OutboxStatus.HELD)
+        .order_by(OutboxMessage.id)
+    ))
+    if not held:
+        return []
+    t = ctx.t
+    line = t.n_("While you were away: {count} message", "While you were away: {count} messages", len(held))
+    away = write_outbox(session, [(person, SendText(line.format(count=t.number(len(held)))))], now, sender=person)
+    for row in held:
+        row.status, row.not_before, row.claimed_until = OutboxStatus.PENDING, now, now + OUTBOX_LEASE
+    return away + [
+        PendingDelivery(row.id, person.id, person.channel, person.chat_id, action_from_json(row.action), now,
+                        row.priority)
+        for row in held
+    ]
+
+
+def not_opened_yet(session: Session) -> set[str]:
+    """The Telegram ids of people added by staff who have not written to the bot yet."""
+    return set(session.scalars(
+        select(Person.external_id).where(Person.channel == "telegram", Person.awaiting_first_message)
+    ))
 
 
 def store_updates(session: Session, channel: str, updates: list[tuple[int, dict[str, Any]]], now: Any) -> list[int]:

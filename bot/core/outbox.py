@@ -7,12 +7,16 @@ Messages caused by an update are sent right after its transaction commits; whate
 from __future__ import annotations
 
 import asyncio
+import heapq
+import itertools
 import logging
+import math
 import time
-from collections.abc import Sequence
+from collections import deque
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Protocol
+from typing import Generic, Protocol, TypeVar
 
 from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session
@@ -25,6 +29,7 @@ from storage.database import Database, DatabaseUnavailable
 from storage.models import OutboxMessage, OutboxStatus, Person
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 MAX_ATTEMPTS = 8
 MAX_BACKOFF = timedelta(minutes=10)
@@ -38,25 +43,108 @@ class Channel(Protocol):
     async def perform(self, chat_id: str, action: Action) -> Delivery: ...
 
 
+# Platforms count arrivals in a one-second sliding window, and lateness (a busy event loop, the network, the
+# catch-up below) bunches sends that left evenly spaced. Aiming a little below the limit, one second's slots fit
+# in about 1.03 s, so sends a little late do not cause 429s (and their whole-second pauses) the way aiming at the
+# limit does; ``Pacer`` also counts what it gave out in the last second.
+RATE_HEADROOM = 0.97
+# A slot taken late (the event loop was busy, a sleep overslept, a commit was slow) may be caught up on by this
+# many seconds, so short delays do not lower the rate; ``Pacer`` still never gives out more in a second than the
+# rate allows.
+CATCH_UP = 0.05
+
+
 class RateLimiter:
-    """Spaces sends evenly at ``rate`` per second (shared by everything one process sends on its own)."""
+    """Sending slots evenly spaced a little below ``rate`` per second, for this process alone."""
 
     def __init__(self, rate: float) -> None:
-        self.interval = 1.0 / rate
+        self.rate = rate
+        self.interval = 1.0 / (rate * RATE_HEADROOM)
         self._next = 0.0
-        self._lock = asyncio.Lock()
 
-    async def wait(self) -> None:
-        async with self._lock:
-            now = time.monotonic()
-            delay = self._next - now
-            self._next = max(now, self._next) + self.interval
-        if delay > 0:
-            await asyncio.sleep(delay)
+    async def reserve(self) -> float:
+        """Take the next slot; returns the seconds until it comes."""
+        now = time.monotonic()
+        slot = max(self._next, now - CATCH_UP)
+        self._next = slot + self.interval
+        return slot - now
 
     def pause(self, seconds: float) -> None:
-        """The platform said 429: nobody in this process sends until it has waited."""
+        """The platform said 429: no slot until it has waited."""
         self._next = max(self._next, time.monotonic() + seconds)
+
+
+class Pacer:
+    """Every send of the process waits here; each slot of the rate goes to the most urgent waiter.
+
+    Slots are taken from the limiter one at a time and only while someone waits, so a message that arrives
+    now waits behind at most the one slot already taken, whatever is queued below it. With several processes
+    the limiter is shared (``bot.core.rate``) and each holds at most one slot ahead, so a broadcast in one
+    process delays an answer in another by about one slot.
+    """
+
+    def __init__(self, limiter: RateLimiter) -> None:
+        self.limiter = limiter
+        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._order = itertools.count()
+        self._granter: asyncio.Task[None] | None = None
+        self._paused_until = 0.0
+        self._granted: deque[float] = deque()
+
+    async def wait(self, priority: int) -> None:
+        # A slot given just before a 429 came back is given up: the waiter queues again.
+        while True:
+            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            heapq.heappush(self._waiting, (priority, next(self._order), future))
+            if self._granter is None or self._granter.done():
+                self._granter = asyncio.get_running_loop().create_task(self._grant())
+            await future
+            if not self.paused:
+                return
+
+    @property
+    def paused(self) -> bool:
+        """A 429's pause is running: a slot given before it came back must not be used."""
+        return time.monotonic() < self._paused_until
+
+    async def _keep_to_window(self) -> None:
+        """Slots are evenly spaced but a late wake-up (a busy machine) can bunch what is given out; the platform
+        counts a sliding second, so this process never gives out more in any second than the rate allows."""
+        most = max(1, math.floor(self.limiter.rate * RATE_HEADROOM))
+        while True:
+            now = time.monotonic()
+            while self._granted and self._granted[0] <= now - 1.0:
+                self._granted.popleft()
+            if len(self._granted) < most:
+                return
+            await asyncio.sleep(self._granted[0] + 1.0 - now)
+
+    def pause(self, seconds: float) -> None:
+        """The platform said 429: nobody sends until it has waited, whatever slot they were given."""
+        self._paused_until = max(self._paused_until, time.monotonic() + seconds)
+        self.limiter.pause(seconds)
+
+    async def _grant(self) -> None:
+        while self._waiting:
+            try:
+                delay = await self.limiter.reserve()
+            except Exception:  # the shared limiter falls back by itself; anything else must not stall sending
+                log.exception("send rate: could not take a slot")
+                delay = self.limiter.interval
+            if delay > 0:
+                await asyncio.sleep(delay)
+            await self._keep_to_window()
+            # A slot taken before a 429 arrived must not be used: wait the pause out and take a new one.
+            remaining = self._paused_until - time.monotonic()
+            if remaining > 0:
+                await asyncio.sleep(remaining)
+                continue
+            self._granted.append(time.monotonic())
+            while self._waiting:
+                _priority, _order, future = heapq.heappop(self._waiting)
+                if not future.done():  # a waiter that went away gives its place up
+                    future.set_result(None)
+                    break
 
 
 class OutboxSender:
@@ -70,7 +158,7 @@ class OutboxSender:
     ) -> None:
         self.database = database
         self.channels = channels
-        self.limiter = RateLimiter(rate)
+        self.pacer = Pacer(RateLimiter(rate))
         self.clock = clock
         self.poll_interval = poll_interval
         self._in_flight: set[int] = set()
@@ -78,12 +166,22 @@ class OutboxSender:
         self.maybe_duplicated = 0
         self._results = DeliveryLog(database, clock)
 
+    @property
+    def limiter(self) -> RateLimiter:
+        """The rate every send of this process keeps to (replaced by a shared one on PostgreSQL)."""
+        return self.pacer.limiter
+
+    @limiter.setter
+    def limiter(self, limiter: RateLimiter) -> None:
+        self.pacer.limiter = limiter
+
     def wake(self) -> None:
         """Look at the outbox now instead of at the next poll."""
         self._wake.set()
 
-    async def deliver(self, items: Sequence[PendingDelivery], limited: bool = False) -> None:
-        """Send items in order; a chat whose message fails gets nothing more now, so order is kept."""
+    async def deliver(self, items: Sequence[PendingDelivery]) -> None:
+        """Send items in order, each at its priority; a chat whose message fails gets nothing more now, so order
+        is kept."""
         results: list[tuple[int, Delivery]] = []
         stalled: set[int] = set()
         # Rows not sent now go back to the outbox at once instead of waiting for their claim to run out; past
@@ -96,30 +194,29 @@ class OutboxSender:
                 if item.person_id in stalled or time.monotonic() > use_until:
                     released.append(item.outbox_id)
                     continue
-                delivery = await self._perform(item, limited)
+                delivery = await self._perform(item)
                 results.append((item.outbox_id, delivery))
                 if not delivery.ok:
                     stalled.add(item.person_id)
             if results or released:
-                await self._results.record(results, released)
+                await self._results.record([*results, *((outbox_id, None) for outbox_id in released)])
         finally:
             self._in_flight.difference_update(item.outbox_id for item in items)
         if any(not delivery.ok and not delivery.permanent for _id, delivery in results):
             self.wake()
 
-    async def _perform(self, item: PendingDelivery, limited: bool) -> Delivery:
+    async def _perform(self, item: PendingDelivery) -> Delivery:
         channel = self.channels.get(item.channel)
         if channel is None:
             return Delivery(ok=False, permanent=True, error=f"no channel {item.channel}")
-        if limited:
-            await self.limiter.wait()
+        await self.pacer.wait(item.priority)
         try:
             delivery = await channel.perform(item.chat_id, item.action)
         except Exception as error:  # a channel bug must not stop the outbox
             log.exception("channel %s failed", item.channel)
             delivery = Delivery(ok=False, error=repr(error)[:300])
         if delivery.retry_after:
-            self.limiter.pause(delivery.retry_after)
+            self.pacer.pause(delivery.retry_after)
         if not delivery.ok and delivery.outcome_unknown:
             # The request may have reached the platform before the connection failed; there is no way to
             # ask, so the retry can show the message twice. Counted so it can be watched.
@@ -135,7 +232,7 @@ class OutboxSender:
                     partial(due_deliveries, now=self.clock(), exclude=frozenset(self._in_flight))
                 )
                 if due:
-                    await self.deliver(due, limited=True)
+                    await self.deliver(due)
                     continue
             except DatabaseUnavailable:
                 log.warning("outbox: database unavailable, retrying")
@@ -159,7 +256,7 @@ def due_deliveries(
             OutboxMessage.not_before <= now,
             or_(OutboxMessage.claimed_until.is_(None), OutboxMessage.claimed_until <= now),
         )
-        .order_by(OutboxMessage.id)
+        .order_by(OutboxMessage.priority, OutboxMessage.id)
         .limit(limit)
         # Rows another process is claiming right now are skipped rather than waited for.
         .with_for_update(of=OutboxMessage, skip_locked=True)
@@ -168,65 +265,77 @@ def due_deliveries(
     for row, _person in claimed:
         row.claimed_until = now + OUTBOX_LEASE
     return [
-        PendingDelivery(row.id, person.id, person.channel, person.chat_id, action_from_json(row.action))
+        PendingDelivery(
+            row.id, person.id, person.channel, person.chat_id, action_from_json(row.action), priority=row.priority
+        )
         for row, person in claimed
     ]
 
 
-async def record_with_retries(
-    database: Database, results: list[tuple[int, Delivery]], released: list[int], clock: Clock, tries: int = 5
-) -> None:
-    """Record delivery results, riding out a short database outage: a sent message left unrecorded would be
-    sent again once its claim runs out."""
-    for attempt in range(tries):
-        try:
-            await database.run(partial(record_deliveries, results=results, now=clock(), released=released))
-            return
-        except DatabaseUnavailable:
-            if attempt == tries - 1:
-                raise
-            await asyncio.sleep(0.5 * 2**attempt)
+class GroupCommit(Generic[T]):
+    """Writes the items that callers hand in at about the same time in one database hop (a group commit).
 
-
-class DeliveryLog:
-    """Records the results of sends that finish together in one database hop (a group commit).
-
-    Each update's messages are sent right after its own transaction; recording their results one update at a
-    time would cost a second round trip to the database per update. Callers still wait until their results
-    are committed, so nothing changes for them except that many share one transaction. A crash before the
-    commit leaves every row of the group unrecorded, and they are sent again once their claim runs out
-    (``OutboxSender.maybe_duplicated`` does not count these: the platform did answer).
+    Each caller waits until its items are committed, so nothing changes for it except that many share one
+    transaction; a crash before the commit loses the whole group's items. A short database outage is ridden
+    out with a few retries.
     """
 
-    def __init__(self, database: Database, clock: Clock) -> None:
+    def __init__(self, database: Database, write: Callable[[Session, list[T]], None], tries: int = 5) -> None:
         self.database = database
-        self.clock = clock
-        self._queued: list[tuple[list[tuple[int, Delivery]], Sequence[int], asyncio.Future[None]]] = []
+        self.write = write
+        self.tries = tries
+        self._queued: list[tuple[Sequence[T], asyncio.Future[None]]] = []
         self._writing = asyncio.Lock()
 
-    async def record(self, results: list[tuple[int, Delivery]], released: Sequence[int]) -> None:
+    async def record(self, items: Sequence[T]) -> None:
         done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._queued.append((results, released, done))
+        self._queued.append((items, done))
         async with self._writing:
             if done.done():  # written by the caller that held the lock before this one
                 return done.result()
             batch, self._queued = self._queued, []
             try:
-                await record_with_retries(
-                    self.database, [r for rs, _, _ in batch for r in rs], [i for _, ids, _ in batch for i in ids],
-                    self.clock,
-                )
+                await self._write_with_retries([item for items, _done in batch for item in items])
             except asyncio.CancelledError:
-                # This caller is going away; the others' results are written by whoever takes the lock next.
-                self._queued[:0] = [entry for entry in batch if entry[2] is not done]
+                # This caller is going away; the others' items are written by whoever takes the lock next.
+                self._queued[:0] = [entry for entry in batch if entry[1] is not done]
                 raise
             except Exception as error:
-                for _results, _released, other in batch:
+                for _items, other in batch:
                     if other is not done:
                         other.set_exception(error)
                 raise
-            for _results, _released, other in batch:
-                other.set_result(None)
+            for _items, other in batch:
+                if other is not done:
+                    other.set_result(None)
+
+    async def _write_with_retries(self, items: list[T]) -> None:
+        for attempt in range(self.tries):
+            try:
+                await self.database.run(lambda session: self.write(session, items))
+                return
+            except DatabaseUnavailable:
+                if attempt == self.tries - 1:
+                    raise
+                await asyncio.sleep(0.5 * 2**attempt)
+
+
+class DeliveryLog(GroupCommit[tuple[int, Delivery | None]]):
+    """The outbox's delivery results, group-committed: each update's messages are sent right after its own
+    transaction, and recording them one update at a time would cost a second round trip per update.
+
+    A crash before the commit leaves every row of the group unrecorded, and they are sent again once their
+    claim runs out (``OutboxSender.maybe_duplicated`` does not count these: the platform did answer).
+    """
+
+    def __init__(self, database: Database, clock: Clock) -> None:
+        super().__init__(database, self._write)
+        self.clock = clock
+
+    def _write(self, session: Session, items: list[tuple[int, Delivery | None]]) -> None:
+        results = [(outbox_id, delivery) for outbox_id, delivery in items if delivery is not None]
+        released = [outbox_id for outbox_id, delivery in items if delivery is None]
+        record_deliveries(session, results, now=self.clock(), released=released)
 
 
 def record_deliveries(

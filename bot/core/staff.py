@@ -84,8 +84,10 @@ def add_staff(
     unit_id = _unit_id(session, role, unit_code)
     person = _find_telegram_person(session, external_id)
     if person is None:
-        # No locale yet: it is taken from their chat client when they first write.
-        person = Person(channel=TELEGRAM, external_id=external_id, chat_id=external_id, state_data={}, created_at=now)
+        # No locale yet: it is taken from their chat client when they first write. Until then Telegram refuses
+        # to message them, so what is sent to them is held.
+        person = Person(channel=TELEGRAM, external_id=external_id, chat_id=external_id, state_data={}, created_at=now,
+                        awaiting_first_message=True)
         session.add(person)
     if name and name.strip():
         person.display_name = name.strip()[:200]

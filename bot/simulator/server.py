@@ -60,6 +60,11 @@ FLOOD_COUNTED = frozenset(
     {"sendmessage", "sendphoto", "senddocument", "editmessagetext", "editmessagereplymarkup", "editmessagecaption"}
 )
 
+#: Methods that do not count in the strict mode either: reading updates, files and settings.
+FLOOD_EXEMPT_STRICT = frozenset(
+    {"getupdates", "getme", "getfile", "getwebhookinfo", "setwebhook", "deletewebhook", "logout", "close"}
+)
+
 #: Update types delivered when ``allowed_updates`` is not specified.
 DEFAULT_EXCLUDED_UPDATES = frozenset({"chat_member", "message_reaction", "message_reaction_count"})
 
@@ -126,6 +131,7 @@ class BotApiSimulator:
         token: str = "123:ABC",
         *,
         flood_limit: float | None = None,
+        strict_flood: bool = False,
         bot_username: str = "gridbot_sim_bot",
         bot_first_name: str = "GridBot",
         history_limit: int = 1000,
@@ -142,6 +148,11 @@ class BotApiSimulator:
         self.token = token
         #: Messages per second allowed over a sliding one-second window; ``None`` disables the limit.
         self.flood_limit = flood_limit
+        #: Count every call that acts on a chat (answers to buttons, menus, ...) against the limit, not only
+        #: the ones that put content into it: one global limit as strict as Telegram could be.
+        self.strict_flood = strict_flood
+        #: 429s answered because of the flood limit.
+        self.flood_refusals = 0
         #: Messages sent by the bot (sendMessage, sendPhoto, sendDocument).
         self.sent_count = 0
         #: Commands stored by ``setMyCommands`` keyed by ``(scope key, language code)``.
@@ -516,7 +527,7 @@ class BotApiSimulator:
         return self._json({"ok": True, "result": result}, 200)
 
     async def _call(self, name: str, handler: MethodHandler, params: Params) -> Any:
-        counted = name in FLOOD_COUNTED
+        counted = name not in FLOOD_EXEMPT_STRICT if self.strict_flood else name in FLOOD_COUNTED
         if counted:
             self._check_flood()
         result = await handler(params)
@@ -602,6 +613,7 @@ class BotApiSimulator:
         while window and window[0] <= now - 1.0:
             window.popleft()
         if len(window) >= limit:
+            self.flood_refusals += 1
             retry_after = max(1, math.ceil(window[0] + 1.0 - now))
             raise ApiError(429, f"Too Many Requests: retry after {retry_after}", retry_after=retry_after)
 
