@@ -445,9 +445,12 @@ async def test_request_crosses_from_wechat_to_telegram_and_back(
         assert verdict.kind == "template" and verdict.data["first"]
 
         # The resident answers the template by number: the window opens again and the worker hears back.
+        mark = len(wechat.messages(LI))
         await wechat_step(wechat, service.database, "my:ok:1:fixed")
         await wang.wait_for(lambda m: "confirmed R-000001" in (m.text or ""))
-        assert wechat.messages(LI)[-1].kind == "custom"
+        # The worker's notice and the resident's answer are separate sends: wait for the resident's own.
+        answer = await wechat.wait_for(LI, "R-000001", since=mark)
+        assert answer.kind == "custom"
         assert any("plain mode" in record.getMessage() for record in caplog.records)  # safe mode is advised
     finally:
         stop.set()
