@@ -29,7 +29,7 @@ from bot.core.broadcasts import CANCEL_PREFIX, BroadcastJob, Outcome, Progress, 
 from bot.core.clock import Clock, system_clock
 from bot.core.context import CoreConfig
 from bot.core.messages import Action, Button, Delivery, EditText, InlineKeyboard, SendPhoto, SendText, inline
-from bot.core.outbox import Channel, GroupCommit, OutboxSender
+from bot.core.outbox import Channel, GroupCommit, OutboxSender, Slot
 from bot.core.router import callback
 from bot.i18n import Translator, translator
 from bot.runtime import Runtime
@@ -130,7 +130,7 @@ class BroadcastWorker:
     async def _sender(
         self, job: BroadcastJob, recipients: _Recipients, results: GroupCommit[Outcome], stop: asyncio.Event | None
     ) -> None:
-        slot: asyncio.Future[None] | None = None
+        slot: asyncio.Future[Slot] | None = None
         try:
             while not (stop is not None and stop.is_set()) and (target := await recipients.next()) is not None:
                 outcome = await self._send_one(job, target, slot)
@@ -166,7 +166,7 @@ class BroadcastWorker:
             return SendPhoto(job.photo, job.text)
         return SendText(job.text)
 
-    async def _send_one(self, job: BroadcastJob, target: Target, slot: asyncio.Future[None] | None) -> Outcome:
+    async def _send_one(self, job: BroadcastJob, target: Target, slot: asyncio.Future[Slot] | None) -> Outcome:
         channel = self.outbox.channels.get(target.channel)
         if channel is None:
             return Outcome(target.recipient_id, RecipientStatus.FAILED, 0)
@@ -189,19 +189,19 @@ class BroadcastWorker:
             await asyncio.sleep(self.retry_delay * 2 ** (attempts - 1))
 
     async def _perform(
-        self, channel: Channel, chat_id: str, action: Action, slot: asyncio.Future[None] | None = None
+        self, channel: Channel, chat_id: str, action: Action, slot: asyncio.Future[Slot] | None = None
     ) -> Delivery:
         """Send once a slot of the rate is given (``slot``, when one was asked for already)."""
         pacer = self.outbox.pacer
-        if slot is not None:
-            await slot
-        if slot is None or pacer.paused:  # a slot given just before a 429 came back is not used
-            await pacer.wait(Priority.BROADCAST)
+        given = await slot if slot is not None else None
+        if given is None or pacer.paused:  # a slot given just before a 429 came back is not used
+            given = await pacer.wait(Priority.BROADCAST)
         try:
             delivery = await channel.perform(chat_id, action)
         except Exception as error:  # a channel bug must not stop the broadcast
             log.exception("broadcast: channel %s failed", channel.name)
             delivery = Delivery(ok=False, error=repr(error)[:300])
+        given.sent()
         if delivery.retry_after:
             self.stats.retry_after_answers += 1
             self.outbox.pacer.pause(delivery.retry_after)

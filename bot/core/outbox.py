@@ -74,6 +74,20 @@ class RateLimiter:
         self._next = max(self._next, time.monotonic() + seconds)
 
 
+class Slot:
+    """One sending slot given by ``Pacer``: it counts in the pacer's sliding second from when it was given until
+    a second after the call it was used for came back (``sent``)."""
+
+    __slots__ = ("counted_at",)
+
+    def __init__(self, given_at: float) -> None:
+        self.counted_at = given_at
+
+    def sent(self) -> None:
+        """The call this slot was used for has been answered."""
+        self.counted_at = time.monotonic()
+
+
 class Pacer:
     """Every send of the process waits here; each slot of the rate goes to the most urgent waiter.
 
@@ -85,22 +99,23 @@ class Pacer:
 
     def __init__(self, limiter: RateLimiter) -> None:
         self.limiter = limiter
-        self._waiting: list[tuple[int, int, asyncio.Future[None]]] = []
+        self._waiting: list[tuple[int, int, asyncio.Future[Slot]]] = []
         self._order = itertools.count()
         self._granter: asyncio.Task[None] | None = None
         self._paused_until = 0.0
-        self._granted: deque[float] = deque()
+        self._given: deque[Slot] = deque()
 
-    async def wait(self, priority: int) -> None:
+    async def wait(self, priority: int) -> Slot:
+        """A slot to send now; call its ``sent`` when the platform has answered the call."""
         # A slot given just before a 429 came back is given up: the waiter queues again.
         while True:
-            future: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            future: asyncio.Future[Slot] = asyncio.get_running_loop().create_future()
             heapq.heappush(self._waiting, (priority, next(self._order), future))
             if self._granter is None or self._granter.done():
                 self._granter = asyncio.get_running_loop().create_task(self._grant())
-            await future
+            slot = await future
             if not self.paused:
-                return
+                return slot
 
     @property
     def paused(self) -> bool:
@@ -108,16 +123,21 @@ class Pacer:
         return time.monotonic() < self._paused_until
 
     async def _keep_to_window(self) -> None:
-        """Slots are evenly spaced but a late wake-up (a busy machine) can bunch what is given out; the platform
-        counts a sliding second, so this process never gives out more in any second than the rate allows."""
+        """Slots are evenly spaced, but a busy machine delays some calls more than others on their way, and the
+        platform counts what reaches it in a sliding second. A call reaches it after its slot was given and
+        before its answer came back, so counting each slot until a second after its answer (``Slot.sent``)
+        counts everything the platform can still see: this process never gives out more than the rate allows
+        in that window, however the calls were bunched on the way."""
         most = max(1, math.floor(self.limiter.rate * RATE_HEADROOM))
         while True:
             now = time.monotonic()
-            while self._granted and self._granted[0] <= now - 1.0:
-                self._granted.popleft()
-            if len(self._granted) < most:
+            # Oldest given first; one answered later than slots given after it keeps them counted a little
+            # longer, which only errs on the safe side.
+            while self._given and self._given[0].counted_at <= now - 1.0:
+                self._given.popleft()
+            if len(self._given) < most:
                 return
-            await asyncio.sleep(self._granted[0] + 1.0 - now)
+            await asyncio.sleep(max(0.001, self._given[0].counted_at + 1.0 - now))
 
     def pause(self, seconds: float) -> None:
         """The platform said 429: nobody sends until it has waited, whatever slot they were given."""
@@ -139,11 +159,12 @@ class Pacer:
             if remaining > 0:
                 await asyncio.sleep(remaining)
                 continue
-            self._granted.append(time.monotonic())
+            slot = Slot(time.monotonic())
+            self._given.append(slot)
             while self._waiting:
                 _priority, _order, future = heapq.heappop(self._waiting)
                 if not future.done():  # a waiter that went away gives its place up
-                    future.set_result(None)
+                    future.set_result(slot)
                     break
 
 
@@ -209,12 +230,13 @@ class OutboxSender:
         channel = self.channels.get(item.channel)
         if channel is None:
             return Delivery(ok=False, permanent=True, error=f"no channel {item.channel}")
-        await self.pacer.wait(item.priority)
+        slot = await self.pacer.wait(item.priority)
         try:
             delivery = await channel.perform(item.chat_id, item.action)
         except Exception as error:  # a channel bug must not stop the outbox
             log.exception("channel %s failed", item.channel)
             delivery = Delivery(ok=False, error=repr(error)[:300])
+        slot.sent()
         if delivery.retry_after:
             self.pacer.pause(delivery.retry_after)
         if not delivery.ok and delivery.outcome_unknown:
