@@ -88,11 +88,12 @@ def channels_to_serve(service: Service) -> Callable[[asyncio.Event], Coroutine[A
     """Telegram (with the configured engine), WeChat, or both in one process sharing one runtime."""
     settings = service.settings
     if settings.token_value:
-        from bot.engines import aiogram_engine, ptb_engine
-
-        engine: Callable[..., Coroutine[Any, Any, None]] = (
-            ptb_engine.serve if settings.engine == "ptb" else aiogram_engine.serve
-        )
+        # Only the engine in use is imported: each library takes from a quarter of a second to seconds.
+        engine: Callable[..., Coroutine[Any, Any, None]]
+        if settings.engine == "ptb":
+            from bot.engines.ptb_engine import serve as engine
+        else:
+            from bot.engines.aiogram_engine import serve as engine
         telegram = partial(engine, service)
         if not settings.wechat_enabled:
             return telegram
