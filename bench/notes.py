@@ -37,7 +37,8 @@ HOW = """\
    one month's district bulletin (`bench.bulletin.time_bulletin`); its peak RSS is sampled all along. A second
    pass runs `EXPLAIN QUERY PLAN` on every SELECT of `/tasks` and the due scan and lists full table scans.
 5. **Start-up** (`bench/startup.py`): `gridbot run` (`bot.cli:main` in a fresh interpreter) against the simulator
-   on an upgraded database holding an organisation, until the simulator receives the first getUpdates.
+   on an upgraded database holding an organisation, until the simulator receives the first getUpdates; in turns
+   with a fresh interpreter running `import aiogram`, and the target is the difference of the medians.
 """
 
 ANALYSIS = """\
