@@ -27,6 +27,8 @@ class Settings(BaseSettings):
     token: SecretStr | None = None
     api_url: str = TELEGRAM_API_URL
     database_url: str = "sqlite+aiosqlite:///gridbot.db"
+    # Connections each process keeps to PostgreSQL (unused on SQLite); size it to the updates handled at once.
+    database_pool_size: int = Field(default=20, ge=1, le=500)
     engine: Literal["aiogram", "ptb"] = "aiogram"
     timezone: str = "Asia/Shanghai"
     default_locale: str = "zh_CN"

@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 from sqlalchemy import create_engine, event
 from sqlalchemy.engine import URL, Engine, make_url
 from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import TimeoutError as PoolTimeout
 from sqlalchemy.ext.asyncio import AsyncEngine, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import Session, sessionmaker
 
@@ -68,14 +69,22 @@ def _connection_lost(error: Exception) -> bool:
     return error.connection_invalidated or sqlstate.startswith(_TRANSIENT_SQLSTATES)
 
 
+# Connections a process keeps open to PostgreSQL. SQLAlchemy's default (5, plus 10 opened and closed again as
+# load comes and goes) reconnected hundreds of times a minute under a crowd of updates; a fixed pool as large as
+# the work in flight keeps them. A unit of work that finds them all busy waits for one.
+DEFAULT_POOL_SIZE = 20
+
+
 class Database:
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, pool_size: int = DEFAULT_POOL_SIZE) -> None:
         self.url = make_url(url)
         connect_args: dict[str, Any] = {}
+        pool: dict[str, Any] = {}
         if self.url.get_backend_name() == "postgresql":
             connect_args["server_settings"] = {"lock_timeout": POSTGRES_LOCK_TIMEOUT}
+            pool = {"pool_size": pool_size, "max_overflow": 0}
         self.async_engine: AsyncEngine = create_async_engine(
-            self.url, pool_pre_ping=not is_sqlite(url), connect_args=connect_args
+            self.url, pool_pre_ping=not is_sqlite(url), connect_args=connect_args, **pool
         )
         self._thread: ThreadPoolExecutor | None = None
         self._sync_sessions: sessionmaker[Session] | None = None
@@ -103,9 +112,9 @@ class Database:
                 return await loop.run_in_executor(self._thread, self._run_in_thread, unit_of_work)
             async with self._async_sessions() as session, session.begin():
                 return await session.run_sync(unit_of_work)
-        except (OperationalError, DBAPIError, OSError, ConnectionError) as error:
+        except (OperationalError, DBAPIError, OSError, ConnectionError, PoolTimeout) as error:
             # Integrity and programming errors are bugs or bad data, not an unreachable database.
-            if not isinstance(error, OperationalError) and not _connection_lost(error):
+            if not isinstance(error, OperationalError | PoolTimeout) and not _connection_lost(error):
                 raise
             log.warning("database unavailable: %s", error)
             raise DatabaseUnavailable(str(error)) from error
