@@ -47,7 +47,7 @@ class Service:
     def from_settings(cls, settings: Settings, clock: Clock = system_clock) -> Service:
         """The service of a running bot; from here on no log line shows one of its secrets."""
         protect_logs(settings)
-        return cls(settings=settings, database=Database(settings.database_url), clock=clock)
+        return cls(settings=settings, database=settings.database(), clock=clock)
 
     def core_config(self, bot_username: str) -> CoreConfig:
         return CoreConfig(
