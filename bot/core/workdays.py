@@ -17,6 +17,7 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from functools import lru_cache
+from itertools import pairwise
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
@@ -59,7 +60,7 @@ class WorkingTime:
         periods = tuple(_period(part) for part in hours.split(",") if part.strip())
         if not periods:
             raise ValueError(f"office hours {hours!r}: expected e.g. {DEFAULT_OFFICE_HOURS} or {ROUND_THE_CLOCK}")
-        for (_, end), (start, _) in zip(periods, periods[1:], strict=False):
+        for (_, end), (start, _) in pairwise(periods):
             if start < end:
                 raise ValueError(f"office hours {hours!r}: the periods must be in order and not overlap")
         return cls(zone, periods)
