@@ -117,7 +117,7 @@ async def run_playground(database_url: str, settings: Settings) -> int:
 
 
 async def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
-    database = Database(settings.database_url)
+    database = settings.database()
     try:
         await upgrade(database)
         print(f"database {database.url.render_as_string(hide_password=True)} is up to date")
@@ -128,7 +128,7 @@ async def db_upgrade(args: argparse.Namespace, settings: Settings) -> int:
 
 async def with_database(settings: Settings, work: Callable[[Database], Coroutine[Any, Any, int]]) -> int:
     """Run ``work`` on an upgraded database, disposing of it afterwards."""
-    database = Database(settings.database_url)
+    database = settings.database()
     try:
         await prepare_database(database)
         return await work(database)
@@ -216,6 +216,37 @@ async def categories_list(args: argparse.Namespace, settings: Settings) -> int:
             names = " / ".join(str(name) for name in category.names.values())
             state = "" if category.active else "  (inactive)"
             print(f"{category.code:<24} {category.due_days:>3} days  {names}{state}")
+        return 0
+
+    return await with_database(settings, work)
+
+
+async def calendar_import(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.core.organisation import FileFormatError
+    from bot.core.workdays import import_calendar, read_calendar_file, year_report
+
+    try:
+        rows = read_calendar_file(Path(args.file))
+    except (OSError, FileFormatError) as error:
+        print(f"cannot read {args.file}: {error}", file=sys.stderr)
+        return 1
+
+    async def work(database: Database) -> int:
+        years = await database.run(partial(import_calendar, rows=rows))
+        print(f"calendar imported: {len(rows)} days of {', '.join(map(str, years)) or 'no year'}")
+        for year in years:
+            lines = await database.run(partial(year_report, year=year))
+            print(lines[0])
+        return 0
+
+    return await with_database(settings, work)
+
+
+async def calendar_show(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.core.workdays import year_report
+
+    async def work(database: Database) -> int:
+        print("\n".join(await database.run(partial(year_report, year=args.year))))
         return 0
 
     return await with_database(settings, work)
@@ -543,6 +574,18 @@ def build_parser() -> argparse.ArgumentParser:
     cat_in.add_argument("file")
     add_connection_flags(cat_in)
     cat_in.set_defaults(handler=categories_import)
+
+    calendar = commands.add_parser("calendar", help="working days: official holidays, 调休, the district's file")
+    calendar_actions = calendar.add_subparsers(dest="action", required=True)
+    cal_in = calendar_actions.add_parser(
+        "import", help="set working days and days off from CSV/XLSX (date,working[,note]); replaces its years")
+    cal_in.add_argument("file")
+    add_connection_flags(cal_in)
+    cal_in.set_defaults(handler=calendar_import)
+    cal_show = calendar_actions.add_parser("show", help="a year's days off and make-up working days")
+    cal_show.add_argument("year", type=int)
+    add_connection_flags(cal_show)
+    cal_show.set_defaults(handler=calendar_show)
 
     report = commands.add_parser("report", help="write the monthly bulletin as a spreadsheet and a chart")
     report.add_argument("--month", help="YYYY-MM; the previous month when left out")

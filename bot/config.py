@@ -10,6 +10,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.core.workdays import SESSION_KEY, WorkingTime
+from storage.database import Database
+
 TELEGRAM_API_URL = "https://api.telegram.org"
 WECHAT_API_URL = "https://api.weixin.qq.com"
 WEBHOOK_SECRET_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,256}")
@@ -62,6 +65,10 @@ class Settings(BaseSettings):
     # after this many days; the scheduler prunes them daily. Requests are kept, see docs/privacy.md.
     retention_days: int = Field(default=30, ge=1)
 
+    # Office hours in which the reminder and escalation hours are counted, on working days only (official
+    # holidays, 调休 make-up days and the district's calendar file); ``always`` counts calendar time instead.
+    office_hours: str = "08:30-12:00,14:30-17:30"
+
     # WeChat Official Account (公众号): served when the token, app id and secret are set.
     wechat_token: SecretStr | None = None
     wechat_app_id: str | None = None
@@ -84,7 +91,16 @@ class Settings(BaseSettings):
         if self.webhook_secret_value is not None and not WEBHOOK_SECRET_SHAPE.fullmatch(self.webhook_secret_value):
             # Telegram's setWebhook refuses any other secret; the value itself is not repeated here.
             raise ValueError("GRIDBOT_WEBHOOK_SECRET must be 1-256 characters of A-Z a-z 0-9 _ -")
+        WorkingTime.parse(self.office_hours, self.timezone)
         return self
+
+    @property
+    def working_time(self) -> WorkingTime:
+        return WorkingTime.parse(self.office_hours, self.timezone)
+
+    def database(self) -> Database:
+        """The deployment's database, whose sessions know its office hours."""
+        return Database(self.database_url, {SESSION_KEY: self.working_time}, self.database_pool_size)
 
     @property
     def token_value(self) -> str | None:

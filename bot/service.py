@@ -47,8 +47,7 @@ class Service:
     def from_settings(cls, settings: Settings, clock: Clock = system_clock) -> Service:
         """The service of a running bot; from here on no log line shows one of its secrets."""
         protect_logs(settings)
-        database = Database(settings.database_url, settings.database_pool_size)
-        return cls(settings=settings, database=database, clock=clock)
+        return cls(settings=settings, database=settings.database(), clock=clock)
 
     def core_config(self, bot_username: str) -> CoreConfig:
         return CoreConfig(

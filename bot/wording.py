@@ -12,6 +12,8 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
+from sqlalchemy.orm import object_session
+
 from bot.core import requests as core
 from bot.core.context import Context
 from bot.core.messages import (
@@ -28,6 +30,7 @@ from bot.core.messages import (
 from bot.core.requests import Outcome, RequestRefused, Transition, View
 from bot.core.router import callback
 from bot.core.units import DISTRICT, Unit, holder_name
+from bot.core.workdays import calendar_of
 from bot.i18n import N_, Translator
 from storage.models import EventKind, Level, Person, Request, RequestStatus
 
@@ -115,6 +118,17 @@ def status_text(t: Translator, request: Request) -> str:
     return t._(STATUS_LABELS[request.status])
 
 
+def due_text(t: Translator, request: Request) -> str:
+    """The due date, with the working days it allows when the deployment counts working days:
+    "2026年12月8日（5个工作日）"."""
+    date_text = t.date(request.due_at)
+    session = object_session(request)
+    if session is None or calendar_of(session).working_time.round_the_clock:
+        return date_text
+    days = request.category.due_days
+    return t.n_("{date} ({days} working day)", "{date} ({days} working days)", days).format(date=date_text, days=days)
+
+
 def request_line(t: Translator, request: Request, now: datetime) -> str:
     """One line for a list of held requests (/tasks, the daily digest); overdue ones are marked."""
     marker = "⚠️ " if core.is_overdue(request, now) else ""
@@ -184,7 +198,7 @@ def resident_view(ctx: Context, request: Request, reader: Person | None = None) 
     description = request.description if own else t._("You joined this request (me too).")
     head = t._("{code} · {category}\n{description}\nStatus: {status}\nWith: {holder}\nDue by: {due}").format(
         code=request.code, category=request.category.name(t.locale), description=description,
-        status=status_text(t, request), holder=holder_text(ctx, t, request), due=t.date(request.due_at),
+        status=status_text(t, request), holder=holder_text(ctx, t, request), due=due_text(t, request),
     )
     buttons = [
         Button(t._(RESIDENT_BUTTONS[action][0]), callback(RESIDENT_PREFIX, RESIDENT_BUTTONS[action][1], request.id))
@@ -217,7 +231,7 @@ def card_text(ctx: Context, t: Translator, request: Request, headline: str = "")
     lines.append(_resident_line(t, request))
     lines.append(t._("Status: {status} · with {holder}").format(
         status=status_text(t, request), holder=holder_text(ctx, t, request)))
-    due = t._("Due by: {due}").format(due=t.date(request.due_at))
+    due = t._("Due by: {due}").format(due=due_text(t, request))
     lines.append(due + (" ⚠️ " + t._("overdue") if core.is_overdue(request, ctx.now) else ""))
     if request.supporters:
         lines.append(t.n_("{count} neighbour reported the same", "{count} neighbours reported the same",
@@ -305,7 +319,7 @@ def announce_move(ctx: Context, change: core.Change, card_headline: str, residen
     refresh_cards(ctx, request)
     send_cards(ctx, change.notify, request, card_headline, **params)
     tell(ctx, change.residents, lambda tr: tr._(resident_news).format(
-        code=request.code, holder=holder_text(ctx, tr, request), due=tr.date(request.due_at), **params))
+        code=request.code, holder=holder_text(ctx, tr, request), due=due_text(tr, request), **params))
 
 
 def ask_resident_verdict(ctx: Context, request: Request, note: str, photo_id: str | None) -> None:

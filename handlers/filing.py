@@ -17,7 +17,7 @@ from bot.core.prompts import close_last_prompt, edits_in_place
 from bot.core.requests import Draft, RequestRefused
 from bot.core.router import Router, button_args, callback
 from bot.i18n import N_
-from bot.wording import holder_text, notify_staff_text, refuse, send_cards
+from bot.wording import due_text, holder_text, notify_staff_text, refuse, send_cards
 from handlers.menu import show_main_menu
 from storage.models import Request
 
@@ -231,7 +231,7 @@ def _send_receipt(ctx: Context, change: core.Change) -> None:
     if names and len(names) <= MAX_HOLDER_NAMES:
         holder = t._("{person} ({unit})").format(person=", ".join(names), unit=holder)
     show_main_menu(ctx, t._("Filed as {code}. It is with {holder}. You will hear back by {due}.").format(
-        code=request.code, holder=holder, due=t.date(request.due_at)))
+        code=request.code, holder=holder, due=due_text(t, request)))
 
 
 def _cancel(ctx: Context, _argument: str) -> None:

@@ -76,8 +76,12 @@ DEFAULT_POOL_SIZE = 20
 
 
 class Database:
-    def __init__(self, url: str, pool_size: int = DEFAULT_POOL_SIZE) -> None:
+    def __init__(
+        self, url: str, session_info: dict[str, Any] | None = None, pool_size: int = DEFAULT_POOL_SIZE
+    ) -> None:
         self.url = make_url(url)
+        # Handed to every session (``Session.info``): deployment facts the core reads, such as the office hours.
+        self.session_info = dict(session_info or {})
         connect_args: dict[str, Any] = {}
         pool: dict[str, Any] = {}
         if self.url.get_backend_name() == "postgresql":
@@ -110,7 +114,7 @@ class Database:
             if self._thread is not None:
                 loop = asyncio.get_running_loop()
                 return await loop.run_in_executor(self._thread, self._run_in_thread, unit_of_work)
-            async with self._async_sessions() as session, session.begin():
+            async with self._async_sessions(info=dict(self.session_info)) as session, session.begin():
                 return await session.run_sync(unit_of_work)
         except (OperationalError, DBAPIError, OSError, ConnectionError, PoolTimeout) as error:
             # Integrity and programming errors are bugs or bad data, not an unreachable database.
@@ -121,7 +125,7 @@ class Database:
 
     def _run_in_thread(self, unit_of_work: Callable[[Session], T]) -> T:
         assert self._sync_sessions is not None
-        with self._sync_sessions() as session, session.begin():
+        with self._sync_sessions(info=dict(self.session_info)) as session, session.begin():
             return unit_of_work(session)
 
     async def dispose(self) -> None:

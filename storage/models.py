@@ -6,13 +6,14 @@ Models are shaped for the request lifecycle; the rules that move requests live i
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
     JSON,
     BigInteger,
     Boolean,
+    Date,
     DateTime,
     Enum,
     Float,
@@ -175,6 +176,15 @@ class Category(Base):
 
     def name(self, locale: str) -> str:
         return str(self.names.get(locale) or self.names.get("zh_CN") or next(iter(self.names.values()), self.code))
+
+
+class CalendarDay(Base):
+    """A day the district's calendar file sets: a working day or a day off, over the official schedule."""
+
+    __tablename__ = "calendar_days"
+    day: Mapped[date] = mapped_column(Date, primary_key=True)
+    working: Mapped[bool] = mapped_column(Boolean)
+    note: Mapped[str] = mapped_column(String(100), default="")
 
 
 class Request(Base):

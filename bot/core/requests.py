@@ -35,6 +35,7 @@ from bot.core.roles import is_district_staff
 from bot.core.staff import staff_of_unit
 from bot.core.units import DISTRICT, LEVEL_OF_ROLE, ROLE_OF_LEVEL
 from bot.core.units import LEVEL_MODEL as UNIT_MODEL
+from bot.core.workdays import calendar_of
 from bot.i18n import N_
 from storage.models import (
     OPEN_STATUSES,
@@ -504,20 +505,22 @@ def check_description(text: str) -> str:
     return _checked_text(text, MAX_DESCRIPTION, N_("Please describe the problem in a few words."))
 
 
-def _due(now: datetime, category: Category) -> datetime:
-    return now + timedelta(days=category.due_days or DEFAULT_DUE_DAYS)
+def _due(session: Session, now: datetime, category: Category) -> datetime:
+    """The close of office on the category's last working day (see ``bot.core.workdays``)."""
+    return calendar_of(session).due(now, category.due_days or DEFAULT_DUE_DAYS)
 
 
-def waiting_timers(category: Category, level: Level, now: datetime) -> dict[str, datetime | None]:
+def waiting_timers(session: Session, category: Category, level: Level, now: datetime) -> dict[str, datetime | None]:
     """When the scheduler reminds a new holder who has not accepted the request, and when it escalates it
-    (never above the district); counted from ``now``, when the holder got it."""
-    remind = timedelta(hours=category.remind_after_hours or DEFAULT_REMIND_AFTER_HOURS)
-    escalate = _escalate_after(category)
-    return {"remind_at": now + remind, "escalate_at": None if level is Level.DISTRICT else now + escalate}
+    (never above the district); counted in office hours from ``now``, when the holder got it."""
+    calendar = calendar_of(session)
+    remind = calendar.after_hours(now, category.remind_after_hours or DEFAULT_REMIND_AFTER_HOURS)
+    escalate = _escalated_at(session, category, now)
+    return {"remind_at": remind, "escalate_at": None if level is Level.DISTRICT else escalate}
 
 
-def _escalate_after(category: Category) -> timedelta:
-    return timedelta(hours=category.escalate_after_hours or DEFAULT_ESCALATE_AFTER_HOURS)
+def _escalated_at(session: Session, category: Category, now: datetime) -> datetime:
+    return calendar_of(session).after_hours(now, category.escalate_after_hours or DEFAULT_ESCALATE_AFTER_HOURS)
 
 
 def route_building(session: Session, request: Request) -> Unit:
@@ -551,7 +554,7 @@ def file_request(
     if len(draft.photo_ids) > MAX_PHOTOS:
         raise RequestRefused(N_("At most {limit} photos, please."), limit=MAX_PHOTOS)
     _check_daily_limit(session, resident, now, daily_limit)
-    due_at = _due(now, category)
+    due_at = _due(session, now, category)
     request = Request(
         resident_id=resident.id, building_id=building.id, category_id=category.id,
         description=check_description(draft.description), latitude=draft.latitude, longitude=draft.longitude,
@@ -562,7 +565,7 @@ def file_request(
     session.add(request)
     session.flush()
     request.level, request.unit_id = route_building(session, request)
-    timers = waiting_timers(category, request.level, now)
+    timers = waiting_timers(session, category, request.level, now)
     request.remind_at, request.escalate_at = timers["remind_at"], timers["escalate_at"]
     session.flush()
     _record(session, request, EventKind.FILED, resident, now)
@@ -730,10 +733,10 @@ def _move(
     there as a newly arrived request does, and say who hears of it: the new holders, and for the moves in
     ``MOVES_TOLD_TO_RESIDENTS`` the filer and the neighbours who joined."""
     level, unit_id = holder_unit(session, toward, request)
-    timers: dict[str, Any] = {**waiting_timers(request.category, level, now)}
+    timers: dict[str, Any] = {**waiting_timers(session, request.category, level, now)}
     if request.overdue_check_at is not None:
         # A holder who just got the request is not escalated for being late before they could answer at all.
-        timers["overdue_check_at"] = max(request.overdue_check_at, now + _escalate_after(request.category))
+        timers["overdue_check_at"] = max(request.overdue_check_at, _escalated_at(session, request.category, now))
     _apply(session, request, transition, level=level, unit_id=unit_id, assignee_id=None, accepted_at=None,
            **{**timers, **values})
     _record(session, request, kind, actor, now, text)
@@ -758,7 +761,7 @@ def _reopen(session: Session, request: Request, resident: Person, now: datetime)
     # A resolved request still sits at the unit that resolved it (``resolved_level``), so one level higher is
     # that unit's parent; the district has none and takes it again itself.
     above = unit_above(session, request.level, request.unit_id) or DISTRICT
-    due_at = _due(now, request.category)
+    due_at = _due(session, now, request.category)
     resolver = request.assignee
     change = _move(session, request, Transition.REOPEN, EventKind.REOPENED, above, resident, now,
                    Outcome.NOT_FIXED.value, resolved_at=None, due_at=due_at, overdue_check_at=due_at)
