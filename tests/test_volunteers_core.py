@@ -46,7 +46,7 @@ def test_org_import_reads_partner_units(tmp_path: Path) -> None:
 
 
 async def test_check_in_approve_claim_until_full_remind_serve_rate(chat: CoreChat) -> None:
-    org = await chat.database.run(org_with_community_staff)
+    await chat.database.run(org_with_community_staff)
     chen = chat.person(3001, "陈社区")
     li, wang, zhao = chat.person(8001, "李"), chat.person(8002, "王"), chat.person(8003, "赵")
     for person in (chen, li, wang, zhao):
