@@ -15,7 +15,7 @@ from bot.simulator import BotApiSimulator, SimMessage, SimUser
 from storage.models import ClaimStatus, SlotClaim
 from tests.e2e import TickingClock, running_bot
 from tests.test_lifecycle_e2e import button
-from tests.volunteer_fixture import local, org_with_community_staff
+from tests.volunteer_fixture import local, org_with_community_staff, volunteer_sheet
 
 # Outbox rows written for its loop wait for its next poll; the post's announcements go at the send rate.
 SLOW = 15.0
@@ -50,7 +50,7 @@ async def test_volunteer_checks_in_claims_serves_and_is_rated(
     simulator, url = sim
     clock = TickingClock()
     async with running_bot(simulator, url, database_url, engine=engine, clock=clock) as bot:
-        await bot.service.database.run(org_with_community_staff)
+        org = await bot.service.database.run(org_with_community_staff)
         chen = simulator.user(3001, "陈", language_code="zh-hans")
         li = simulator.user(8001, "李", language_code="zh-hans")
         wang = simulator.user(8002, "王", language_code="zh-hans")
@@ -112,3 +112,10 @@ async def test_volunteer_checks_in_claims_serves_and_is_rated(
         claims = await bot.service.database.run(
             lambda s: {c.volunteer.name: c.status for c in s.scalars(select(SlotClaim))})
         assert claims == {"李党员": ClaimStatus.CLAIMED, "王志愿": ClaimStatus.NO_SHOW}
+        sheet = await bot.service.database.run(lambda s: volunteer_sheet(s, org.community, "2026-11"))
+        assert sheet == [
+            ("By", "Name", "Hours", "Slots served", "No-shows", "Ratings", "Average rating"),
+            ("Volunteer", "李党员", 1.5, 1, 0, 1, 4),
+            ("Volunteer", "王志愿", 0, 0, 1, 0, None),
+            ("Partner unit", "市供电公司", 1.5, 1, 1, 1, 4),
+        ]

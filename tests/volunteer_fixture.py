@@ -106,3 +106,20 @@ def volunteer_snapshot(session: Session) -> tuple[object, ...]:
         session.scalar(select(func.count()).select_from(VolunteerPost)),
         session.scalar(select(func.count()).select_from(PostSlot)),
     )
+
+
+def volunteer_sheet(session: Session, community_id: int, month: str, locale: str = "en") -> list[tuple[object, ...]]:
+    """The rows of the volunteer sheet of the community's bulletin workbook for ``month``."""
+    import io
+
+    from openpyxl import load_workbook
+
+    from bot.core.bulletin import compute_bulletin
+    from bot.core.bulletin_render import render_workbook
+    from bot.core.units import Unit
+    from bot.i18n import translator
+    from storage.models import Level
+
+    bulletin = compute_bulletin(session, Unit(Level.COMMUNITY, community_id), month, "Asia/Shanghai")
+    workbook = load_workbook(io.BytesIO(render_workbook(translator(locale, "Asia/Shanghai"), bulletin)))
+    return [tuple(row) for row in workbook.worksheets[-1].iter_rows(values_only=True)]

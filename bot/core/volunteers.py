@@ -452,6 +452,29 @@ def totals_by_partner_unit(claims: Sequence[SlotClaim], none_name: str) -> list[
     return [_totals(names[key], group) for key, group in groups.items()]
 
 
+@dataclass(frozen=True)
+class AreaService:
+    """Volunteer service in an area over a period, by volunteer and by partner unit (named "" for none)."""
+
+    by_volunteer: tuple[ServiceTotals, ...]
+    by_partner_unit: tuple[ServiceTotals, ...]
+
+
+def area_service(session: Session, communities: Any, since: datetime, until: datetime) -> AreaService:
+    """The service in slots that started in ``[since, until)`` at posts of ``communities`` (a query of ids)."""
+    query = (
+        select(SlotClaim).join(PostSlot, PostSlot.id == SlotClaim.slot_id)
+        .join(VolunteerPost, VolunteerPost.id == PostSlot.post_id)
+        .where(VolunteerPost.community_id.in_(communities), SlotClaim.status != ClaimStatus.CANCELLED,
+               PostSlot.starts_at >= since, PostSlot.starts_at < until)
+        .order_by(SlotClaim.volunteer_id, SlotClaim.id)
+    )
+    claims = list(session.scalars(query))
+    by_volunteer = sorted(totals_by_volunteer(claims), key=lambda totals: (-totals.hours, totals.name))
+    by_unit = sorted(totals_by_partner_unit(claims, ""), key=lambda totals: (-totals.hours, totals.name))
+    return AreaService(tuple(by_volunteer), tuple(by_unit))
+
+
 def unrated_services(session: Session, community_id: int, now: datetime) -> list[SlotClaim]:
     """Services of the community over and not rated yet: what its staff are asked to rate."""
     return [
