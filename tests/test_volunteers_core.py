@@ -171,3 +171,48 @@ def test_slot_reminders_skip_what_is_already_past() -> None:
     assert evening == local(2026, 11, 26, 20)
     assert core.evening_before(local(2026, 11, 27, 0, 30), "Asia/Shanghai") + timedelta(hours=4) > local(
         2026, 11, 26, 23, 59)
+
+
+async def test_careless_check_in_and_forged_buttons_are_answered_clearly(chat: CoreChat) -> None:
+    await chat.database.run(lambda session: org_with_community_staff(session, "en"))
+    chen, li = chat.person(3001, "陈社区", "en"), chat.person(8001, "Li", "en")
+    await chat.text(chen, "/start")
+    await chat.text(li, "/start v_NOPE")
+    assert li.last.text == "This volunteer link names no community we know."
+    await chat.text(li, "/start v_DG-JS")
+    await chat.photo(li, "AgACphoto")
+    assert "name as text" in li.last.text
+    await chat.text(li, "x" * 51)
+    assert "at most 50 characters" in li.last.text
+    await chat.press(li, "vl:pm:1")  # a button of a step not reached yet
+    assert li.answers[-1].text == "This button is no longer valid."
+    await chat.text(li, "Li Ming")
+    await chat.press(li, li.last.button("None"))
+    await chat.press(li, li.last.button("Yes"))
+    card = chen.find("Li Ming")
+    assert "partner unit: none" in card.text
+
+    await chat.press(li, card.button("Approve"), li.last)  # the volunteer presses the staff's button
+    assert li.answers[-1].text == "Only the staff of this community may do that."
+    await chat.press(chen, card.button("Approve"), card)
+    await chat.press(chen, "vl:ok:1", card)  # pressed twice
+    assert chen.answers[-1].text == "This check-in was already answered."
+    for forged in ("vl:cl:abc", "vl:cl:99999", "vl:in:", "vl:st:1:9"):
+        await chat.press(li, forged)
+        assert li.answers[-1].alert and li.answers[-1].text in (
+            "This button is no longer valid.", "This is no longer available.")
+
+    await chat.text(li, "/post")
+    assert li.last.text == "Only the staff of this community may do that."
+    await chat.text(chen, "/post")
+    await chat.text(chen, "t" * 101)
+    assert "within 100 characters" in chen.last.text
+    for answer in ("Stairwell", "Clear it", "Bldg 1"):
+        await chat.text(chen, answer)
+    await chat.text(chen, "next friday morning")
+    assert "one per line" in chen.last.text
+    await chat.text(chen, "2026-11-20 09:00-11:00")
+    assert chen.last.text == "A slot must start in the future and end after it starts."
+    await chat.text(chen, "2026-11-28 09:00-11:00")
+    await chat.text(chen, "0")
+    assert chen.last.text == "The number of places must be between 1 and 500."
