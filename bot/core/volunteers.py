@@ -248,7 +248,8 @@ def places_left(session: Session, slot: PostSlot) -> int:
 def claim_slot(session: Session, person: Person, slot_id: int, now: datetime) -> SlotClaim:
     """Claim a slot for ``person``, an approved volunteer of the post's community, while places are left."""
     # Locked, so two volunteers claiming the last place at once are served one after the other.
-    slot = session.scalars(select(PostSlot).where(PostSlot.id == slot_id).with_for_update()).first()
+    locked = session.scalar(select(PostSlot.id).where(PostSlot.id == slot_id).with_for_update())
+    slot = session.get(PostSlot, locked) if locked is not None else None
     if slot is None:
         raise VolunteerRefused(NO_SUCH_THING)
     volunteer = volunteer_of(session, person, slot.post.community_id)
