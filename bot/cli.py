@@ -138,8 +138,11 @@ async def with_database(settings: Settings, work: Callable[[Database], Coroutine
 
 async def org_import(args: argparse.Namespace, settings: Settings) -> int:
     from bot.core.organisation import FileFormatError, apply_rows, read_org_file, validate_rows
+    from bot.core.partners import is_partner_file
 
     path = Path(args.file)
+    if path.is_file() and is_partner_file(path):
+        return await partner_import(path, settings)
     try:
         rows = read_org_file(path)
     except (OSError, FileFormatError) as error:
@@ -155,6 +158,30 @@ async def org_import(args: argparse.Namespace, settings: Settings) -> int:
     async def work(database: Database) -> int:
         summary = await database.run(partial(apply_rows, rows=rows))
         print(f"imported {len(rows)} building row(s): {summary}")
+        return 0
+
+    return await with_database(settings, work)
+
+
+async def partner_import(path: Path, settings: Settings) -> int:
+    from bot.core.organisation import FileFormatError
+    from bot.core.partners import apply_partner_rows, read_partner_file, validate_partner_rows
+
+    try:
+        rows = read_partner_file(path)
+    except (OSError, FileFormatError) as error:
+        print(f"cannot read {path}: {error}", file=sys.stderr)
+        return 1
+    problems = validate_partner_rows(rows)
+    if problems:
+        for problem in problems:
+            print(f"{path}:{problem.line}: {problem.message}", file=sys.stderr)
+        print(f"{len(problems)} problem(s); nothing was imported.", file=sys.stderr)
+        return 1
+
+    async def work(database: Database) -> int:
+        counts = await database.run(partial(apply_partner_rows, rows=rows))
+        print(f"imported {len(rows)} partner unit row(s): {counts.created} created, {counts.updated} updated")
         return 0
 
     return await with_database(settings, work)
@@ -543,7 +570,11 @@ def build_parser() -> argparse.ArgumentParser:
     db_up.set_defaults(handler=db_upgrade)
 
     org = commands.add_parser("org", help="organisation data").add_subparsers(dest="action", required=True)
-    org_in = org.add_parser("import", help="load streets, communities, grids and buildings from CSV or XLSX")
+    org_in = org.add_parser(
+        "import",
+        help="load streets, communities, grids and buildings, or partner units (unit_code,unit_name,kind),"
+        " from CSV or XLSX",
+    )
     org_in.add_argument("file")
     add_connection_flags(org_in)
     org_in.set_defaults(handler=org_import)

@@ -54,6 +54,7 @@ from bot.core.scheduler import (
 )
 from bot.core.units import Unit
 from bot.i18n import N_, Translator, translator
+from bot.volunteer_jobs import run_volunteer_jobs
 from bot.wording import (
     RESIDENT_PREFIX,
     announce_move,
@@ -464,6 +465,7 @@ async def run_due_jobs(
     report = RunReport()
     for kind in REQUEST_JOBS:
         await run_request_jobs(database, kind, now, config, report, send_from)
+    await run_volunteer_jobs(database, now, config, report, send_from, _isolated)
     for kind in PERIODIC_JOBS:
         period = await database.run(partial(due_period, kind=kind, now=now, config=config))
         if period is not None:

@@ -6,7 +6,7 @@ from bot.core.context import Context
 from bot.core.messages import ReplyKeyboard, SetCommands
 from bot.core.roles import is_admin, is_staff
 from bot.i18n import N_, Translator
-from storage.models import Person
+from storage.models import Person, Role
 
 NEW_REQUEST = N_("📝 New request")
 MY_REQUESTS = N_("📋 My requests")
@@ -41,6 +41,7 @@ def command_menu(t: Translator, person: Person | None) -> SetCommands:
         ("lang", t._("Change language")),
         ("privacy", t._("Privacy notice")),
         ("mydata", t._("My data")),
+        ("myservice", t._("My volunteer service")),
         ("cancel", t._("Cancel the current step")),
         ("help", t._("Help")),
     ]
@@ -53,6 +54,8 @@ def command_menu(t: Translator, person: Person | None) -> SetCommands:
             ("staff", t._("Staff of my area")),
             ("invite", t._("Invite staff")),
         ]
+    if person is not None and any(role.role is Role.COMMUNITY for role in person.roles):
+        commands += [("post", t._("Publish a volunteer post")), ("volunteers", t._("Volunteers and their link"))]
     return SetCommands(tuple(commands))
 
 

@@ -531,3 +531,107 @@ class PlaygroundMarker(Base):
     created_at: Mapped[datetime]
     # How far the page's clock has been moved ahead of real time; kept so a restart does not go back in time.
     clock_offset_seconds: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+# --- party members and volunteers: check-in, posts, claims, evaluation -----------------------------------
+
+
+class PartnerUnit(Base):
+    """A partner unit (联建单位): an employer whose party members and staff serve in the communities."""
+
+    __tablename__ = "partner_units"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(CODE_LENGTH), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(60), default="")
+
+
+class VolunteerStatus(enum.StrEnum):
+    PENDING = "pending"  # checked in, waiting for the community's staff
+    APPROVED = "approved"
+    REFUSED = "refused"
+
+
+class Volunteer(Base):
+    """A person checked in (报到) to a community as a volunteer; they may be a resident or staff too."""
+
+    __tablename__ = "volunteers"
+    __table_args__ = (UniqueConstraint("person_id", "community_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
+    name: Mapped[str] = mapped_column(String(200))
+    partner_unit_id: Mapped[int | None] = mapped_column(ForeignKey("partner_units.id"))
+    party_member: Mapped[bool] = mapped_column(Boolean, default=False)
+    status: Mapped[VolunteerStatus] = mapped_column(Enum(VolunteerStatus, native_enum=False, length=16))
+    created_at: Mapped[datetime]
+    decided_by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    decided_at: Mapped[datetime | None]
+    person: Mapped[Person] = relationship(foreign_keys=[person_id], lazy="joined")
+    community: Mapped[Community] = relationship(lazy="joined")
+    partner_unit: Mapped[PartnerUnit | None] = relationship(lazy="joined")
+
+
+class VolunteerPost(Base):
+    """A post (岗位) a community's staff publish for its volunteers to claim, in one or more time slots."""
+
+    __tablename__ = "volunteer_posts"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
+    title: Mapped[str] = mapped_column(String(200))
+    description: Mapped[str] = mapped_column(Text, default="")
+    place: Mapped[str] = mapped_column(String(400), default="")
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    created_at: Mapped[datetime]
+    community: Mapped[Community] = relationship(lazy="joined")
+    slots: Mapped[list[PostSlot]] = relationship(lazy="selectin", order_by="PostSlot.starts_at")
+
+
+class PostSlot(Base):
+    """One time slot of a post. The scheduler's due times are columns, cleared once acted on."""
+
+    __tablename__ = "post_slots"
+    __table_args__ = (
+        Index("ix_post_slots_evening", "remind_evening_at"),
+        Index("ix_post_slots_hour", "remind_hour_at"),
+        Index("ix_post_slots_close", "close_at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    post_id: Mapped[int] = mapped_column(ForeignKey("volunteer_posts.id", ondelete="CASCADE"), index=True)
+    starts_at: Mapped[datetime]
+    ends_at: Mapped[datetime]
+    places: Mapped[int] = mapped_column(Integer)
+    remind_evening_at: Mapped[datetime | None]
+    remind_hour_at: Mapped[datetime | None]
+    # The end of the slot until the scheduler has marked its no-shows and asked staff to rate.
+    close_at: Mapped[datetime | None]
+    post: Mapped[VolunteerPost] = relationship(back_populates="slots", lazy="joined")
+
+
+class ClaimStatus(enum.StrEnum):
+    CLAIMED = "claimed"
+    CANCELLED = "cancelled"
+    NO_SHOW = "no_show"
+
+
+class SlotClaim(Base):
+    """A volunteer's claim (认领) of a slot, with their check-in, check-out and the evaluation (评价)."""
+
+    __tablename__ = "slot_claims"
+    __table_args__ = (UniqueConstraint("slot_id", "volunteer_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    slot_id: Mapped[int] = mapped_column(ForeignKey("post_slots.id", ondelete="CASCADE"), index=True)
+    volunteer_id: Mapped[int] = mapped_column(ForeignKey("volunteers.id", ondelete="CASCADE"), index=True)
+    status: Mapped[ClaimStatus] = mapped_column(Enum(ClaimStatus, native_enum=False, length=16))
+    claimed_at: Mapped[datetime]
+    cancelled_at: Mapped[datetime | None]
+    checked_in_at: Mapped[datetime | None]
+    checked_out_at: Mapped[datetime | None]
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    stars: Mapped[int | None] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+    rated_by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    rated_at: Mapped[datetime | None]
+    slot: Mapped[PostSlot] = relationship(lazy="joined")
+    volunteer: Mapped[Volunteer] = relationship(lazy="joined")

@@ -19,6 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.core import requests as core
+from bot.core import volunteers
 from bot.core.broadcasts import Audience, BroadcastNotAllowed, Who, create_broadcast
 from bot.core.invites import InviteError, create_invite
 from bot.core.requests import View
@@ -39,6 +40,7 @@ from storage.models import (
 )
 from tests.harness import CoreChat, ShownMessage
 from tests.org_fixture import NOW, SmallOrg, make_small_org, staff
+from tests.volunteer_fixture import VolunteerWorld, volunteer_snapshot, volunteer_world
 
 CLUTTER = 1  # the category id make_small_org creates first
 
@@ -70,6 +72,10 @@ class Action(enum.StrEnum):
     JOIN = "join"
     BROADCAST = "broadcast"
     INVITE = "invite"
+    PUBLISH_POST = "publish_post"
+    APPROVE_CHECK_IN = "approve_check_in"
+    CLAIM_POST = "claim_post"
+    RATE_SERVICE = "rate_service"
 
 
 Y, N = True, False
@@ -96,6 +102,13 @@ POLICY: dict[Action, tuple[bool, ...]] = {
     # Notices and invites go to the author's own area (here the filer's grid); grid workers administer nothing.
     Action.BROADCAST: (N,    N,    N,    N,     N,      Y,   N,    Y,     N,      Y),
     Action.INVITE:    (N,    N,    N,    N,     N,      Y,   N,    Y,     N,      Y),
+    # Volunteers: the filer is an approved volunteer of the community, the neighbour's check-in is pending and
+    # the other building's resident volunteers in the other community. Only the community's own staff publish
+    # posts, approve check-ins and rate services.
+    Action.PUBLISH_POST:     (N, N, N, N, N, Y, N, N, N, N),
+    Action.APPROVE_CHECK_IN: (N, N, N, N, N, Y, N, N, N, N),
+    Action.CLAIM_POST:       (Y, N, N, N, N, N, N, N, N, N),
+    Action.RATE_SERVICE:     (N, N, N, N, N, Y, N, N, N, N),
 }
 CASES = [
     pytest.param(action, actor, allowed, id=f"{action.value}-{actor.value}")
@@ -125,6 +138,7 @@ class World:
     # Staffed units a request may be reassigned to from the in-area unit at each level.
     sibling: dict[Level, tuple[Level, int]]
     request_id: int
+    volunteers: VolunteerWorld | None = None
 
     def person(self, session: Session, actor: Actor) -> Person:
         return session.get_one(Person, self.people[actor])
@@ -172,6 +186,10 @@ def build_world(session: Session, level: Level, status: RequestStatus) -> World:
     session.expire_all()  # the staff roles were added after the people were loaded
     world = World(org, people, sibling, 0)
     filer = world.person(session, A.FILER)
+    world.volunteers = volunteer_world(
+        session, org, filer, world.person(session, A.OTHER_RESIDENT),
+        world.person(session, A.NEIGHBOUR), world.person(session, A.COMMUNITY), NOW, LATER,
+    )
     world.request_id = core.file_request(session, filer, core.Draft(CLUTTER, "楼道里堆满了纸箱"), NOW).request.id
     climbed = Level.GRID
     while climbed is not level:
@@ -198,12 +216,12 @@ def snapshot(session: Session, request_id: int) -> tuple[Any, ...]:
     return (
         request.status, request.level, request.unit_id, request.assignee_id, request.supporters,
         rating.stars if rating is not None else None, count(RequestEvent), count(RequestSupporter),
-        count(Broadcast), count(StaffInvite),
+        count(Broadcast), count(StaffInvite), volunteer_snapshot(session),
     )
 
 
 Perform = Callable[[Session, World, Person], object]
-REFUSALS = (core.RequestRefused, BroadcastNotAllowed, InviteError)
+REFUSALS = (core.RequestRefused, BroadcastNotAllowed, InviteError, volunteers.VolunteerRefused)
 
 
 def _broadcast(session: Session, world: World, actor: Person) -> object:
@@ -214,6 +232,17 @@ def _broadcast(session: Session, world: World, actor: Person) -> object:
 def _reassign(session: Session, world: World, actor: Person) -> object:
     level = core.get_request(session, world.request_id).level
     return core.reassign(session, actor, world.request_id, world.sibling[level], LATER)
+
+
+def _vw(world: World) -> VolunteerWorld:
+    assert world.volunteers is not None
+    return world.volunteers
+
+
+def _publish(session: Session, world: World, actor: Person) -> object:
+    slot = volunteers.SlotTimes(LATER + timedelta(days=2), LATER + timedelta(days=2, hours=2))
+    return volunteers.publish_post(session, actor, world.org.community, "岗", "", "", [slot], 1, LATER,
+                                   "Asia/Shanghai")
 
 
 # Each action, and the status the request must be in for it (so that only who acts can make it fail).
@@ -233,6 +262,12 @@ ACTIONS: dict[Action, tuple[RequestStatus, Perform]] = {
     Action.JOIN: (RequestStatus.NEW, lambda s, w, p: core.join_request(s, p, w.request_id, LATER)),
     Action.BROADCAST: (RequestStatus.NEW, _broadcast),
     Action.INVITE: (RequestStatus.NEW, lambda s, w, p: create_invite(s, p, Role.WORKER, "DG-JS-01", LATER)),
+    Action.PUBLISH_POST: (RequestStatus.NEW, _publish),
+    Action.APPROVE_CHECK_IN: (RequestStatus.NEW, lambda s, w, p: volunteers.decide(s, p, _vw(w).pending, True, LATER)),
+    Action.CLAIM_POST: (RequestStatus.NEW, lambda s, w, p: volunteers.claim_slot(s, p, _vw(w).open_slot, LATER)),
+    Action.RATE_SERVICE: (
+        RequestStatus.NEW, lambda s, w, p: volunteers.rate_service(s, p, _vw(w).served_claim, 5, "好", LATER)
+    ),
 }
 
 

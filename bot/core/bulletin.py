@@ -44,12 +44,14 @@ from bot.core.units import (
     DISTRICT,
     Unit,
     building_column,
+    ids_within,
     join_up,
     level_below,
     own_name,
     unit_by_code,
     units_within,
 )
+from bot.core.volunteers import AreaService, area_service
 from storage.models import (
     Building,
     Category,
@@ -227,6 +229,8 @@ class Bulletin:
     # The units one level below the area, every one of them, including those that received nothing.
     unit_level: Level
     by_unit: tuple[Line, ...]
+    # Volunteer service in slots of the month at the area's communities (bot.core.volunteers).
+    volunteer_service: AreaService | None = None
 
 
 # --- queries -----------------------------------------------------------------------------------------------
@@ -414,4 +418,12 @@ def compute_bulletin(session: Session, area: Unit, month: Month | str, timezone:
         by_category=_category_lines(session, counts, durations),
         unit_level=_unit_level(area),
         by_unit=_unit_lines(_child_units(session, area), counts, durations),
+        volunteer_service=_volunteer_service(session, area, month, timezone),
     )
+
+
+def _volunteer_service(session: Session, area: Unit, month: Month, timezone: str) -> AreaService | None:
+    communities = ids_within(Level.COMMUNITY, area)
+    if communities is None:
+        return None
+    return area_service(session, communities, *month.bounds(timezone))

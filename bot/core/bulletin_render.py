@@ -18,6 +18,7 @@ from babel.dates import format_skeleton
 
 from bot.core.bulletin import Bulletin, Figures, Line, Month
 from bot.core.units import area_label
+from bot.core.volunteers import AreaService
 from bot.i18n import Translator, translator
 from storage.models import Level
 
@@ -302,8 +303,26 @@ def _write_breakdown_sheet(sheet: Any, t: Translator, title: str, name_header: s
     sheet.column_dimensions["B"].width = 24
 
 
+def _write_volunteer_sheet(sheet: Any, t: Translator, service: AreaService) -> None:
+    """Hours and ratings of the month's volunteer service, by volunteer and then by partner unit."""
+    from openpyxl.styles import Font
+
+    sheet.title = _sheet_title(t._("Volunteer service"))
+    _append(sheet, [t._("By"), t._("Name"), t._("Hours"), t._("Slots served"), t._("No-shows"), t._("Ratings"),
+                    t._("Average rating")])
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    groups = ((t._("Volunteer"), service.by_volunteer), (t._("Partner unit"), service.by_partner_unit))
+    for kind, rows in groups:
+        for totals in rows:
+            _append(sheet, [kind, totals.name or t._("none"), totals.hours, totals.served, totals.no_shows,
+                            totals.ratings, totals.average])
+    sheet.column_dimensions["B"].width = 24
+
+
 def render_workbook(t: Translator, bulletin: Bulletin) -> bytes:
-    """An XLSX with three sheets (summary, by category, by unit), headers in ``t``'s language."""
+    """An XLSX with the sheets summary, by category, by unit and (for areas with communities) volunteer
+    service, headers in ``t``'s language."""
     from openpyxl import Workbook
 
     workbook = Workbook()
@@ -318,6 +337,8 @@ def render_workbook(t: Translator, bulletin: Bulletin) -> bytes:
         unit_level_label(t, bulletin.unit_level),
         bulletin.by_unit,
     )
+    if bulletin.volunteer_service is not None:
+        _write_volunteer_sheet(workbook.create_sheet(), t, bulletin.volunteer_service)
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()

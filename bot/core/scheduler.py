@@ -47,6 +47,8 @@ class JobKind(enum.StrEnum):
     DAILY_DIGEST = "daily_digest"
     WEEKLY_FEEDBACK = "weekly_feedback"
     MONTHLY_BULLETIN = "monthly_bulletin"
+    VOLUNTEER_REMIND = "volunteer_remind"  # the evening before and an hour before a claimed slot
+    VOLUNTEER_CLOSE = "volunteer_close"  # a slot ended: mark its no-shows, ask its community's staff to rate
     RETENTION = "retention"  # once a day: delete handled updates and sent messages older than the retention
 
 

@@ -164,10 +164,11 @@ class Playground:
 
     async def _greet_personas(self) -> None:
         """Staff open their chat (the bot can only write to people who wrote first); resident 1 scans the
-        QR code on their building. Waits for the bot's replies so a broken bot shows up here, not later."""
+        QR code on their building; the volunteer looks at their service. Waits for the bot's replies so a
+        broken bot shows up here, not later."""
         greeted = []
         for persona in PERSONAS:
-            text = "/start" if persona.is_staff else f"/start b_{persona.building_code}" if persona.prebind else ""
+            text = persona.greeting
             if text:
                 user = self.user(persona)
                 await user.send_text(text)

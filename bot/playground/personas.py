@@ -9,9 +9,10 @@ from datetime import datetime
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.core import volunteers
 from bot.core.demo import demo_rows, load_demo
 from bot.core.staff import StaffError, add_staff
-from storage.models import Role, Street
+from storage.models import PartnerUnit, Person, Role, Street, Volunteer, VolunteerStatus
 
 log = logging.getLogger(__name__)
 
@@ -41,10 +42,21 @@ class Persona:
     building_en: str = ""
     # Bound to the building when the playground starts, so a request can be filed right away.
     prebind: bool = False
+    # An approved volunteer of this community (a party member of ``PARTNER_UNIT``) from the start.
+    volunteer_of: str | None = None
 
     @property
     def is_staff(self) -> bool:
         return self.role is not None
+
+    @property
+    def greeting(self) -> str:
+        """What the persona sends when the playground starts (nothing: the page's user writes first)."""
+        if self.is_staff:
+            return "/start"
+        if self.volunteer_of is not None:
+            return "/myservice"
+        return f"/start b_{self.building_code}" if self.prebind else ""
 
 
 # Resident 1, the worker and the community admin share a grid and community (孔明社区, 东关街道); resident 2
@@ -65,6 +77,11 @@ PERSONAS = (
     Persona(
         "community", 930001, "陈主任", "zh-hans", "社区管理员 · 孔明社区", "Community admin · Kongming",
         role=Role.COMMUNITY, unit_code="DG-KM",
+    ),
+    Persona(
+        "volunteer", 940001, "张建国", "zh-hans", "志愿者 · 党员 · 南阳供电公司",
+        "Volunteer · party member · power company",
+        volunteer_of="DG-KM",
     ),
     Persona(
         "district", 950001, "Zhou Min", "en", "区网格化服务管理中心", "District grid service center",
@@ -98,6 +115,36 @@ def location_presets() -> list[LocationPreset]:
     return presets
 
 
+# The partner unit the volunteer persona comes from: (code, name, kind).
+PARTNER_UNIT = ("NY-POWER", "国网南阳供电公司", "国企")
+
+
+def enrol_volunteer(session: Session, persona: Persona, now: datetime) -> str | None:
+    """Make the persona an approved volunteer of their community; a note when the community is missing."""
+    community = volunteers.community_by_code(session, persona.volunteer_of or "")
+    if community is None:
+        return f"{persona.name}: no community {persona.volunteer_of}"
+    code, name, kind = PARTNER_UNIT
+    unit = session.scalars(select(PartnerUnit).where(PartnerUnit.code == code)).first()
+    if unit is None:
+        unit = PartnerUnit(code=code, name=name, kind=kind)
+        session.add(unit)
+    external_id = str(persona.user_id)
+    person = session.scalars(select(Person).where(Person.channel == "telegram", Person.external_id == external_id))\
+        .first()
+    if person is None:
+        person = Person(channel="telegram", external_id=external_id, chat_id=external_id, state_data={},
+                        display_name=persona.name, created_at=now, awaiting_first_message=True)
+        session.add(person)
+    session.flush()
+    if volunteers.volunteer_of(session, person, community.id) is None:
+        session.add(Volunteer(person_id=person.id, community_id=community.id, name=persona.name,
+                              partner_unit_id=unit.id, party_member=True, status=VolunteerStatus.APPROVED,
+                              created_at=now, decided_at=now))
+        session.flush()
+    return None
+
+
 def prepare_organisation(session: Session, now: datetime) -> list[str]:
     """Load the demo organisation into an empty database and make the staff personas staff.
 
@@ -115,4 +162,8 @@ def prepare_organisation(session: Session, now: datetime) -> list[str]:
             add_staff(session, str(persona.user_id), persona.role, persona.unit_code, persona.name, now)
         except StaffError as error:
             notes.append(f"{persona.name}: {error}")
+    for persona in PERSONAS:
+        note = enrol_volunteer(session, persona, now) if persona.volunteer_of is not None else None
+        if note is not None:
+            notes.append(note)
     return notes
