@@ -1,7 +1,7 @@
 """party members and volunteers: partner units, check-in, posts with time slots, claims and evaluation
 
 Revision ID: 0014v_volunteers
-Revises: 0013_outbox_priority
+Revises: 0014o_calendar
 Create Date: 2026-12-01 14:40:00
 """
 
@@ -12,7 +12,7 @@ from alembic import op
 
 
 revision = '0014v_volunteers'
-down_revision = '0013_outbox_priority'
+down_revision = '0014o_calendar'
 branch_labels = None
 depends_on = None
 
