@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.core import requests as core
+from bot.core import rounds
 from bot.core.app import PendingDelivery, write_outbox
 from bot.core.bulletin import Bulletin, Month, bulletin_recipients, compute_bulletin
 from bot.core.bulletin_render import BulletinDocuments, bulletin_documents
@@ -54,6 +55,7 @@ from bot.core.scheduler import (
 )
 from bot.core.units import Unit
 from bot.i18n import N_, Translator, translator
+from bot.rounds_wording import patrol_summary_text
 from bot.wording import (
     RESIDENT_PREFIX,
     announce_move,
@@ -65,6 +67,7 @@ from bot.wording import (
     request_line,
     send_cards,
     status_text,
+    tell,
     tell_resident,
     verdict_keyboard,
 )
@@ -469,7 +472,26 @@ async def run_due_jobs(
         if period is not None:
             await run_period(database, period, now, config, report, send_from)
     await run_retention(database, now, config, report)
+    await run_patrol_closing(database, now, config, report)
     return report
+
+
+async def run_patrol_closing(database: Database, now: datetime, config: SchedulerConfig, report: RunReport) -> None:
+    """Close the patrols left open past the end of their night window, and tell each worker the summary."""
+    written = await _isolated(database, partial(close_patrols, now=now, config=config), "closing patrols")
+    if written:
+        report.add(JobKind.CLOSE_PATROLS, written, now)
+
+
+def close_patrols(session: Session, now: datetime, config: SchedulerConfig) -> Written:
+    ctx = system_context(session, now, config)
+    for patrol in rounds.patrols_to_close(session, now, config.timezone, config.night_end):
+        summary = rounds.close_by_system(session, patrol, config.timezone, config.night_end)
+        worker = session.get_one(Person, patrol.worker_id)
+        tell(ctx, [worker], lambda tr, summary=summary: tr._(
+            "🌙 Your patrol was closed at the end of the night. {summary}").format(
+            summary=patrol_summary_text(tr, summary)))
+    return write_outbox(session, ctx.outgoing, now)
 
 
 async def run_retention(database: Database, now: datetime, config: SchedulerConfig, report: RunReport) -> None:
@@ -494,7 +516,7 @@ def scheduler_config(settings: Settings) -> SchedulerConfig:
     return SchedulerConfig(
         timezone=settings.timezone, default_locale=settings.default_locale,
         quiet_hours_start=settings.quiet_hours_start, quiet_hours_end=settings.quiet_hours_end,
-        digest_time=settings.digest_time, retention_days=settings.retention_days,
+        digest_time=settings.digest_time, retention_days=settings.retention_days, night_end=settings.night_end,
     )
 
 

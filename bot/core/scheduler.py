@@ -48,6 +48,7 @@ class JobKind(enum.StrEnum):
     WEEKLY_FEEDBACK = "weekly_feedback"
     MONTHLY_BULLETIN = "monthly_bulletin"
     RETENTION = "retention"  # once a day: delete handled updates and sent messages older than the retention
+    CLOSE_PATROLS = "close_patrols"  # a night patrol still open at the end of the night window
 
 
 # Closing comes first so an old resolution is closed rather than asked about; escalating before reminding so
@@ -77,6 +78,8 @@ class SchedulerConfig:
     monthly_catch_up: timedelta = timedelta(days=7)
     # Days handled updates and sent or failed messages are kept (bot.core.privacy).
     retention_days: int = 30
+    # Local end of the night window: patrols still open then are closed (bot.core.rounds).
+    night_end: time = time(6, 0)
 
     @property
     def zone(self) -> ZoneInfo:
