@@ -483,14 +483,17 @@ async def run_patrol_closing(database: Database, now: datetime, config: Schedule
         report.add(JobKind.CLOSE_PATROLS, written, now)
 
 
+def _patrol_closed_text(tr: Translator, summary: rounds.PatrolSummary) -> str:
+    return tr._("🌙 Your patrol was closed at the end of the night. {summary}").format(
+        summary=patrol_summary_text(tr, summary))
+
+
 def close_patrols(session: Session, now: datetime, config: SchedulerConfig) -> Written:
     ctx = system_context(session, now, config)
     for patrol in rounds.patrols_to_close(session, now, config.timezone, config.night_end):
         summary = rounds.close_by_system(session, patrol, config.timezone, config.night_end)
         worker = session.get_one(Person, patrol.worker_id)
-        tell(ctx, [worker], lambda tr, summary=summary: tr._(
-            "🌙 Your patrol was closed at the end of the night. {summary}").format(
-            summary=patrol_summary_text(tr, summary)))
+        tell(ctx, [worker], partial(_patrol_closed_text, summary=summary))
     return write_outbox(session, ctx.outgoing, now)
 
 
