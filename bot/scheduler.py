@@ -53,9 +53,9 @@ from bot.core.scheduler import (
     period_piece_done,
     resident_not_before,
 )
-from bot.core.units import Unit
+from bot.core.units import LEVEL_OF_ROLE, Unit, own_name
 from bot.i18n import N_, Translator, translator
-from bot.rounds_wording import patrol_summary_text
+from bot.rounds_wording import collection_text, patrol_summary_text
 from bot.wording import (
     RESIDENT_PREFIX,
     announce_move,
@@ -72,7 +72,7 @@ from bot.wording import (
     verdict_keyboard,
 )
 from storage.database import Database, DatabaseUnavailable
-from storage.models import OPEN_STATUSES, EventKind, Level, Person, Request, RequestEvent, StaffRole
+from storage.models import OPEN_STATUSES, EventKind, Level, Person, Request, RequestEvent, Role, StaffRole
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -113,7 +113,8 @@ def system_context(session: Session, now: datetime, config: SchedulerConfig) -> 
     recipients through ``send``.
     """
     placeholder = Person(channel="system", external_id="", chat_id="", display_name="", locale=None)
-    core_config = CoreConfig(timezone=config.timezone, default_locale=config.default_locale)
+    core_config = CoreConfig(timezone=config.timezone, default_locale=config.default_locale,
+                             visit_target=config.visit_target)
     return Context(session=session, person=placeholder, event=Unsupported("scheduler"), now=now, config=core_config)
 
 
@@ -228,13 +229,17 @@ def send_digest(ctx: Context, person: Person, period: Period) -> None:
     session, now = ctx.session, ctx.now
     open_held = (Request.status.in_(OPEN_STATUSES), held, Request.created_at <= now)
     waiting = _count(session, *open_held)
+    t = ctx.translator_for(person)
+    collected = collection_lines(ctx, t, person)
     if waiting == 0:
+        if collected:
+            ctx.send(person, SendText(clip("\n".join(
+                [t._("☀️ Your daily digest for {date}").format(date=t.date(now)), *collected]))))
         return
     fresh = _count(session, *open_held, Request.created_at > period.starts_at - timedelta(days=1))
     overdue = _count(session, *open_held, Request.due_at < now)
     oldest = session.scalars(select(Request).where(*open_held).order_by(Request.created_at, Request.id)
                              .limit(DIGEST_OLDEST)).all()
-    t = ctx.translator_for(person)
     lines = [
         t._("☀️ Your daily digest for {date}").format(date=t.date(now)),
         t.n_("{count} new request since yesterday", "{count} new requests since yesterday", fresh).format(count=fresh),
@@ -243,7 +248,23 @@ def send_digest(ctx: Context, person: Person, period: Period) -> None:
         t._("The oldest:"),
     ]
     lines += [request_line(t, request, now) for request in oldest]
+    lines += collected
     ctx.send(person, SendText(clip("\n".join(lines)), inline(*([open_button(t, request)] for request in oldest))))
+
+
+def collection_lines(ctx: Context, t: Translator, person: Person) -> list[str]:
+    """日收集: what the workers of the person's communities and streets collected yesterday (local day)."""
+    end = rounds.local_day_start(ctx.now, ctx.config.timezone)
+    start = end - timedelta(days=1)
+    lines: list[str] = []
+    for role in person.roles:
+        if role.role not in (Role.COMMUNITY, Role.STREET):
+            continue
+        area = Unit(LEVEL_OF_ROLE[role.role], role.unit_id)
+        collected = rounds.collection(ctx.session, area, start, end, ctx.config.visit_target)
+        if not collected.empty:
+            lines.append(collection_text(ctx.session, t, own_name(ctx.session, area), collected))
+    return lines
 
 
 # --- the weekly feedback for residents ------------------------------------------------------------------
@@ -520,6 +541,7 @@ def scheduler_config(settings: Settings) -> SchedulerConfig:
         timezone=settings.timezone, default_locale=settings.default_locale,
         quiet_hours_start=settings.quiet_hours_start, quiet_hours_end=settings.quiet_hours_end,
         digest_time=settings.digest_time, retention_days=settings.retention_days, night_end=settings.night_end,
+        visit_target=settings.visit_target,
     )
 
 

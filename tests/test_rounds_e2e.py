@@ -3,14 +3,19 @@ reported up, a visit whose issue becomes a lead, and a night patrol with its che
 
 from __future__ import annotations
 
+import itertools
 import math
+from datetime import UTC, datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
+from bot.core import rounds
 from bot.core.binding import EARTH_RADIUS_M
+from bot.core.scheduler import SchedulerConfig
+from bot.scheduler import run_due_jobs
 from bot.simulator import BotApiSimulator, SimMessage, SimUser
-from storage.models import Patrol, Person, Request, RequestStatus, Role, Visit
+from storage.models import Building, Category, Grid, Patrol, Person, Request, RequestStatus, Role, Visit
 from tests.e2e import RunningBot, running_bot
 from tests.org_fixture import NOW, make_small_org, staff
 
@@ -164,7 +169,7 @@ def hand_distance(points: list[tuple[float, float]]) -> float:
     """Metres along the points, each leg as the arc along a meridian and then a parallel (legs here are one or
     the other)."""
     total = 0.0
-    for (lat1, lon1), (lat2, lon2) in zip(points, points[1:], strict=False):
+    for (lat1, lon1), (lat2, lon2) in itertools.pairwise(points):
         north = math.radians(lat2 - lat1) * EARTH_RADIUS_M
         east = math.radians(lon2 - lon1) * EARTH_RADIUS_M * math.cos(math.radians(lat1))
         total += math.hypot(north, east)
@@ -194,3 +199,55 @@ async def test_a_patrol_with_three_checkpoints_ends_with_its_distance(
         patrol = await bot.service.database.run(lambda s: s.scalars(select(Patrol)).one())
         assert patrol.ended_at is not None and not patrol.auto_closed
         assert abs(patrol.distance_m - expected) < 0.5
+
+
+YESTERDAY = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)  # Wednesday 10:00 in Nanyang
+DIGEST_TIME = datetime(2026, 11, 26, 1, 5, tzinfo=UTC)  # Thursday 09:05
+
+
+def yesterdays_rounds(session: Session) -> None:
+    """Wednesday's rounds of the one worker of 建设一网格, and some on other days that do not count."""
+    org_with_staff(session)
+    org = session.scalars(select(Grid).where(Grid.code == "DG-JS-01")).one()
+    lin = staff(session, 7004, "Lin Community", Role.COMMUNITY, org.community_id, "en")
+    session.flush()
+    session.expire_all()
+    wang, lin = session.get_one(Person, 1), session.get_one(Person, lin.id)
+    building = session.scalars(select(Building).where(Building.grid_id == org.id)).first()
+    assert building is not None and wang.display_name == "Wang Worker"
+    rounds.set_visit_target(session, lin, "DG-JS-01", 5)
+
+    codes = {category.code: category.id for category in session.scalars(select(Category))}
+
+    def lead(code: str, outcome: rounds.LeadOutcome, at: datetime) -> None:
+        category = codes[code]
+        text = "" if outcome is rounds.LeadOutcome.TAKE else "已处理"
+        rounds.file_lead(session, wang, rounds.LeadDraft(building.id, category, "楼道堆物"), outcome, text, at)
+
+    lead("clutter", rounds.LeadOutcome.SPOT, YESTERDAY)
+    lead("clutter", rounds.LeadOutcome.TAKE, YESTERDAY + timedelta(hours=1))
+    lead("wires", rounds.LeadOutcome.UP, YESTERDAY + timedelta(hours=2))
+    lead("wires", rounds.LeadOutcome.SPOT, YESTERDAY - timedelta(days=1))  # Tuesday
+    for hours in (0, 3):
+        rounds.record_visit(session, wang, rounds.VisitDraft(building.id), YESTERDAY + timedelta(hours=hours))
+    rounds.record_visit(session, wang, rounds.VisitDraft(building.id), DIGEST_TIME - timedelta(minutes=10))  # today
+    rounds.start_patrol(session, wang, YESTERDAY + timedelta(hours=11))
+
+
+async def test_the_communitys_digest_reports_yesterdays_collection(
+    sim: tuple[BotApiSimulator, str], database_url: str, engine: str
+) -> None:
+    simulator, url = sim
+    async with running_bot(simulator, url, database_url, engine=engine) as bot:
+        await bot.service.database.run(yesterdays_rounds)
+        lin = await started(simulator, 7004, "Lin", "en")
+        mark = simulator.seq
+
+        # The digest as of Thursday 09:05, sent now by the running bot's outbox.
+        await run_due_jobs(bot.service.database, DIGEST_TIME, SchedulerConfig(), send_from=bot.service.clock())
+
+        digest = await lin.wait_for_text("Yesterday's collection in 建设社区", since=mark)
+        text = digest.text or ""
+        assert "Leads: 3 (Clutter in common areas 2, Dangling wires 1)" in text
+        assert "Solved on the spot: 1; handed on: 2" in text
+        assert "Visits: 2 of 5" in text and "Night patrols: 1" in text

@@ -14,6 +14,7 @@ from __future__ import annotations
 import enum
 from dataclasses import dataclass
 from datetime import datetime, time, timedelta
+from typing import Any
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import func, or_, select
@@ -34,6 +35,7 @@ from storage.models import (
     Person,
     Request,
     Role,
+    StaffRole,
     Visit,
 )
 
@@ -381,3 +383,63 @@ def patrols_since(session: Session, admin: Person, since: datetime) -> list[Patr
         raise RequestRefused(N_("This is for community, street and district staff."))
     query = select(Patrol).where(Patrol.started_at >= since, or_(*conditions))
     return list(session.scalars(query.order_by(Patrol.started_at, Patrol.id)))
+
+
+# --- the day's collection (日收集), for the daily digest of a community or street ---------------------------
+
+
+@dataclass(frozen=True)
+class Collection:
+    """What the workers of an area collected in one period."""
+
+    leads_by_category: dict[int, int]
+    on_the_spot: int
+    visits: int
+    visit_target: int
+    patrols: int
+
+    @property
+    def leads(self) -> int:
+        return sum(self.leads_by_category.values())
+
+    @property
+    def handed_on(self) -> int:
+        return self.leads - self.on_the_spot
+
+    @property
+    def empty(self) -> bool:
+        return not (self.leads or self.visits or self.patrols)
+
+
+def collection(session: Session, area: Unit, start: datetime, end: datetime,
+               default_target: int = DEFAULT_VISIT_TARGET) -> Collection:
+    """Leads, visits and patrols of the workers in ``area`` between ``start`` and ``end``; the visit target is
+    the grids' daily targets times their workers."""
+    grids = ids_within(Level.GRID, area)
+    buildings = ids_within(Level.BUILDING, area)
+    assert grids is not None and buildings is not None, f"a {area.level} holds grids"
+    lead_rows = session.execute(
+        select(Request.category_id, Request.on_the_spot, func.count(Request.id))
+        .where(Request.lead_by_id.is_not(None), Request.building_id.in_(buildings),
+               Request.created_at >= start, Request.created_at < end)
+        .group_by(Request.category_id, Request.on_the_spot)
+    ).all()
+    by_category: dict[int, int] = {}
+    on_the_spot = 0
+    for category_id, spot, count in lead_rows:
+        by_category[category_id] = by_category.get(category_id, 0) + count
+        on_the_spot += count if spot else 0
+    visits = session.scalar(select(func.count(Visit.id)).where(
+        Visit.grid_id.in_(grids), Visit.at >= start, Visit.at < end)) or 0
+    patrols = session.scalar(select(func.count(Patrol.id)).where(
+        Patrol.grid_id.in_(grids), Patrol.started_at >= start, Patrol.started_at < end)) or 0
+    return Collection(by_category, on_the_spot, visits, _area_target(session, grids, default_target), patrols)
+
+
+def _area_target(session: Session, grids: Any, default_target: int) -> int:
+    workers = (select(StaffRole.unit_id, func.count(StaffRole.id).label("workers"))
+               .where(StaffRole.role == Role.WORKER, StaffRole.unit_id.in_(grids))
+               .group_by(StaffRole.unit_id).subquery())
+    rows = session.execute(select(Grid.visit_target, workers.c.workers)
+                           .join(workers, workers.c.unit_id == Grid.id)).all()
+    return sum((target or default_target) * count for target, count in rows)

@@ -80,6 +80,8 @@ class SchedulerConfig:
     retention_days: int = 30
     # Local end of the night window: patrols still open then are closed (bot.core.rounds).
     night_end: time = time(6, 0)
+    # Visits per grid worker per day where the grid sets no target (the day's collection in the digest).
+    visit_target: int = 8
 
     @property
     def zone(self) -> ZoneInfo:
