@@ -48,6 +48,10 @@ class Settings(BaseSettings):
     send_rate: float = Field(default=25.0, gt=0, le=1000)
     # Requests a resident may file per day; admins are exempt.
     daily_request_limit: int = Field(default=10, ge=1)
+    # Visits each grid worker is to make per day, for grids whose community set no target.
+    visit_target: int = Field(default=8, ge=1, le=100)
+    # Local time the night window ends: a patrol still open then is closed by the scheduler.
+    night_end: time = time(6, 0)
     # A resident sending more than this many updates within throttle_seconds is held back (0 turns it off).
     # Room for a ten-photo album, which arrives as ten updates at once.
     throttle_messages: int = Field(default=15, ge=0)

@@ -27,6 +27,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.core import requests as core
+from bot.core import rounds
 from bot.core.app import PendingDelivery, write_outbox
 from bot.core.bulletin import Bulletin, Month, bulletin_recipients, compute_bulletin
 from bot.core.bulletin_render import BulletinDocuments, bulletin_documents
@@ -52,8 +53,9 @@ from bot.core.scheduler import (
     period_piece_done,
     resident_not_before,
 )
-from bot.core.units import Unit
+from bot.core.units import LEVEL_OF_ROLE, Unit, own_name
 from bot.i18n import N_, Translator, translator
+from bot.rounds_wording import collection_text, patrol_summary_text
 from bot.volunteer_jobs import run_volunteer_jobs
 from bot.wording import (
     RESIDENT_PREFIX,
@@ -66,11 +68,12 @@ from bot.wording import (
     request_line,
     send_cards,
     status_text,
+    tell,
     tell_resident,
     verdict_keyboard,
 )
 from storage.database import Database, DatabaseUnavailable
-from storage.models import OPEN_STATUSES, EventKind, Level, Person, Request, RequestEvent, StaffRole
+from storage.models import OPEN_STATUSES, EventKind, Level, Person, Request, RequestEvent, Role, StaffRole
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -111,7 +114,8 @@ def system_context(session: Session, now: datetime, config: SchedulerConfig) -> 
     recipients through ``send``.
     """
     placeholder = Person(channel="system", external_id="", chat_id="", display_name="", locale=None)
-    core_config = CoreConfig(timezone=config.timezone, default_locale=config.default_locale)
+    core_config = CoreConfig(timezone=config.timezone, default_locale=config.default_locale,
+                             visit_target=config.visit_target)
     return Context(session=session, person=placeholder, event=Unsupported("scheduler"), now=now, config=core_config)
 
 
@@ -226,13 +230,17 @@ def send_digest(ctx: Context, person: Person, period: Period) -> None:
     session, now = ctx.session, ctx.now
     open_held = (Request.status.in_(OPEN_STATUSES), held, Request.created_at <= now)
     waiting = _count(session, *open_held)
+    t = ctx.translator_for(person)
+    collected = collection_lines(ctx, t, person)
     if waiting == 0:
+        if collected:
+            ctx.send(person, SendText(clip("\n".join(
+                [t._("☀️ Your daily digest for {date}").format(date=t.date(now)), *collected]))))
         return
     fresh = _count(session, *open_held, Request.created_at > period.starts_at - timedelta(days=1))
     overdue = _count(session, *open_held, Request.due_at < now)
     oldest = session.scalars(select(Request).where(*open_held).order_by(Request.created_at, Request.id)
                              .limit(DIGEST_OLDEST)).all()
-    t = ctx.translator_for(person)
     lines = [
         t._("☀️ Your daily digest for {date}").format(date=t.date(now)),
         t.n_("{count} new request since yesterday", "{count} new requests since yesterday", fresh).format(count=fresh),
@@ -241,7 +249,23 @@ def send_digest(ctx: Context, person: Person, period: Period) -> None:
         t._("The oldest:"),
     ]
     lines += [request_line(t, request, now) for request in oldest]
+    lines += collected
     ctx.send(person, SendText(clip("\n".join(lines)), inline(*([open_button(t, request)] for request in oldest))))
+
+
+def collection_lines(ctx: Context, t: Translator, person: Person) -> list[str]:
+    """日收集: what the workers of the person's communities and streets collected yesterday (local day)."""
+    end = rounds.local_day_start(ctx.now, ctx.config.timezone)
+    start = end - timedelta(days=1)
+    lines: list[str] = []
+    for role in person.roles:
+        if role.role not in (Role.COMMUNITY, Role.STREET):
+            continue
+        area = Unit(LEVEL_OF_ROLE[role.role], role.unit_id)
+        collected = rounds.collection(ctx.session, area, start, end, ctx.config.visit_target)
+        if not collected.empty:
+            lines.append(collection_text(ctx.session, t, own_name(ctx.session, area), collected))
+    return lines
 
 
 # --- the weekly feedback for residents ------------------------------------------------------------------
@@ -471,7 +495,29 @@ async def run_due_jobs(
         if period is not None:
             await run_period(database, period, now, config, report, send_from)
     await run_retention(database, now, config, report)
+    await run_patrol_closing(database, now, config, report)
     return report
+
+
+async def run_patrol_closing(database: Database, now: datetime, config: SchedulerConfig, report: RunReport) -> None:
+    """Close the patrols left open past the end of their night window, and tell each worker the summary."""
+    written = await _isolated(database, partial(close_patrols, now=now, config=config), "closing patrols")
+    if written:
+        report.add(JobKind.CLOSE_PATROLS, written, now)
+
+
+def _patrol_closed_text(tr: Translator, summary: rounds.PatrolSummary) -> str:
+    return tr._("🌙 Your patrol was closed at the end of the night. {summary}").format(
+        summary=patrol_summary_text(tr, summary))
+
+
+def close_patrols(session: Session, now: datetime, config: SchedulerConfig) -> Written:
+    ctx = system_context(session, now, config)
+    for patrol in rounds.patrols_to_close(session, now, config.timezone, config.night_end):
+        summary = rounds.close_by_system(session, patrol, config.timezone, config.night_end)
+        worker = session.get_one(Person, patrol.worker_id)
+        tell(ctx, [worker], partial(_patrol_closed_text, summary=summary))
+    return write_outbox(session, ctx.outgoing, now)
 
 
 async def run_retention(database: Database, now: datetime, config: SchedulerConfig, report: RunReport) -> None:
@@ -496,7 +542,8 @@ def scheduler_config(settings: Settings) -> SchedulerConfig:
     return SchedulerConfig(
         timezone=settings.timezone, default_locale=settings.default_locale,
         quiet_hours_start=settings.quiet_hours_start, quiet_hours_end=settings.quiet_hours_end,
-        digest_time=settings.digest_time, retention_days=settings.retention_days,
+        digest_time=settings.digest_time, retention_days=settings.retention_days, night_end=settings.night_end,
+        visit_target=settings.visit_target,
     )
 
 

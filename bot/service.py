@@ -56,6 +56,7 @@ class Service:
             bot_username=bot_username,
             daily_request_limit=self.settings.daily_request_limit,
             retention_days=self.settings.retention_days,
+            visit_target=self.settings.visit_target,
         )
 
     def default_command_menus(self) -> dict[str, SetCommands]:

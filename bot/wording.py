@@ -162,8 +162,9 @@ def timeline_text(ctx: Context, t: Translator, request: Request, for_staff: bool
         if actor:
             line += f" — {actor}"
         if event.text and event.kind not in (EventKind.CONFIRMED, EventKind.REOPENED):
-            # The system's reasons ("no response", "overdue") are message ids, shown in the reader's language.
-            text = t._(event.text) if event.actor is None else event.text
+            # The system's reasons ("no response", "overdue") are message ids, shown in the reader's language;
+            # a closure's text is always such a reason, whoever closed it ("solved on the spot").
+            text = t._(event.text) if event.actor is None or event.kind is EventKind.CLOSED else event.text
             line = t._("{entry}: {text}").format(entry=line, text=text)
         lines.append(line)
     return clip("\n".join(lines))

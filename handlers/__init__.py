@@ -11,6 +11,7 @@ from handlers import (
     my_requests,
     privacy,
     report,
+    rounds,
     staff_admin,
     start,
     tasks,
@@ -21,7 +22,7 @@ from handlers.menu import MENU_COMMANDS
 
 def build_router() -> Router:
     router = Router()
-    for module in (start, language, cancel, filing, my_requests, tasks, report, broadcast, staff_admin,
+    for module in (start, language, cancel, filing, my_requests, tasks, rounds, report, broadcast, staff_admin,
                    volunteers):
         router.include(module.router)
     router.include(privacy.router)

@@ -6,6 +6,7 @@ from bot.core.context import Context
 from bot.core.router import Router
 from handlers.filing import offer_filing
 from handlers.menu import show_main_menu
+from handlers.rounds import patrol_point
 
 router = Router()
 
@@ -19,6 +20,7 @@ def cancel(ctx: Context) -> None:
 
 
 def not_understood(ctx: Context) -> None:
-    if offer_filing(ctx):
+    # A worker on patrol sends a location at each checkpoint; anyone else is offered to file with it.
+    if patrol_point(ctx) or offer_filing(ctx):
         return
     show_main_menu(ctx, ctx.t._("Sorry, I did not understand. Choose from the menu or send /help."))

@@ -13,6 +13,9 @@ MY_REQUESTS = N_("📋 My requests")
 MY_BUILDING = N_("🏠 My building")
 LANGUAGE = N_("🌐 Language")
 TASKS = N_("📥 Tasks")
+LEAD = N_("📌 Lead")
+VISIT = N_("🚶 Visit")
+PATROL = N_("🌙 Patrol")
 
 # Menu labels and the command each one stands for.
 MENU_COMMANDS = {
@@ -21,6 +24,9 @@ MENU_COMMANDS = {
     MY_BUILDING: "building",
     LANGUAGE: "lang",
     TASKS: "tasks",
+    LEAD: "lead",
+    VISIT: "visit",
+    PATROL: "patrol",
 }
 
 
@@ -28,6 +34,8 @@ def main_menu(t: Translator, person: Person) -> ReplyKeyboard:
     rows: list[tuple[str, ...]] = [(t._(NEW_REQUEST), t._(MY_REQUESTS))]
     if is_staff(person):
         rows.insert(0, (t._(TASKS),))
+    if any(role.role is Role.WORKER for role in person.roles):
+        rows.insert(1, (t._(LEAD), t._(VISIT), t._(PATROL)))
     rows.append((t._(MY_BUILDING), t._(LANGUAGE)))
     return ReplyKeyboard(rows=tuple(rows))
 
@@ -47,12 +55,18 @@ def command_menu(t: Translator, person: Person | None) -> SetCommands:
     ]
     if person is not None and is_staff(person):
         commands.insert(0, ("tasks", t._("Requests my unit holds")))
+    if person is not None and any(role.role is Role.WORKER for role in person.roles):
+        commands[1:1] = [("lead", t._("File a lead from my rounds")), ("visit", t._("Record a visit")),
+                         ("patrol", t._("Start or end a night patrol"))]
     if person is not None and is_admin(person):
         commands += [
             ("report", t._("Monthly bulletin")),
             ("broadcast", t._("Send a notice")),
             ("staff", t._("Staff of my area")),
             ("invite", t._("Invite staff")),
+            ("unvisited", t._("Buildings not visited lately")),
+            ("patrols", t._("Tonight's patrols")),
+            ("target", t._("Set a grid's daily visits")),
         ]
     if person is not None and any(role.role is Role.COMMUNITY for role in person.roles):
         commands += [("post", t._("Publish a volunteer post")), ("volunteers", t._("Volunteers and their link"))]

@@ -104,6 +104,8 @@ class Grid(Base):
     name: Mapped[str] = mapped_column(String(200))
     community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
     community: Mapped[Community] = relationship(lazy="joined")
+    # Visits each of the grid's workers is to make per day; the deployment's default when unset.
+    visit_target: Mapped[int | None] = mapped_column(Integer)
 
 
 class Building(Base):
@@ -228,6 +230,11 @@ class Request(Base):
     overdue_check_at: Mapped[datetime | None]
     overdue_escalated_at: Mapped[datetime | None]
     reasked_at: Mapped[datetime | None]
+    # A lead: the grid worker who found it on their rounds and filed it (see bot.core.rounds). The resident
+    # concerned, when named, is ``resident_id``; otherwise the worker stands in as the one who follows it.
+    lead_by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True)
+    # Closed by the worker who found it, there and then, with nobody to ask.
+    on_the_spot: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     resident: Mapped[Person] = relationship(foreign_keys=[resident_id], lazy="joined")
     building: Mapped[Building] = relationship(lazy="joined")
@@ -518,6 +525,65 @@ class WeChatNonce(Base):
     nonce: Mapped[str] = mapped_column(String(64), primary_key=True)
     body_sha256: Mapped[str] = mapped_column(String(64))
     expires_at: Mapped[datetime] = mapped_column(index=True)
+
+
+# --- grid workers' rounds: visits and night patrols (bot.core.rounds) ------------------------------------
+
+
+class Visit(Base):
+    """A grid worker's call at a building (or one household in it); staff-only, never shown to residents."""
+
+    __tablename__ = "visits"
+    __table_args__ = (
+        Index("ix_visits_worker_at", "worker_id", "at"),
+        Index("ix_visits_grid_at", "grid_id", "at"),
+        Index("ix_visits_building_at", "building_id", "at"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    worker_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id"))
+    building_id: Mapped[int] = mapped_column(ForeignKey("buildings.id"))
+    room: Mapped[str] = mapped_column(String(40), default="")
+    met: Mapped[str] = mapped_column(String(200), default="")
+    note: Mapped[str] = mapped_column(Text, default="")
+    photo: Mapped[str | None] = mapped_column(String(200))
+    # The lead filed for an issue found on this visit.
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id", ondelete="SET NULL"))
+    at: Mapped[datetime]
+    building: Mapped[Building] = relationship(lazy="joined")
+
+
+class Patrol(Base):
+    """A night patrol: open until the worker ends it or the night window closes it."""
+
+    __tablename__ = "patrols"
+    __table_args__ = (Index("ix_patrols_open", "ended_at", "started_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    worker_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id"), index=True)
+    started_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    # Closed by the scheduler at the end of the night window, not by the worker.
+    auto_closed: Mapped[bool] = mapped_column(Boolean, default=False)
+    distance_m: Mapped[float] = mapped_column(Float, default=0.0)
+    points: Mapped[list[PatrolPoint]] = relationship(lazy="selectin", order_by="PatrolPoint.at")
+
+
+class PatrolPoint(Base):
+    __tablename__ = "patrol_points"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    patrol_id: Mapped[int] = mapped_column(ForeignKey("patrols.id", ondelete="CASCADE"), index=True)
+    at: Mapped[datetime]
+    latitude: Mapped[float] = mapped_column(Float)
+    longitude: Mapped[float] = mapped_column(Float)
+
+
+class PatrolFinding(Base):
+    """A lead filed on the way of a patrol."""
+
+    __tablename__ = "patrol_findings"
+    patrol_id: Mapped[int] = mapped_column(ForeignKey("patrols.id", ondelete="CASCADE"), primary_key=True)
+    request_id: Mapped[int] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"), primary_key=True)
 
 
 # --- the playground -----------------------------------------------------------------------------------------

@@ -19,7 +19,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.core import requests as core
-from bot.core import volunteers
+from bot.core import rounds, volunteers
 from bot.core.broadcasts import Audience, BroadcastNotAllowed, Who, create_broadcast
 from bot.core.invites import InviteError, create_invite
 from bot.core.requests import View
@@ -29,6 +29,7 @@ from storage.models import (
     Broadcast,
     Community,
     Level,
+    Patrol,
     Person,
     Rating,
     Request,
@@ -37,6 +38,7 @@ from storage.models import (
     RequestSupporter,
     Role,
     StaffInvite,
+    Visit,
 )
 from tests.harness import CoreChat, ShownMessage
 from tests.org_fixture import NOW, SmallOrg, make_small_org, staff
@@ -401,3 +403,90 @@ async def test_forged_staff_view_callback_by_an_outsider_shows_nothing(database:
     # A newcomer's first contact brings the privacy notice; nothing else may reach them.
     about_the_request = [message for message in outsider.messages if not message.text.startswith("🔒")]
     assert about_the_request == [] and "There is no request" in outsider.answers[-1].text
+
+
+# --- grid workers' rounds: leads and visits only for the buildings of one's own grid ----------------------------
+
+
+class RoundsAction(enum.StrEnum):
+    LEAD = "file_lead"
+    VISIT = "record_visit"
+    SOLVE_ON_SPOT = "solve_lead_on_the_spot"
+    PATROL = "start_patrol"
+
+
+ROUNDS_POLICY: dict[RoundsAction, tuple[bool, ...]] = {
+    #                         filer neigh other worker oworker comm ocomm street ostreet district
+    RoundsAction.LEAD:          (N,    N,    N,    Y,     N,      N,   N,    N,     N,      N),
+    RoundsAction.VISIT:         (N,    N,    N,    Y,     N,      N,   N,    N,     N,      N),
+    # Only the worker who found the lead closes it there and then; everyone else handles it as a request.
+    RoundsAction.SOLVE_ON_SPOT: (N,    N,    N,    Y,     N,      N,   N,    N,     N,      N),
+    # Patrols are for grid workers (the other worker patrols their own grid).
+    RoundsAction.PATROL:        (N,    N,    N,    Y,     Y,      N,   N,    N,     N,      N),
+}
+
+
+def _lead_by_worker(session: Session, world: World) -> int:
+    worker = world.person(session, A.WORKER)
+    draft = rounds.LeadDraft(world.org.building, CLUTTER, "楼顶私搭乱建")
+    return rounds.file_lead(session, worker, draft, rounds.LeadOutcome.TAKE, "", NOW).request.id
+
+
+def _rounds_counts(session: Session) -> tuple[Any, ...]:
+    session.flush()
+
+    def count(model: Any) -> int:
+        return session.scalar(select(func.count()).select_from(model)) or 0
+
+    closed = session.scalar(select(func.count()).where(Request.status == RequestStatus.CLOSED)) or 0
+    return count(Request), count(Visit), count(Patrol), count(RequestEvent), closed
+
+
+def attempt_rounds(session: Session, action: RoundsAction, actor: Actor) -> Result:
+    world = build_world(session, Level.GRID, RequestStatus.NEW)
+    lead_id = _lead_by_worker(session, world)
+    person = world.person(session, actor)
+    perform: dict[RoundsAction, Callable[[], object]] = {
+        RoundsAction.LEAD: lambda: rounds.file_lead(
+            session, person, rounds.LeadDraft(world.org.building, CLUTTER, "飞线充电"), rounds.LeadOutcome.SPOT,
+            "已劝导拆除", LATER),
+        RoundsAction.VISIT: lambda: rounds.record_visit(
+            session, person, rounds.VisitDraft(world.org.building, "2-301", "张阿姨", "身体好"), LATER),
+        RoundsAction.SOLVE_ON_SPOT: lambda: core.solve_on_spot(session, person, lead_id, "已清理", LATER),
+        RoundsAction.PATROL: lambda: rounds.start_patrol(session, person, LATER),
+    }
+    before = _rounds_counts(session)
+    refused: BaseException | None = None
+    try:
+        perform[action]()
+    except core.RequestRefused as error:
+        refused = error
+    return Result(refused, before, _rounds_counts(session))
+
+
+@pytest.mark.parametrize(("action", "actor", "allowed"), [
+    pytest.param(action, actor, allowed, id=f"{action.value}-{actor.value}")
+    for action, row in ROUNDS_POLICY.items() for actor, allowed in zip(COLUMNS, row, strict=True)
+])
+async def test_rounds_authorization(database: Database, action: RoundsAction, actor: Actor, allowed: bool) -> None:
+    result = await database.run(lambda session: attempt_rounds(session, action, actor))
+    if allowed:
+        assert result.refused is None, f"{actor} was refused {action}: {result.refused!r}"
+        assert result.after != result.before, f"{action} by {actor} changed nothing"
+    else:
+        assert result.refused is not None, f"{actor} was allowed {action}"
+        assert result.after == result.before, f"{action} by {actor} was refused but changed something"
+
+
+async def test_a_residents_request_cannot_be_closed_as_solved_on_the_spot(database: Database) -> None:
+    def forge(session: Session) -> Result:
+        world = build_world(session, Level.GRID, RequestStatus.NEW)
+        before = _rounds_counts(session)
+        try:
+            core.solve_on_spot(session, world.person(session, A.WORKER), world.request_id, "已清理", LATER)
+        except core.RequestRefused as error:
+            return Result(error, before, _rounds_counts(session))
+        return Result(None, before, _rounds_counts(session))
+
+    result = await database.run(forge)
+    assert result.refused is not None and result.after == result.before

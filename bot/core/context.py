@@ -37,6 +37,8 @@ class CoreConfig:
     daily_request_limit: int = 10
     # Days handled updates and sent messages are kept (the privacy notice tells people).
     retention_days: int = 30
+    # Visits each grid worker is to make per day, where the grid sets no target of its own.
+    visit_target: int = 8
 
 
 @dataclass

@@ -39,6 +39,7 @@ from bot.core.workdays import calendar_of
 from bot.i18n import N_
 from storage.models import (
     OPEN_STATUSES,
+    Building,
     Category,
     EventKind,
     Level,
@@ -89,6 +90,7 @@ class Transition(enum.StrEnum):
     RATE = "rate"
     EXPIRE = "expire"  # the system closes a resolution the resident never answered
     HAND_OVER = "hand_over"  # the worker holding it left: it goes to whoever remains
+    SOLVE_ON_SPOT = "solve_on_spot"  # the worker who found a lead solved it there and then
 
 
 @dataclass(frozen=True)
@@ -118,6 +120,7 @@ TRANSITIONS: dict[Transition, Rule] = {
     Transition.RATE: Rule(frozenset({RequestStatus.CLOSED}), None),
     Transition.EXPIRE: Rule(frozenset({RequestStatus.RESOLVED}), RequestStatus.CLOSED),
     Transition.HAND_OVER: Rule(_OPEN, RequestStatus.NEW),
+    Transition.SOLVE_ON_SPOT: Rule(_OPEN, RequestStatus.CLOSED),
 }
 # What the resident who filed a request may do with it, offered on their view of it.
 RESIDENT_TRANSITIONS = (Transition.WITHDRAW, Transition.CHASE)
@@ -131,6 +134,7 @@ NO_RESPONSE = N_("no response")
 OVERDUE = N_("overdue")
 NO_ANSWER = N_("no answer")
 WORKER_LEFT = N_("the worker handling it left")
+SOLVED_ON_SPOT = N_("solved on the spot")
 
 # Why a transition is refused in a status: specific cases first, then one reason per status.
 _REFUSED_IN: dict[tuple[Transition, RequestStatus], str] = {
@@ -327,7 +331,7 @@ def available_transitions(request: Request, person: Person | None = None) -> lis
     """What staff (``person``, when known) could do next with the request where it stands."""
     # Nothing is above the district, nothing below a grid.
     impossible = {Level.DISTRICT: Transition.ESCALATE, Level.GRID: Transition.RETURN}.get(request.level)
-    filer = person is not None and person.id == request.resident_id
+    filer = person is not None and is_own_request(person, request)
     return [
         transition for transition in STAFF_TRANSITIONS
         if allows(transition, request) and transition is not impossible
@@ -427,8 +431,14 @@ def _require_assignee_or_free(person: Person, request: Request) -> None:
                              worker=assignee.display_name)
 
 
+def is_own_request(person: Person, request: Request) -> bool:
+    """Whether ``person`` filed the request as a resident, and so may not handle it; the worker who filed a
+    lead found on their rounds handles it like any other request of their grid."""
+    return person.id == request.resident_id and person.id != request.lead_by_id
+
+
 def _require_not_filer(person: Person, request: Request) -> None:
-    if person.id == request.resident_id:
+    if is_own_request(person, request):
         raise RequestRefused(N_("You filed {code} yourself, so a colleague handles it."), code=request.code)
 
 
@@ -533,7 +543,7 @@ def holder_unit(session: Session, toward: Unit, request: Request) -> Unit:
     there, else the first such unit above it; the district center as the last resort."""
     unit = staffed_unit_from(session, *toward)
     while unit != DISTRICT and not any(
-        person.id != request.resident_id for person in staff_of_unit(session, *unit)
+        not is_own_request(person, request) for person in staff_of_unit(session, *unit)
     ):
         above = unit_above(session, *unit)
         unit = staffed_unit_from(session, *above) if above is not None else DISTRICT
@@ -541,11 +551,15 @@ def holder_unit(session: Session, toward: Unit, request: Request) -> Unit:
 
 
 def file_request(
-    session: Session, resident: Person, draft: Draft, now: datetime, daily_limit: int | None = None
+    session: Session, resident: Person, draft: Draft, now: datetime, daily_limit: int | None = None,
+    building: Building | None = None, lead_by: Person | None = None,
 ) -> Change:
-    """File a request for the resident's building; it goes to the building's grid (or the first staffed
-    unit above it) with a due date of ``now`` + the category's days."""
-    building = resident.building
+    """File a request for the resident's building (or ``building``); it goes to the building's grid (or the
+    first staffed unit above it) with a due date of ``now`` + the category's days.
+
+    A lead (``lead_by``: the grid worker who found it, see ``bot.core.rounds``) is filed the same way; the
+    worker is the actor of its filing and is not told of it as one of its holders."""
+    building = building or resident.building
     if building is None or not building.active:
         raise RequestRefused(N_("Please choose your building first with /building."))
     category = session.get(Category, draft.category_id)
@@ -560,6 +574,7 @@ def file_request(
         description=check_description(draft.description), latitude=draft.latitude, longitude=draft.longitude,
         hide_identity=draft.hide_identity, status=RequestStatus.NEW, level=Level.GRID, unit_id=building.grid_id,
         created_at=now, due_at=due_at, overdue_check_at=due_at, supporters=0,
+        lead_by_id=lead_by.id if lead_by is not None else None,
     )
     request.photos = [RequestPhoto(file_id=file_id) for file_id in draft.photo_ids]
     session.add(request)
@@ -568,12 +583,13 @@ def file_request(
     timers = waiting_timers(session, category, request.level, now)
     request.remind_at, request.escalate_at = timers["remind_at"], timers["escalate_at"]
     session.flush()
-    _record(session, request, EventKind.FILED, resident, now)
+    _record(session, request, EventKind.FILED, lead_by or resident, now)
     return Change(request, _holders_but_filer(session, request))
 
 
 def _holders_but_filer(session: Session, request: Request) -> list[Person]:
-    return [person for person in holder_staff(session, request) if person.id != request.resident_id]
+    filers = {request.resident_id, request.lead_by_id}
+    return [person for person in holder_staff(session, request) if person.id not in filers]
 
 
 def _check_daily_limit(session: Session, resident: Person, now: datetime, daily_limit: int | None) -> None:
@@ -675,6 +691,31 @@ def resolve(
         session.add(RequestPhoto(request_id=request.id, file_id=photo_id, from_handler=True))
     _record(session, request, EventKind.RESOLVED, worker, now, text)
     return Change(request)
+
+
+def solve_on_spot(
+    session: Session, worker: Person, request_id: int, note: str, now: datetime, photo_id: str | None = None
+) -> Change:
+    """就地解决: the worker who filed a lead solved it there and then; it is closed at once, nobody is asked.
+    The resident concerned, if one was named, hears of it."""
+    request = get_request(session, request_id)
+    _require_handler(worker, request)
+    _require_assignee_or_free(worker, request)
+    if request.lead_by_id != worker.id:
+        raise RequestRefused(N_("Only the worker who found {code} can close it as solved on the spot."),
+                             code=request.code)
+    text = _checked_text(note, MAX_STAFF_TEXT, N_("Please say in a few words what was done."))
+    _apply(
+        session, request, Transition.SOLVE_ON_SPOT, assignee_id=worker.id, accepted_at=request.accepted_at or now,
+        resolved_at=now, resolved_level=request.level, closed_at=now, on_the_spot=True, remind_at=None,
+        escalate_at=None, overdue_check_at=None,
+    )
+    if photo_id:
+        session.add(RequestPhoto(request_id=request.id, file_id=photo_id, from_handler=True))
+    _record(session, request, EventKind.RESOLVED, worker, now, text)
+    _record(session, request, EventKind.CLOSED, worker, now, SOLVED_ON_SPOT)
+    residents = [request.resident] if request.resident_id != worker.id else []
+    return Change(request, residents=residents)
 
 
 def escalate(session: Session, worker: Person, request_id: int, reason: str, now: datetime) -> Change:

@@ -50,6 +50,7 @@ class JobKind(enum.StrEnum):
     VOLUNTEER_REMIND = "volunteer_remind"  # the evening before and an hour before a claimed slot
     VOLUNTEER_CLOSE = "volunteer_close"  # a slot ended: mark its no-shows, ask its community's staff to rate
     RETENTION = "retention"  # once a day: delete handled updates and sent messages older than the retention
+    CLOSE_PATROLS = "close_patrols"  # a night patrol still open at the end of the night window
 
 
 # Closing comes first so an old resolution is closed rather than asked about; escalating before reminding so
@@ -79,6 +80,10 @@ class SchedulerConfig:
     monthly_catch_up: timedelta = timedelta(days=7)
     # Days handled updates and sent or failed messages are kept (bot.core.privacy).
     retention_days: int = 30
+    # Local end of the night window: patrols still open then are closed (bot.core.rounds).
+    night_end: time = time(6, 0)
+    # Visits per grid worker per day where the grid sets no target (the day's collection in the digest).
+    visit_target: int = 8
 
     @property
     def zone(self) -> ZoneInfo:
