@@ -18,7 +18,7 @@ from aiogram.exceptions import (
     TelegramRetryAfter,
     TelegramServerError,
 )
-from aiogram.methods.base import TelegramMethod
+from aiogram.methods.base import Response, TelegramMethod
 from aiogram.types import BufferedInputFile
 
 from bot.core.messages import Delivery
@@ -40,6 +40,12 @@ class _BotApiMethod(TelegramMethod[Any]):
 
     __returning__ = Any
     __api_method__ = ""
+
+
+# aiogram parses every answer with ``Response[method.__returning__]``; pydantic keeps such a generic class only as
+# long as something refers to it, so after each full garbage collection the next call built it again. Every
+# call here returns ``Any``: holding that one class keeps it built (and frozen with the start-up objects).
+_RESPONSE = Response[Any]
 
 
 @cache
