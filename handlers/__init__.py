@@ -3,13 +3,25 @@
 from __future__ import annotations
 
 from bot.core.router import Router
-from handlers import broadcast, cancel, filing, language, my_requests, privacy, report, staff_admin, start, tasks
+from handlers import (
+    broadcast,
+    cancel,
+    categories,
+    filing,
+    language,
+    my_requests,
+    privacy,
+    report,
+    staff_admin,
+    start,
+    tasks,
+)
 from handlers.menu import MENU_COMMANDS
 
 
 def build_router() -> Router:
     router = Router()
-    for module in (start, language, cancel, filing, my_requests, tasks, report, broadcast, staff_admin):
+    for module in (start, language, cancel, filing, my_requests, tasks, report, broadcast, staff_admin, categories):
         router.include(module.router)
     router.include(privacy.router)
     router.menu.update(MENU_COMMANDS)

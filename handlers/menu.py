@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.core.context import Context
 from bot.core.messages import ReplyKeyboard, SetCommands
-from bot.core.roles import is_admin, is_staff
+from bot.core.roles import is_admin, is_district_staff, is_staff
 from bot.i18n import N_, Translator
 from storage.models import Person
 
@@ -53,6 +53,8 @@ def command_menu(t: Translator, person: Person | None) -> SetCommands:
             ("staff", t._("Staff of my area")),
             ("invite", t._("Invite staff")),
         ]
+    if person is not None and is_district_staff(person):
+        commands.append(("categories", t._("Request categories")))
     return SetCommands(tuple(commands))
 
 

@@ -20,12 +20,14 @@ from sqlalchemy.orm import Session
 
 from bot.core import requests as core
 from bot.core.broadcasts import Audience, BroadcastNotAllowed, Who, create_broadcast
+from bot.core.categories import CategoryChangeRefused, Setting, set_number
 from bot.core.invites import InviteError, create_invite
 from bot.core.requests import View
 from bot.core.units import Unit
 from storage.database import Database
 from storage.models import (
     Broadcast,
+    Category,
     Community,
     Level,
     Person,
@@ -70,6 +72,7 @@ class Action(enum.StrEnum):
     JOIN = "join"
     BROADCAST = "broadcast"
     INVITE = "invite"
+    CATEGORIES = "change_categories"
 
 
 Y, N = True, False
@@ -96,6 +99,8 @@ POLICY: dict[Action, tuple[bool, ...]] = {
     # Notices and invites go to the author's own area (here the filer's grid); grid workers administer nothing.
     Action.BROADCAST: (N,    N,    N,    N,     N,      Y,   N,    Y,     N,      Y),
     Action.INVITE:    (N,    N,    N,    N,     N,      Y,   N,    Y,     N,      Y),
+    # Categories and their deadlines are the district's promise to every resident.
+    Action.CATEGORIES: (N,   N,    N,    N,     N,      N,   N,    N,     N,      Y),
 }
 CASES = [
     pytest.param(action, actor, allowed, id=f"{action.value}-{actor.value}")
@@ -199,11 +204,13 @@ def snapshot(session: Session, request_id: int) -> tuple[Any, ...]:
         request.status, request.level, request.unit_id, request.assignee_id, request.supporters,
         rating.stars if rating is not None else None, count(RequestEvent), count(RequestSupporter),
         count(Broadcast), count(StaffInvite),
+        tuple((c.code, c.due_days, c.active, c.sort_order, tuple(sorted(c.names.items())))
+              for c in session.scalars(select(Category).order_by(Category.id))),
     )
 
 
 Perform = Callable[[Session, World, Person], object]
-REFUSALS = (core.RequestRefused, BroadcastNotAllowed, InviteError)
+REFUSALS = (core.RequestRefused, BroadcastNotAllowed, InviteError, CategoryChangeRefused)
 
 
 def _broadcast(session: Session, world: World, actor: Person) -> object:
@@ -233,6 +240,9 @@ ACTIONS: dict[Action, tuple[RequestStatus, Perform]] = {
     Action.JOIN: (RequestStatus.NEW, lambda s, w, p: core.join_request(s, p, w.request_id, LATER)),
     Action.BROADCAST: (RequestStatus.NEW, _broadcast),
     Action.INVITE: (RequestStatus.NEW, lambda s, w, p: create_invite(s, p, Role.WORKER, "DG-JS-01", LATER)),
+    Action.CATEGORIES: (
+        RequestStatus.NEW, lambda s, w, p: set_number(s, p, CLUTTER, Setting.DUE_DAYS, 3, LATER)
+    ),
 }
 
 

@@ -15,6 +15,8 @@ from storage.models import AuditLog, Person
 class AuditAction(enum.StrEnum):
     BROADCAST_CREATED = "broadcast.created"
     BROADCAST_CANCELLED = "broadcast.cancelled"
+    CATEGORY_CREATED = "category.created"
+    CATEGORY_CHANGED = "category.changed"
     INVITE_CREATED = "invite.created"
     INVITE_USED = "invite.used"
     STAFF_REMOVED = "staff.removed"
