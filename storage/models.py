@@ -23,10 +23,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
+
+from storage.search_keys import building_search_key
 
 CODE_LENGTH = 60
 
@@ -119,7 +122,15 @@ class Building(Base):
     grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id"), index=True)
     # A building removed from the organisation keeps its history but takes no new residents or requests.
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # What residents find it by (``storage.search_keys``), kept in step with code, name and address on every write.
+    search_key: Mapped[str] = mapped_column(Text, default="", server_default="")
     grid: Mapped[Grid] = relationship(lazy="joined")
+
+
+@event.listens_for(Building, "before_insert")
+@event.listens_for(Building, "before_update")
+def _fill_search_key(_mapper: object, _connection: object, building: Building) -> None:
+    building.search_key = building_search_key(building.code, building.name, building.address or "")
 
 
 class Person(Base):
