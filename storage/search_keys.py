@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import re
 
-from pypinyin import lazy_pinyin
-
 SEPARATOR = "|"  # never in a query: queries are cleaned to letters, digits and Chinese
 MAX_KEY = 1000
 NOT_SEARCHED = re.compile(r"[^0-9a-z\u3400-\u9fff]+")
@@ -23,6 +21,9 @@ def clean(text: str) -> str:
 
 def readings(text: str) -> tuple[str, str]:
     """Full pinyin (``waimaoju``) and initials (``wmj``) of ``text``; letters and digits stay as they are."""
+    # Imported on first use: its dictionaries cost a start-up that restarts after a crash should not pay.
+    from pypinyin import lazy_pinyin
+
     syllables = [clean(syllable) for syllable in lazy_pinyin(text, errors="default")]
     # A run of digits ("12号") keeps all its digits among the initials: 1 of 12 would match the wrong houses.
     initials = "".join(syllable if syllable.isdigit() else syllable[:1] for syllable in syllables)
