@@ -452,6 +452,22 @@ class StaffInvite(Base):
     used_at: Mapped[datetime | None]
 
 
+class TeamChat(Base):
+    """A grid's or community's group chat: its new requests are posted there as cards. The group is a
+    ``Person`` row of its own (its chat id as external id), so cards reach it through the outbox like any
+    message and are refreshed with the request."""
+
+    __tablename__ = "team_chats"
+    __table_args__ = (UniqueConstraint("level", "unit_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    level: Mapped[Level] = mapped_column(Enum(Level, native_enum=False, length=16))
+    unit_id: Mapped[int] = mapped_column(Integer)
+    chat_person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), unique=True)
+    linked_by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
+    linked_at: Mapped[datetime]
+    chat: Mapped[Person] = relationship(foreign_keys=[chat_person_id], lazy="joined")
+
+
 class AuditLog(Base):
     """What admins did: broadcasts, invites, staff changes."""
 

@@ -20,6 +20,8 @@ class AuditAction(enum.StrEnum):
     INVITE_CREATED = "invite.created"
     INVITE_USED = "invite.used"
     STAFF_REMOVED = "staff.removed"
+    TEAM_CHAT_LINKED = "team_chat.linked"
+    TEAM_CHAT_UNLINKED = "team_chat.unlinked"
 
 
 def record_action(
