@@ -23,6 +23,7 @@ from bot.core.broadcasts import Audience, BroadcastNotAllowed, Who, create_broad
 from bot.core.categories import CategoryChangeRefused, Setting, set_number
 from bot.core.invites import InviteError, create_invite
 from bot.core.requests import View
+from bot.core.team_chats import link
 from bot.core.units import Unit
 from storage.database import Database
 from storage.models import (
@@ -38,6 +39,7 @@ from storage.models import (
     RequestSupporter,
     Role,
     StaffInvite,
+    TeamChat,
 )
 from tests.harness import CoreChat, ShownMessage
 from tests.org_fixture import NOW, SmallOrg, make_small_org, staff
@@ -73,6 +75,7 @@ class Action(enum.StrEnum):
     BROADCAST = "broadcast"
     INVITE = "invite"
     CATEGORIES = "change_categories"
+    LINK = "link_team_chat"
 
 
 Y, N = True, False
@@ -101,6 +104,8 @@ POLICY: dict[Action, tuple[bool, ...]] = {
     Action.INVITE:    (N,    N,    N,    N,     N,      Y,   N,    Y,     N,      Y),
     # Categories and their deadlines are the district's promise to every resident.
     Action.CATEGORIES: (N,   N,    N,    N,     N,      N,   N,    N,     N,      Y),
+    # A grid's team chat is its own staff's: not the community above, not the district.
+    Action.LINK:      (N,    N,    N,    Y,     N,      N,   N,    N,     N,      N),
 }
 CASES = [
     pytest.param(action, actor, allowed, id=f"{action.value}-{actor.value}")
@@ -203,7 +208,7 @@ def snapshot(session: Session, request_id: int) -> tuple[Any, ...]:
     return (
         request.status, request.level, request.unit_id, request.assignee_id, request.supporters,
         rating.stars if rating is not None else None, count(RequestEvent), count(RequestSupporter),
-        count(Broadcast), count(StaffInvite),
+        count(Broadcast), count(StaffInvite), count(TeamChat),
         tuple((c.code, c.due_days, c.active, c.sort_order, tuple(sorted(c.names.items())))
               for c in session.scalars(select(Category).order_by(Category.id))),
     )
@@ -221,6 +226,15 @@ def _broadcast(session: Session, world: World, actor: Person) -> object:
 def _reassign(session: Session, world: World, actor: Person) -> object:
     level = core.get_request(session, world.request_id).level
     return core.reassign(session, actor, world.request_id, world.sibling[level], LATER)
+
+
+def _link(session: Session, world: World, actor: Person) -> object:
+    """Link a group to the filer's grid, DG-JS-01."""
+    group = Person(channel="telegram", external_id="-1009001", chat_id="-1009001", display_name="工作群",
+                   locale="zh_CN", state_data={}, created_at=NOW)
+    session.add(group)
+    session.flush()
+    return link(session, actor, group, "DG-JS-01", LATER)
 
 
 # Each action, and the status the request must be in for it (so that only who acts can make it fail).
@@ -243,6 +257,7 @@ ACTIONS: dict[Action, tuple[RequestStatus, Perform]] = {
     Action.CATEGORIES: (
         RequestStatus.NEW, lambda s, w, p: set_number(s, p, CLUTTER, Setting.DUE_DAYS, 3, LATER)
     ),
+    Action.LINK: (RequestStatus.NEW, _link),
 }
 
 
