@@ -242,7 +242,8 @@ async def categories_list(args: argparse.Namespace, settings: Settings) -> int:
         for category in await database.run(list_categories):
             names = " / ".join(str(name) for name in category.names.values())
             state = "" if category.active else "  (inactive)"
-            print(f"{category.code:<24} {category.due_days:>3} days  {names}{state}")
+            hours = f"{category.remind_after_hours}/{category.escalate_after_hours} h"
+            print(f"{category.code:<24} {category.due_days:>3} days {hours:>9}  {names}{state}")
         return 0
 
     return await with_database(settings, work)

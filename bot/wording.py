@@ -15,6 +15,7 @@ from datetime import datetime
 from sqlalchemy.orm import object_session
 
 from bot.core import requests as core
+from bot.core import team_chats
 from bot.core.context import Context
 from bot.core.messages import (
     MAX_TEXT,
@@ -259,11 +260,19 @@ def card_keyboard(t: Translator, request: Request, reader: Person | None = None)
 
 def send_cards(ctx: Context, people: Iterable[Person], request: Request, headline: str = "", **params: object) -> None:
     """The request card for each of ``people`` in their language, with the resident's photos."""
+    _send_cards(ctx, people, request, headline, params, group=False)
+
+
+def _send_cards(ctx: Context, people: Iterable[Person], request: Request, headline: str,
+                params: dict[str, object], group: bool) -> None:
+    """Cards for team chats (``group``) carry the buttons of the holding unit's staff, whoever of them
+    presses."""
     photos = [photo.file_id for photo in request.photos if not photo.from_handler]
     for person in people:
         t = ctx.translator_for(person)
         title = t._(headline).format(code=request.code, **params) if headline else ""
-        text, keyboard = clip(card_text(ctx, t, request, title)), card_keyboard(t, request, person)
+        keyboard = card_keyboard(t, request, None if group else person)
+        text = clip(card_text(ctx, t, request, title))
         if photos and len(text) <= CAPTION_LIMIT:
             ctx.send(person, SendPhoto(photos[0], text, keyboard, shows_request=request.id))
             for photo in photos[1:]:
@@ -272,6 +281,17 @@ def send_cards(ctx: Context, people: Iterable[Person], request: Request, headlin
         for photo in photos:
             ctx.send(person, SendPhoto(photo))
         ctx.send(person, SendText(text, keyboard, shows_request=request.id))
+
+
+def post_to_team_chat(ctx: Context, request: Request, headline: str = "", **params: object) -> None:
+    """The card in the group of the unit now holding the request, if it has one (``bot.core.team_chats``)."""
+    _send_cards(ctx, team_chats.chats_of_holder(ctx.session, request), request, headline, params, group=True)
+
+
+def card_reader(ctx: Context) -> Person | None:
+    """Whose buttons a card edited in answer to a press shows: the presser's, or in a team chat those of the
+    holding unit's staff (whoever of them presses next)."""
+    return None if ctx.group is not None else ctx.person
 
 
 def refresh_cards(ctx: Context, request: Request) -> None:
@@ -284,9 +304,12 @@ def refresh_cards(ctx: Context, request: Request) -> None:
         if (person.id, shown.message_id) in edited:
             continue
         t = ctx.translator_for(person)
-        view = core.view_of(ctx.session, person, request)
+        chat_unit = team_chats.unit_of_chat(ctx.session, person)
+        view = core.view_of(ctx.session, person, request) if chat_unit is None else None
         keyboard: InlineKeyboard | None = None
-        if view is View.STAFF:
+        if chat_unit is not None and chat_unit == (request.level, request.unit_id):
+            text, keyboard = card_text(ctx, t, request), card_keyboard(t, request)
+        elif view is View.STAFF:
             text, keyboard = card_text(ctx, t, request), card_keyboard(t, request, person)
         elif view is View.RESIDENT:
             text, keyboard = resident_view(ctx, request, person)
@@ -319,6 +342,7 @@ def announce_move(ctx: Context, change: core.Change, card_headline: str, residen
     request = change.request
     refresh_cards(ctx, request)
     send_cards(ctx, change.notify, request, card_headline, **params)
+    post_to_team_chat(ctx, request, card_headline, **params)
     tell(ctx, change.residents, lambda tr: tr._(resident_news).format(
         code=request.code, holder=holder_text(ctx, tr, request), due=due_text(tr, request), **params))
 

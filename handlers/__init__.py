@@ -6,6 +6,7 @@ from bot.core.router import Router
 from handlers import (
     broadcast,
     cancel,
+    categories,
     filing,
     language,
     my_requests,
@@ -15,6 +16,7 @@ from handlers import (
     staff_admin,
     start,
     tasks,
+    team_chats,
     volunteers,
 )
 from handlers.menu import MENU_COMMANDS
@@ -23,10 +25,19 @@ from handlers.menu import MENU_COMMANDS
 def build_router() -> Router:
     router = Router()
     for module in (start, language, cancel, filing, my_requests, tasks, rounds, report, broadcast, staff_admin,
-                   volunteers):
+                   volunteers, categories, team_chats):
         router.include(module.router)
     router.include(privacy.router)
     router.menu.update(MENU_COMMANDS)
     router.fallback = cancel.not_understood
     privacy.show_notice_at_first_contact(router)
+    router.group = build_group_router()
+    return router
+
+
+def build_group_router() -> Router:
+    """What the bot answers in team chats: linking, and the buttons of the cards it posts there."""
+    router = Router()
+    router.include(team_chats.group_router)
+    router.include(tasks.card_buttons)
     return router

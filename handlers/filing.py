@@ -17,7 +17,7 @@ from bot.core.prompts import close_last_prompt, edits_in_place
 from bot.core.requests import Draft, RequestRefused
 from bot.core.router import Router, button_args, callback
 from bot.i18n import N_
-from bot.wording import due_text, holder_text, notify_staff_text, refuse, send_cards
+from bot.wording import due_text, holder_text, notify_staff_text, post_to_team_chat, refuse, send_cards
 from handlers.menu import show_main_menu
 from storage.models import Request
 
@@ -222,6 +222,7 @@ def _confirm(ctx: Context, argument: str) -> None:
     ctx.clear_state()
     _send_receipt(ctx, change)
     send_cards(ctx, change.notify, change.request, N_("📥 New request {code}"))
+    post_to_team_chat(ctx, change.request, N_("📥 New request {code}"))
 
 
 def _send_receipt(ctx: Context, change: core.Change) -> None:

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.core.context import Context
 from bot.core.messages import ReplyKeyboard, SetCommands
-from bot.core.roles import is_admin, is_staff
+from bot.core.roles import is_admin, is_district_staff, is_staff
 from bot.i18n import N_, Translator
 from storage.models import Person, Role
 
@@ -70,6 +70,8 @@ def command_menu(t: Translator, person: Person | None) -> SetCommands:
         ]
     if person is not None and any(role.role is Role.COMMUNITY for role in person.roles):
         commands += [("post", t._("Publish a volunteer post")), ("volunteers", t._("Volunteers and their link"))]
+    if person is not None and is_district_staff(person):
+        commands.append(("categories", t._("Request categories")))
     return SetCommands(tuple(commands))
 
 

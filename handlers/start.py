@@ -6,7 +6,7 @@ from collections.abc import Callable
 
 from bot.core import binding
 from bot.core.context import Context
-from bot.core.messages import Button, Command, Location, ReplyKeyboard, inline
+from bot.core.messages import Button, Command, Location, ReplyKeyboard, Text, inline
 from bot.core.roles import is_staff
 from bot.core.router import Router, button_args, callback
 from handlers.menu import show_main_menu
@@ -14,6 +14,8 @@ from handlers.menu import show_main_menu
 router = Router()
 
 BUILDINGS_PER_PAGE = 8
+SEARCH_RESULTS = 6
+MAX_SEARCH = 60  # more than any name: a pasted paragraph is cut, not searched
 
 # Deep-link payload prefixes (``/start <prefix><rest>``) and what opens them; other modules add theirs.
 DeepLinkHandler = Callable[[Context, str], None]
@@ -64,7 +66,10 @@ def ask_for_building(ctx: Context) -> None:
     buttons = [[Button(street.name, callback("bind", "s", street.id))] for street in streets]
     ctx.set_state("bind.location")
     ctx.reply(
-        t._("Choose your street, or send your location and we will find the nearest buildings."),
+        t._(
+            "Choose your street, type part of your building's name or address (in Chinese or pinyin: 外贸, "
+            "waimao or wmj) or its code, or send your location and we will find the nearest buildings."
+        ),
         inline(*buttons),
     )
     ctx.reply(
@@ -112,6 +117,9 @@ def choose_unit(ctx: Context) -> None:
 @router.step("bind")
 def location_step(ctx: Context) -> None:
     t = ctx.t
+    if isinstance(ctx.event, Text):
+        search_step(ctx, ctx.event.text)
+        return
     if not isinstance(ctx.event, Location):
         ctx.reply(t._("Please choose your building with the buttons above, or send your location."))
         return
@@ -122,6 +130,19 @@ def location_step(ctx: Context) -> None:
     rows = [
         [Button(f"{b.name} ({distance:.0f} m)", callback("bind", "b", b.id))] for b, distance in nearest
     ]
+    ctx.reply(t._("Which of these is your building?"), inline(*rows))
+
+
+def search_step(ctx: Context, typed: str) -> None:
+    """Text while choosing a building: the best matches of its name, address or code, as buttons."""
+    t = ctx.t
+    found = binding.find_buildings(ctx.session, typed[:MAX_SEARCH], limit=SEARCH_RESULTS)
+    if not found:
+        ctx.reply(t._("No building matches “{typed}”. Please type more of its name or address, or choose your "
+                      "street above.").format(typed=typed[:40]))
+        return
+    rows = [[Button(f"{b.name} · {b.address}"[:60] if b.address else b.name[:60], callback("bind", "b", b.id))]
+            for b in found]
     ctx.reply(t._("Which of these is your building?"), inline(*rows))
 
 

@@ -23,8 +23,10 @@ from bot.wording import (
     announce_move,
     ask_resident_verdict,
     card_keyboard,
+    card_reader,
     card_text,
     holder_text,
+    post_to_team_chat,
     refresh_cards,
     refuse,
     request_line,
@@ -102,7 +104,7 @@ def _open(ctx: Context, request_id: int) -> None:
 def _show_timeline(ctx: Context, request_id: int) -> None:
     request, view = _viewed(ctx, request_id)
     ctx.answer()
-    ctx.reply(timeline_text(ctx, ctx.t, request, for_staff=view is View.STAFF))
+    ctx.reply_privately(timeline_text(ctx, ctx.t, request, for_staff=view is View.STAFF))
 
 
 def _request_id(ctx: Context) -> int:
@@ -150,13 +152,15 @@ def on_button(ctx: Context) -> None:
 
 def _accept(ctx: Context, request_id: int) -> None:
     request = core.accept(ctx.session, ctx.person, request_id, ctx.now).request
-    t = ctx.t
+    t, worker = ctx.t, ctx.person.display_name
     ctx.answer(t._("You accepted {code}.").format(code=request.code))
     # The card pressed becomes the accepted card; the copies colleagues hold lose their Accept.
-    headline = t._("You accepted {code}. Resolve it, or escalate it if needed.").format(code=request.code)
-    ctx.edit(card_text(ctx, t, request, headline), card_keyboard(t, request, ctx.person))
+    if ctx.group is not None:
+        headline = t._("{worker} accepted {code}.").format(worker=worker, code=request.code)
+    else:
+        headline = t._("You accepted {code}. Resolve it, or escalate it if needed.").format(code=request.code)
+    ctx.edit(card_text(ctx, t, request, headline), card_keyboard(t, request, card_reader(ctx)))
     refresh_cards(ctx, request)
-    worker = ctx.person.display_name
     tell_resident(ctx, request, lambda tr: tr._(
         "{code} was accepted by {worker}. You will hear back by {due}.").format(
         code=request.code, worker=worker, due=tr.date(request.due_at)))
@@ -167,7 +171,7 @@ def _ask_for_text(ctx: Context, request_id: int, transition: Transition) -> None
     ctx.answer()
     ctx.clear_state()
     ctx.set_state(f"task.{transition.value}:{request.id}")
-    ctx.reply(ctx.t._(TEXT_PROMPTS[transition]).format(code=request.code))
+    ctx.reply_privately(ctx.t._(TEXT_PROMPTS[transition]).format(code=request.code))
 
 
 def _offer_reassign_targets(ctx: Context, request_id: int) -> None:
@@ -189,6 +193,7 @@ def _reassign(ctx: Context, request_id: int, target: tuple[Level, int]) -> None:
     ctx.edit(t._("{code} was handed over to {holder}.").format(code=request.code, holder=holder_text(ctx, t, request)))
     refresh_cards(ctx, request)
     send_cards(ctx, change.notify, request, N_("➡️ {code} was handed over to your unit."))
+    post_to_team_chat(ctx, request, N_("➡️ {code} was handed over to your unit."))
 
 
 # --- texts that follow a button: note, resolution, escalation, return ----------------------------------------

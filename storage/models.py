@@ -23,10 +23,13 @@ from sqlalchemy import (
     String,
     Text,
     UniqueConstraint,
+    event,
     false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 from sqlalchemy.types import TypeDecorator
+
+from storage.search_keys import building_search_key
 
 CODE_LENGTH = 60
 
@@ -121,7 +124,15 @@ class Building(Base):
     grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id"), index=True)
     # A building removed from the organisation keeps its history but takes no new residents or requests.
     active: Mapped[bool] = mapped_column(Boolean, default=True)
+    # What residents find it by (``storage.search_keys``), kept in step with code, name and address on every write.
+    search_key: Mapped[str] = mapped_column(Text, default="", server_default="")
     grid: Mapped[Grid] = relationship(lazy="joined")
+
+
+@event.listens_for(Building, "before_insert")
+@event.listens_for(Building, "before_update")
+def _fill_search_key(_mapper: object, _connection: object, building: Building) -> None:
+    building.search_key = building_search_key(building.code, building.name, building.address or "")
 
 
 class Person(Base):
@@ -446,6 +457,22 @@ class StaffInvite(Base):
     expires_at: Mapped[datetime]
     used_by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
     used_at: Mapped[datetime | None]
+
+
+class TeamChat(Base):
+    """A grid's or community's group chat: its new requests are posted there as cards. The group is a
+    ``Person`` row of its own (its chat id as external id), so cards reach it through the outbox like any
+    message and are refreshed with the request."""
+
+    __tablename__ = "team_chats"
+    __table_args__ = (UniqueConstraint("level", "unit_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    level: Mapped[Level] = mapped_column(Enum(Level, native_enum=False, length=16))
+    unit_id: Mapped[int] = mapped_column(Integer)
+    chat_person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), unique=True)
+    linked_by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="SET NULL"))
+    linked_at: Mapped[datetime]
+    chat: Mapped[Person] = relationship(foreign_keys=[chat_person_id], lazy="joined")
 
 
 class AuditLog(Base):

@@ -21,12 +21,15 @@ from sqlalchemy.orm import Session
 from bot.core import requests as core
 from bot.core import rounds, volunteers
 from bot.core.broadcasts import Audience, BroadcastNotAllowed, Who, create_broadcast
+from bot.core.categories import CategoryChangeRefused, Setting, set_number
 from bot.core.invites import InviteError, create_invite
 from bot.core.requests import View
+from bot.core.team_chats import link
 from bot.core.units import Unit
 from storage.database import Database
 from storage.models import (
     Broadcast,
+    Category,
     Community,
     Level,
     Patrol,
@@ -38,6 +41,7 @@ from storage.models import (
     RequestSupporter,
     Role,
     StaffInvite,
+    TeamChat,
     Visit,
 )
 from tests.harness import CoreChat, ShownMessage
@@ -78,6 +82,8 @@ class Action(enum.StrEnum):
     APPROVE_CHECK_IN = "approve_check_in"
     CLAIM_POST = "claim_post"
     RATE_SERVICE = "rate_service"
+    CATEGORIES = "change_categories"
+    LINK = "link_team_chat"
 
 
 Y, N = True, False
@@ -111,6 +117,10 @@ POLICY: dict[Action, tuple[bool, ...]] = {
     Action.APPROVE_CHECK_IN: (N, N, N, N, N, Y, N, N, N, N),
     Action.CLAIM_POST:       (Y, N, N, N, N, N, N, N, N, N),
     Action.RATE_SERVICE:     (N, N, N, N, N, Y, N, N, N, N),
+    # Categories and their deadlines are the district's promise to every resident.
+    Action.CATEGORIES: (N,   N,    N,    N,     N,      N,   N,    N,     N,      Y),
+    # A grid's team chat is its own staff's: not the community above, not the district.
+    Action.LINK:      (N,    N,    N,    Y,     N,      N,   N,    N,     N,      N),
 }
 CASES = [
     pytest.param(action, actor, allowed, id=f"{action.value}-{actor.value}")
@@ -218,12 +228,14 @@ def snapshot(session: Session, request_id: int) -> tuple[Any, ...]:
     return (
         request.status, request.level, request.unit_id, request.assignee_id, request.supporters,
         rating.stars if rating is not None else None, count(RequestEvent), count(RequestSupporter),
-        count(Broadcast), count(StaffInvite), volunteer_snapshot(session),
+        count(Broadcast), count(StaffInvite), volunteer_snapshot(session), count(TeamChat),
+        tuple((c.code, c.due_days, c.active, c.sort_order, tuple(sorted(c.names.items())))
+              for c in session.scalars(select(Category).order_by(Category.id))),
     )
 
 
 Perform = Callable[[Session, World, Person], object]
-REFUSALS = (core.RequestRefused, BroadcastNotAllowed, InviteError, volunteers.VolunteerRefused)
+REFUSALS = (core.RequestRefused, BroadcastNotAllowed, InviteError, volunteers.VolunteerRefused, CategoryChangeRefused)
 
 
 def _broadcast(session: Session, world: World, actor: Person) -> object:
@@ -245,6 +257,15 @@ def _publish(session: Session, world: World, actor: Person) -> object:
     slot = volunteers.SlotTimes(LATER + timedelta(days=2), LATER + timedelta(days=2, hours=2))
     return volunteers.publish_post(session, actor, world.org.community, "岗", "", "", [slot], 1, LATER,
                                    "Asia/Shanghai")
+
+
+def _link(session: Session, world: World, actor: Person) -> object:
+    """Link a group to the filer's grid, DG-JS-01."""
+    group = Person(channel="telegram", external_id="-1009001", chat_id="-1009001", display_name="工作群",
+                   locale="zh_CN", state_data={}, created_at=NOW)
+    session.add(group)
+    session.flush()
+    return link(session, actor, group, "DG-JS-01", LATER)
 
 
 # Each action, and the status the request must be in for it (so that only who acts can make it fail).
@@ -270,6 +291,10 @@ ACTIONS: dict[Action, tuple[RequestStatus, Perform]] = {
     Action.RATE_SERVICE: (
         RequestStatus.NEW, lambda s, w, p: volunteers.rate_service(s, p, _vw(w).served_claim, 5, "好", LATER)
     ),
+    Action.CATEGORIES: (
+        RequestStatus.NEW, lambda s, w, p: set_number(s, p, CLUTTER, Setting.DUE_DAYS, 3, LATER)
+    ),
+    Action.LINK: (RequestStatus.NEW, _link),
 }
 
 

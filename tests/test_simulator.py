@@ -718,3 +718,44 @@ async def test_ptb_application_polling_end_to_end(sim: BotApiSimulator) -> None:
         finally:
             await app.updater.stop()
             await app.stop()
+
+
+# ----------------------------------------------------------------- group chats
+
+
+async def test_group_chat_messages_presses_and_privacy_mode(
+    sim: BotApiSimulator, abot: AiogramBot, pbot: telegram.Bot
+) -> None:
+    li, wang, outsider = sim.user(1001, "Li"), sim.user(1002, "Wang"), sim.user(1003, "Zhao")
+    group = sim.group(-1001, "建设一网格", privacy_mode=True)
+    group.add_member(li)
+    group.add_member(wang)
+    with pytest.raises(RuntimeError):
+        await group.say(li, "/link A")  # the bot is not in the group yet
+    with pytest.raises(TelegramBadRequest, match="chat not found"):
+        await abot.send_message(group.id, "hello")
+    group.add_bot()
+    with pytest.raises(ValueError):
+        await group.say(outsider, "hi")
+    await group.say(li, "good morning")  # privacy mode: the bot never sees it
+    await group.say(li, "/link A")
+    updates = await abot.get_updates()
+    assert len(updates) == 1
+    received = updates[0].message
+    assert received is not None and received.text == "/link A"
+    assert (received.chat.id, received.chat.type, received.chat.title) == (-1001, "supergroup", "建设一网格")
+    assert received.from_user is not None and received.from_user.id == li.id
+
+    card = await pbot.send_message(group.id, "R-1", reply_markup=telegram.InlineKeyboardMarkup(
+        [[telegram.InlineKeyboardButton("Accept", callback_data="rq:acc:1")]]))
+    shown = await group.wait_for_text("R-1")
+    assert shown.message_id == card.message_id and li.messages == []
+    await group.press_as(wang, shown, "rq:acc:1")
+    pressed = (await pbot.get_updates(offset=updates[0].update_id + 1))[-1].callback_query
+    assert pressed is not None and pressed.from_user.id == wang.id
+    assert pressed.message is not None and pressed.message.chat.id == group.id
+    await pbot.answer_callback_query(pressed.id, text="refused", show_alert=True)
+    answer = await wang.wait_for_answer()
+    assert answer.text == "refused" and answer.show_alert
+    await abot.edit_message_text("R-1 accepted", chat_id=group.id, message_id=shown.message_id)
+    assert (await group.wait_for_text("accepted")).edit_count == 1

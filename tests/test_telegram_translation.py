@@ -71,6 +71,33 @@ def test_updates_from_nobody_the_bot_talks_to_are_none() -> None:
     assert incoming_from_update({"update_id": 9, "channel_post": {"text": "news"}}) is None
 
 
+@pytest.mark.parametrize("kind", ["group", "supergroup"])
+def test_a_command_in_a_group_comes_from_its_sender_in_that_group(kind: str) -> None:
+    update = message(text="/link@gridbot DG-JS-01")
+    update["message"]["chat"] = {"id": -1005, "type": kind, "title": "建设一网格"}
+    incoming = incoming_from_update(update)
+    assert incoming is not None and incoming.event == Command("link", "DG-JS-01")
+    sender = incoming.sender
+    assert (sender.external_id, sender.chat_id, sender.group_chat_id, sender.group_title) == (
+        "42", "42", "-1005", "建设一网格")
+    chatter = message(photo=[{"file_id": "p"}])
+    chatter["message"]["chat"] = {"id": -1005, "type": kind, "title": "建设一网格"}
+    assert incoming_from_update(chatter) is None
+
+
+def test_a_button_pressed_in_a_group_keeps_the_presser_and_the_group_apart() -> None:
+    update = {"update_id": 8, "callback_query": {
+        "id": "q1", "from": ANN, "data": "rq:acc:5", "chat_instance": "1",
+        "message": {"message_id": 11, "date": 0, "chat": {"id": -1005, "type": "supergroup", "title": "T"}},
+    }}
+    incoming = incoming_from_update(update)
+    assert incoming is not None and incoming.event == ButtonPress("q1", "rq:acc:5", 11)
+    assert (incoming.sender.chat_id, incoming.sender.group_chat_id) == ("42", "-1005")
+    private = incoming_from_update({**update, "callback_query": {
+        **update["callback_query"], "message": {"message_id": 11, "date": 0, "chat": {"id": 42, "type": "private"}}}})
+    assert private is not None and private.sender.group_chat_id is None
+
+
 @pytest.mark.parametrize("update", [
     {"update_id": 1.9, "message": {}},
     {"update_id": "1"},

@@ -32,6 +32,7 @@ from bot.core.messages import (
 )
 from bot.core.people import find_or_register_person
 from bot.core.router import Router
+from bot.core.team_chats import group_person
 from bot.core.throttle import Throttle
 from bot.i18n import negotiate_locale, translator
 from storage.database import Database
@@ -76,6 +77,10 @@ class Core:
         if inbox.handled_at is not None:
             log.info("update %s/%s already handled", incoming.channel, incoming.update_id)
             return []
+        if incoming.sender.group_chat_id is not None:
+            deliveries = self._handle_in_group(session, incoming, now)
+            inbox.handled_at = now
+            return deliveries
         person = find_or_register_person(session, incoming.sender, self.config.default_locale, now)
         ctx = Context(session=session, person=person, event=incoming.event, now=now, config=self.config)
         if self.throttle is None or not self.throttle.holds_back(ctx):
@@ -84,8 +89,21 @@ class Core:
         held = release_held(session, person, ctx, now) if person.awaiting_first_message else []
         return write_outbox(session, ctx.outgoing, now, sender=person) + held
 
-    def _dispatch(self, ctx: Context) -> None:
-        handler = self.router.resolve(ctx)
+    def _handle_in_group(self, session: Session, incoming: Incoming, now: datetime) -> list[PendingDelivery]:
+        """A command or button press in a group: only the group router's routes are answered, in the group;
+        the rest is the members' own conversation and is left unanswered."""
+        group_router = self.router.group
+        if group_router is None or not group_router.routes(incoming.event):
+            return []
+        person = find_or_register_person(session, incoming.sender, self.config.default_locale, now)
+        group = group_person(session, incoming.sender, self.config.default_locale, now)
+        ctx = Context(session=session, person=person, event=incoming.event, now=now, config=self.config,
+                      group=group)
+        self._dispatch(ctx, group_router)
+        return write_outbox(session, ctx.outgoing, now, sender=group)
+
+    def _dispatch(self, ctx: Context, router: Router | None = None) -> None:
+        handler = (router or self.router).resolve(ctx)
         try:
             # A savepoint, so a failing handler leaves no partial change behind but the update still counts
             # as handled and the person still gets an answer.

@@ -15,9 +15,13 @@ from storage.models import AuditLog, Person
 class AuditAction(enum.StrEnum):
     BROADCAST_CREATED = "broadcast.created"
     BROADCAST_CANCELLED = "broadcast.cancelled"
+    CATEGORY_CREATED = "category.created"
+    CATEGORY_CHANGED = "category.changed"
     INVITE_CREATED = "invite.created"
     INVITE_USED = "invite.used"
     STAFF_REMOVED = "staff.removed"
+    TEAM_CHAT_LINKED = "team_chat.linked"
+    TEAM_CHAT_UNLINKED = "team_chat.unlinked"
 
 
 def record_action(

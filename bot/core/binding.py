@@ -10,11 +10,14 @@ from sqlalchemy.orm import Session
 from bot.core.units import LEVEL_OF_ROLE, Unit, ids_within, own_name
 from bot.i18n import Translator
 from storage.models import Building, Community, Level, Person, Role, Street
+from storage.search_keys import SEPARATOR, clean
 
 EARTH_RADIUS_M = 6_371_000
 # Half-sides, in degrees of latitude, of the boxes searched around the sender in turn (about 0.5, 2 and
 # 5.5 km): a dense city answers from the first, a village from the last.
 SEARCH_BOXES_DEGREES = (0.005, 0.02, 0.05)
+MIN_QUERY = 2  # letters or digits; one Chinese character is enough
+SEARCH_CANDIDATES = 200
 
 
 def streets(session: Session) -> list[Street]:
@@ -106,6 +109,38 @@ def _coordinates(building: Building) -> tuple[float, float]:
 def _degrees(building: Building, latitude: float, longitude: float, squeeze: float) -> float:
     north, east = _coordinates(building)
     return math.hypot(north - latitude, (east - longitude) * squeeze)
+
+
+def find_buildings(session: Session, query: str, limit: int) -> list[Building]:
+    """The active buildings whose name, address or code contains ``query`` (as typed, in full pinyin such as
+    ``waimao`` or in initials such as ``wmjsy``), best first: the code itself, then names that start with it,
+    names that contain it, and addresses. Empty for a query too short to narrow anything down.
+
+    One ``LIKE`` on the precomputed ``search_key``; only the first ``SEARCH_CANDIDATES`` matches are ranked.
+    """
+    wanted = clean(query)
+    if len(wanted) < MIN_QUERY and not any(char > "\u3400" for char in wanted):
+        return []
+    matches = session.scalars(
+        select(Building)
+        .where(Building.active.is_(True), Building.search_key.contains(wanted, autoescape=True))
+        .order_by(Building.id)
+        .limit(SEARCH_CANDIDATES)
+    )
+    return sorted(matches, key=lambda building: _rank(building, wanted))[:limit]
+
+
+def _rank(building: Building, wanted: str) -> tuple[int, int, str]:
+    code, name, name_full, name_initials, *_address = [*building.search_key.split(SEPARATOR), "", "", "", ""]
+    if wanted == code:
+        place = 0
+    elif any(part.startswith(wanted) for part in (name, name_full, name_initials)):
+        place = 1
+    elif any(wanted in part for part in (name, name_full, name_initials)):
+        place = 2
+    else:
+        place = 3
+    return place, len(building.name), building.name
 
 
 def bind_person(session: Session, person: Person, building_id: int) -> Building:

@@ -1,25 +1,41 @@
-"""Request categories: the defaults drawn from Wancheng's grid work, and the admin's own list from a file.
+"""Request categories: the defaults drawn from Wancheng's grid work, the admin's own list from a file, and
+district staff changing them in the chat (``/categories``).
 
-Category names are data (one per locale), not program text. Seeding only adds what is missing, so an
-administrator's edits survive upgrades.
+Category names are data (one per locale, any locale: a file column ``name_<locale>`` or the chat adds one),
+not program text. Seeding only adds what is missing, so an administrator's edits survive upgrades. Every change
+made in the chat is checked here (district staff only) and written to the audit log.
 """
 
 from __future__ import annotations
 
+import enum
+import re
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.core.organisation import FileFormatError, RowProblem, code_problem, read_table
-from storage.models import Category
+from bot.core.audit import AuditAction, record_action
+from bot.core.organisation import FileFormatError, RowProblem, code_problem, control_character_problem, read_table
+from bot.core.roles import is_district_staff
+from storage.models import Category, Person
 
 DEFAULT_DUE_DAYS = 7  # "the resident gets a result within a week" (一周之内反馈结果)
 MAX_DUE_DAYS = 365
 SORT_STEP = 10  # gaps leave room to slot a category in by hand
-CATEGORY_COLUMNS = ("code", "name_zh_CN", "name_en", "due_days", "active")
+DEFAULT_REMIND_AFTER_HOURS = 24
+DEFAULT_ESCALATE_AFTER_HOURS = 48
+MAX_HOURS = 720  # office hours: about four months of working days
+MAX_NAME = 40  # a name is a button's label
+CATEGORY_COLUMNS = (
+    "code", "name_zh_CN", "name_en", "due_days", "active", "remind_after_hours", "escalate_after_hours",
+)
+# A locale code as the catalogues name them: zh_CN, en, ug, zh_TW.
+LOCALE_PATTERN = re.compile(r"[a-z]{2,3}(_[A-Za-z]{2,4})?")
+NAME_COLUMN = re.compile(r"name_[a-z]{2,3}(_[A-Za-z]{2,4})?")
 TRUE_WORDS = frozenset({"", "1", "true", "yes", "y", "是"})
 FALSE_WORDS = frozenset({"0", "false", "no", "n", "否"})
 
@@ -59,6 +75,10 @@ class CategoryRow:
     name_en: str
     due_days: str
     active: str
+    remind_after_hours: str = ""
+    escalate_after_hours: str = ""
+    # Names in further locales, from ``name_<locale>`` columns.
+    other_names: dict[str, str] = field(default_factory=dict)
 
 
 @dataclass
@@ -98,21 +118,45 @@ def list_categories(session: Session) -> list[Category]:
 
 
 def read_category_file(path: Path) -> list[CategoryRow]:
-    """The rows of a category file ``code,name_zh_CN,name_en,due_days,active`` (CSV or XLSX).
+    """The rows of a category file ``code,name_zh_CN[,name_en,due_days,active,remind_after_hours,
+    escalate_after_hours,name_<locale>...]`` (CSV or XLSX).
 
-    ``name_en``, ``due_days`` (7) and ``active`` (yes) may be left blank. Raises ``FileFormatError``.
+    Everything but ``code`` and ``name_zh_CN`` may be left out or blank: no English name, 7 working days, active,
+    24 and 48 office hours. Raises ``FileFormatError``.
     """
-    return [
-        CategoryRow(
-            line=line,
-            code=values["code"],
-            name_zh_CN=values["name_zh_CN"],
-            name_en=values["name_en"],
-            due_days=values["due_days"],
-            active=values["active"],
-        )
-        for line, values in read_table(path, CATEGORY_COLUMNS[:2], CATEGORY_COLUMNS[2:])
-    ]
+    rows = []
+    for line, values in read_table(path, CATEGORY_COLUMNS[:2], CATEGORY_COLUMNS[2:], NAME_COLUMN):
+        other = {
+            column.removeprefix("name_"): value for column, value in values.items()
+            if column not in CATEGORY_COLUMNS and value
+        }
+        rows.append(CategoryRow(
+            line=line, code=values["code"], name_zh_CN=values["name_zh_CN"], name_en=values["name_en"],
+            due_days=values["due_days"], active=values["active"], remind_after_hours=values["remind_after_hours"],
+            escalate_after_hours=values["escalate_after_hours"], other_names=other,
+        ))
+    return rows
+
+
+def _hours(text: str, default: int) -> int:
+    return int(text) if text else default
+
+
+def _hours_problems(row: CategoryRow) -> list[str]:
+    problems = []
+    for column, text in (("remind_after_hours", row.remind_after_hours),
+                         ("escalate_after_hours", row.escalate_after_hours)):
+        if text and not (text.isdigit() and 1 <= int(text) <= MAX_HOURS):
+            problems.append(f"{column} {text!r} must be a whole number of hours from 1 to {MAX_HOURS}")
+    if not problems and row.remind_after_hours and row.escalate_after_hours:
+        problems.extend(_order_problem(int(row.remind_after_hours), int(row.escalate_after_hours)))
+    return problems
+
+
+def _order_problem(remind: int, escalate: int) -> list[str]:
+    if remind < escalate:
+        return []
+    return [f"remind_after_hours ({remind}) must be less than escalate_after_hours ({escalate})"]
 
 
 def _row_problems(row: CategoryRow) -> list[str]:
@@ -123,6 +167,10 @@ def _row_problems(row: CategoryRow) -> list[str]:
         problems.append(f"due_days {row.due_days!r} must be a whole number of days from 1 to {MAX_DUE_DAYS}")
     if row.active.lower() not in TRUE_WORDS | FALSE_WORDS:
         problems.append(f"active {row.active!r} must be yes or no")
+    problems.extend(_hours_problems(row))
+    for locale, name in {"zh_CN": row.name_zh_CN, "en": row.name_en, **row.other_names}.items():
+        problem = name_problem(name) if name else None
+        problems.append(problem and f"name_{locale}: {problem}")
     return [problem for problem in problems if problem]
 
 
@@ -137,15 +185,21 @@ def validate_category_rows(rows: Sequence[CategoryRow]) -> list[RowProblem]:
     return sorted(problems, key=lambda problem: problem.line)
 
 
-def _row_values(row: CategoryRow, names: dict[str, str]) -> dict[str, object]:
-    merged = dict(names)  # locales the file has no column for are kept
+def _row_values(row: CategoryRow, category: Category | None) -> dict[str, object]:
+    merged = dict(category.names if category else {})  # locales the file has no column for are kept
+    merged.update(row.other_names)
     merged["zh_CN"] = row.name_zh_CN
     if row.name_en:
         merged["en"] = row.name_en
+    # Blank hours keep what the category has (perhaps set in the chat); a new category gets the defaults.
+    remind = category.remind_after_hours if category else DEFAULT_REMIND_AFTER_HOURS
+    escalate = category.escalate_after_hours if category else DEFAULT_ESCALATE_AFTER_HOURS
     return {
         "names": merged,
         "due_days": int(row.due_days) if row.due_days else DEFAULT_DUE_DAYS,
         "active": row.active.lower() in TRUE_WORDS,
+        "remind_after_hours": _hours(row.remind_after_hours, remind),
+        "escalate_after_hours": _hours(row.escalate_after_hours, escalate),
     }
 
 
@@ -171,12 +225,16 @@ def import_categories(session: Session, rows: Sequence[CategoryRow]) -> Category
     listed = []
     for row in rows:
         category = existing.get(row.code)
+        values = _row_values(row, category)
+        # One hour column given, the other kept from the category (or the default): the pair must still hold.
+        order = _order_problem(int(str(values["remind_after_hours"])), int(str(values["escalate_after_hours"])))
+        if order:
+            raise FileFormatError(str(RowProblem(row.line, order[0])))
         if category is None:
-            category = Category(code=row.code, **_row_values(row, {}))
+            category = Category(code=row.code, **values)
             session.add(category)
             summary.created += 1
         else:
-            values = _row_values(row, category.names)
             changed = [name for name, value in values.items() if getattr(category, name) != value]
             for name in changed:
                 setattr(category, name, values[name])
@@ -185,3 +243,150 @@ def import_categories(session: Session, rows: Sequence[CategoryRow]) -> Category
     session.flush()
     _reorder(session, listed)
     return summary
+
+
+# --- district staff changing categories in the chat -----------------------------------------------------
+
+
+class Setting(enum.StrEnum):
+    """A number of a category that district staff set in the chat."""
+
+    DUE_DAYS = "due_days"
+    REMIND_HOURS = "remind_after_hours"
+    ESCALATE_HOURS = "escalate_after_hours"
+
+
+SETTING_LIMITS = {Setting.DUE_DAYS: MAX_DUE_DAYS, Setting.REMIND_HOURS: MAX_HOURS, Setting.ESCALATE_HOURS: MAX_HOURS}
+
+
+class CategoryProblem(enum.StrEnum):
+    NOT_ALLOWED = "not_allowed"
+    UNKNOWN = "unknown"
+    OUT_OF_RANGE = "out_of_range"
+    REMIND_NOT_BEFORE_ESCALATE = "remind_not_before_escalate"
+    BAD_NAME = "bad_name"
+    BAD_LOCALE = "bad_locale"
+    BAD_CODE = "bad_code"
+    CODE_TAKEN = "code_taken"
+    LAST_ACTIVE = "last_active"
+
+
+class CategoryChangeRefused(Exception):
+    def __init__(self, problem: CategoryProblem) -> None:
+        super().__init__(problem.value)
+        self.problem = problem
+
+
+def may_manage_categories(person: Person) -> bool:
+    """Categories are the district's: their deadlines are the district's promise to every resident."""
+    return is_district_staff(person)
+
+
+def name_problem(name: str) -> str | None:
+    """Why ``name`` cannot be a category's name, or None."""
+    if not name.strip():
+        return "the name is empty"
+    if len(name) > MAX_NAME:
+        return f"the name is longer than {MAX_NAME} characters"
+    return control_character_problem("the name", name)
+
+
+def _category(session: Session, actor: Person, category_id: int) -> Category:
+    if not may_manage_categories(actor):
+        raise CategoryChangeRefused(CategoryProblem.NOT_ALLOWED)
+    category = session.get(Category, category_id)
+    if category is None:
+        raise CategoryChangeRefused(CategoryProblem.UNKNOWN)
+    return category
+
+
+def _audit(session: Session, actor: Person, category: Category, now: datetime, what: str, old: object,
+           new: object) -> None:
+    record_action(session, actor, AuditAction.CATEGORY_CHANGED, now, category=category.code, change=what,
+                  old=old, new=new)
+
+
+def set_number(session: Session, actor: Person, category_id: int, setting: Setting, value: int,
+               now: datetime) -> Category:
+    """Set a category's due working days or its reminder / escalation office hours."""
+    category = _category(session, actor, category_id)
+    if not 1 <= value <= SETTING_LIMITS[setting]:
+        raise CategoryChangeRefused(CategoryProblem.OUT_OF_RANGE)
+    remind, escalate = category.remind_after_hours, category.escalate_after_hours
+    if setting is Setting.REMIND_HOURS:
+        remind = value
+    elif setting is Setting.ESCALATE_HOURS:
+        escalate = value
+    if remind >= escalate:
+        raise CategoryChangeRefused(CategoryProblem.REMIND_NOT_BEFORE_ESCALATE)
+    old = getattr(category, setting.value)
+    setattr(category, setting.value, value)
+    _audit(session, actor, category, now, setting.value, old, value)
+    session.flush()
+    return category
+
+
+def set_name(session: Session, actor: Person, category_id: int, locale: str, name: str,
+             now: datetime) -> Category:
+    """Name a category in one locale, a new one included (a third language needs no code, only its name)."""
+    category = _category(session, actor, category_id)
+    if not LOCALE_PATTERN.fullmatch(locale):
+        raise CategoryChangeRefused(CategoryProblem.BAD_LOCALE)
+    name = name.strip()
+    if name_problem(name):
+        raise CategoryChangeRefused(CategoryProblem.BAD_NAME)
+    old = category.names.get(locale)
+    category.names = {**category.names, locale: name}  # a new dict, so the JSON column is written
+    _audit(session, actor, category, now, f"name_{locale}", old, name)
+    session.flush()
+    return category
+
+
+def toggle_active(session: Session, actor: Person, category_id: int, now: datetime) -> Category:
+    """Offer a category for filing again, or stop offering it (its requests keep it); one stays active."""
+    category = _category(session, actor, category_id)
+    if category.active:
+        others = session.scalars(select(Category.id).where(Category.active.is_(True), Category.id != category.id))
+        if others.first() is None:
+            raise CategoryChangeRefused(CategoryProblem.LAST_ACTIVE)
+    category.active = not category.active
+    _audit(session, actor, category, now, "active", not category.active, category.active)
+    session.flush()
+    return category
+
+
+def move(session: Session, actor: Person, category_id: int, step: int, now: datetime) -> Category:
+    """Move a category one place up (``step`` -1) or down (+1) in the order residents see."""
+    category = _category(session, actor, category_id)
+    ordered = list_categories(session)
+    index = ordered.index(category)
+    target = min(max(index + (1 if step > 0 else -1), 0), len(ordered) - 1)
+    if target != index:
+        ordered.insert(target, ordered.pop(index))
+        for position, each in enumerate(ordered, start=1):
+            each.sort_order = position * SORT_STEP
+        _audit(session, actor, category, now, "order", index + 1, target + 1)
+        session.flush()
+    return category
+
+
+def add_category(session: Session, actor: Person, code: str, name_zh_cn: str, now: datetime) -> Category:
+    """A new active category, last in the order, with the default deadline and timers."""
+    if not may_manage_categories(actor):
+        raise CategoryChangeRefused(CategoryProblem.NOT_ALLOWED)
+    if code_problem("code", code):
+        raise CategoryChangeRefused(CategoryProblem.BAD_CODE)
+    name = name_zh_cn.strip()
+    if name_problem(name):
+        raise CategoryChangeRefused(CategoryProblem.BAD_NAME)
+    if session.scalar(select(Category.id).where(Category.code == code)) is not None:
+        raise CategoryChangeRefused(CategoryProblem.CODE_TAKEN)
+    last = max((category.sort_order for category in list_categories(session)), default=0)
+    category = Category(
+        code=code, names={"zh_CN": name}, due_days=DEFAULT_DUE_DAYS, remind_after_hours=DEFAULT_REMIND_AFTER_HOURS,
+        escalate_after_hours=DEFAULT_ESCALATE_AFTER_HOURS, sort_order=last + SORT_STEP, active=True,
+    )
+    session.add(category)
+    session.flush()
+    record_action(session, actor, AuditAction.CATEGORY_CREATED, now, category=code, name=name)
+    return category

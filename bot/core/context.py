@@ -50,6 +50,13 @@ class Context:
     config: CoreConfig
     # (recipient, action) pairs; written to the outbox when the handler returns.
     outgoing: list[tuple[Person, Action]] = field(default_factory=list)
+    # The team chat the person wrote or pressed in (``bot.core.team_chats``): answers and edits go there.
+    group: Person | None = None
+
+    @property
+    def here(self) -> Person:
+        """The chat the update came from: the group, or the person's own chat."""
+        return self.group if self.group is not None else self.person
 
     @property
     def t(self) -> Translator:
@@ -62,6 +69,11 @@ class Context:
     # --- answering the sender ---------------------------------------------------------------------------
 
     def reply(self, text: str, keyboard: Keyboard | None = None) -> None:
+        self.send(self.here, SendText(clip(text), keyboard))
+
+    def reply_privately(self, text: str, keyboard: Keyboard | None = None) -> None:
+        """Answer in the person's own chat, even when they pressed a button in a group (a prompt to write
+        something: what they write in a group is not read)."""
         self.send(self.person, SendText(clip(text), keyboard))
 
     def reply_photo(self, file_id: str, caption: str = "", keyboard: Keyboard | None = None) -> None:
@@ -73,14 +85,14 @@ class Context:
     def answer(self, text: str = "", alert: bool = False) -> None:
         """Answer the button press being handled (a no-op for other events)."""
         if isinstance(self.event, ButtonPress):
-            self.send(self.person, AnswerButton(self.event.callback_id, clip(text, 200), alert))
+            self.send(self.here, AnswerButton(self.event.callback_id, clip(text, 200), alert))
 
     def edit(self, text: str, keyboard: InlineKeyboard | None = None) -> None:
         """Replace the message whose button was pressed (its caption, if it shows a photo); falls back to a new
         message."""
         if isinstance(self.event, ButtonPress) and self.event.message_id is not None:
             media = self.event.on_media
-            self.send(self.person, EditText(self.event.message_id, clip(text, MAX_CAPTION if media else MAX_TEXT),
+            self.send(self.here, EditText(self.event.message_id, clip(text, MAX_CAPTION if media else MAX_TEXT),
                                             keyboard, media=media))
         else:
             self.reply(text, keyboard)

@@ -25,6 +25,10 @@ class Sender:
     chat_id: str
     display_name: str = ""
     language_code: str | None = None
+    # Set when the person writes in a group chat (a team chat): where answers go, while ``chat_id`` stays
+    # the person's own chat.
+    group_chat_id: str | None = None
+    group_title: str = ""
 
 
 @dataclass(frozen=True)

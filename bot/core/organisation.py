@@ -116,18 +116,21 @@ class ImportSummary:
 TableRow = tuple[int, dict[str, str]]
 
 
-def read_table(path: Path, columns: Sequence[str], optional: Sequence[str] = ()) -> list[TableRow]:
+def read_table(
+    path: Path, columns: Sequence[str], optional: Sequence[str] = (), open_columns: re.Pattern[str] | None = None
+) -> list[TableRow]:
     """The data rows of a CSV or XLSX file as (line number, {column: trimmed text}), blank rows skipped.
 
     The first row that is not blank is the header; column names match case-insensitively and may come in any order.
-    Raises ``FileFormatError`` when the file cannot be read or the header is wrong.
+    Further columns whose header matches ``open_columns`` (a category file's ``name_<locale>``) are kept under
+    their header as written. Raises ``FileFormatError`` when the file cannot be read or the header is wrong.
     """
     raw_rows = _xlsx_rows(path) if path.suffix.lower() in XLSX_SUFFIXES else _csv_rows(path)
     filled_rows = ((line, cells) for line, cells in raw_rows if any(cells))
     header_line, header = next(filled_rows, (0, []))
     if not header_line:
         raise FileFormatError(f"{path} is empty; expected a header row: {','.join(columns)}")
-    positions = _column_positions(header_line, header, columns, optional)
+    positions = _column_positions(header_line, header, columns, optional, open_columns)
     table: list[TableRow] = []
     for line, cells in filled_rows:
         values = {name: cells[index] if index < len(cells) else "" for name, index in positions.items()}
@@ -138,7 +141,8 @@ def read_table(path: Path, columns: Sequence[str], optional: Sequence[str] = ())
 
 
 def _column_positions(
-    header_line: int, header: list[str], columns: Sequence[str], optional: Sequence[str]
+    header_line: int, header: list[str], columns: Sequence[str], optional: Sequence[str],
+    open_columns: re.Pattern[str] | None = None,
 ) -> dict[str, int]:
     known = {name.lower(): name for name in (*columns, *optional)}
     positions: dict[str, int] = {}
@@ -146,6 +150,8 @@ def _column_positions(
         key = title.strip().lower()
         if not key:
             continue
+        if key not in known and open_columns is not None and open_columns.fullmatch(title.strip()):
+            known[key] = title.strip()
         if key not in known:
             raise FileFormatError(
                 f"line {header_line}: unknown column {title!r}; expected {','.join((*columns, *optional))}"

@@ -21,6 +21,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
+from bot.core.categories import DEFAULT_ESCALATE_AFTER_HOURS, DEFAULT_REMIND_AFTER_HOURS
 from bot.core.ladder import Holder as Unit
 from bot.core.ladder import (
     building_unit,
@@ -59,8 +60,6 @@ MAX_DESCRIPTION = 2000
 MAX_PHOTOS = 3
 MAX_STAFF_TEXT = 1000
 DEFAULT_DUE_DAYS = 7
-DEFAULT_REMIND_AFTER_HOURS = 24
-DEFAULT_ESCALATE_AFTER_HOURS = 48
 DUPLICATE_WINDOW = timedelta(days=7)
 # A resident may chase a request once a day; more would only train staff to ignore it.
 CHASE_INTERVAL = timedelta(hours=24)

@@ -14,7 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from bot.core.context import Context
-from bot.core.messages import ButtonPress, Command, Text
+from bot.core.messages import ButtonPress, Command, Event, Text
 from storage.models import Person
 
 Handler = Callable[[Context], None]
@@ -64,6 +64,8 @@ class Router:
     # Reply-keyboard labels (message ids, translated per person) that stand for a command.
     menu: dict[str, str] = field(default_factory=dict)
     fallback: Handler | None = None
+    # What is answered in group chats (team chats); everything else said there is ignored.
+    group: Router | None = None
 
     def _guarded(self, handler: Handler) -> Handler:
         return self.role.guard(handler) if self.role is not None else handler
@@ -117,6 +119,15 @@ class Router:
             if handler is not None:
                 return handler
         return self.fallback
+
+    def routes(self, event: Event) -> bool:
+        """Whether a command or button route of this router takes ``event`` (conversation steps aside)."""
+        if isinstance(event, Command):
+            return event.name in self.commands
+        if isinstance(event, ButtonPress):
+            prefix, _, rest = event.data.partition(":")
+            return f"{prefix}:{rest.split(':', 1)[0]}" in self.buttons or prefix in self.buttons
+        return False
 
     def _menu_command(self, ctx: Context, text: str) -> str | None:
         for label, command in self.menu.items():

@@ -39,6 +39,7 @@ from bot.core.messages import (
 
 CHANNEL = "telegram"
 ALLOWED_UPDATES = ["message", "callback_query"]
+GROUP_CHATS = ("group", "supergroup")
 # Message contents the bot does not understand, named as Bot API messages name them.
 OTHER_CONTENT = (
     "sticker", "voice", "video", "video_note", "audio", "animation", "dice", "poll", "venue", "game", "story",
@@ -84,30 +85,48 @@ def _incoming(update_id: int, update: dict[str, Any]) -> Incoming | None:
     message = update.get("message")
     if message is not None and message.get("from") is not None:
         chat = message["chat"]
+        if chat["type"] in GROUP_CHATS:
+            return _group_message(update_id, message)
         if chat["type"] != "private":
             return None
         return Incoming(CHANNEL, update_id, _sender(message["from"], chat["id"]), message_event(message))
     query = update.get("callback_query")
     if query is not None:
         shown = query.get("message")
-        chat_id = shown["chat"]["id"] if shown is not None else query["from"]["id"]
+        chat = shown["chat"] if shown is not None else {"id": query["from"]["id"], "type": "private"}
         message_id = _integer(shown["message_id"]) if shown is not None else None
         on_media = shown is not None and any(kind in shown for kind in MEDIA_CONTENT)
         event = ButtonPress(callback_id=_text(query["id"]), data=_text(query.get("data", "")), message_id=message_id,
                             on_media=on_media)
-        return Incoming(CHANNEL, update_id, _sender(query["from"], chat_id), event)
+        group = chat if chat["type"] in GROUP_CHATS else None
+        return Incoming(CHANNEL, update_id, _sender(query["from"], chat["id"], group), event)
     return None
 
 
-def _sender(user: dict[str, Any], chat_id: object) -> Sender:
+def _group_message(update_id: int, message: dict[str, Any]) -> Incoming | None:
+    """A command in a group becomes an event from its sender in that group; anything else said there is the
+    members' own conversation, which the bot does not see (as in privacy mode), even when Telegram delivers it
+    (to a bot that is an admin of the group)."""
+    text = message.get("text")
+    command = parse_command(_text(text)) if text is not None else None
+    if command is None:
+        return None
+    return Incoming(CHANNEL, update_id, _sender(message["from"], message["chat"]["id"], message["chat"]), command)
+
+
+def _sender(user: dict[str, Any], chat_id: object, group: dict[str, Any] | None = None) -> Sender:
     name = " ".join(_text(part) for part in (user.get("first_name"), user.get("last_name")) if part)
     language = user.get("language_code")
+    user_id = str(_integer(user["id"]))
     return Sender(
         channel=CHANNEL,
-        external_id=str(_integer(user["id"])),
-        chat_id=str(_integer(chat_id)),
+        external_id=user_id,
+        # In a group the person's own chat is their private chat with the bot, whose id is their user id.
+        chat_id=user_id if group is not None else str(_integer(chat_id)),
         display_name=name,
         language_code=_text(language) if language is not None else None,
+        group_chat_id=str(_integer(group["id"])) if group is not None else None,
+        group_title=_text(group.get("title", "")) if group is not None else "",
     )
 
 

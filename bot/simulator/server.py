@@ -29,6 +29,7 @@ import aiohttp
 from aiohttp import web
 
 from .errors import ApiError, bad_request, forbidden
+from .groups import SimGroup
 from .models import PHOTO_SIZES, CallbackAnswer, SimFile, SimMessage, visible_text
 from .params import Params, UploadedFile, parse_chat_id, validate_reply_markup
 from .users import SimUser
@@ -174,6 +175,7 @@ class BotApiSimulator:
         self._webhook_backoff = webhook_backoff
 
         self._users: dict[int, SimUser] = {}
+        self._groups: dict[int, SimGroup] = {}
         self._updates: deque[dict[str, Any]] = deque(maxlen=max_pending_updates)
         self._next_update_id = 1
         # What message dates are taken from: the playground's simulated time, the system clock otherwise.
@@ -295,6 +297,18 @@ class BotApiSimulator:
         self._users[user_id] = created
         return created
 
+    def group(
+        self, group_id: int, title: str = "Group", *, kind: str = "supergroup", privacy_mode: bool = False
+    ) -> SimGroup:
+        """Create a simulated group chat (a negative id), or return the existing one with this id."""
+        existing = self._groups.get(group_id)
+        if existing is not None:
+            return existing
+        created = SimGroup(self, group_id, title=title, kind=kind, privacy_mode=privacy_mode,
+                           history_limit=self._history_limit)
+        self._groups[group_id] = created
+        return created
+
     @property
     def users(self) -> dict[int, SimUser]:
         return dict(self._users)
@@ -390,11 +404,13 @@ class BotApiSimulator:
         self._seq += 1
         return self._seq
 
-    def _add_message(self, user: SimUser, *, from_bot: bool, **content: Any) -> SimMessage:
+    def _add_message(
+        self, user: SimUser, *, from_bot: bool, sender: dict[str, Any] | None = None, **content: Any
+    ) -> SimMessage:
         message = SimMessage(
             message_id=user._allocate_message_id(),
             chat=user.chat(),
-            sender=self.bot_user() if from_bot else user.to_api(),
+            sender=self.bot_user() if from_bot else sender or user.to_api(),
             from_bot=from_bot,
             date=self.now(),
             seq=self._next_seq(),
@@ -619,7 +635,7 @@ class BotApiSimulator:
 
     def _chat_user(self, params: Params) -> SimUser:
         chat_id = parse_chat_id(params)
-        user = self._users.get(chat_id)
+        user = self._users.get(chat_id) or self._groups.get(chat_id)
         if user is None or not user.started:
             raise bad_request("chat not found")
         if user.blocked:
