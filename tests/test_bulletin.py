@@ -130,6 +130,7 @@ SPECS = {
 
 def add_request(session: Session, org: SmallOrg, resident: Person, spec: Spec) -> None:
     buildings = {"b1": org.building, "b2": org.building2, "b3": org.building_in_empty_grid}
+    grids = {"b1": org.grid, "b2": org.grid2, "b3": org.empty_grid}
     category_id = session.scalar(select(Category.id).where(Category.code == spec.category))
     assert category_id is not None
 
@@ -137,7 +138,8 @@ def add_request(session: Session, org: SmallOrg, resident: Person, spec: Spec) -
         return spec.created + timedelta(hours=hours) if hours is not None else None
 
     request = Request(
-        resident_id=resident.id, building_id=buildings[spec.building], category_id=category_id,
+        resident_id=resident.id, building_id=buildings[spec.building], grid_id=grids[spec.building],
+        category_id=category_id,
         description="…", status=spec.status, level=Level.GRID, unit_id=org.grid, created_at=spec.created,
         due_at=spec.created + timedelta(hours=spec.due_h), accepted_at=after(spec.accept_h),
         resolved_at=after(spec.resolve_h), closed_at=after(spec.resolve_h) if spec.status is S.CLOSED else None,

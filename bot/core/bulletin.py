@@ -53,9 +53,9 @@ from bot.core.units import (
 )
 from bot.core.volunteers import AreaService, area_service
 from storage.models import (
-    Building,
     Category,
     EventKind,
+    Grid,
     Level,
     Person,
     Rating,
@@ -270,20 +270,20 @@ class _MonthQuery:
     @property
     def child_unit(self) -> ColumnElement[int]:
         """The id of the unit one level below the area that each request's building belongs to."""
-        return building_column(_unit_level(self.area))
+        return _request_column(_unit_level(self.area))
 
     def where(self) -> list[ColumnElement[bool]]:
         # The created_at range comes first: its index narrows a million rows to the month's.
         conditions = [Request.created_at >= self.start, Request.created_at < self.end]
         if self.area.level is not Level.DISTRICT:
-            conditions.append(building_column(self.area.level) == self.area.id)
+            conditions.append(_request_column(self.area.level) == self.area.id)
         return conditions
 
     def select_from_requests(self, *columns: ColumnElement[Any]) -> Select[Any]:
         """``SELECT category_id, child unit id, *columns`` over the month's requests in the area."""
         query = select(Request.category_id, self.child_unit).add_columns(*columns)
-        query = query.join(Building, Building.id == Request.building_id)
-        return join_up(query, Level.BUILDING, Level.COMMUNITY).where(*self.where())
+        query = query.join(Grid, Grid.id == Request.grid_id)
+        return join_up(query, Level.GRID, Level.COMMUNITY).where(*self.where())
 
     @property
     def resolved(self) -> ColumnElement[bool]:
@@ -360,6 +360,12 @@ def _figures(keys: Iterable[GroupKey], counts: dict[GroupKey, Counts], durations
         to_accept += accept
         to_resolve += resolve
     return Figures(total, _median(to_accept), _median(to_resolve))
+
+
+def _request_column(level: Level) -> ColumnElement[int]:
+    """The id of the ``level`` unit the grid of a request lies in, as a column of requests joined up to
+    communities: a request about a place or a location has no building, but always a grid."""
+    return Request.grid_id.expression if level is Level.GRID else building_column(level)
 
 
 def _unit_level(area: Unit) -> Level:
