@@ -118,6 +118,8 @@ def _spot(ctx: Context) -> places.Spot | None:
         raise RequestRefused(N_("This place is no longer available. Please start again with /new."))
     building = ctx.session.get(Building, data["building"]) if data.get("building") else None
     place = ctx.session.get(Place, data["place"]) if data.get("place") else None
+    if ctx.state_data.get("latitude") is None and place is not None:
+        return places.spot_of_place(place)
     return places.Spot(grid.id, building=building, place=place, latitude=ctx.state_data.get("latitude"),
                        longitude=ctx.state_data.get("longitude"))
 
