@@ -6,7 +6,7 @@ import math
 from typing import TypeVar
 
 from sqlalchemy import Select, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from bot.core.units import LEVEL_OF_ROLE, Unit, ids_within, own_name
 from bot.i18n import Translator
@@ -100,7 +100,9 @@ def _nearest_in_box(
     latitude, longitude = point
     north, east = model.latitude - latitude, (model.longitude - longitude) * squeeze
     rows = session.scalars(
+        # The grid (and its community and street) only when asked for: routing needs the grid's id alone.
         select(model)
+        .options(lazyload(model.grid))
         .where(
             model.latitude.between(latitude - box, latitude + box),
             model.longitude.between(longitude - box / squeeze, longitude + box / squeeze),
