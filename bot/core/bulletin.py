@@ -27,7 +27,7 @@ import re
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
@@ -58,6 +58,7 @@ from storage.models import (
     Grid,
     Level,
     Person,
+    Place,
     Rating,
     Request,
     RequestEvent,
@@ -231,6 +232,8 @@ class Bulletin:
     by_unit: tuple[Line, ...]
     # Volunteer service in slots of the month at the area's communities (bot.core.volunteers).
     volunteer_service: AreaService | None = None
+    # The places (markets, alleys) of the area that received requests this month, by code.
+    by_place: tuple[Line, ...] = ()
 
 
 # --- queries -----------------------------------------------------------------------------------------------
@@ -266,15 +269,21 @@ class _MonthQuery:
     area: Unit
     start: datetime
     end: datetime
+    # Group by place (only requests about a place) instead of by the units one level below the area.
+    by_place: bool = False
 
     @property
     def child_unit(self) -> ColumnElement[int]:
-        """The id of the unit one level below the area that each request's building belongs to."""
+        """The id of the unit one level below the area that each request's grid belongs to (or its place)."""
+        if self.by_place:
+            return Request.place_id.expression
         return _request_column(_unit_level(self.area))
 
     def where(self) -> list[ColumnElement[bool]]:
         # The created_at range comes first: its index narrows a million rows to the month's.
         conditions = [Request.created_at >= self.start, Request.created_at < self.end]
+        if self.by_place:
+            conditions.append(Request.place_id.is_not(None))
         if self.area.level is not Level.DISTRICT:
             conditions.append(_request_column(self.area.level) == self.area.id)
         return conditions
@@ -425,7 +434,20 @@ def compute_bulletin(session: Session, area: Unit, month: Month | str, timezone:
         unit_level=_unit_level(area),
         by_unit=_unit_lines(_child_units(session, area), counts, durations),
         volunteer_service=_volunteer_service(session, area, month, timezone),
+        by_place=_place_lines(session, replace(query, by_place=True)),
     )
+
+
+def _place_lines(session: Session, query: _MonthQuery) -> tuple[Line, ...]:
+    """A line per place of the area that received requests in the month, by code."""
+    counts = _group_counts(session, query)
+    if not counts:
+        return ()
+    durations = _group_durations(session, query)
+    places = session.execute(
+        select(Place.id, Place.code, Place.name).where(Place.id.in_({key[1] for key in counts})).order_by(Place.code)
+    )
+    return _unit_lines([(place_id, code, name) for place_id, code, name in places], counts, durations)
 
 
 def _volunteer_service(session: Session, area: Unit, month: Month, timezone: str) -> AreaService | None:
