@@ -29,7 +29,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Float, Select, and_, case, exists, func, select
@@ -276,7 +276,8 @@ class _MonthQuery:
     def child_unit(self) -> ColumnElement[int]:
         """The id of the unit one level below the area that each request's grid belongs to (or its place)."""
         if self.by_place:
-            return Request.place_id.expression
+            # Only requests about a place are read then (``where``): the column is never null.
+            return cast(ColumnElement[int], Request.place_id.expression)
         return _request_column(_unit_level(self.area))
 
     def where(self) -> list[ColumnElement[bool]]:
