@@ -20,6 +20,7 @@ from bot.core.units import Unit, ids_within, parent
 from bot.service import prepare_database
 from storage.database import Database
 from storage.models import Grid, Level, Place
+from tests.harness import CoreChat
 from tests.org_fixture import make_small_org
 from tests.place_fixture import BOUNDARY, IN_THE_BOUNDARY, NEAR_RENMIN, make_places_org, square
 
@@ -210,3 +211,28 @@ async def test_posters_of_a_grid_include_its_places_with_their_own_link(tmp_path
             "--database-url", url]
     assert await asyncio.to_thread(main, argv) == 0
     assert len(PdfReader(out).pages) == 1
+
+
+# --- careless and hostile input in the "where" step -----------------------------------------------------------
+
+
+async def test_the_where_step_answers_forged_stale_and_unknown_input(database: Database, chat: CoreChat) -> None:
+    setup = await database.run(make_places_org)
+    rider = chat.person(3001, "Rider", "en")
+    await chat.text(rider, "/new")
+    assert "Where is the problem?" in rider.last.text
+    await chat.text(rider, "农" * 500)  # overlong: searched by its first characters, answered shortly
+    assert "No place is called" in rider.last.text and len(rider.last.text) < 200
+    await chat.press(rider, "fl:place:999")  # a forged button: no such place
+    assert "no longer available" in rider.last.text
+    await chat.press(rider, "fl:mine")  # a forged "my building" from someone without one
+    assert "which building you live in" in rider.last.text
+    await chat.location(rider, 10.0, 10.0)  # far from every grid
+    assert "none of our grids" in rider.last.text
+    await chat.text(rider, "农贸")
+    await chat.press(rider, rider.last.button("建设路农贸市场"))
+    assert "建设路农贸市场" in rider.last.text and "What is it about?" in rider.last.text
+    await chat.press(rider, f"fl:place:{setup.market}")  # the place list again, once the step is over
+    assert rider.answers[-1].alert and "This step is over" in (rider.answers[-1].text or "")
+    await chat.text(rider, "/start p_NO-SUCH-PLACE")
+    assert "names no place we know" in rider.last.text
