@@ -207,6 +207,12 @@ class _Generator:
             )
 
 
+def with_grid(row: dict[str, Any], grid_of: dict[int, int]) -> dict[str, Any]:
+    """A generated request with the grid of its building, which every request names."""
+    row["grid_id"] = grid_of[row["building_id"]]
+    return row
+
+
 def _prepare(session: Session) -> tuple[list[int], list[int], list[tuple[int, int]]]:
     """The buildings, residents and categories to draw from, creating the organisation if there is none."""
     rng = random.Random(0)
@@ -228,7 +234,8 @@ def _fill(session: Session, n: int, seed: int) -> GeneratedDistrict:
         random.Random(seed), building_ids, resident_ids, categories, start, (end - start).total_seconds(),
         (session.scalar(select(func.max(Request.id))) or 0) + 1, [], [],
     )
-    requests = _insert_chunks(session, Request, (generator.request() for _ in range(n)))
+    grid_of = {building: grid for building, grid in session.execute(select(Building.id, Building.grid_id))}
+    requests = _insert_chunks(session, Request, (with_grid(generator.request(), grid_of) for _ in range(n)))
     events = _insert_chunks(session, RequestEvent, iter(generator.events))
     ratings = _insert_chunks(session, Rating, iter(generator.ratings))
     community = session.execute(select(Community.id, Community.street_id).order_by(Community.id)).first()

@@ -146,7 +146,7 @@ def _people(session: Session, building_ids: list[int], units: dict[str, list[int
 def _with_timers(row: dict[str, Any], grid_of: dict[int, int], now: datetime) -> dict[str, Any]:
     """A generated request as the running system would have left it: held by its building's grid, with the
     scheduler's timers and markers where the scheduler would have put them."""
-    row["unit_id"] = grid_of[row["building_id"]]
+    row["unit_id"] = row["grid_id"] = grid_of[row["building_id"]]
     created, status = row["created_at"], row["status"]
     if status is RequestStatus.NEW and now - created < timedelta(days=2):
         row["remind_at"], row["escalate_at"] = created + timedelta(hours=4), created + timedelta(days=1)

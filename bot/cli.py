@@ -9,11 +9,11 @@ import argparse
 import asyncio
 import logging
 import sys
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
@@ -26,10 +26,14 @@ from storage.database import Database
 from storage.migrate import upgrade
 from storage.models import Level
 
+if TYPE_CHECKING:
+    from bot.core.organisation import OrgRow, RowProblem
+    from bot.core.place_import import PlaceRow
+
 Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
 
 # ``gridbot posters --street CODE`` and so on: codes are unique only within a level.
-POSTER_LEVELS = ("street", "community", "grid", "building")
+POSTER_LEVELS = ("street", "community", "grid", "building", "place")
 
 PLAYGROUND_NOTE = """\
 No Telegram token is configured, so gridbot starts its playground: the bot talks to a simulated Telegram
@@ -137,27 +141,97 @@ async def with_database(settings: Settings, work: Callable[[Database], Coroutine
 
 
 async def org_import(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.core.organisation import FileFormatError, apply_rows, read_org_file, validate_rows
+    from bot.core.organisation import FileFormatError, read_org_file, sheet_count, validate_rows
     from bot.core.partners import is_partner_file
+    from bot.core.place_import import is_boundary_file, is_place_file, read_place_file, validate_place_rows
 
     path = Path(args.file)
+    if path.is_file() and is_boundary_file(path):
+        return await boundary_import(path, settings)
     if path.is_file() and is_partner_file(path):
         return await partner_import(path, settings)
+    if path.is_file() and is_place_file(path):
+        return await place_import(path, settings)
     try:
         rows = read_org_file(path)
+        # A workbook's second sheet lists the places of its grids.
+        places: list[PlaceRow] = read_place_file(path, sheet=1) if sheet_count(path) > 1 else []
     except (OSError, FileFormatError) as error:
         print(f"cannot read {path}: {error}", file=sys.stderr)
         return 1
-    problems = validate_rows(rows)
+    problems = validate_rows(rows) + (validate_place_rows(places) if places else [])
     if problems:
-        for problem in problems:
-            print(f"{path}:{problem.line}: {problem.message}", file=sys.stderr)
-        print(f"{len(problems)} problem(s); nothing was imported.", file=sys.stderr)
+        return _report_problems(path, problems)
+    return await with_database(settings, partial(_import_org, path=path, rows=rows, places=places))
+
+
+def _report_problems(path: Path, problems: Sequence[RowProblem]) -> int:
+    for problem in problems:
+        print(f"{path}:{problem.line}: {problem.message}", file=sys.stderr)
+    print(f"{len(problems)} problem(s); nothing was imported.", file=sys.stderr)
+    return 1
+
+
+async def _import_org(database: Database, path: Path, rows: Sequence[OrgRow], places: Sequence[PlaceRow]) -> int:
+    from bot.core.organisation import apply_rows
+    from bot.core.place_import import ImportProblems, apply_place_rows
+
+    def apply(session: Session) -> str:
+        summary = str(apply_rows(session, rows))
+        if places:
+            counts = apply_place_rows(session, places)
+            summary += f"; places: {counts.created} created, {counts.updated} updated"
+        return summary
+
+    try:
+        summary = await database.run(apply)
+    except ImportProblems as error:
+        return _report_problems(path, error.problems)
+    print(f"imported {len(rows)} building row(s): {summary}")
+    return 0
+
+
+async def place_import(path: Path, settings: Settings) -> int:
+    from bot.core.organisation import FileFormatError
+    from bot.core.place_import import ImportProblems, apply_place_rows, read_place_file, validate_place_rows
+
+    try:
+        rows = read_place_file(path)
+    except (OSError, FileFormatError) as error:
+        print(f"cannot read {path}: {error}", file=sys.stderr)
+        return 1
+    problems = validate_place_rows(rows)
+    if problems:
+        return _report_problems(path, problems)
+
+    async def work(database: Database) -> int:
+        try:
+            counts = await database.run(partial(apply_place_rows, rows=rows))
+        except ImportProblems as error:
+            return _report_problems(path, error.problems)
+        print(f"imported {len(rows)} place row(s): {counts.created} created, {counts.updated} updated")
+        return 0
+
+    return await with_database(settings, work)
+
+
+async def boundary_import(path: Path, settings: Settings) -> int:
+    from bot.core.organisation import FileFormatError
+    from bot.core.place_import import ImportProblems, apply_boundaries, read_boundary_file
+
+    try:
+        boundaries = read_boundary_file(path)
+    except FileFormatError as error:
+        print(f"cannot read {path}: {error}", file=sys.stderr)
         return 1
 
     async def work(database: Database) -> int:
-        summary = await database.run(partial(apply_rows, rows=rows))
-        print(f"imported {len(rows)} building row(s): {summary}")
+        try:
+            counts = await database.run(partial(apply_boundaries, boundaries=boundaries))
+        except ImportProblems as error:
+            return _report_problems(path, error.problems)
+        print(f"imported {len(boundaries)} grid boundar{'y' if len(boundaries) == 1 else 'ies'}:"
+              f" {counts.updated} changed")
         return 0
 
     return await with_database(settings, work)
@@ -459,11 +533,11 @@ async def posters(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{code} is the code of a {' and a '.join(error.levels)}; say which with {options}", file=sys.stderr)
             return 2
         if buildings is None:
-            level = "street, community, grid or building" if scope is None else scope.name.lower()
+            level = "street, community, grid, building or place" if scope is None else scope.name.lower()
             print(f"no {level} has the code {code!r}", file=sys.stderr)
             return 1
         if not buildings:
-            print(f"{code} has no active buildings", file=sys.stderr)
+            print(f"{code} has no active buildings or places", file=sys.stderr)
             return 1
         Path(args.out).write_bytes(render_posters(buildings, username))
         print(f"wrote {len(buildings)} poster page(s) to {args.out}")
@@ -573,8 +647,9 @@ def build_parser() -> argparse.ArgumentParser:
     org = commands.add_parser("org", help="organisation data").add_subparsers(dest="action", required=True)
     org_in = org.add_parser(
         "import",
-        help="load streets, communities, grids and buildings, or partner units (unit_code,unit_name,kind),"
-        " from CSV or XLSX",
+        help="load streets, communities, grids and buildings (an XLSX workbook's second sheet: places), places"
+        " (place_code,place_name,kind,grid_code,latitude,longitude,address) or partner units"
+        " (unit_code,unit_name,kind) from CSV or XLSX, or grid boundaries from .geojson; coordinates in WGS-84",
     )
     org_in.add_argument("file")
     add_connection_flags(org_in)
@@ -646,7 +721,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_connection_flags(audit)
     audit.set_defaults(handler=audit_show)
 
-    poster = commands.add_parser("posters", help="a printable PDF of building QR codes, one A4 page each")
+    poster = commands.add_parser("posters", help="a printable PDF of building and place QR codes, one A4 page each")
     poster_unit = poster.add_mutually_exclusive_group(required=True)
     poster_unit.add_argument("--unit", help="a code of any level (refused when several levels share it)")
     for level in POSTER_LEVELS:

@@ -130,11 +130,21 @@ def due_text(t: Translator, request: Request) -> str:
     return t.n_("{date} ({days} working day)", "{date} ({days} working days)", days).format(date=date_text, days=days)
 
 
+def where_line(t: Translator, request: Request) -> str:
+    """The card's line of where the problem is: a building, a place, or a location in a grid."""
+    if request.building is not None:
+        return t._("Building: {building}, {address}").format(
+            building=request.building.name, address=request.building.address)
+    if request.place is not None:
+        return t._("Place: {place}, {address}").format(place=request.place.name, address=request.place.address)
+    return t._("Grid: {grid} (by the location sent)").format(grid=request.grid.name)
+
+
 def request_line(t: Translator, request: Request, now: datetime) -> str:
     """One line for a list of held requests (/tasks, the daily digest); overdue ones are marked."""
     marker = "⚠️ " if core.is_overdue(request, now) else ""
     return marker + t._("{code} · {category} · {building} · {status} · due {due}").format(
-        code=request.code, category=request.category.name(t.locale), building=request.building.name,
+        code=request.code, category=request.category.name(t.locale), building=core.where_name(request),
         status=status_text(t, request), due=t.date(request.due_at))
 
 
@@ -220,12 +230,11 @@ def show_resident_view(ctx: Context, request: Request) -> None:
 
 
 def card_text(ctx: Context, t: Translator, request: Request, headline: str = "") -> str:
-    building = request.building
     lines = [headline] if headline else []
     lines += [
         t._("{code} · {category}").format(code=request.code, category=request.category.name(t.locale)),
         request.description,
-        t._("Building: {building}, {address}").format(building=building.name, address=building.address),
+        where_line(t, request),
     ]
     if request.latitude is not None and request.longitude is not None:
         lines.append(t._("Location: {latitude:.5f}, {longitude:.5f}").format(

@@ -1,4 +1,5 @@
-"""Filing a request: category, a look at similar open requests ("me too"), description, photos, location,
+"""Filing a request: where (the resident's building, or somewhere else: a location, a place found by name or
+by its QR code), category, a look at similar open requests ("me too"), description, photos, location,
 anonymity, and a summary to confirm.
 
 What the resident entered so far lives in the person's conversation state, so a half-filed request survives
@@ -10,6 +11,7 @@ from __future__ import annotations
 import secrets
 from collections.abc import Callable
 
+from bot.core import places
 from bot.core import requests as core
 from bot.core.context import Context
 from bot.core.messages import Button, Location, Photo, Text, clip, inline
@@ -19,11 +21,13 @@ from bot.core.router import Router, button_args, callback
 from bot.i18n import N_
 from bot.wording import due_text, holder_text, notify_staff_text, post_to_team_chat, refuse, send_cards
 from handlers.menu import show_main_menu
-from storage.models import Request
+from handlers.start import deep_links
+from storage.models import Building, Grid, Place, Request
 
 router = Router()
 
 PREFIX = "fl"
+STEP_WHERE = "filing.where"
 STEP_CATEGORY = "filing.category"
 STEP_DUPLICATE = "filing.duplicate"
 STEP_DESCRIPTION = "filing.description"
@@ -73,22 +77,154 @@ def _file_with_offer(ctx: Context, _argument: str) -> None:
 
 
 def _begin(ctx: Context, kept: dict[str, object]) -> None:
-    """Start a draft, keeping what the resident already sent (a photo, a location)."""
+    """Start a draft, keeping what the resident already sent (a photo, a location, a place's QR code).
+
+    A location sent first says where the problem is; a resident without a building is asked where."""
     t = ctx.t
-    building = ctx.person.building
-    if building is None or not building.active:
-        show_main_menu(ctx, t._("First tell us which building you live in: send /building."))
-        return
-    categories = core.categories_for_filing(ctx.session)
-    if not categories:
+    if not core.categories_for_filing(ctx.session):
         show_main_menu(ctx, t._("Requests cannot be filed yet. Please try again later."))
         return
     ctx.clear_state()
     # The token ties the Confirm button to this draft, so an old summary cannot file a later draft.
-    ctx.set_state(STEP_CATEGORY, **{"draft": secrets.token_hex(4), "photos": [], **kept})
-    buttons = [[Button(category.name(t.locale), callback(PREFIX, "cat", category.id))] for category in categories]
-    ctx.reply(t._("New request for {building}. What is it about?").format(building=building.name),
+    ctx.set_state(STEP_WHERE, **{"draft": secrets.token_hex(4), "photos": [], **kept})
+    latitude, longitude = kept.get("latitude"), kept.get("longitude")
+    if "spot" in kept:
+        _ask_category(ctx)
+    elif isinstance(latitude, float) and isinstance(longitude, float):
+        _take_location(ctx, latitude, longitude)
+    elif _own_building(ctx) is not None:
+        _ask_category(ctx)
+    else:
+        _ask_where(ctx)
+
+
+def _own_building(ctx: Context) -> Building | None:
+    building = ctx.person.building
+    return building if building is not None and building.active else None
+
+
+def _spot_data(spot: places.Spot) -> dict[str, int | None]:
+    return {"grid": spot.grid_id, "building": spot.building.id if spot.building else None,
+            "place": spot.place.id if spot.place else None}
+
+
+def _spot(ctx: Context) -> places.Spot | None:
+    """Where the draft is about, from the conversation state; None for the resident's own building."""
+    data = ctx.state_data.get("spot")
+    if not isinstance(data, dict):
+        return None
+    grid = ctx.session.get(Grid, int(data.get("grid") or 0))
+    if grid is None:
+        raise RequestRefused(N_("This place is no longer available. Please start again with /new."))
+    building = ctx.session.get(Building, data["building"]) if data.get("building") else None
+    place = ctx.session.get(Place, data["place"]) if data.get("place") else None
+    if ctx.state_data.get("latitude") is None and place is not None:
+        return places.spot_of_place(place)
+    return places.Spot(grid.id, building=building, place=place, latitude=ctx.state_data.get("latitude"),
+                       longitude=ctx.state_data.get("longitude"))
+
+
+def _where_text(ctx: Context) -> str:
+    """The draft's place, named: the building, the place, or the grid a location lies in."""
+    spot = _spot(ctx)
+    if spot is None:
+        building = _own_building(ctx)
+        return building.name if building is not None else "?"
+    if spot.building is not None:
+        return spot.building.name
+    if spot.place is not None:
+        return spot.place.name
+    grid = ctx.session.get(Grid, spot.grid_id)
+    return ctx.t._("a location in {grid}").format(grid=grid.name if grid else "?")
+
+
+def _ask_where(ctx: Context) -> None:
+    t = ctx.t
+    ctx.set_state(STEP_WHERE)
+    buttons = []
+    building = _own_building(ctx)
+    if building is not None:
+        buttons.append([Button(t._("🏠 My building: {building}").format(building=building.name),
+                               callback(PREFIX, "mine"))])
+    ctx.reply(t._("Where is the problem? Send its location (📍), or type the name of the place (a market, a street)"
+                  " to look it up."), inline(*buttons) if buttons else None)
+
+
+def _ask_category(ctx: Context) -> None:
+    t = ctx.t
+    ctx.set_state(STEP_CATEGORY)
+    buttons = [[Button(category.name(t.locale), callback(PREFIX, "cat", category.id))]
+               for category in core.categories_for_filing(ctx.session)]
+    buttons.append([Button(t._("📍 It is somewhere else"), callback(PREFIX, "else"))])
+    ctx.reply(t._("New request for {building}. What is it about?").format(building=_where_text(ctx)),
               inline(*buttons))
+
+
+def _take_location(ctx: Context, latitude: float, longitude: float) -> None:
+    spot = places.locate(ctx.session, latitude, longitude)
+    if spot is None:
+        ctx.set_state(STEP_WHERE)
+        ctx.reply(ctx.t._("This location is in none of our grids. Send another one, or type the name of the place."))
+        return
+    ctx.set_state(STEP_WHERE, latitude=latitude, longitude=longitude, spot=_spot_data(spot))
+    _ask_category(ctx)
+
+
+def _search_place(ctx: Context, text: str) -> None:
+    t = ctx.t
+    found = places.search_places(ctx.session, text)
+    if not found:
+        ctx.reply(t._("No place is called “{text}”. Try another name, or send the location (📍).").format(
+            text=clip(text.strip(), places.MAX_SEARCH)))
+        return
+    buttons = [[Button(place.name, callback(PREFIX, "place", place.id))] for place in found]
+    ctx.reply(t._("Which of these places?"), inline(*buttons))
+
+
+def _chose_place(ctx: Context, argument: str) -> None:
+    place = places.active_place(ctx.session, int(argument)) if argument.isdigit() else None
+    if place is None:
+        ctx.reply(ctx.t._("This place is no longer available. Please choose again."))
+        return
+    _close_step(ctx, place.name)
+    _settle_place(ctx, place)
+
+
+def _settle_place(ctx: Context, place: Place) -> None:
+    ctx.set_state(STEP_WHERE, spot=_spot_data(places.spot_of_place(place)))
+    _ask_category(ctx)
+
+
+def _chose_own_building(ctx: Context, _argument: str) -> None:
+    building = _own_building(ctx)
+    if building is None:
+        ctx.reply(ctx.t._("First tell us which building you live in: send /building."))
+        return
+    _close_step(ctx, building.name)
+    ctx.set_state(STEP_WHERE, spot=None, latitude=None, longitude=None)
+    _ask_category(ctx)
+
+
+def _somewhere_else(ctx: Context, _argument: str) -> None:
+    _close_step(ctx, ctx.t._("📍 It is somewhere else"))
+    _ask_where(ctx)
+
+
+def report_anywhere(ctx: Context, _argument: str) -> None:
+    """The greeting's offer to someone without a building: file about any place, no binding needed."""
+    _begin(ctx, {})
+
+
+def file_about_place(ctx: Context, code: str) -> None:
+    """``/start p_<place code>``: what the QR code at a place (a market's entrance) opens."""
+    place = places.place_by_code(ctx.session, code) if code else None
+    if place is None:
+        show_main_menu(ctx, ctx.t._("This link names no place we know. Send /new to report a problem."))
+        return
+    _begin(ctx, {"spot": _spot_data(places.spot_of_place(place))})
+
+
+deep_links[places.PLACE_LINK_PREFIX] = file_about_place
 
 
 # --- buttons ----------------------------------------------------------------------------------------------------
@@ -99,7 +235,7 @@ def on_button(ctx: Context) -> None:
     args = button_args(ctx)
     action, argument = (args[0], args[1] if len(args) > 1 else "") if args else ("", "")
     entry = BUTTON_STEPS.get(action)
-    if entry is None or ctx.person.state != entry[0]:
+    if entry is None or entry[0] not in (ctx.person.state, ANY_STEP):
         ctx.answer(ctx.t._("This step is over. Send /new to file a request."), alert=True)
         return
     ctx.answer()
@@ -115,8 +251,10 @@ def _chose_category(ctx: Context, argument: str) -> None:
     ctx.set_state(STEP_CATEGORY, category_id=int(argument))
     category = next((c for c in core.categories_for_filing(ctx.session) if c.id == int(argument)), None)
     _close_step(ctx, ctx.t._("Category: {category}").format(category=category.name(ctx.t.locale) if category else "?"))
-    building_id = ctx.person.building_id or 0
-    duplicates = core.find_duplicates(ctx.session, building_id, int(argument), ctx.now)[:SHOWN_DUPLICATES]
+    spot = _spot(ctx)
+    building = spot.building if spot is not None else _own_building(ctx)
+    duplicates = core.find_duplicates(ctx.session, building.id, int(argument), ctx.now)[:SHOWN_DUPLICATES] if (
+        building is not None and building.id == ctx.person.building_id) else []
     if duplicates:
         _offer_duplicates(ctx, duplicates)
     else:
@@ -187,7 +325,7 @@ def _after_photos(ctx: Context) -> None:
 
 
 def _location_choice(ctx: Context, argument: str) -> None:
-    building = ctx.person.building
+    building = _own_building(ctx) if _spot(ctx) is None else None
     if argument == "b" and building is not None and building.latitude is not None:
         ctx.set_state(STEP_LOCATION, latitude=building.latitude, longitude=building.longitude)
     _close_step(ctx, _location_line(ctx))
@@ -217,7 +355,8 @@ def _confirm(ctx: Context, argument: str) -> None:
         photo_ids=tuple(data.get("photos", [])), latitude=data.get("latitude"), longitude=data.get("longitude"),
         hide_identity=bool(data.get("hide", False)),
     )
-    change = core.file_request(ctx.session, ctx.person, draft, ctx.now, ctx.config.daily_request_limit)
+    change = core.file_request(ctx.session, ctx.person, draft, ctx.now, ctx.config.daily_request_limit,
+                               spot=_spot(ctx))
     _close_summary(ctx)
     ctx.clear_state()
     _send_receipt(ctx, change)
@@ -273,7 +412,7 @@ def _ask_location(ctx: Context) -> None:
     t = ctx.t
     ctx.set_state(STEP_LOCATION)
     buttons = [Button(t._("Skip"), callback(PREFIX, "loc", "-"))]
-    building = ctx.person.building
+    building = _own_building(ctx) if _spot(ctx) is None else None
     if building is not None and building.latitude is not None:
         buttons.insert(0, Button(t._("📍 Use my building's location"), callback(PREFIX, "loc", "b")))
     ctx.reply(t._("Where exactly? Send a location (📍), use your building's, or skip."),
@@ -297,9 +436,10 @@ def _summary_text(ctx: Context) -> str:
     )
     has_location = data.get("latitude") is not None
     return t._(
-        "Please check your request:\nCategory: {category}\n{description}\nPhotos: {photos}\n"
+        "Please check your request:\nWhere: {where}\nCategory: {category}\n{description}\nPhotos: {photos}\n"
         "Location: {location}\nName hidden: {hidden}"
     ).format(
+        where=_where_text(ctx),
         category=category.name(t.locale) if category else "?", description=data.get("description", ""),
         photos=len(data.get("photos", [])), location=t._("shared") if has_location else t._("not shared"),
         hidden=t._("yes") if data.get("hide") else t._("no"),
@@ -327,7 +467,9 @@ def _show_summary(ctx: Context) -> None:
 @router.step("filing")
 def filing_step(ctx: Context) -> None:
     step = ctx.person.state
-    if step == STEP_DESCRIPTION:
+    if step == STEP_WHERE:
+        _where_step(ctx)
+    elif step == STEP_DESCRIPTION:
         _description_step(ctx)
     elif step == STEP_PHOTOS:
         _photos_step(ctx)
@@ -337,6 +479,17 @@ def filing_step(ctx: Context) -> None:
         _ask_hide(ctx)
     else:
         ctx.reply(ctx.t._("Please use the buttons above, or /cancel."))
+
+
+def _where_step(ctx: Context) -> None:
+    event = ctx.event
+    if isinstance(event, Location):
+        _close_sent_prompt(ctx)
+        _take_location(ctx, event.latitude, event.longitude)
+    elif isinstance(event, Text) and event.text.strip():
+        _search_place(ctx, event.text)
+    else:
+        ctx.reply(ctx.t._("Please send the location (📍) of the problem, or type the name of the place."))
 
 
 def _description_step(ctx: Context) -> None:
@@ -389,9 +542,15 @@ def _photos_step(ctx: Context) -> None:
     _photo_received(ctx, len(photos))
 
 
-# Each button works only in the step that showed it; pressed later, it is refused rather than misapplied.
+# Each button works only in the step that showed it; pressed later, it is refused rather than misapplied. The
+# greeting's "report a problem anywhere" starts afresh from any step.
+ANY_STEP = "*"
 BUTTON_STEPS: dict[str, tuple[str, Callable[[Context, str], None]]] = {
     "with": (STATE_OFFER, _file_with_offer),
+    "any": (ANY_STEP, report_anywhere),
+    "mine": (STEP_WHERE, _chose_own_building),
+    "place": (STEP_WHERE, _chose_place),
+    "else": (STEP_CATEGORY, _somewhere_else),
     "cat": (STEP_CATEGORY, _chose_category),
     "join": (STEP_DUPLICATE, _join),
     "fresh": (STEP_DUPLICATE, _file_anyway),

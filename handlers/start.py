@@ -52,7 +52,7 @@ def greet(ctx: Context) -> None:
         )
         return
     show_main_menu(ctx, t._("Welcome to the community service bot. First, tell us which building you live in."))
-    ask_for_building(ctx)
+    offer_streets(ctx, offer_anywhere=True)
 
 
 def describe_role(ctx: Context, role: str, unit_id: int) -> str:
@@ -61,9 +61,17 @@ def describe_role(ctx: Context, role: str, unit_id: int) -> str:
 
 @router.command("building")
 def ask_for_building(ctx: Context) -> None:
+    offer_streets(ctx)
+
+
+def offer_streets(ctx: Context, offer_anywhere: bool = False) -> None:
+    """Offer the streets to choose from; with ``offer_anywhere`` (a first greeting) also reporting a problem
+    without a building, for someone who lives elsewhere (a delivery rider, a driver)."""
     t = ctx.t
     streets = binding.streets(ctx.session)
     buttons = [[Button(street.name, callback("bind", "s", street.id))] for street in streets]
+    if offer_anywhere:
+        buttons.append([Button(t._("📝 Report a problem here without a building"), callback("fl", "any"))])
     ctx.set_state("bind.location")
     ctx.reply(
         t._(

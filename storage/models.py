@@ -64,6 +64,8 @@ class Level(enum.StrEnum):
     DISTRICT = "district"
     # Buildings are addressed by broadcasts and posters; no request or staff role is held at this level.
     BUILDING = "building"
+    # A place in a grid that is nobody's home (a market, a back alley, a square): requests may be about it.
+    PLACE = "place"
 
 
 class Role(enum.StrEnum):
@@ -102,6 +104,7 @@ class Community(Base):
 
 class Grid(Base):
     __tablename__ = "grids"
+    __table_args__ = (Index("ix_grids_bounds", "min_latitude", "min_longitude"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     code: Mapped[str] = mapped_column(String(CODE_LENGTH), unique=True)
     name: Mapped[str] = mapped_column(String(200))
@@ -109,6 +112,13 @@ class Grid(Base):
     community: Mapped[Community] = relationship(lazy="joined")
     # Visits each of the grid's workers is to make per day; the deployment's default when unset.
     visit_target: Mapped[int | None] = mapped_column(Integer)
+    # The grid's boundary, a GeoJSON Polygon or MultiPolygon in WGS-84, if the import gave one, and the box
+    # around it: a location is matched against the few boxes holding it, read through the index.
+    boundary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    min_latitude: Mapped[float | None] = mapped_column(Float)
+    max_latitude: Mapped[float | None] = mapped_column(Float)
+    min_longitude: Mapped[float | None] = mapped_column(Float)
+    max_longitude: Mapped[float | None] = mapped_column(Float)
 
 
 class Building(Base):
@@ -133,6 +143,23 @@ class Building(Base):
 @event.listens_for(Building, "before_update")
 def _fill_search_key(_mapper: object, _connection: object, building: Building) -> None:
     building.search_key = building_search_key(building.code, building.name, building.address or "")
+
+
+class Place(Base):
+    """A place of a grid that is nobody's home: a market, an alley, a square, a park (coordinates in WGS-84)."""
+
+    __tablename__ = "places"
+    __table_args__ = (Index("ix_places_location", "latitude", "longitude"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(CODE_LENGTH), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    kind: Mapped[str] = mapped_column(String(40), default="")
+    address: Mapped[str] = mapped_column(String(400), default="")
+    latitude: Mapped[float | None] = mapped_column(Float)
+    longitude: Mapped[float | None] = mapped_column(Float)
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id"), index=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    grid: Mapped[Grid] = relationship(lazy="joined")
 
 
 class Person(Base):
@@ -214,7 +241,10 @@ class Request(Base):
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     resident_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
-    building_id: Mapped[int] = mapped_column(ForeignKey("buildings.id"))
+    # Where the problem is: a building or a place (or neither, a location only), and the grid it is routed to.
+    building_id: Mapped[int | None] = mapped_column(ForeignKey("buildings.id"))
+    place_id: Mapped[int | None] = mapped_column(ForeignKey("places.id"), index=True)
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id"), index=True)
     category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"))
     description: Mapped[str] = mapped_column(Text)
     latitude: Mapped[float | None] = mapped_column(Float)
@@ -248,7 +278,9 @@ class Request(Base):
     on_the_spot: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
 
     resident: Mapped[Person] = relationship(foreign_keys=[resident_id], lazy="joined")
-    building: Mapped[Building] = relationship(lazy="joined")
+    building: Mapped[Building | None] = relationship(lazy="joined")
+    place: Mapped[Place | None] = relationship(lazy="joined")
+    grid: Mapped[Grid] = relationship(lazy="joined")
     category: Mapped[Category] = relationship(lazy="joined")
     assignee: Mapped[Person | None] = relationship(foreign_keys=[assignee_id], lazy="joined")
     photos: Mapped[list[RequestPhoto]] = relationship(lazy="selectin", order_by="RequestPhoto.id")

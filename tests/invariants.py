@@ -5,7 +5,7 @@ from __future__ import annotations
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.core.ladder import building_unit, unit_exists
+from bot.core.ladder import request_unit, unit_exists
 from storage.models import (
     OPEN_STATUSES,
     InboxUpdate,
@@ -25,7 +25,7 @@ def check_invariants(session: Session) -> list[str]:
         where = f"{request.code} ({request.status}, {request.level}:{request.unit_id})"
         if request.status in OPEN_STATUSES and not unit_exists(session, request.level, request.unit_id):
             problems.append(f"{where}: the holding unit does not exist")
-        if request.level is not Level.DISTRICT and request.unit_id != building_unit(request.building, request.level):
+        if request.level is not Level.DISTRICT and request.unit_id != request_unit(request, request.level):
             problems.append(f"{where}: held by a unit above another building")
         if request.status is RequestStatus.ACCEPTED and request.accepted_at is None:
             problems.append(f"{where}: accepted without accepted_at")

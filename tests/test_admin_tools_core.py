@@ -212,7 +212,8 @@ def file_request(session: Session, org: SmallOrg, assignee_id: int | None, statu
     category = session.scalars(select(Category)).first()
     assert category is not None
     request = Request(
-        resident_id=resident.id, building_id=org.building, category_id=category.id, description="clutter",
+        resident_id=resident.id, building_id=org.building, grid_id=org.grid, category_id=category.id,
+        description="clutter",
         status=status, level=Level.GRID, unit_id=org.grid, assignee_id=assignee_id, created_at=NOW,
         due_at=NOW + timedelta(days=7), accepted_at=NOW if assignee_id else None,
     )

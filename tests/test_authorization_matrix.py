@@ -18,8 +18,8 @@ import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.core import places, rounds, volunteers
 from bot.core import requests as core
-from bot.core import rounds, volunteers
 from bot.core.broadcasts import Audience, BroadcastNotAllowed, Who, create_broadcast
 from bot.core.categories import CategoryChangeRefused, Setting, set_number
 from bot.core.invites import InviteError, create_invite
@@ -31,6 +31,7 @@ from storage.models import (
     Broadcast,
     Category,
     Community,
+    Grid,
     Level,
     Patrol,
     Person,
@@ -46,6 +47,7 @@ from storage.models import (
 )
 from tests.harness import CoreChat, ShownMessage
 from tests.org_fixture import NOW, SmallOrg, make_small_org, staff
+from tests.place_fixture import BOUNDARY, IN_THE_BOUNDARY, set_boundary
 from tests.volunteer_fixture import VolunteerWorld, volunteer_snapshot, volunteer_world
 
 CLUTTER = 1  # the category id make_small_org creates first
@@ -515,3 +517,64 @@ async def test_a_residents_request_cannot_be_closed_as_solved_on_the_spot(databa
 
     result = await database.run(forge)
     assert result.refused is not None and result.after == result.before
+
+
+# --- a request about somewhere else: who holds it is the grid of the place, not of the filer's building -------
+
+# A resident of 建设一网格 reports a location inside 人民一网格's boundary (nearer a building of their own grid):
+# only 人民一网格's side may act on it and see it as staff.
+ELSEWHERE_POLICY: dict[Actor, tuple[bool, View | None]] = {
+    #                  accept  view
+    A.FILER: (False, View.RESIDENT),
+    A.NEIGHBOUR: (False, None),
+    A.OTHER_RESIDENT: (False, None),
+    A.WORKER: (False, None),
+    A.OTHER_WORKER: (True, View.STAFF),
+    A.COMMUNITY: (False, None),
+    A.OTHER_COMMUNITY: (False, View.STAFF),
+    A.STREET: (False, None),
+    A.OTHER_STREET: (False, View.STAFF),
+    A.DISTRICT: (True, View.STAFF),
+}
+
+
+def _filed_elsewhere(session: Session) -> World:
+    world = build_world(session, Level.GRID, RequestStatus.NEW)
+    grid2 = session.get_one(Grid, world.org.grid2)
+    set_boundary(grid2, BOUNDARY)
+    spot = places.locate(session, *IN_THE_BOUNDARY)
+    assert spot is not None
+    filer = world.person(session, A.FILER)
+    filed = core.file_request(session, filer, core.Draft(CLUTTER, "巷子里违章搭建"), NOW, spot=spot)
+    world.request_id = filed.request.id
+    return world
+
+
+def test_elsewhere_policy_covers_every_role() -> None:
+    assert set(ELSEWHERE_POLICY) == set(Actor)
+
+
+@pytest.mark.parametrize(("actor", "expected"), ELSEWHERE_POLICY.items(), ids=[a.value for a in ELSEWHERE_POLICY])
+async def test_a_request_about_another_grid_is_that_grids(
+    database: Database, actor: Actor, expected: tuple[bool, View | None]
+) -> None:
+    may_accept, view = expected
+
+    def attempt_accept(session: Session) -> tuple[View | None, Result]:
+        world = _filed_elsewhere(session)
+        person = world.person(session, actor)
+        seen = core.view_of(session, person, core.get_request(session, world.request_id))
+        before = snapshot(session, world.request_id)
+        refused: BaseException | None = None
+        try:
+            core.accept(session, person, world.request_id, NOW)
+        except REFUSALS as error:
+            refused = error
+        return seen, Result(refused, before, snapshot(session, world.request_id))
+
+    seen, result = await database.run(attempt_accept)
+    assert seen is view
+    if may_accept:
+        assert result.refused is None and result.after != result.before
+    else:
+        assert result.refused is not None and result.after == result.before

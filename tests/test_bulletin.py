@@ -62,6 +62,7 @@ from storage.models import (
     EventKind,
     Level,
     Person,
+    Place,
     Rating,
     Request,
     RequestEvent,
@@ -130,6 +131,7 @@ SPECS = {
 
 def add_request(session: Session, org: SmallOrg, resident: Person, spec: Spec) -> None:
     buildings = {"b1": org.building, "b2": org.building2, "b3": org.building_in_empty_grid}
+    grids = {"b1": org.grid, "b2": org.grid2, "b3": org.empty_grid}
     category_id = session.scalar(select(Category.id).where(Category.code == spec.category))
     assert category_id is not None
 
@@ -137,7 +139,8 @@ def add_request(session: Session, org: SmallOrg, resident: Person, spec: Spec) -
         return spec.created + timedelta(hours=hours) if hours is not None else None
 
     request = Request(
-        resident_id=resident.id, building_id=buildings[spec.building], category_id=category_id,
+        resident_id=resident.id, building_id=buildings[spec.building], grid_id=grids[spec.building],
+        category_id=category_id,
         description="…", status=spec.status, level=Level.GRID, unit_id=org.grid, created_at=spec.created,
         due_at=spec.created + timedelta(hours=spec.due_h), accepted_at=after(spec.accept_h),
         resolved_at=after(spec.resolve_h), closed_at=after(spec.resolve_h) if spec.status is S.CLOSED else None,
@@ -563,3 +566,41 @@ def test_the_bulletin_loads_matplotlib_and_openpyxl_only_to_draw() -> None:
     )
     result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert result.stdout.strip() == "[]"
+
+
+# --- places -----------------------------------------------------------------------------------------------------
+
+
+def month_with_market_requests(session: Session) -> SmallOrg:
+    """Two requests about the market (建设一网格) in October, one resolved within its due date, and R1-R13."""
+    org = make_month(session)
+    market = Place(code="MKT", name="建设路农贸市场", kind="market", address="", grid_id=org.grid)
+    session.add(market)
+    session.flush()
+    resident = session.scalars(select(Person).where(Person.external_id == "900")).one()
+    for created, resolved in ((oct_(6), oct_(7)), (oct_(9), None)):
+        session.add(Request(
+            resident_id=resident.id, building_id=None, place_id=market.id, grid_id=org.grid, category_id=1,
+            description="stalls", status=S.CLOSED if resolved else S.NEW, level=Level.GRID, unit_id=org.grid,
+            created_at=created, due_at=created + timedelta(days=7), accepted_at=resolved, resolved_at=resolved,
+        ))
+    session.flush()
+    return org
+
+
+async def test_places_with_requests_get_their_own_figures(database: Database) -> None:
+    org = await database.run(month_with_market_requests)
+    district = await bulletin_of(database, DISTRICT)
+    assert [line.code for line in district.by_place] == ["MKT"]
+    assert_figures(district.by_place[0].figures, (2, 1, 1, 0, 0, 0, 0, 0), hours(24), hours(24))
+    # They count in their grid's street like any request: 8 of the fixture's and the market's 2.
+    assert by_code(district.by_unit)["DG"].counts.received == 10
+    other_street = await bulletin_of(database, Unit(Level.STREET, org.street2))
+    assert other_street.by_place == ()
+
+    assert "By place" in render_summary(translator("en", TZ), district)
+    assert "• 建设路农贸市场: 2 received, 1 resolved, 100% on time" in render_summary(translator("en", TZ), district)
+    workbook = load_workbook(io.BytesIO(render_workbook(translator("en", TZ), district)))
+    assert workbook.sheetnames == ["Summary", "By category", "By street", "By place", "Volunteer service"]
+    rows = list(workbook["By place"].iter_rows(values_only=True))
+    assert [row[:4] for row in rows] == [("Code", "Place", "Received", "Resolved"), ("MKT", "建设路农贸市场", 2, 1)]

@@ -29,3 +29,32 @@ async def test_upgrade_from_empty_matches_the_models(database_url: str) -> None:
         await upgrade(database)  # a second upgrade is a no-op
     finally:
         await database.dispose()
+
+
+async def test_requests_filed_before_places_get_their_buildings_grid(database_url: str) -> None:
+    """0016p_places: every request so far is about a building, and takes the building's grid."""
+    database = Database(database_url)
+    try:
+        await upgrade(database, "0014r_rounds")
+        async with database.async_engine.begin() as connection:
+            for statement in (
+                "INSERT INTO streets (id, code, name) VALUES (1, 'S', 'S')",
+                "INSERT INTO communities (id, code, name, street_id) VALUES (1, 'C', 'C', 1)",
+                "INSERT INTO grids (id, code, name, community_id) VALUES (1, 'G1', 'G1', 1), (2, 'G2', 'G2', 1)",
+                "INSERT INTO buildings (id, code, name, address, grid_id, active) VALUES (1, 'B', 'B', '', 2, true)",
+                "INSERT INTO categories (id, code, names, due_days, remind_after_hours, escalate_after_hours,"
+                " sort_order, active) VALUES (1, 'c', '{}', 7, 24, 48, 0, true)",
+                "INSERT INTO people (id, channel, external_id, chat_id, display_name, unreachable, state_data,"
+                " created_at, awaiting_first_message) VALUES (1, 'telegram', '1', '1', '', false, '{}',"
+                " '2026-11-01 00:00:00', false)",
+                "INSERT INTO requests (id, resident_id, building_id, category_id, description, hide_identity,"
+                " status, level, unit_id, created_at, due_at, supporters, on_the_spot) VALUES (1, 1, 1, 1, 'x',"
+                " false, 'NEW', 'GRID', 1, '2026-11-01 00:00:00', '2026-11-08 00:00:00', 0, false)",
+            ):
+                await connection.exec_driver_sql(statement)
+        await upgrade(database)
+        async with database.async_engine.connect() as connection:
+            grid = (await connection.exec_driver_sql("SELECT grid_id, place_id FROM requests")).all()
+        assert [tuple(row) for row in grid] == [(2, None)]
+    finally:
+        await database.dispose()

@@ -298,7 +298,9 @@ async def test_numbers_map_back_to_the_last_keyboard_and_unknown_numbers_are_ans
         await settle(bot)
         await reply(bot, LI, "/new")
         choices = await choices_of(bot.service.database, LI)
-        assert len(choices) >= 2 and all(value.startswith("fl:cat:") for _kind, _label, value in choices)
+        # The categories, and last "it is somewhere else".
+        assert len(choices) >= 3 and all(value.startswith("fl:cat:") for _kind, _label, value in choices[:-1])
+        assert choices[-1][2] == "fl:else"
 
         answers = await reply(bot, LI, "99")
         assert len(answers) == 1 and "99" in answers[0].content and str(len(choices)) in answers[0].content

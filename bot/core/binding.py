@@ -3,13 +3,14 @@
 from __future__ import annotations
 
 import math
+from typing import TypeVar
 
 from sqlalchemy import Select, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from bot.core.units import LEVEL_OF_ROLE, Unit, ids_within, own_name
 from bot.i18n import Translator
-from storage.models import Building, Community, Level, Person, Role, Street
+from storage.models import Building, Community, Level, Person, Place, Role, Street
 from storage.search_keys import SEPARATOR, clean
 
 EARTH_RADIUS_M = 6_371_000
@@ -68,46 +69,60 @@ def distance_m(lat1: float, lon1: float, lat2: float, lon2: float) -> float:
 
 
 def nearest_buildings(session: Session, latitude: float, longitude: float, limit: int) -> list[tuple[Building, float]]:
-    """The ``limit`` active buildings nearest to the point (within the largest search box), nearest first.
+    """The ``limit`` active buildings nearest to the point (within the largest search box), nearest first."""
+    return nearest(session, Building, latitude, longitude, limit)
+
+
+Located = TypeVar("Located", Building, Place)
+
+
+def nearest(
+    session: Session, model: type[Located], latitude: float, longitude: float, limit: int
+) -> list[tuple[Located, float]]:
+    """The ``limit`` active buildings or places nearest to the point (within the largest search box), nearest
+    first, with their distance in metres.
 
     Each box is read through the (latitude, longitude) index and ranked in SQL by squared distance in degrees,
     longitude scaled by cos(latitude): over a few kilometres that ranks like the true distance.
     """
     squeeze = max(math.cos(math.radians(latitude)), 0.01)  # a degree of longitude shrinks towards the poles
     for box in SEARCH_BOXES_DEGREES:
-        ranked = _nearest_in_box(session, latitude, longitude, squeeze, box, limit)
-        # A building outside this box is at least ``box`` away: the answer is final once the last one found
+        ranked = _nearest_in_box(session, model, (latitude, longitude), squeeze, box, limit)
+        # A unit outside this box is at least ``box`` away: the answer is final once the last one found
         # is nearer than that, or when there is no larger box to look in.
         if (len(ranked) == limit and ranked[-1][1] <= box) or box == SEARCH_BOXES_DEGREES[-1]:
-            measured = [(building, distance_m(latitude, longitude, *_coordinates(building))) for building, _ in ranked]
+            measured = [(unit, distance_m(latitude, longitude, *_coordinates(unit))) for unit, _ in ranked]
             return sorted(measured, key=lambda pair: pair[1])
     return []
 
 
 def _nearest_in_box(
-    session: Session, latitude: float, longitude: float, squeeze: float, box: float, limit: int
-) -> list[tuple[Building, float]]:
-    """Buildings in the box, nearest first, with their distance in degrees of latitude."""
-    north, east = Building.latitude - latitude, (Building.longitude - longitude) * squeeze
+    session: Session, model: type[Located], point: tuple[float, float], squeeze: float, box: float, limit: int
+) -> list[tuple[Located, float]]:
+    """Units in the box, nearest first, with their distance in degrees of latitude."""
+    latitude, longitude = point
+    north, east = model.latitude - latitude, (model.longitude - longitude) * squeeze
     rows = session.scalars(
-        select(Building)
+        # The grid (and its community and street) only when asked for: routing needs the grid's id alone.
+        select(model)
+        .options(lazyload(model.grid))
         .where(
-            Building.latitude.between(latitude - box, latitude + box),
-            Building.longitude.between(longitude - box / squeeze, longitude + box / squeeze),
-            Building.active.is_(True),
+            model.latitude.between(latitude - box, latitude + box),
+            model.longitude.between(longitude - box / squeeze, longitude + box / squeeze),
+            model.active.is_(True),
         )
-        .order_by(north * north + east * east, Building.id)
+        .order_by(north * north + east * east, model.id)
         .limit(limit)
     )
-    return [(building, _degrees(building, latitude, longitude, squeeze)) for building in rows]
+    return [(unit, _degrees(unit, latitude, longitude, squeeze)) for unit in rows]
 
 
-def _coordinates(building: Building) -> tuple[float, float]:
-    return building.latitude or 0.0, building.longitude or 0.0
+def _coordinates(unit: Building | Place) -> tuple[float, float]:
+    return unit.latitude or 0.0, unit.longitude or 0.0
 
 
-def _degrees(building: Building, latitude: float, longitude: float, squeeze: float) -> float:
-    north, east = _coordinates(building)
+def _degrees(unit: Building | Place, latitude: float, longitude: float, squeeze: float) -> float:
+    north, east = _coordinates(unit)
     return math.hypot(north - latitude, (east - longitude) * squeeze)
 
 

@@ -27,9 +27,9 @@ import re
 import statistics
 from collections import defaultdict
 from collections.abc import Iterable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, cast
 from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Float, Select, and_, case, exists, func, select
@@ -53,11 +53,12 @@ from bot.core.units import (
 )
 from bot.core.volunteers import AreaService, area_service
 from storage.models import (
-    Building,
     Category,
     EventKind,
+    Grid,
     Level,
     Person,
+    Place,
     Rating,
     Request,
     RequestEvent,
@@ -231,6 +232,8 @@ class Bulletin:
     by_unit: tuple[Line, ...]
     # Volunteer service in slots of the month at the area's communities (bot.core.volunteers).
     volunteer_service: AreaService | None = None
+    # The places (markets, alleys) of the area that received requests this month, by code.
+    by_place: tuple[Line, ...] = ()
 
 
 # --- queries -----------------------------------------------------------------------------------------------
@@ -266,24 +269,31 @@ class _MonthQuery:
     area: Unit
     start: datetime
     end: datetime
+    # Group by place (only requests about a place) instead of by the units one level below the area.
+    by_place: bool = False
 
     @property
     def child_unit(self) -> ColumnElement[int]:
-        """The id of the unit one level below the area that each request's building belongs to."""
-        return building_column(_unit_level(self.area))
+        """The id of the unit one level below the area that each request's grid belongs to (or its place)."""
+        if self.by_place:
+            # Only requests about a place are read then (``where``): the column is never null.
+            return cast(ColumnElement[int], Request.place_id.expression)
+        return _request_column(_unit_level(self.area))
 
     def where(self) -> list[ColumnElement[bool]]:
         # The created_at range comes first: its index narrows a million rows to the month's.
         conditions = [Request.created_at >= self.start, Request.created_at < self.end]
+        if self.by_place:
+            conditions.append(Request.place_id.is_not(None))
         if self.area.level is not Level.DISTRICT:
-            conditions.append(building_column(self.area.level) == self.area.id)
+            conditions.append(_request_column(self.area.level) == self.area.id)
         return conditions
 
     def select_from_requests(self, *columns: ColumnElement[Any]) -> Select[Any]:
         """``SELECT category_id, child unit id, *columns`` over the month's requests in the area."""
         query = select(Request.category_id, self.child_unit).add_columns(*columns)
-        query = query.join(Building, Building.id == Request.building_id)
-        return join_up(query, Level.BUILDING, Level.COMMUNITY).where(*self.where())
+        query = query.join(Grid, Grid.id == Request.grid_id)
+        return join_up(query, Level.GRID, Level.COMMUNITY).where(*self.where())
 
     @property
     def resolved(self) -> ColumnElement[bool]:
@@ -362,6 +372,12 @@ def _figures(keys: Iterable[GroupKey], counts: dict[GroupKey, Counts], durations
     return Figures(total, _median(to_accept), _median(to_resolve))
 
 
+def _request_column(level: Level) -> ColumnElement[int]:
+    """The id of the ``level`` unit the grid of a request lies in, as a column of requests joined up to
+    communities: a request about a place or a location has no building, but always a grid."""
+    return Request.grid_id.expression if level is Level.GRID else building_column(level)
+
+
 def _unit_level(area: Unit) -> Level:
     """The level of the breakdown by unit: one below the area."""
     if area.level not in AREA_LEVELS:
@@ -419,7 +435,20 @@ def compute_bulletin(session: Session, area: Unit, month: Month | str, timezone:
         unit_level=_unit_level(area),
         by_unit=_unit_lines(_child_units(session, area), counts, durations),
         volunteer_service=_volunteer_service(session, area, month, timezone),
+        by_place=_place_lines(session, replace(query, by_place=True)),
     )
+
+
+def _place_lines(session: Session, query: _MonthQuery) -> tuple[Line, ...]:
+    """A line per place of the area that received requests in the month, by code."""
+    counts = _group_counts(session, query)
+    if not counts:
+        return ()
+    durations = _group_durations(session, query)
+    places = session.execute(
+        select(Place.id, Place.code, Place.name).where(Place.id.in_({key[1] for key in counts})).order_by(Place.code)
+    )
+    return _unit_lines([(place_id, code, name) for place_id, code, name in places], counts, durations)
 
 
 def _volunteer_service(session: Session, area: Unit, month: Month, timezone: str) -> AreaService | None:

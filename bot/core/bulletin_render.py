@@ -131,6 +131,8 @@ def render_summary(t: Translator, bulletin: Bulletin) -> str:
         t, unit_breakdown_heading(t, bulletin.unit_level), bulletin.by_unit
     )
     lines += _summary_section(t, t._("By category"), bulletin.by_category)
+    if bulletin.by_place:
+        lines += _summary_section(t, t._("By place"), bulletin.by_place)
     lines += ["", t._("The chart and the spreadsheet with every figure follow.")]
     return "\n".join(lines)
 
@@ -321,8 +323,8 @@ def _write_volunteer_sheet(sheet: Any, t: Translator, service: AreaService) -> N
 
 
 def render_workbook(t: Translator, bulletin: Bulletin) -> bytes:
-    """An XLSX with the sheets summary, by category, by unit and (for areas with communities) volunteer
-    service, headers in ``t``'s language."""
+    """An XLSX with the sheets summary, by category, by unit, by place (when places received requests) and
+    (for areas with communities) volunteer service, headers in ``t``'s language."""
     from openpyxl import Workbook
 
     workbook = Workbook()
@@ -337,6 +339,8 @@ def render_workbook(t: Translator, bulletin: Bulletin) -> bytes:
         unit_level_label(t, bulletin.unit_level),
         bulletin.by_unit,
     )
+    if bulletin.by_place:
+        _write_breakdown_sheet(workbook.create_sheet(), t, t._("By place"), t._("Place"), bulletin.by_place)
     if bulletin.volunteer_service is not None:
         _write_volunteer_sheet(workbook.create_sheet(), t, bulletin.volunteer_service)
     buffer = io.BytesIO()

@@ -9,7 +9,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session, object_session
 
 from bot.core.units import DISTRICT, LEVEL_MODEL, ROLE_OF_LEVEL, Unit, ancestor, exists, ids_within, parent
-from storage.models import Building, Level, StaffRole
+from storage.models import Building, Level, Request, StaffRole
 
 LADDER = (Level.GRID, Level.COMMUNITY, Level.STREET, Level.DISTRICT)
 # A holding unit as a plain pair, the way request rows and callbacks give it; every ``Unit`` is one.
@@ -32,6 +32,14 @@ def building_unit(building: Building, level: Level) -> int:
     session = object_session(building)
     assert session is not None, "a building of the organisation is read in a session"
     unit = ancestor(session, Unit(Level.BUILDING, building.id), level)
+    return unit.id if unit is not None else DISTRICT.id
+
+
+def request_unit(request: Request, level: Level) -> int:
+    """The id of the unit at ``level`` that the grid a request is about belongs to."""
+    session = object_session(request)
+    assert session is not None, "a request is read in a session"
+    unit = ancestor(session, Unit(Level.GRID, request.grid_id), level)
     return unit.id if unit is not None else DISTRICT.id
 
 

@@ -117,15 +117,20 @@ TableRow = tuple[int, dict[str, str]]
 
 
 def read_table(
-    path: Path, columns: Sequence[str], optional: Sequence[str] = (), open_columns: re.Pattern[str] | None = None
+    path: Path,
+    columns: Sequence[str],
+    optional: Sequence[str] = (),
+    open_columns: re.Pattern[str] | None = None,
+    sheet: int = 0,
 ) -> list[TableRow]:
-    """The data rows of a CSV or XLSX file as (line number, {column: trimmed text}), blank rows skipped.
+    """The data rows of a CSV file or of an XLSX workbook's ``sheet`` (from 0) as (line number, {column: trimmed
+    text}), blank rows skipped.
 
     The first row that is not blank is the header; column names match case-insensitively and may come in any order.
     Further columns whose header matches ``open_columns`` (a category file's ``name_<locale>``) are kept under
     their header as written. Raises ``FileFormatError`` when the file cannot be read or the header is wrong.
     """
-    raw_rows = _xlsx_rows(path) if path.suffix.lower() in XLSX_SUFFIXES else _csv_rows(path)
+    raw_rows = _xlsx_rows(path, sheet) if path.suffix.lower() in XLSX_SUFFIXES else _csv_rows(path)
     filled_rows = ((line, cells) for line, cells in raw_rows if any(cells))
     header_line, header = next(filled_rows, (0, []))
     if not header_line:
@@ -203,15 +208,30 @@ def _csv_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
         raise FileFormatError(f"line {reader.line_num}: {error}") from error
 
 
-def _xlsx_rows(path: Path) -> Iterator[tuple[int, list[str]]]:
+def _open_workbook(path: Path) -> Any:
     from openpyxl import load_workbook  # only XLSX imports need it
 
     try:
-        workbook = load_workbook(path, read_only=True, data_only=True)
+        return load_workbook(path, read_only=True, data_only=True)
     except Exception as error:  # openpyxl raises many kinds (zip, XML, key) for a damaged file
         raise FileFormatError(f"cannot read {path} as an XLSX workbook: {error}") from error
+
+
+def sheet_count(path: Path) -> int:
+    """How many sheets an XLSX workbook has; a CSV file is one sheet."""
+    if path.suffix.lower() not in XLSX_SUFFIXES:
+        return 1
+    workbook = _open_workbook(path)
     try:
-        sheet = workbook.worksheets[0]
+        return len(workbook.worksheets)
+    finally:
+        workbook.close()
+
+
+def _xlsx_rows(path: Path, sheet_index: int = 0) -> Iterator[tuple[int, list[str]]]:
+    workbook = _open_workbook(path)
+    try:
+        sheet = workbook.worksheets[sheet_index]
         for line, values in enumerate(sheet.iter_rows(values_only=True), start=1):
             yield line, [_cell_text(value) for value in values]
     finally:

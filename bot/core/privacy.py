@@ -117,7 +117,8 @@ def _request_export(session: Session, request: Request, person: Person, locale: 
     return {
         "code": request.code,
         "category": request.category.name(locale),
-        "building": request.building.name,
+        "building": request.building.name if request.building is not None else None,
+        "place": request.place.name if request.place is not None else None,
         "description": request.description,
         "latitude": request.latitude,
         "longitude": request.longitude,

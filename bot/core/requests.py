@@ -24,14 +24,15 @@ from sqlalchemy.orm import Session
 from bot.core.categories import DEFAULT_ESCALATE_AFTER_HOURS, DEFAULT_REMIND_AFTER_HOURS
 from bot.core.ladder import Holder as Unit
 from bot.core.ladder import (
-    building_unit,
     has_staff,
     level_below,
+    request_unit,
     sibling_units,
     staffed_unit_from,
     unit_above,
     unit_exists,
 )
+from bot.core.places import Spot, spot_of_building
 from bot.core.roles import is_district_staff
 from bot.core.staff import staff_of_unit
 from bot.core.units import DISTRICT, LEVEL_OF_ROLE, ROLE_OF_LEVEL
@@ -401,7 +402,7 @@ def covers(person: Person, request: Request) -> bool:
     """Whether one of the person's staff roles covers the request: its unit holds it, or the request's
     building lies in the role's unit (a grid worker's grid, a community, a street, the whole district)."""
     return may_handle(person, request) or any(
-        building_unit(request.building, LEVEL_OF_ROLE[role.role]) == role.unit_id for role in person.roles
+        request_unit(request, LEVEL_OF_ROLE[role.role]) == role.unit_id for role in person.roles
     )
 
 
@@ -533,8 +534,8 @@ def _escalated_at(session: Session, category: Category, now: datetime) -> dateti
 
 
 def route_building(session: Session, request: Request) -> Unit:
-    """Where a request about this building starts: its grid, or the first staffed unit above it."""
-    return holder_unit(session, (Level.GRID, request.building.grid_id), request)
+    """Where a request starts: the grid it is about, or the first staffed unit above it."""
+    return holder_unit(session, (Level.GRID, request.grid_id), request)
 
 
 def holder_unit(session: Session, toward: Unit, request: Request) -> Unit:
@@ -551,16 +552,14 @@ def holder_unit(session: Session, toward: Unit, request: Request) -> Unit:
 
 def file_request(
     session: Session, resident: Person, draft: Draft, now: datetime, daily_limit: int | None = None,
-    building: Building | None = None, lead_by: Person | None = None,
+    building: Building | None = None, lead_by: Person | None = None, spot: Spot | None = None,
 ) -> Change:
-    """File a request for the resident's building (or ``building``); it goes to the building's grid (or the
-    first staffed unit above it) with a due date of ``now`` + the category's days.
+    """File a request about ``spot`` (a place, a location), or else ``building`` or the resident's building;
+    it goes to that grid (or the first staffed unit above it) with a due date of ``now`` + the category's days.
 
     A lead (``lead_by``: the grid worker who found it, see ``bot.core.rounds``) is filed the same way; the
     worker is the actor of its filing and is not told of it as one of its holders."""
-    building = building or resident.building
-    if building is None or not building.active:
-        raise RequestRefused(N_("Please choose your building first with /building."))
+    spot = check_spot(spot) if spot is not None else _spot_of_building(building or resident.building)
     category = session.get(Category, draft.category_id)
     if category is None or not category.active:
         raise RequestRefused(N_("This category is no longer available. Please start again with /new."))
@@ -568,10 +567,13 @@ def file_request(
         raise RequestRefused(N_("At most {limit} photos, please."), limit=MAX_PHOTOS)
     _check_daily_limit(session, resident, now, daily_limit)
     due_at = _due(session, now, category)
+    latitude, longitude = (draft.latitude, draft.longitude) if draft.latitude is not None else (
+        spot.latitude, spot.longitude)
     request = Request(
-        resident_id=resident.id, building_id=building.id, category_id=category.id,
-        description=check_description(draft.description), latitude=draft.latitude, longitude=draft.longitude,
-        hide_identity=draft.hide_identity, status=RequestStatus.NEW, level=Level.GRID, unit_id=building.grid_id,
+        resident_id=resident.id, building_id=spot.building.id if spot.building else None,
+        place_id=spot.place.id if spot.place else None, grid_id=spot.grid_id, category_id=category.id,
+        description=check_description(draft.description), latitude=latitude, longitude=longitude,
+        hide_identity=draft.hide_identity, status=RequestStatus.NEW, level=Level.GRID, unit_id=spot.grid_id,
         created_at=now, due_at=due_at, overdue_check_at=due_at, supporters=0,
         lead_by_id=lead_by.id if lead_by is not None else None,
     )
@@ -584,6 +586,29 @@ def file_request(
     session.flush()
     _record(session, request, EventKind.FILED, lead_by or resident, now)
     return Change(request, _holders_but_filer(session, request))
+
+
+def where_name(request: Request) -> str:
+    """What the request is about, named: its building, its place, or else the grid its location lies in."""
+    if request.building is not None:
+        return request.building.name
+    if request.place is not None:
+        return request.place.name
+    return request.grid.name
+
+
+def _spot_of_building(building: Building | None) -> Spot:
+    if building is None or not building.active:
+        raise RequestRefused(N_("Please choose your building first with /building."))
+    return spot_of_building(building)
+
+
+def check_spot(spot: Spot) -> Spot:
+    """Refuse a place or building taken out of service while the resident was filing."""
+    for unit in (spot.place, spot.building):
+        if unit is not None and not unit.active:
+            raise RequestRefused(N_("This place is no longer available. Please start again with /new."))
+    return spot
 
 
 def _holders_but_filer(session: Session, request: Request) -> list[Person]:
@@ -609,7 +634,7 @@ def join_request(session: Session, resident: Person, request_id: int, now: datet
         raise RequestRefused(N_("You filed {code} yourself."), code=request.code)
     # Neighbours are offered "me too" for their own building only; a forged button from anyone else would
     # inflate the count and make them a supporter, who may view the request.
-    if resident.building_id != request.building_id:
+    if request.building_id is None or resident.building_id != request.building_id:
         raise RequestRefused(N_("Only residents of the building of {code} can join it."), code=request.code)
     if session.get(RequestSupporter, (request.id, resident.id)) is not None:
         raise RequestRefused(N_("You already joined {code}."), code=request.code)
@@ -738,7 +763,7 @@ def return_down(session: Session, worker: Person, request_id: int, instruction: 
     below = level_below(request.level)
     if below is None:
         raise RequestRefused(N_("{code} is at a grid already; there is no level below."), code=request.code)
-    target = (below, building_unit(request.building, below))
+    target = (below, request_unit(request, below))
     if not has_staff(session, *target):
         raise RequestRefused(N_("Nobody is on duty at the level below to take {code} back."), code=request.code)
     text = _checked_text(instruction, MAX_STAFF_TEXT, N_("Please give an instruction for the level below."))

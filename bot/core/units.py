@@ -1,4 +1,4 @@
-"""Units of the organisation: the district, its streets, communities, grids and buildings.
+"""Units of the organisation: the district, its streets, communities, grids, buildings and places.
 
 A unit is a level and an id. The id is a row of that level's table; the district has no row and is unit 0.
 How units nest (which unit lies inside which), which role answers for which level and how a unit is named
@@ -15,10 +15,13 @@ from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from bot.i18n import Translator
-from storage.models import Building, Community, Grid, Level, Role, StaffRole, Street
+from storage.models import Building, Community, Grid, Level, Place, Role, StaffRole, Street
 
 # From the top of the organisation down.
 LEVELS = (Level.DISTRICT, Level.STREET, Level.COMMUNITY, Level.GRID, Level.BUILDING)
+# Units beside the tree, and the level of their parent: a place (a market, an alley) lies in a grid, beside
+# its buildings.
+BESIDE_THE_TREE = {Level.PLACE: Level.GRID}
 
 
 class Unit(NamedTuple):
@@ -42,16 +45,18 @@ ROLE_OF_LEVEL = {
 }
 LEVEL_OF_ROLE = {role: level for level, role in ROLE_OF_LEVEL.items()}
 
-UnitModel = type[Street] | type[Community] | type[Grid] | type[Building]
+UnitModel = type[Street] | type[Community] | type[Grid] | type[Building] | type[Place]
 LEVEL_MODEL: dict[Level, UnitModel] = {
     Level.STREET: Street,
     Level.COMMUNITY: Community,
     Level.GRID: Grid,
     Level.BUILDING: Building,
+    Level.PLACE: Place,
 }
 # The column of a unit's row that holds the id of the unit above it; a street's parent is the district.
 PARENT_COLUMN: dict[Level, InstrumentedAttribute[int]] = {
     Level.BUILDING: Building.grid_id,
+    Level.PLACE: Place.grid_id,
     Level.GRID: Grid.community_id,
     Level.COMMUNITY: Community.street_id,
 }
@@ -64,6 +69,8 @@ def level_below(level: Level) -> Level | None:
 
 
 def _level_above(level: Level) -> Level:
+    if level in BESIDE_THE_TREE:
+        return BESIDE_THE_TREE[level]
     return LEVELS[LEVELS.index(level) - 1]
 
 
@@ -112,14 +119,21 @@ def join_up(query: Select[Any], start: Level, end: Level) -> Select[Any]:
 def ids_within(level: Level, area: Unit) -> Select[int] | None:
     """A query of the ids of every ``level`` unit inside ``area`` (the area itself at its own level);
     None when no unit of that level can lie inside it (a street inside a community, the district)."""
-    if level is Level.DISTRICT or LEVELS.index(level) < LEVELS.index(area.level):
+    if level is Level.DISTRICT or (area.level in BESIDE_THE_TREE and level is not area.level):
         return None
     model = LEVEL_MODEL[level]
     query: Select[int] = select(model.id)
-    if area.level is Level.DISTRICT:
-        return query
     if level is area.level:
         return query.where(model.id == area.id)
+    # A unit beside the tree lies in an area when its parent does.
+    above = BESIDE_THE_TREE.get(level)
+    if above is not None:
+        parents = ids_within(above, area)
+        return None if parents is None else query.where(PARENT_COLUMN[level].in_(parents))
+    if LEVELS.index(level) < LEVELS.index(area.level):
+        return None
+    if area.level is Level.DISTRICT:
+        return query
     # Join up to the units just inside the area, whose parent column names the area.
     top = LEVELS[LEVELS.index(area.level) + 1]
     return join_up(query, level, top).where(PARENT_COLUMN[top] == area.id)

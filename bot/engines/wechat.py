@@ -37,6 +37,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.core.clock import Clock, system_clock
+from bot.core.geo import gcj02_to_wgs84
 from bot.core.messages import (
     MAX_TEXT,
     Action,
@@ -388,6 +389,8 @@ class UnreadableLocation:
 
 
 def location_of(latitude: str, longitude: str) -> Location | UnreadableLocation:
+    """A location message's point in WGS-84, the datum gridbot stores: WeChat gives GCJ-02, the datum of
+    Chinese maps, hundreds of metres off in a Chinese city."""
     try:
         point = Location(float(latitude), float(longitude))
     except ValueError:
@@ -395,7 +398,7 @@ def location_of(latitude: str, longitude: str) -> Location | UnreadableLocation:
     on_earth = math.isfinite(point.latitude) and math.isfinite(point.longitude)
     if not on_earth or abs(point.latitude) > 90 or abs(point.longitude) > 180:
         return UnreadableLocation()
-    return point
+    return Location(*gcj02_to_wgs84(point.latitude, point.longitude))
 
 
 def mark_handled(session: Session, update_id: int, now: datetime) -> None:
