@@ -292,17 +292,18 @@ def _field_problems(row: OrgRow) -> list[str]:
             problems.append(f"{column} is longer than {MAX_NAME} characters")
     if len(row.address) > MAX_ADDRESS:
         problems.append(f"address is longer than {MAX_ADDRESS} characters")
-    problems.extend(_coordinate_problems(row))
+    problems.extend(coordinate_problems(row.latitude, row.longitude))
     return [problem for problem in problems if problem]
 
 
-def _coordinate_problems(row: OrgRow) -> list[str]:
-    if not row.latitude and not row.longitude:
+def coordinate_problems(latitude: str, longitude: str) -> list[str]:
+    """What is wrong with a row's optional latitude and longitude columns (both or neither, in range)."""
+    if not latitude and not longitude:
         return []
-    if not row.latitude or not row.longitude:
+    if not latitude or not longitude:
         return ["give both latitude and longitude, or neither"]
     problems = []
-    for column, text, limit in (("latitude", row.latitude, 90.0), ("longitude", row.longitude, 180.0)):
+    for column, text, limit in (("latitude", latitude, 90.0), ("longitude", longitude, 180.0)):
         try:
             value = float(text)
         except ValueError:

@@ -28,6 +28,7 @@ from bot.core.organisation import (
     RowProblem,
     code_problem,
     control_character_problem,
+    coordinate_problems,
     read_table,
 )
 from bot.core.places import MAX_GRID_SPAN_DEGREES, PLACE_LINK_PREFIX
@@ -75,23 +76,6 @@ def read_place_file(path: Path, sheet: int = 0) -> list[PlaceRow]:
             for line, values in read_table(path, PLACE_COLUMNS, PLACE_OPTIONAL_COLUMNS, sheet=sheet)]
 
 
-def _coordinate_problems(row: PlaceRow) -> list[str]:
-    if not row.latitude and not row.longitude:
-        return []
-    if not row.latitude or not row.longitude:
-        return ["give both latitude and longitude, or neither"]
-    problems = []
-    for column, text, limit in (("latitude", row.latitude, 90.0), ("longitude", row.longitude, 180.0)):
-        try:
-            value = float(text)
-        except ValueError:
-            problems.append(f"{column} {text!r} is not a number")
-            continue
-        if not math.isfinite(value) or not -limit <= value <= limit:
-            problems.append(f"{column} {text} is outside -{limit:g}..{limit:g}")
-    return problems
-
-
 def _row_problems(row: PlaceRow) -> list[str]:
     problems = [control_character_problem(column.name, getattr(row, column.name))
                 for column in fields(row) if column.name != "line"]
@@ -103,7 +87,7 @@ def _row_problems(row: PlaceRow) -> list[str]:
         f"kind is longer than {MAX_KIND} characters" if len(row.kind) > MAX_KIND else None,
         f"address is longer than {MAX_ADDRESS} characters" if len(row.address) > MAX_ADDRESS else None,
     ]
-    return [problem for problem in [*problems, *_coordinate_problems(row)] if problem]
+    return [problem for problem in [*problems, *coordinate_problems(row.latitude, row.longitude)] if problem]
 
 
 def validate_place_rows(rows: Sequence[PlaceRow]) -> list[RowProblem]:
