@@ -352,7 +352,7 @@ async def test_summary_in_both_languages(database: Database, org: SmallOrg) -> N
 async def test_workbook_holds_the_figures(database: Database, org: SmallOrg) -> None:
     bulletin = await bulletin_of(database, DISTRICT)
     workbook = load_workbook(io.BytesIO(render_workbook(translator("en", TZ), bulletin)))
-    assert workbook.sheetnames == ["Summary", "By category", "By street"]
+    assert workbook.sheetnames == ["Summary", "By category", "By street", "By worker"]
     summary = {row[0]: row[1] for row in workbook["Summary"].iter_rows(values_only=True) if row and row[0]}
     assert summary["Received"] == 13
     assert summary["Resolved"] == 7
