@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.core.router import Router
 from handlers import (
     broadcast,
+    campaigns,
     cancel,
     filing,
     language,
@@ -21,7 +22,9 @@ from handlers.menu import MENU_COMMANDS
 
 def build_router() -> Router:
     router = Router()
-    for module in (start, language, cancel, filing, my_requests, tasks, rounds, report, broadcast, staff_admin):
+    modules = (start, language, cancel, filing, my_requests, tasks, rounds, campaigns, report, broadcast,
+               staff_admin)
+    for module in modules:
         router.include(module.router)
     router.include(privacy.router)
     router.menu.update(MENU_COMMANDS)

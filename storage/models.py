@@ -6,7 +6,7 @@ Models are shaped for the request lifecycle; the rules that move requests live i
 from __future__ import annotations
 
 import enum
-from datetime import UTC, datetime
+from datetime import UTC, date, datetime
 from typing import Any, ClassVar
 
 from sqlalchemy import (
@@ -587,3 +587,51 @@ class PlaygroundMarker(Base):
     created_at: Mapped[datetime]
     # How far the page's clock has been moved ahead of real time; kept so a restart does not go back in time.
     clock_offset_seconds: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+
+
+class TargetStatus(enum.StrEnum):
+    """Where one target of a focused campaign stands."""
+
+    PENDING = "pending"
+    RECTIFIED = "rectified"
+    NOT_RECTIFIED = "not_rectified"
+
+
+class Campaign(Base):
+    """A focused campaign (重点整治) opened by community, street or district staff for their area."""
+
+    __tablename__ = "campaigns"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"))
+    # The area it covers: a community, a street or the district (unit 0).
+    level: Mapped[Level] = mapped_column(Enum(Level, native_enum=False, length=16))
+    unit_id: Mapped[int] = mapped_column(Integer)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    # The last local day of the campaign.
+    ends_on: Mapped[date]
+    created_at: Mapped[datetime]
+    # When the owner was sent the progress at the end (by the scheduler, once).
+    final_report_at: Mapped[datetime | None]
+    category: Mapped[Category] = relationship(lazy="joined")
+
+
+class CampaignTarget(Base):
+    """One building a campaign is to rectify, and what the grid worker recorded for it."""
+
+    __tablename__ = "campaign_targets"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "building_id", name="uq_campaign_targets_building"),
+        Index("ix_campaign_targets_grid", "grid_id", "status"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    building_id: Mapped[int] = mapped_column(ForeignKey("buildings.id"))
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id"))
+    status: Mapped[TargetStatus] = mapped_column(Enum(TargetStatus, native_enum=False, length=16))
+    note: Mapped[str] = mapped_column(Text, default="")
+    photo: Mapped[str | None] = mapped_column(String(200))
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    recorded_at: Mapped[datetime | None]
+    building: Mapped[Building] = relationship(lazy="joined")
+    campaign: Mapped[Campaign] = relationship(lazy="joined")

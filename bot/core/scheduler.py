@@ -49,6 +49,7 @@ class JobKind(enum.StrEnum):
     MONTHLY_BULLETIN = "monthly_bulletin"
     RETENTION = "retention"  # once a day: delete handled updates and sent messages older than the retention
     CLOSE_PATROLS = "close_patrols"  # a night patrol still open at the end of the night window
+    END_CAMPAIGNS = "end_campaigns"  # a focused campaign's last day is over: its owner gets the progress
 
 
 # Closing comes first so an old resolution is closed rather than asked about; escalating before reminding so
