@@ -276,6 +276,8 @@ class RequestEvent(Base):
     """One step on a request's timeline; ``actor_id`` is empty for the system."""
 
     __tablename__ = "request_events"
+    # The bulletin counts each worker's resolutions of a month: events of one kind in a time range.
+    __table_args__ = (Index("ix_request_events_kind_at", "kind", "at"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     request_id: Mapped[int] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"), index=True)
     at: Mapped[datetime]

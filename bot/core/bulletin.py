@@ -227,7 +227,7 @@ class Line:
         return self.names.get(locale) or self.name
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class WorkerLine:
     """One grid worker's rounds and work in the month."""
 
@@ -457,7 +457,6 @@ def _per_worker(session: Session, statement: Executable) -> dict[int, tuple[Any,
 def _worker_lines(session: Session, area: Unit, start: datetime, end: datetime) -> tuple[WorkerLine, ...]:
     """Each worker's visits, patrol hours, leads, leads solved on the spot, requests resolved and resolved on
     time in [start, end): one ``GROUP BY`` per figure over the month's rows, whatever the number of workers."""
-    workers = session.execute(_area_workers(area)).all()
     ids = select(_area_workers(area).subquery().c.person_id)
     visits = _per_worker(session, select(Visit.worker_id, func.count()).where(
         Visit.at >= start, Visit.at < end, Visit.worker_id.in_(ids)).group_by(Visit.worker_id))
@@ -481,7 +480,11 @@ def _worker_lines(session: Session, area: Unit, start: datetime, end: datetime) 
         resolutions.c.worker_id, func.count(), _count_if(resolutions.c.at <= Request.due_at)
     ).join(Request, Request.id == resolutions.c.request_id).group_by(resolutions.c.worker_id))
     lines = []
-    for person_id, grid_code, name in workers:
+    # A district holds tens of thousands of workers: their rows are read as they come, each grid's code kept
+    # once.
+    codes: dict[str, str] = {}
+    for person_id, grid_code, name in session.execute(_area_workers(area)):
+        grid_code = codes.setdefault(grid_code, grid_code)
         lead_count, spot = leads.get(person_id, (0, 0))
         handled_count, on_time = handled.get(person_id, (0, 0))
         seconds = patrols.get(person_id, (0.0,))[0] or 0.0
