@@ -130,6 +130,8 @@ def run(quick: bool, postgres: str | None) -> Report:
             # (the maxima are in the section below).
             Check(f"x{factor} /tasks (median of 20)", result.tasks_p50, scale.TARGET_TASKS * 1000, "ms"),
             Check(f"x{factor} due scan (median of 10)", result.due_scan_p50, scale.TARGET_DUE_SCAN * 1000, "ms"),
+            Check(f"x{factor} digest piece (median of {len(result.digest_ms)})", result.digest_p50,
+                  scale.TARGET_DIGEST * 1000, "ms"),
             Check(f"x{factor} district bulletin", result.bulletin_s, scale.TARGET_BULLETIN, "s"),
             Check(f"x{factor} peak RSS serving", result.peak_rss_mb, scale.TARGET_RSS_MB, "MB"),
             Check(f"x{factor} full table scans", len(result.full_scans), 0, "queries"),

@@ -1,11 +1,14 @@
 """Scale: a district shaped like the source text, multiplied. At x1: 8 streets, 53 communities, 556 grids,
 about 3,000 buildings, 1,571 staff, 6,900 residents and 17,000 requests over the last year; at xN every count
-is N times that (x60: about 1,000,000 requests and 414,000 residents).
+is N times that (x60: about 1,000,000 requests and 414,000 residents). Whatever the factor, the last 30 days
+hold the grid workers' rounds: 1,571 workers making 8 visits a day (377,040 visits) and a night patrol by a
+quarter of them each night.
 
 On that database, in a fresh process that serves nothing else: a worker's ``/tasks`` through the core (one
-update, one transaction), the scheduler's due scan (``bot.core.scheduler.due_jobs``), one month's district
-bulletin, peak RSS while residents file requests and all of the above runs, and the query plan of every
-statement the first two issue (a full scan of a big table is reported).
+update, one transaction), the scheduler's due scan (``bot.core.scheduler.due_jobs``), the daily digest of
+community, street and district staff (one recipient's piece, one transaction, with the day's collection), one
+month's district bulletin, peak RSS while residents file requests and all of the above runs, and the query plan
+of every statement ``/tasks`` and the due scan issue (a full scan of a big table is reported).
 
     python -m bench.scale [--factor 60] [--db bench-x60.db] [--keep]
 """
@@ -39,15 +42,17 @@ from bench.harness import FIRST_RESIDENT, FIRST_WORKER, Conversation, bench_sett
 from bot.core.bulletin import Month
 from bot.core.categories import seed_categories
 from bot.core.messages import Command, Incoming, Sender
-from bot.core.scheduler import due_jobs
+from bot.core.scheduler import JobKind, Period, SchedulerConfig, due_jobs
 from bot.core.units import DISTRICT
 from bot.engines.telegram import CHANNEL
+from bot.scheduler import BulletinCache, run_period_piece
 from bot.service import Service, prepare_database
 from storage.models import (
     Building,
     Category,
     Community,
     Grid,
+    Patrol,
     Person,
     Rating,
     Request,
@@ -56,12 +61,15 @@ from storage.models import (
     Role,
     StaffRole,
     Street,
+    Visit,
 )
 
 TARGET_TASKS = 0.050
 TARGET_DUE_SCAN = 0.100
 TARGET_BULLETIN = 5.0
 TARGET_RSS_MB = 250.0
+# The digest has no bound of its own: it is a scheduler job, held to the scheduler's per-step bound.
+TARGET_DIGEST = TARGET_DUE_SCAN
 ROOT = Path(__file__).resolve().parent.parent
 
 # x1 counts from the source text.
@@ -70,6 +78,13 @@ RESIDENTS, REQUESTS = 6_900, 17_000
 # 1,571 staff: two workers a grid, eight at each community, four at each street, three at the district.
 WORKERS_PER_GRID, STAFF_PER_COMMUNITY, STAFF_PER_STREET, DISTRICT_STAFF = 2, 8, 4, 3
 REQUEST_CHUNK = 20_000
+# The workers' rounds of the last 30 days, at every factor: the issue's 1,571 workers x 8 visits a day.
+VISIT_WORKERS, VISITS_PER_DAY, ROUND_DAYS = 1_571, 8, 30
+# Local office hours of the visits (UTC+8: 08:00-18:00 is 00:00-10:00 UTC) and the share patrolling each night.
+VISIT_HOURS_UTC = (0.0, 10.0)
+PATROL_SHARE = 4
+# The digest's recipients measured: community, street and district staff.
+DIGEST_SAMPLE = ((Role.COMMUNITY, 8), (Role.STREET, 4), (Role.DISTRICT, 2))
 OPEN = (RequestStatus.NEW, RequestStatus.ACCEPTED)
 
 
@@ -163,6 +178,38 @@ def _with_timers(row: dict[str, Any], grid_of: dict[int, int], now: datetime) ->
     return row
 
 
+def _rounds(session: Session, grid_of: dict[int, int], now: datetime, rng: random.Random) -> tuple[int, int]:
+    """30 days of visits by ``VISIT_WORKERS`` workers (each to buildings of their grid) and night patrols;
+    returns the counts (visits, patrols)."""
+    buildings_of: dict[int, list[int]] = {}
+    for building, grid in grid_of.items():
+        buildings_of.setdefault(grid, []).append(building)
+    workers = [(person, grid) for person, grid in session.execute(
+        select(StaffRole.person_id, StaffRole.unit_id).where(StaffRole.role == Role.WORKER).order_by(StaffRole.id))]
+    chosen = rng.sample(workers, min(VISIT_WORKERS, len(workers)))
+    today = now.replace(hour=0, minute=0, second=0, microsecond=0)
+    days = [today - timedelta(days=back) for back in range(ROUND_DAYS)]
+
+    def visits() -> Iterator[dict[str, Any]]:
+        for day in days:
+            for worker, grid in chosen:
+                for _ in range(VISITS_PER_DAY):
+                    at = day + timedelta(hours=rng.uniform(*VISIT_HOURS_UTC))
+                    if at < now:
+                        yield {"worker_id": worker, "grid_id": grid, "building_id": rng.choice(buildings_of[grid]),
+                               "room": "", "met": "", "note": "", "photo": None, "request_id": None, "at": at}
+
+    def patrols() -> Iterator[dict[str, Any]]:
+        for day in days[1:]:
+            for worker, grid in chosen[::PATROL_SHARE]:
+                started = day + timedelta(hours=13 + rng.uniform(0, 2))  # 21:00-23:00 local
+                yield {"worker_id": worker, "grid_id": grid, "started_at": started,
+                       "ended_at": started + timedelta(hours=rng.uniform(1, 3)), "auto_closed": False,
+                       "distance_m": rng.uniform(500, 5000)}
+
+    return _insert_chunks(session, Visit, visits()), _insert_chunks(session, Patrol, patrols())
+
+
 def generate(path: Path, factor: int, now: datetime, seed: int = 1) -> dict[str, int]:
     """A fresh, upgraded SQLite database at ``path`` holding the district at ``factor``; returns counts."""
     path.unlink(missing_ok=True)
@@ -197,13 +244,14 @@ def generate(path: Path, factor: int, now: datetime, seed: int = 1) -> dict[str,
                 _insert_chunks(session, Rating, iter(generator.ratings))
                 generator.events.clear()
                 generator.ratings.clear()
+            visits, patrols = _rounds(session, grid_of, now, rng)
         with engine.connect() as connection:
             connection.execute(text("ANALYZE"))
             connection.commit()
     finally:
         engine.dispose()
     return {"requests": REQUESTS * factor, "residents": RESIDENTS * factor, "buildings": len(building_ids),
-            "staff": len(workers)}
+            "staff": len(workers), "visits": visits, "patrols": patrols}
 
 
 _NO_TIMERS = {
@@ -223,6 +271,8 @@ class ScaleResult:
     tasks_rows: list[int] = field(default_factory=list)
     due_scan_ms: list[float] = field(default_factory=list)
     due_jobs: int = 0
+    digest_ms: list[float] = field(default_factory=list)
+    digest_messages: int = 0
     bulletin_s: float = 0.0
     bulletin_requests: int = 0
     steps_per_second: float = 0.0
@@ -236,6 +286,10 @@ class ScaleResult:
     @property
     def due_scan_p50(self) -> float:
         return statistics.median(self.due_scan_ms)
+
+    @property
+    def digest_p50(self) -> float:
+        return statistics.median(self.digest_ms)
 
 
 class _PeakRss:
@@ -327,12 +381,36 @@ async def _serve_and_measure(path: Path, result: ScaleResult, conversations: int
                     result.due_scan_ms.append((time.perf_counter() - started) * 1000)
                     result.due_jobs = len(jobs)
         plans.active = False
+        await _measure_digest(database, now, result)
         month = Month(now.year, now.month).shifted(-1)
         seconds, bulletin = await time_bulletin(database, DISTRICT, month, runs=1)
         result.bulletin_s, result.bulletin_requests = seconds, bulletin.totals.counts.received
         result.full_scans = sorted(plans.full_scans)
     finally:
         await database.dispose()
+
+
+async def _measure_digest(database: Any, now: datetime, result: ScaleResult) -> None:
+    """One daily digest piece (claim, what the recipient's units hold, the day's collection, the outbox row)
+    for each sampled recipient, each in its own transaction as the scheduler runs it."""
+    def pick(session: Session) -> list[str]:
+        rng = random.Random(5)
+        subjects = []
+        for role, count in DIGEST_SAMPLE:
+            people = list(session.scalars(select(StaffRole.person_id).where(StaffRole.role == role)
+                                          .order_by(StaffRole.id)))
+            subjects += [f"person:{person}" for person in rng.sample(people, min(count, len(people)))]
+        return subjects
+
+    config = SchedulerConfig()
+    period = Period(JobKind.DAILY_DIGEST, "bench", now)
+    for subject in await database.run(pick):
+        work = partial(run_period_piece, period=period, subject=subject, now=now, config=config,
+                       cache=BulletinCache())
+        started = time.perf_counter()
+        written = await database.run(work)
+        result.digest_ms.append((time.perf_counter() - started) * 1000)
+        result.digest_messages += len(written or [])
 
 
 def _child(path: Path, factor: int, counts: dict[str, int], generate_seconds: float, conversations: int) -> None:
@@ -371,6 +449,9 @@ def describe(result: ScaleResult) -> str:
         f"(target < {TARGET_TASKS * 1000:.0f} ms)",
         f"  scheduler due scan (due_jobs): median {result.due_scan_p50:.1f} ms, max {max(result.due_scan_ms):.1f} ms,"
         f" {result.due_jobs} jobs due (target < {TARGET_DUE_SCAN * 1000:.0f} ms)",
+        f"  daily digest, one recipient (community, street, district staff): median {result.digest_p50:.1f} ms, "
+        f"max {max(result.digest_ms):.1f} ms, {result.digest_messages} of {len(result.digest_ms)} sent a message "
+        f"(target < {TARGET_DIGEST * 1000:.0f} ms)",
         f"  district bulletin, one month: {result.bulletin_s:.2f} s, {result.bulletin_requests} requests "
         f"(target < {TARGET_BULLETIN:.0f} s)",
         f"  peak RSS while serving: {result.peak_rss_mb:.0f} MB (target < {TARGET_RSS_MB:.0f} MB); "

@@ -376,6 +376,40 @@ async def categories_import(args: argparse.Namespace, settings: Settings) -> int
     return await with_database(settings, work)
 
 
+async def campaign_import(args: argparse.Namespace, settings: Settings) -> int:
+    """Add the buildings listed in a CSV (a ``building`` column of codes, or codes in the first column) to a
+    focused campaign's targets."""
+    from bot.core.campaigns import Added, add_targets_unchecked, codes_from_csv
+    from bot.core.requests import RequestRefused
+    from storage.models import Campaign
+
+    try:
+        codes = codes_from_csv(Path(args.file).read_text(encoding="utf-8-sig"))
+    except (OSError, UnicodeDecodeError) as error:
+        print(f"cannot read {args.file}: {error}", file=sys.stderr)
+        return 1
+
+    def add(session: Session) -> Added | None:
+        campaign = session.get(Campaign, args.campaign)
+        return add_targets_unchecked(session, campaign, codes) if campaign is not None else None
+
+    async def work(database: Database) -> int:
+        try:
+            added = await database.run(add)
+        except RequestRefused as error:
+            print(error.reason.format(**error.params), file=sys.stderr)
+            return 1
+        if added is None:
+            print(f"there is no campaign {args.campaign}", file=sys.stderr)
+            return 1
+        print(f"targets added: {added.added}")
+        if added.refused:
+            print(f"unknown or outside the campaign's area: {', '.join(added.refused)}", file=sys.stderr)
+        return 0
+
+    return await with_database(settings, work)
+
+
 async def bulletin_report(args: argparse.Namespace, settings: Settings) -> int:
     """Write the monthly bulletin as XLSX (and a PNG chart beside it) and print its summary."""
     from bot.core.bulletin import BadMonth, Bulletin, Month, area_by_code, compute_bulletin
@@ -693,6 +727,12 @@ def build_parser() -> argparse.ArgumentParser:
     cal_show.add_argument("year", type=int)
     add_connection_flags(cal_show)
     cal_show.set_defaults(handler=calendar_show)
+    campaign = commands.add_parser("campaign", help="focused campaigns").add_subparsers(dest="action", required=True)
+    camp_in = campaign.add_parser("import", help="add target buildings to a campaign from a CSV of building codes")
+    camp_in.add_argument("campaign", type=int, help="the campaign's number, as /campaign shows it")
+    camp_in.add_argument("file")
+    add_connection_flags(camp_in)
+    camp_in.set_defaults(handler=campaign_import)
 
     report = commands.add_parser("report", help="write the monthly bulletin as a spreadsheet and a chart")
     report.add_argument("--month", help="YYYY-MM; the previous month when left out")

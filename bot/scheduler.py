@@ -26,9 +26,10 @@ from typing import TYPE_CHECKING, Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from bot.core import campaigns, rounds
 from bot.core import requests as core
-from bot.core import rounds
 from bot.core.app import PendingDelivery, write_outbox
+from bot.core.areas import admin_areas
 from bot.core.bulletin import Bulletin, Month, bulletin_recipients, compute_bulletin
 from bot.core.bulletin_render import BulletinDocuments, bulletin_documents
 from bot.core.clock import Clock, system_clock
@@ -55,7 +56,12 @@ from bot.core.scheduler import (
 )
 from bot.core.units import LEVEL_OF_ROLE, Unit, own_name
 from bot.i18n import N_, Translator, translator
-from bot.rounds_wording import collection_text, patrol_summary_text
+from bot.rounds_wording import (
+    campaign_progress_text,
+    collection_text,
+    overdue_text,
+    patrol_summary_text,
+)
 from bot.volunteer_jobs import run_volunteer_jobs
 from bot.wording import (
     RESIDENT_PREFIX,
@@ -73,7 +79,7 @@ from bot.wording import (
     verdict_keyboard,
 )
 from storage.database import Database, DatabaseUnavailable
-from storage.models import OPEN_STATUSES, EventKind, Level, Person, Request, RequestEvent, Role, StaffRole
+from storage.models import OPEN_STATUSES, Campaign, EventKind, Level, Person, Request, RequestEvent, Role, StaffRole
 
 if TYPE_CHECKING:
     from bot.config import Settings
@@ -265,7 +271,14 @@ def collection_lines(ctx: Context, t: Translator, person: Person) -> list[str]:
         collected = rounds.collection(ctx.session, area, start, end, ctx.config.visit_target)
         if not collected.empty:
             lines.append(collection_text(ctx.session, t, own_name(ctx.session, area), collected))
-    return lines
+    return lines + overdue_lines(ctx, t, person)
+
+
+def overdue_lines(ctx: Context, t: Translator, person: Person) -> list[str]:
+    """Focused campaigns past their last day with targets in the person's areas not rectified."""
+    overdue = [row for area in admin_areas(person)
+               for row in campaigns.overdue_targets(ctx.session, area, ctx.now, ctx.config.timezone)]
+    return [overdue_text(t, overdue)] if overdue else []
 
 
 # --- the weekly feedback for residents ------------------------------------------------------------------
@@ -496,7 +509,34 @@ async def run_due_jobs(
             await run_period(database, period, now, config, report, send_from)
     await run_retention(database, now, config, report)
     await run_patrol_closing(database, now, config, report)
+    await run_campaign_endings(database, now, config, report, send_from)
     return report
+
+
+async def run_campaign_endings(database: Database, now: datetime, config: SchedulerConfig,
+                               report: RunReport, send_from: datetime) -> None:
+    """Send each campaign's owner its progress by grid once its last day is over, at the digest's time of day
+    (never at midnight)."""
+    if now.astimezone(config.zone).time() < config.digest_time:
+        return
+    work = partial(end_campaigns, now=now, config=config, send_from=send_from)
+    written = await _isolated(database, work, "ending campaigns")
+    if written:
+        report.add(JobKind.END_CAMPAIGNS, written, send_from)
+
+
+def _campaign_ended_text(tr: Translator, campaign: Campaign, grids: list[campaigns.GridProgress]) -> str:
+    return tr._("🏁 The campaign has ended.") + "\n" + campaign_progress_text(tr, campaign, grids)
+
+
+def end_campaigns(session: Session, now: datetime, config: SchedulerConfig, send_from: datetime) -> Written:
+    ctx = system_context(session, now, config)
+    for campaign in campaigns.campaigns_ended(session, now, config.timezone):
+        grids = campaigns.progress(session, campaign)
+        owner = session.get_one(Person, campaign.owner_id)
+        tell(ctx, [owner], partial(_campaign_ended_text, campaign=campaign, grids=grids))
+        campaign.final_report_at = now
+    return write_outbox(session, ctx.outgoing, send_from, not_before=sendable_from(send_from, config))
 
 
 async def run_patrol_closing(database: Database, now: datetime, config: SchedulerConfig, report: RunReport) -> None:
@@ -517,7 +557,7 @@ def close_patrols(session: Session, now: datetime, config: SchedulerConfig) -> W
         summary = rounds.close_by_system(session, patrol, config.timezone, config.night_end)
         worker = session.get_one(Person, patrol.worker_id)
         tell(ctx, [worker], partial(_patrol_closed_text, summary=summary))
-    return write_outbox(session, ctx.outgoing, now)
+    return write_outbox(session, ctx.outgoing, now, not_before=sendable_from(now, config))
 
 
 async def run_retention(database: Database, now: datetime, config: SchedulerConfig, report: RunReport) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 from bot.core.router import Router
 from handlers import (
     broadcast,
+    campaigns,
     cancel,
     categories,
     filing,
@@ -24,8 +25,9 @@ from handlers.menu import MENU_COMMANDS
 
 def build_router() -> Router:
     router = Router()
-    for module in (start, language, cancel, filing, my_requests, tasks, rounds, report, broadcast, staff_admin,
-                   volunteers, categories, team_chats):
+    modules = (start, language, cancel, filing, my_requests, tasks, rounds, campaigns, report, broadcast,
+               staff_admin, volunteers, categories, team_chats)
+    for module in modules:
         router.include(module.router)
     router.include(privacy.router)
     router.menu.update(MENU_COMMANDS)

@@ -16,6 +16,7 @@ TASKS = N_("📥 Tasks")
 LEAD = N_("📌 Lead")
 VISIT = N_("🚶 Visit")
 PATROL = N_("🌙 Patrol")
+TARGETS = N_("🎯 Campaign targets")
 
 # Menu labels and the command each one stands for.
 MENU_COMMANDS = {
@@ -27,6 +28,7 @@ MENU_COMMANDS = {
     LEAD: "lead",
     VISIT: "visit",
     PATROL: "patrol",
+    TARGETS: "targets",
 }
 
 
@@ -35,7 +37,7 @@ def main_menu(t: Translator, person: Person) -> ReplyKeyboard:
     if is_staff(person):
         rows.insert(0, (t._(TASKS),))
     if any(role.role is Role.WORKER for role in person.roles):
-        rows.insert(1, (t._(LEAD), t._(VISIT), t._(PATROL)))
+        rows.insert(1, (t._(LEAD), t._(VISIT), t._(PATROL), t._(TARGETS)))
     rows.append((t._(MY_BUILDING), t._(LANGUAGE)))
     return ReplyKeyboard(rows=tuple(rows))
 
@@ -57,7 +59,8 @@ def command_menu(t: Translator, person: Person | None) -> SetCommands:
         commands.insert(0, ("tasks", t._("Requests my unit holds")))
     if person is not None and any(role.role is Role.WORKER for role in person.roles):
         commands[1:1] = [("lead", t._("File a lead from my rounds")), ("visit", t._("Record a visit")),
-                         ("patrol", t._("Start or end a night patrol"))]
+                         ("patrol", t._("Start or end a night patrol")),
+                         ("targets", t._("My grid's campaign targets"))]
     if person is not None and is_admin(person):
         commands += [
             ("report", t._("Monthly bulletin")),
@@ -67,6 +70,7 @@ def command_menu(t: Translator, person: Person | None) -> SetCommands:
             ("unvisited", t._("Buildings not visited lately")),
             ("patrols", t._("Tonight's patrols")),
             ("target", t._("Set a grid's daily visits")),
+            ("campaign", t._("Focused campaigns")),
         ]
     if person is not None and any(role.role is Role.COMMUNITY for role in person.roles):
         commands += [("post", t._("Publish a volunteer post")), ("volunteers", t._("Volunteers and their link"))]

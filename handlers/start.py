@@ -7,7 +7,8 @@ from collections.abc import Callable
 from bot.core import binding
 from bot.core.context import Context
 from bot.core.messages import Button, Command, Location, ReplyKeyboard, Text, inline
-from bot.core.roles import is_staff
+from bot.core.roles import is_admin, is_staff
+from bot.core.rounds import is_worker
 from bot.core.router import Router, button_args, callback
 from handlers.menu import show_main_menu
 
@@ -201,6 +202,18 @@ def show_help(ctx: Context) -> None:
     ]
     if is_staff(ctx.person):
         lines.insert(0, t._("/tasks — requests your unit holds"))
+    if is_worker(ctx.person):
+        lines[1:1] = [
+            t._("/lead — file what you found on your rounds: solve it on the spot, take it on or report it up"),
+            t._("/visit — record a visit to a household or building; an issue found becomes a lead"),
+            t._("/patrol — start a night patrol, send your location at each checkpoint, end it for a summary"),
+            t._("/targets — your grid's targets of focused campaigns: rectified or not, with a photo"),
+        ]
+    if is_admin(ctx.person):
+        lines += [
+            t._("/campaign — open a focused campaign for your area and follow its progress by grid"),
+            t._("/unvisited, /patrols, /target — buildings not visited lately, tonight's patrols, daily visits"),
+        ]
     show_main_menu(ctx, "\n".join(lines))
 
 

@@ -329,6 +329,8 @@ class RequestEvent(Base):
     """One step on a request's timeline; ``actor_id`` is empty for the system."""
 
     __tablename__ = "request_events"
+    # The bulletin counts each worker's resolutions of a month: events of one kind in a time range.
+    __table_args__ = (Index("ix_request_events_kind_at", "kind", "at"),)
     id: Mapped[int] = mapped_column(primary_key=True)
     request_id: Mapped[int] = mapped_column(ForeignKey("requests.id", ondelete="CASCADE"), index=True)
     at: Mapped[datetime]
@@ -760,3 +762,51 @@ class SlotClaim(Base):
     rated_at: Mapped[datetime | None]
     slot: Mapped[PostSlot] = relationship(lazy="joined")
     volunteer: Mapped[Volunteer] = relationship(lazy="joined")
+
+
+class TargetStatus(enum.StrEnum):
+    """Where one target of a focused campaign stands."""
+
+    PENDING = "pending"
+    RECTIFIED = "rectified"
+    NOT_RECTIFIED = "not_rectified"
+
+
+class Campaign(Base):
+    """A focused campaign (重点整治) opened by community, street or district staff for their area."""
+
+    __tablename__ = "campaigns"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100))
+    category_id: Mapped[int] = mapped_column(ForeignKey("categories.id"))
+    # The area it covers: a community, a street or the district (unit 0).
+    level: Mapped[Level] = mapped_column(Enum(Level, native_enum=False, length=16))
+    unit_id: Mapped[int] = mapped_column(Integer)
+    owner_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    # The last local day of the campaign.
+    ends_on: Mapped[date]
+    created_at: Mapped[datetime]
+    # When the owner was sent the progress at the end (by the scheduler, once).
+    final_report_at: Mapped[datetime | None]
+    category: Mapped[Category] = relationship(lazy="joined")
+
+
+class CampaignTarget(Base):
+    """One building a campaign is to rectify, and what the grid worker recorded for it."""
+
+    __tablename__ = "campaign_targets"
+    __table_args__ = (
+        UniqueConstraint("campaign_id", "building_id", name="uq_campaign_targets_building"),
+        Index("ix_campaign_targets_grid", "grid_id", "status"),
+    )
+    id: Mapped[int] = mapped_column(primary_key=True)
+    campaign_id: Mapped[int] = mapped_column(ForeignKey("campaigns.id", ondelete="CASCADE"), index=True)
+    building_id: Mapped[int] = mapped_column(ForeignKey("buildings.id"))
+    grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id"))
+    status: Mapped[TargetStatus] = mapped_column(Enum(TargetStatus, native_enum=False, length=16))
+    note: Mapped[str] = mapped_column(Text, default="")
+    photo: Mapped[str | None] = mapped_column(String(200))
+    recorded_by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"))
+    recorded_at: Mapped[datetime | None]
+    building: Mapped[Building] = relationship(lazy="joined")
+    campaign: Mapped[Campaign] = relationship(lazy="joined")

@@ -11,14 +11,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.core import places, rounds, volunteers
+from bot.core import campaigns, places, rounds, volunteers
 from bot.core import requests as core
 from bot.core.broadcasts import Audience, BroadcastNotAllowed, Who, create_broadcast
 from bot.core.categories import CategoryChangeRefused, Setting, set_number
@@ -26,9 +26,12 @@ from bot.core.invites import InviteError, create_invite
 from bot.core.requests import View
 from bot.core.team_chats import link
 from bot.core.units import Unit
+from bot.i18n import translator
 from storage.database import Database
 from storage.models import (
     Broadcast,
+    Campaign,
+    CampaignTarget,
     Category,
     Community,
     Grid,
@@ -143,6 +146,7 @@ HOLDER_AT: dict[Level, Actor] = {
     Level.GRID: A.WORKER, Level.COMMUNITY: A.COMMUNITY, Level.STREET: A.STREET, Level.DISTRICT: A.DISTRICT,
 }
 LATER = NOW + timedelta(days=30)  # past every due date, so a chase is allowed
+TZ = "Asia/Shanghai"
 
 
 @dataclass
@@ -578,3 +582,86 @@ async def test_a_request_about_another_grid_is_that_grids(
         assert result.refused is None and result.after != result.before
     else:
         assert result.refused is not None and result.after == result.before
+
+
+# --- focused campaigns: opened by staff for their area, targets recorded only by the grid's own worker ------------
+
+
+class CampaignAction(enum.StrEnum):
+    OPEN = "open_campaign_for_own_area"
+    ADD_TARGET = "add_target_to_the_communitys_campaign"
+    RECORD = "record_target_of_the_grid"
+
+
+CAMPAIGN_POLICY: dict[CampaignAction, tuple[bool, ...]] = {
+    #                           filer neigh other worker oworker comm ocomm street ostreet district
+    CampaignAction.OPEN:       (N,    N,    N,    N,     N,      Y,   Y,    Y,     Y,      Y),
+    # The community's campaign: its owner, and the street and district above it.
+    CampaignAction.ADD_TARGET: (N,    N,    N,    N,     N,      Y,   N,    Y,     N,      Y),
+    CampaignAction.RECORD:     (N,    N,    N,    Y,     N,      N,   N,    N,     N,      N),
+}
+
+
+def _campaign_counts(session: Session) -> tuple[Any, ...]:
+    session.flush()
+    recorded = session.scalar(select(func.count()).where(CampaignTarget.recorded_at.is_not(None))) or 0
+    campaigns_count = session.scalar(select(func.count()).select_from(Campaign)) or 0
+    targets = session.scalar(select(func.count()).select_from(CampaignTarget)) or 0
+    return campaigns_count, targets, recorded
+
+
+def attempt_campaign(session: Session, action: CampaignAction, actor: Actor) -> Result:
+    world = build_world(session, Level.GRID, RequestStatus.NEW)
+    owner = world.person(session, A.COMMUNITY)
+    end = date(2026, 12, 15)
+    campaign = campaigns.open_campaign(session, owner, "飞线充电整治", CLUTTER, end, LATER, TZ)
+    target_in_grid = campaigns.add_targets(session, owner, campaign.id, ["DG-JS-01-B1"])
+    assert target_in_grid.added == 1
+    target = session.scalars(select(CampaignTarget)).one()
+    person = world.person(session, actor)
+    perform: dict[CampaignAction, Callable[[], object]] = {
+        CampaignAction.OPEN: lambda: campaigns.open_campaign(session, person, "占道经营整治", CLUTTER, end, LATER, TZ),
+        CampaignAction.ADD_TARGET: lambda: campaigns.add_targets(session, person, campaign.id, ["DG-JS-02-B1"]),
+        CampaignAction.RECORD: lambda: campaigns.record_target(session, person, target.id, True, "photo-1", "", LATER),
+    }
+    before = _campaign_counts(session)
+    refused: BaseException | None = None
+    try:
+        perform[action]()
+    except core.RequestRefused as error:
+        refused = error
+    return Result(refused, before, _campaign_counts(session))
+
+
+@pytest.mark.parametrize(("action", "actor", "allowed"), [
+    pytest.param(action, actor, allowed, id=f"{action.value}-{actor.value}")
+    for action, row in CAMPAIGN_POLICY.items() for actor, allowed in zip(COLUMNS, row, strict=True)
+])
+async def test_campaign_authorization(database: Database, action: CampaignAction, actor: Actor,
+                                      allowed: bool) -> None:
+    result = await database.run(lambda session: attempt_campaign(session, action, actor))
+    if allowed:
+        assert result.refused is None, f"{actor} was refused {action}: {result.refused!r}"
+        assert result.after != result.before, f"{action} by {actor} changed nothing"
+    else:
+        assert result.refused is not None, f"{actor} was allowed {action}"
+        assert result.after == result.before, f"{action} by {actor} was refused but changed something"
+
+
+async def test_a_forged_target_button_by_a_worker_of_another_grid_changes_nothing(database: Database,
+                                                                                  chat: CoreChat) -> None:
+    def forge(session: Session) -> int:
+        world = build_world(session, Level.GRID, RequestStatus.NEW)
+        owner = world.person(session, A.COMMUNITY)
+        campaign = campaigns.open_campaign(session, owner, "飞线充电整治", CLUTTER, date(2026, 12, 15), LATER, TZ)
+        campaigns.add_targets(session, owner, campaign.id, ["DG-JS-01-B1"])
+        return session.scalars(select(CampaignTarget.id)).one()
+
+    target_id = await database.run(forge)
+    before = await database.run(_campaign_counts)
+    other_worker = chat.person(2002, "Zhao Other")
+    await chat.press(other_worker, f"ca:y:{target_id}", ShownMessage(1, ""))
+    refusal = translator("zh_CN", TZ)._("This target is not in your grid.")
+    assert refusal != "This target is not in your grid."
+    assert other_worker.answers[-1].text == refusal and other_worker.answers[-1].alert
+    assert await database.run(_campaign_counts) == before

@@ -355,7 +355,7 @@ async def test_summary_in_both_languages(database: Database, org: SmallOrg) -> N
 async def test_workbook_holds_the_figures(database: Database, org: SmallOrg) -> None:
     bulletin = await bulletin_of(database, DISTRICT)
     workbook = load_workbook(io.BytesIO(render_workbook(translator("en", TZ), bulletin)))
-    assert workbook.sheetnames == ["Summary", "By category", "By street", "Volunteer service"]
+    assert workbook.sheetnames == ["Summary", "By category", "By street", "Volunteer service", "By worker"]
     summary = {row[0]: row[1] for row in workbook["Summary"].iter_rows(values_only=True) if row and row[0]}
     assert summary["Received"] == 13
     assert summary["Resolved"] == 7
@@ -601,6 +601,6 @@ async def test_places_with_requests_get_their_own_figures(database: Database) ->
     assert "By place" in render_summary(translator("en", TZ), district)
     assert "• 建设路农贸市场: 2 received, 1 resolved, 100% on time" in render_summary(translator("en", TZ), district)
     workbook = load_workbook(io.BytesIO(render_workbook(translator("en", TZ), district)))
-    assert workbook.sheetnames == ["Summary", "By category", "By street", "By place", "Volunteer service"]
+    assert workbook.sheetnames == ["Summary", "By category", "By street", "By place", "Volunteer service", "By worker"]
     rows = list(workbook["By place"].iter_rows(values_only=True))
     assert [row[:4] for row in rows] == [("Code", "Place", "Received", "Resolved"), ("MKT", "建设路农贸市场", 2, 1)]

@@ -140,6 +140,32 @@ def page_token(page: str) -> str:
     return found.group(1)
 
 
+async def test_the_worker_persona_has_help_for_rounds_and_the_demo_campaigns_targets(playground: Playground) -> None:
+    async with aiohttp.ClientSession(playground.url) as browser:
+        token = page_token(await (await browser.get("/")).text())
+    async with (
+        aiohttp.ClientSession(playground.url, headers={TOKEN_HEADER: token}) as http,
+        http.get("/api/events", headers={TOKEN_HEADER: ""}, params={"token": token}) as response,
+    ):
+        events = EventStream(response)
+        worker = {"type": "message", "persona": "worker"}
+        await http.post("/api/personas/worker/text", json={"text": "/help"})
+        shown = await events.next_matching(worker, "/patrol")
+        help_text = shown["message"]["text"]
+        for command in ("/lead", "/visit", "/patrol", "/targets"):
+            assert command in help_text
+        assert "/campaign" not in help_text
+
+        await http.post("/api/personas/worker/text", json={"text": "/targets"})
+        listed = await events.next_matching(worker, "ca:r:")
+        labels = [button["text"] for row in listed["message"]["buttons"] for button in row]
+        assert labels == [f"🎯 飞线充电整治 · 孔明路12号院{n}号楼" for n in (1, 2, 3)]
+
+        await http.post("/api/personas/community/text", json={"text": "/help"})
+        admin_help = await events.next_matching({"type": "message", "persona": "community"}, "/campaign")
+        assert "/lead" not in admin_help["message"]["text"]
+
+
 async def test_other_sites_rebound_names_and_calls_without_the_token_are_refused(playground: Playground) -> None:
     token, port = playground.api_token, playground.url.rsplit(":", 1)[1]
     district = playground.user(playground.persona("district"))

@@ -121,5 +121,6 @@ def volunteer_sheet(session: Session, community_id: int, month: str, locale: str
     from storage.models import Level
 
     bulletin = compute_bulletin(session, Unit(Level.COMMUNITY, community_id), month, "Asia/Shanghai")
-    workbook = load_workbook(io.BytesIO(render_workbook(translator(locale, "Asia/Shanghai"), bulletin)))
-    return [tuple(row) for row in workbook.worksheets[-1].iter_rows(values_only=True)]
+    t = translator(locale, "Asia/Shanghai")
+    workbook = load_workbook(io.BytesIO(render_workbook(t, bulletin)))
+    return [tuple(row) for row in workbook[t._("Volunteer service")].iter_rows(values_only=True)]

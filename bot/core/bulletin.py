@@ -18,6 +18,11 @@ street → communities, community → grids). Counts come from one ``GROUP BY`` 
 (found through the ``created_at`` index); medians from a second query that fetches only the durations, as
 numbers. Nothing loads a ``Request`` object, so a month of a district with a million requests stays fast.
 
+The grid workers of the area each get a line of their rounds (``WorkerLine``): visits made in the month,
+hours of the patrols begun in it and ended, leads filed and of those solved on the spot, and the requests
+they resolved in the month (any request, a lead solved on the spot too) and of those the ones resolved no
+later than due. A worker who left is no longer listed.
+
 This module computes the figures; ``bot.core.bulletin_render`` renders them for each reader.
 """
 
@@ -35,6 +40,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Float, Select, and_, case, exists, func, select
 from sqlalchemy.ext.compiler import compiles
 from sqlalchemy.orm import Session
+from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
 
@@ -57,13 +63,16 @@ from storage.models import (
     EventKind,
     Grid,
     Level,
+    Patrol,
     Person,
     Place,
     Rating,
     Request,
     RequestEvent,
     RequestStatus,
+    Role,
     StaffRole,
+    Visit,
 )
 
 MONTH_PATTERN = re.compile(r"(\d{4})-(\d{2})")
@@ -219,6 +228,26 @@ class Line:
         return self.names.get(locale) or self.name
 
 
+@dataclass(frozen=True, slots=True)
+class WorkerLine:
+    """One grid worker's rounds and work in the month."""
+
+    grid_code: str
+    name: str
+    visits: int = 0
+    patrol_hours: float = 0.0
+    leads: int = 0
+    on_the_spot: int = 0
+    # Requests the worker resolved in the month (their own leads solved on the spot included), and of
+    # those the ones resolved no later than their due time.
+    handled: int = 0
+    handled_on_time: int = 0
+
+    @property
+    def on_time_rate(self) -> float | None:
+        return _ratio(self.handled_on_time, self.handled)
+
+
 @dataclass(frozen=True)
 class Bulletin:
     area: Unit
@@ -234,6 +263,8 @@ class Bulletin:
     volunteer_service: AreaService | None = None
     # The places (markets, alleys) of the area that received requests this month, by code.
     by_place: tuple[Line, ...] = ()
+    # Every grid worker of the area, by grid and name, including those who did nothing this month.
+    workers: tuple[WorkerLine, ...] = ()
 
 
 # --- queries -----------------------------------------------------------------------------------------------
@@ -420,10 +451,73 @@ def _unit_lines(
     )
 
 
+# --- the grid workers' rounds -------------------------------------------------------------------------------
+
+
+def _area_workers(area: Unit) -> Select[int, str, str]:
+    """(person id, grid code, name) of every worker role in the area's grids."""
+    grids = ids_within(Level.GRID, area)
+    assert grids is not None, "every area holds grids"
+    return (
+        select(StaffRole.person_id, Grid.code, Person.display_name)
+        .join(Grid, Grid.id == StaffRole.unit_id)
+        .join(Person, Person.id == StaffRole.person_id)
+        .where(StaffRole.role == Role.WORKER, StaffRole.unit_id.in_(grids))
+        .order_by(Grid.code, Person.display_name, StaffRole.person_id)
+    )
+
+
+def _per_worker(session: Session, statement: Executable) -> dict[int, tuple[Any, ...]]:
+    """Rows of a ``GROUP BY`` whose first column is a worker's id, keyed by it."""
+    return {row[0]: tuple(row[1:]) for row in session.execute(statement)}
+
+
+def _worker_lines(session: Session, area: Unit, start: datetime, end: datetime) -> tuple[WorkerLine, ...]:
+    """Each worker's visits, patrol hours, leads, leads solved on the spot, requests resolved and resolved on
+    time in [start, end): one ``GROUP BY`` per figure over the month's rows, whatever the number of workers."""
+    ids = select(_area_workers(area).subquery().c.person_id)
+    visits = _per_worker(session, select(Visit.worker_id, func.count()).where(
+        Visit.at >= start, Visit.at < end, Visit.worker_id.in_(ids)).group_by(Visit.worker_id))
+    patrols = _per_worker(session, select(
+        Patrol.worker_id, func.sum(_SecondsBetween(Patrol.ended_at, Patrol.started_at))
+    ).where(Patrol.started_at >= start, Patrol.started_at < end, Patrol.ended_at.is_not(None),
+            Patrol.worker_id.in_(ids)).group_by(Patrol.worker_id))
+    leads = _per_worker(session, select(
+        Request.lead_by_id, func.count(), _count_if(Request.on_the_spot.is_(True))
+    ).where(Request.created_at >= start, Request.created_at < end, Request.lead_by_id.in_(ids))
+     .group_by(Request.lead_by_id))
+    resolutions = (
+        select(RequestEvent.actor_id.label("worker_id"), RequestEvent.request_id,
+               func.min(RequestEvent.at).label("at"))
+        .where(RequestEvent.kind == EventKind.RESOLVED, RequestEvent.at >= start, RequestEvent.at < end,
+               RequestEvent.actor_id.in_(ids))
+        .group_by(RequestEvent.actor_id, RequestEvent.request_id)
+        .subquery()
+    )
+    handled = _per_worker(session, select(
+        resolutions.c.worker_id, func.count(), _count_if(resolutions.c.at <= Request.due_at)
+    ).join(Request, Request.id == resolutions.c.request_id).group_by(resolutions.c.worker_id))
+    lines = []
+    # A district holds tens of thousands of workers: their rows are read as they come, each grid's code kept
+    # once.
+    codes: dict[str, str] = {}
+    for person_id, grid_code, name in session.execute(_area_workers(area)):
+        grid_code = codes.setdefault(grid_code, grid_code)
+        lead_count, spot = leads.get(person_id, (0, 0))
+        handled_count, on_time = handled.get(person_id, (0, 0))
+        seconds = patrols.get(person_id, (0.0,))[0] or 0.0
+        lines.append(WorkerLine(
+            grid_code, name, int(visits.get(person_id, (0,))[0]), round(seconds) / 3600, int(lead_count),
+            int(spot), int(handled_count), int(on_time),
+        ))
+    return tuple(lines)
+
+
 def compute_bulletin(session: Session, area: Unit, month: Month | str, timezone: str) -> Bulletin:
     """The bulletin of ``area`` for the requests filed in ``month`` (``YYYY-MM``) in ``timezone``."""
     month = month if isinstance(month, Month) else Month.parse(month)
-    query = _MonthQuery(area, *month.bounds(timezone))
+    start, end = month.bounds(timezone)
+    query = _MonthQuery(area, start, end)
     counts = _group_counts(session, query)
     durations = _group_durations(session, query)
     return Bulletin(
@@ -436,6 +530,7 @@ def compute_bulletin(session: Session, area: Unit, month: Month | str, timezone:
         by_unit=_unit_lines(_child_units(session, area), counts, durations),
         volunteer_service=_volunteer_service(session, area, month, timezone),
         by_place=_place_lines(session, replace(query, by_place=True)),
+        workers=_worker_lines(session, area, start, end),
     )
 
 

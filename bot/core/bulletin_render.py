@@ -16,7 +16,7 @@ from typing import Any
 
 from babel.dates import format_skeleton
 
-from bot.core.bulletin import Bulletin, Figures, Line, Month
+from bot.core.bulletin import Bulletin, Figures, Line, Month, WorkerLine
 from bot.core.units import area_label
 from bot.core.volunteers import AreaService
 from bot.i18n import Translator, translator
@@ -122,17 +122,40 @@ def _summary_section(t: Translator, heading: str, lines: Sequence[Line]) -> list
     return ["", heading, *shown]
 
 
+def _rounds_section(t: Translator, workers: Sequence[WorkerLine]) -> list[str]:
+    """The grid workers' rounds in the month, summed over the area's workers."""
+    handled = sum(line.handled for line in workers)
+    on_time = sum(line.handled_on_time for line in workers)
+    return [
+        "",
+        t._("Grid workers' rounds ({count} workers)").format(count=t.number(len(workers))),
+        t._("Visits: {visits}; patrol hours: {hours}").format(
+            visits=t.number(sum(line.visits for line in workers)),
+            hours=t.number(round(sum(line.patrol_hours for line in workers), 1)),
+        ),
+        t._("Leads: {leads}, solved on the spot: {spot}").format(
+            leads=t.number(sum(line.leads for line in workers)),
+            spot=t.number(sum(line.on_the_spot for line in workers)),
+        ),
+        t._("Requests handled: {handled}, on time: {on_time}").format(
+            handled=t.number(handled), on_time=_percent(t, on_time / handled if handled else None)
+        ),
+    ]
+
+
 def render_summary(t: Translator, bulletin: Bulletin) -> str:
     """The bulletin as a short chat message in ``t``'s language (at most a few dozen lines)."""
     lines = [bulletin_title(t, bulletin), *_summary_figures(t, bulletin.totals)]
+    rounds = _rounds_section(t, bulletin.workers) if bulletin.workers else []
     if bulletin.totals.counts.received == 0:
-        return "\n".join([*lines, "", t._("No requests were filed in this area in this month.")])
+        return "\n".join([*lines, "", t._("No requests were filed in this area in this month."), *rounds])
     lines += _summary_section(
         t, unit_breakdown_heading(t, bulletin.unit_level), bulletin.by_unit
     )
     lines += _summary_section(t, t._("By category"), bulletin.by_category)
     if bulletin.by_place:
         lines += _summary_section(t, t._("By place"), bulletin.by_place)
+    lines += rounds
     lines += ["", t._("The chart and the spreadsheet with every figure follow.")]
     return "\n".join(lines)
 
@@ -322,9 +345,31 @@ def _write_volunteer_sheet(sheet: Any, t: Translator, service: AreaService) -> N
     sheet.column_dimensions["B"].width = 24
 
 
+def _write_workers_sheet(sheet: Any, t: Translator, workers: Sequence[WorkerLine]) -> None:
+    """A row per grid worker: their rounds and the requests they handled in the month."""
+    from openpyxl.styles import Font
+
+    sheet.title = _sheet_title(t._("By worker"))
+    _append(sheet, [
+        t._("Grid"), t._("Worker"), t._("Visits"), t._("Patrol hours"), t._("Leads"), t._("Solved on the spot"),
+        t._("Requests handled"), t._("Handled on time"), t._("On-time rate"),
+    ])
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    for line in workers:
+        _append(sheet, [
+            line.grid_code, line.name, line.visits, line.patrol_hours, line.leads, line.on_the_spot, line.handled,
+            line.handled_on_time, line.on_time_rate,
+        ])
+        sheet.cell(row=sheet.max_row, column=4).number_format = HOURS_FORMAT
+        sheet.cell(row=sheet.max_row, column=9).number_format = PERCENT_FORMAT
+    sheet.freeze_panes = "C2"
+    sheet.column_dimensions["B"].width = 16
+
+
 def render_workbook(t: Translator, bulletin: Bulletin) -> bytes:
-    """An XLSX with the sheets summary, by category, by unit, by place (when places received requests) and
-    (for areas with communities) volunteer service, headers in ``t``'s language."""
+    """An XLSX with the sheets summary, by category, by unit, by place (when places received requests), (for
+    areas with communities) volunteer service, and by grid worker, headers in ``t``'s language."""
     from openpyxl import Workbook
 
     workbook = Workbook()
@@ -343,6 +388,7 @@ def render_workbook(t: Translator, bulletin: Bulletin) -> bytes:
         _write_breakdown_sheet(workbook.create_sheet(), t, t._("By place"), t._("Place"), bulletin.by_place)
     if bulletin.volunteer_service is not None:
         _write_volunteer_sheet(workbook.create_sheet(), t, bulletin.volunteer_service)
+    _write_workers_sheet(workbook.create_sheet(), t, bulletin.workers)
     buffer = io.BytesIO()
     workbook.save(buffer)
     return buffer.getvalue()

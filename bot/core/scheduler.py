@@ -51,6 +51,7 @@ class JobKind(enum.StrEnum):
     VOLUNTEER_CLOSE = "volunteer_close"  # a slot ended: mark its no-shows, ask its community's staff to rate
     RETENTION = "retention"  # once a day: delete handled updates and sent messages older than the retention
     CLOSE_PATROLS = "close_patrols"  # a night patrol still open at the end of the night window
+    END_CAMPAIGNS = "end_campaigns"  # a focused campaign's last day is over: its owner gets the progress
 
 
 # Closing comes first so an old resolution is closed rather than asked about; escalating before reminding so

@@ -113,7 +113,8 @@ class Playground:
         await prepare_database(self.service.database)
         await self.service.database.run(partial(claim, now=self.clock()))
         await self._resume()
-        self.notes = await self.service.database.run(partial(prepare_organisation, now=self.clock()))
+        prepare = partial(prepare_organisation, now=self.clock(), timezone=self.settings.timezone)
+        self.notes = await self.service.database.run(prepare)
         # The page first: a port already taken is the likeliest failure, and should come before the bot starts.
         await self._start_web()
         self.sim.subscribe(self._on_sim_event)

@@ -4,15 +4,15 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
-from bot.core import volunteers
+from bot.core import campaigns, volunteers
 from bot.core.demo import demo_rows, load_demo
 from bot.core.staff import StaffError, add_staff
-from storage.models import PartnerUnit, Person, Role, Street, Volunteer, VolunteerStatus
+from storage.models import Campaign, Category, PartnerUnit, Person, Role, Street, Volunteer, VolunteerStatus
 
 log = logging.getLogger(__name__)
 
@@ -145,13 +145,14 @@ def enrol_volunteer(session: Session, persona: Persona, now: datetime) -> str | 
     return None
 
 
-def prepare_organisation(session: Session, now: datetime) -> list[str]:
+def prepare_organisation(session: Session, now: datetime, timezone: str = "Asia/Shanghai") -> list[str]:
     """Load the demo organisation into an empty database and make the staff personas staff.
 
     Returns notes for the page: a database with an organisation of its own may lack the demo units, and
     then the persona stays an ordinary user rather than stopping the playground.
     """
-    if session.scalar(select(Street.id).limit(1)) is None:
+    fresh = session.scalar(select(Street.id).limit(1)) is None
+    if fresh:
         log.info("empty database: loading the demo organisation")
         load_demo(session)
     notes = []
@@ -166,4 +167,25 @@ def prepare_organisation(session: Session, now: datetime) -> list[str]:
         note = enrol_volunteer(session, persona, now) if persona.volunteer_of is not None else None
         if note is not None:
             notes.append(note)
+    if fresh:
+        seed_demo_campaign(session, now, timezone)
     return notes
+
+
+# The community persona's focused campaign, so the worker persona has targets to record from the start.
+DEMO_CAMPAIGN = "飞线充电整治"
+DEMO_TARGETS = ("DG-KM-01-B1", "DG-KM-01-B2", "DG-KM-01-B3")
+DEMO_CAMPAIGN_DAYS = 14
+
+
+def seed_demo_campaign(session: Session, now: datetime, timezone: str) -> None:
+    owner_id = next(persona.user_id for persona in PERSONAS if persona.role is Role.COMMUNITY)
+    owner = session.scalars(select(Person).where(Person.external_id == str(owner_id))).first()
+    category = session.scalars(select(Category).order_by(Category.sort_order, Category.id).limit(1)).first()
+    if owner is None or category is None or session.scalar(select(Campaign.id).limit(1)) is not None:
+        return
+    session.flush()
+    session.refresh(owner)
+    ends_on = campaigns.local_today(now, timezone) + timedelta(days=DEMO_CAMPAIGN_DAYS)
+    campaign = campaigns.open_campaign(session, owner, DEMO_CAMPAIGN, category.id, ends_on, now, timezone)
+    campaigns.add_targets(session, owner, campaign.id, DEMO_TARGETS)

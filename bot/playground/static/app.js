@@ -11,7 +11,9 @@ const WORDS = {
     tooLong: "一条消息最多 {max} 个字符，这条有 {count} 个。请删减后再发送，已输入的内容仍保留在输入框中。",
     pasteTooLong: "粘贴后将超过 {max} 个字符，未粘贴。请分几条发送。",
     help: "李秀兰已绑定楼栋，可直接点“📝 提交诉求”；Anna 还没有绑定：点“📷 扫码绑定”（模拟扫描楼栋二维码）或发送 /building。"
-      + "王网格员和陈主任负责李秀兰的楼栋。“+1 天/+1 周”把调度器的时钟往前拨。",
+      + "王网格员和陈主任负责李秀兰的楼栋。王网格员巡查时可用 /lead 上报线索（就地解决、自己受理或上报）、/visit 记录走访、"
+      + "/patrol 夜间巡逻（用“发送位置”打卡）、/targets 记录陈主任“飞线充电整治”的点位是否已整改；陈主任用 /campaign 查看进度。"
+      + "“+1 天/+1 周”把调度器的时钟往前拨。",
   },
   en: {
     playground: "playground", simulatedTime: "Simulated time", plusDay: "+1 day", plusWeek: "+1 week",
@@ -22,7 +24,10 @@ const WORDS = {
     pasteTooLong: "Pasting this would make the message longer than {max} characters, so it was not pasted. Send it in several messages.",
     help: "Li Xiulan is bound to her building: tap “📝 New request” (提交诉求) to file one. Anna is not bound yet: "
       + "tap “📷 Scan QR” (as if scanning the code on the building) or send /building. The grid worker and the community admin handle Li's "
-      + "building. “+1 day / +1 week” move the scheduler's clock forward.",
+      + "building. On his rounds the grid worker files leads with /lead (solved on the spot, taken on or reported up), "
+      + "records visits with /visit, patrols at night with /patrol (“Send a location” at each checkpoint) and records "
+      + "the targets of the community's “飞线充电整治” campaign with /targets; the community admin follows it with /campaign. "
+      + "“+1 day / +1 week” move the scheduler's clock forward.",
   },
 };
 
