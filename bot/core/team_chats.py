@@ -39,8 +39,10 @@ def group_person(session: Session, sender: Sender, default_locale: str, now: dat
         )
         session.add(group)
         session.flush()
-    elif sender.group_title:
-        group.display_name = sender.group_title[:200]
+    else:
+        group.display_name = sender.group_title[:200] or group.display_name
+        # Addressed there again: the bot is back in a group it had been removed from.
+        group.unreachable = False
     return group
 
 
