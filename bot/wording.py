@@ -57,7 +57,13 @@ EVENT_LABELS = {
     EventKind.REMINDED: N_("reminder sent"),
     EventKind.CLOSED: N_("closed"),
     EventKind.JOINED: N_("a neighbour joined (me too)"),
+    EventKind.HELP_ASKED: N_("volunteers asked to help"),
+    EventKind.HELPED: N_("a volunteer came to help"),
+    EventKind.MEETING: N_("three-party meeting"),
 }
+# Events whose actor is not named on the timeline: the text says who (the volunteer's check-in name) or
+# what (the meeting's decision and its owner).
+UNNAMED_ACTOR_EVENTS = (EventKind.HELPED, EventKind.MEETING)
 OUTCOME_LABELS = {
     Outcome.FIXED: N_("✅ Fixed"),
     Outcome.PARTLY: N_("🟡 Partly fixed"),
@@ -143,13 +149,14 @@ def timeline_text(ctx: Context, t: Translator, request: Request, for_staff: bool
         if event.kind in STAFF_ONLY_EVENTS and not for_staff:
             continue
         label = event_label(ctx, t, event.level, event.unit_id, event.kind)
-        actor = _actor_name(t, request, event.actor, reader or ctx.person, for_staff)
+        actor = "" if event.kind in UNNAMED_ACTOR_EVENTS else _actor_name(
+            t, request, event.actor, reader or ctx.person, for_staff)
         line = f"• {t.datetime(event.at)} — {label}"
         if actor:
             line += f" — {actor}"
         if event.text and event.kind not in (EventKind.CONFIRMED, EventKind.REOPENED):
             # The system's reasons ("no response", "overdue") are message ids, shown in the reader's language.
-            text = t._(event.text) if event.actor is None else event.text
+            text = t._(event.text) if event.actor is None and event.kind is not EventKind.MEETING else event.text
             line = t._("{entry}: {text}").format(entry=line, text=text)
         lines.append(line)
     return clip("\n".join(lines))
@@ -238,6 +245,8 @@ def card_keyboard(t: Translator, request: Request, reader: Person | None = None)
         Button(t._(STAFF_BUTTONS[transition][0]), callback(STAFF_PREFIX, STAFF_BUTTONS[transition][1], request.id))
         for transition in moves
     ]
+    if reader is not None and core.may_ask_volunteers(reader, request):
+        buttons.append(Button(t._("🙋 Ask volunteers"), callback(STAFF_PREFIX, "help", request.id)))
     buttons.append(Button(t._("🕓 Timeline"), callback(STAFF_PREFIX, "tl", request.id)))
     return inline(buttons[:3], buttons[3:])
 
@@ -334,3 +343,19 @@ def notify_staff_text(ctx: Context, people: Iterable[Person], request: Request, 
         t = ctx.translator_for(person)
         ctx.send(person, SendText(clip(t._(message).format(code=request.code, **params)),
                                   inline([open_button(t, request)])))
+
+
+# --- volunteers asked to help with a request ----------------------------------------------------------------
+
+HELP_PREFIX = "vl:hp"
+
+
+def help_callback(request: Request) -> str:
+    return f"{HELP_PREFIX}:{request.id}"
+
+
+def help_request_text(ctx: Context, t: Translator, request: Request, worker: str, need: str) -> str:
+    """What a volunteer is asked: the category and the building, never the resident or their words."""
+    return t._("🙋 {worker} asks volunteers to help with {code} ({category}) at {building}: {need}").format(
+        worker=worker, code=request.code, category=request.category.name(t.locale), building=request.building.name,
+        need=need)

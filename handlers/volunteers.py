@@ -8,12 +8,13 @@ from collections.abc import Callable
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
+from bot.core import requests
 from bot.core import volunteers as core
 from bot.core.app import write_outbox
 from bot.core.context import Context
 from bot.core.messages import Action, Button, ButtonPress, Location, SendText, Text, inline
 from bot.core.router import Router, button_args, callback
-from bot.i18n import Translator
+from bot.i18n import N_, Translator
 from bot.volunteer_wording import (
     PREFIX,
     claim_actions,
@@ -25,6 +26,8 @@ from bot.volunteer_wording import (
     refusal_text,
     slot_time,
 )
+from bot.wording import HELP_PREFIX, holder_text, notify_staff_text, refresh_cards
+from bot.wording import refuse as refuse_request
 from handlers.start import deep_links
 from storage.models import Community, Person, Priority, SlotClaim, Volunteer
 
@@ -359,6 +362,31 @@ def _location_step(ctx: Context) -> None:
         _refused(ctx, error)
         return
     ctx.reply(ctx.t._("Your location at the post is recorded."))
+
+
+# --- helping with a request -------------------------------------------------------------------------------
+
+
+@router.button(HELP_PREFIX)
+def help_with_request(ctx: Context) -> None:
+    """A volunteer answers a request holder's call for help; the holders hear, the timeline shows it."""
+    request_id = _int_arg(ctx, 1)
+    if request_id is None:
+        _stale(ctx)
+        return
+    try:
+        change = requests.help_with(ctx.session, ctx.person, request_id, ctx.now)
+    except requests.RequestRefused as error:
+        refuse_request(ctx, error)
+        return
+    request, t = change.request, ctx.t
+    ctx.answer()
+    ctx.edit(t._("Thank you for helping with {code}. Its holder knows you are coming: {holder}.").format(
+        code=request.code, holder=holder_text(ctx, t, request)))
+    refresh_cards(ctx, request)
+    volunteer = core.volunteer_of(ctx.session, ctx.person, requests.community_of(request))
+    name = volunteer.name if volunteer is not None else ctx.person.display_name
+    notify_staff_text(ctx, change.notify, request, N_("🙋 Volunteer {name} will help with {code}."), name=name)
 
 
 # --- evaluation -------------------------------------------------------------------------------------------

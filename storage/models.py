@@ -263,6 +263,9 @@ class EventKind(enum.StrEnum):
     JOINED = "joined"  # another resident said "me too"
     REMINDED = "reminded"
     CLOSED = "closed"
+    HELP_ASKED = "help_asked"  # the holder asked the community's volunteers to help
+    HELPED = "helped"  # a volunteer came to help; the text is the volunteer's name
+    MEETING = "meeting"  # the three-party meeting decided on the request, or the decision's outcome
 
 
 class RequestEvent(Base):

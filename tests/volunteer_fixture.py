@@ -79,6 +79,12 @@ def volunteer_world(session: Session, org: SmallOrg, volunteer: Person, outsider
     unit = partner_unit(session)
     own = approved_volunteer(session, volunteer, org.community, volunteer.display_name, unit)
     approved_volunteer(session, outsider, org.community2, outsider.display_name)
+    # Somebody besides the filer whom the holder of the filer's request may ask to help with it.
+    helper = Person(channel="telegram", external_id="9001", chat_id="9001", display_name="Zhao Helper", locale="en",
+                    state_data={}, created_at=now)
+    session.add(helper)
+    session.flush()
+    approved_volunteer(session, helper, org.community, helper.display_name)
     pending = Volunteer(person_id=applicant.id, community_id=org.community, name=applicant.display_name,
                         party_member=False, status=VolunteerStatus.PENDING, created_at=now)
     post = VolunteerPost(community_id=org.community, title="楼道清理", description="", place="建设路12号院",
