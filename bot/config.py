@@ -10,6 +10,9 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.core.categories import PROPERTY_CATEGORY_CODES
+from bot.core.meetings import MeetingDefaults
+
 TELEGRAM_API_URL = "https://api.telegram.org"
 WECHAT_API_URL = "https://api.weixin.qq.com"
 WEBHOOK_SECRET_SHAPE = re.compile(r"[A-Za-z0-9_-]{1,256}")
@@ -59,6 +62,11 @@ class Settings(BaseSettings):
     # Handled updates (what people sent, with their names) and sent or failed outgoing messages are deleted
     # after this many days; the scheduler prunes them daily. Requests are kept, see docs/privacy.md.
     retention_days: int = Field(default=30, ge=1)
+    # The weekly three-party meeting of a community that set no time of its own: weekday (0 Monday … 6 Sunday)
+    # and local time; its agenda lists open requests of these category codes (comma-separated).
+    meeting_weekday: int = Field(default=3, ge=0, le=6)
+    meeting_time: time = time(15, 0)
+    meeting_categories: str = ",".join(PROPERTY_CATEGORY_CODES)
 
     # WeChat Official Account (公众号): served when the token, app id and secret are set.
     wechat_token: SecretStr | None = None
@@ -95,3 +103,8 @@ class Settings(BaseSettings):
     @property
     def wechat_enabled(self) -> bool:
         return bool(self.wechat_token and self.wechat_app_id and self.wechat_app_secret)
+
+
+def meeting_defaults(settings: Settings) -> MeetingDefaults:
+    codes = tuple(code.strip() for code in settings.meeting_categories.split(",") if code.strip())
+    return MeetingDefaults(settings.meeting_weekday, settings.meeting_time, codes, settings.timezone)

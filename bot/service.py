@@ -10,7 +10,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from bot.config import Settings
+from bot.config import Settings, meeting_defaults
 from bot.core.app import Core
 from bot.core.clock import Clock, system_clock
 from bot.core.context import CoreConfig
@@ -56,6 +56,7 @@ class Service:
             bot_username=bot_username,
             daily_request_limit=self.settings.daily_request_limit,
             retention_days=self.settings.retention_days,
+            meetings=meeting_defaults(self.settings),
         )
 
     def default_command_menus(self) -> dict[str, SetCommands]:

@@ -59,11 +59,12 @@ EVENT_LABELS = {
     EventKind.JOINED: N_("a neighbour joined (me too)"),
     EventKind.HELP_ASKED: N_("volunteers asked to help"),
     EventKind.HELPED: N_("a volunteer came to help"),
-    EventKind.MEETING: N_("three-party meeting"),
+    EventKind.MEETING_DECIDED: N_("the three-party meeting decided"),
+    EventKind.MEETING_DONE: N_("the three-party meeting's decision was carried out"),
 }
 # Events whose actor is not named on the timeline: the text says who (the volunteer's check-in name) or
 # what (the meeting's decision and its owner).
-UNNAMED_ACTOR_EVENTS = (EventKind.HELPED, EventKind.MEETING)
+UNNAMED_ACTOR_EVENTS = (EventKind.HELPED, EventKind.MEETING_DECIDED, EventKind.MEETING_DONE)
 OUTCOME_LABELS = {
     Outcome.FIXED: N_("✅ Fixed"),
     Outcome.PARTLY: N_("🟡 Partly fixed"),
@@ -156,7 +157,7 @@ def timeline_text(ctx: Context, t: Translator, request: Request, for_staff: bool
             line += f" — {actor}"
         if event.text and event.kind not in (EventKind.CONFIRMED, EventKind.REOPENED):
             # The system's reasons ("no response", "overdue") are message ids, shown in the reader's language.
-            text = t._(event.text) if event.actor is None and event.kind is not EventKind.MEETING else event.text
+            text = t._(event.text) if event.actor is None else event.text
             line = t._("{entry}: {text}").format(entry=line, text=text)
         lines.append(line)
     return clip("\n".join(lines))

@@ -8,6 +8,7 @@ from handlers import (
     cancel,
     filing,
     language,
+    meetings,
     my_requests,
     privacy,
     report,
@@ -22,7 +23,7 @@ from handlers.menu import MENU_COMMANDS
 def build_router() -> Router:
     router = Router()
     for module in (start, language, cancel, filing, my_requests, tasks, report, broadcast, staff_admin,
-                   volunteers):
+                   volunteers, meetings):
         router.include(module.router)
     router.include(privacy.router)
     router.menu.update(MENU_COMMANDS)

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from bot.core.meetings import MeetingDefaults
 from bot.core.messages import (
     MAX_CAPTION,
     MAX_TEXT,
@@ -37,6 +38,7 @@ class CoreConfig:
     daily_request_limit: int = 10
     # Days handled updates and sent messages are kept (the privacy notice tells people).
     retention_days: int = 30
+    meetings: MeetingDefaults = field(default_factory=MeetingDefaults)
 
 
 @dataclass

@@ -924,10 +924,12 @@ def _has_event(session: Session, request: Request, kind: EventKind, actor: Perso
     return session.scalar(query.limit(1)) is not None
 
 
-def record_meeting_event(session: Session, request: Request, actor: Person | None, text: str, now: datetime) -> bool:
-    """A three-party meeting's decision on the request, or its outcome, on the request's timeline; False (and
-    nothing written) for a request the resident withdrew."""
+def record_meeting_event(
+    session: Session, request: Request, kind: EventKind, actor: Person, text: str, now: datetime
+) -> bool:
+    """A three-party meeting's decision on the request (``MEETING_DECIDED``), or its outcome (``MEETING_DONE``),
+    on the request's timeline; False (and nothing written) for a request the resident withdrew."""
     if not allows(Transition.MEETING, request):
         return False
-    _record(session, request, EventKind.MEETING, actor, now, text)
+    _record(session, request, kind, actor, now, text)
     return True
