@@ -55,7 +55,8 @@ def command_menu(t: Translator, person: Person | None) -> SetCommands:
             ("invite", t._("Invite staff")),
         ]
     if person is not None and any(role.role is Role.COMMUNITY for role in person.roles):
-        commands += [("post", t._("Publish a volunteer post")), ("volunteers", t._("Volunteers and their link"))]
+        commands += [("post", t._("Publish a volunteer post")), ("volunteers", t._("Volunteers and their link")),
+                     ("meeting", t._("Three-party meeting"))]
     return SetCommands(tuple(commands))
 
 
