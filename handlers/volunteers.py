@@ -80,6 +80,8 @@ def volunteer_step(ctx: Context) -> None:
         _name_step(ctx)
     elif state == "vol.comment":
         _comment_step(ctx)
+    elif state == "vol.rcomment":
+        _resident_comment_step(ctx)
     elif state == "vol.at":
         _location_step(ctx)
     else:
@@ -289,7 +291,25 @@ def _places_step(ctx: Context, text: str) -> None:
     write_outbox(ctx.session, announcements, ctx.now, not_before=lambda _person: ctx.now,
                  priority=Priority.BROADCAST)
     ctx.reply(t._("Published “{title}” with {slots} slot(s); {count} volunteer(s) will be told.").format(
-        title=post.title, slots=t.number(len(post.slots)), count=t.number(len(told))))
+        title=post.title, slots=t.number(len(post.slots)), count=t.number(len(told))),
+        inline([Button(t._("⭐ Residents served rate it too"), callback(PREFIX, "rr", post.id))]))
+
+
+@router.button(f"{PREFIX}:rr")
+def let_residents_rate(ctx: Context) -> None:
+    post_id = _int_arg(ctx, 1)
+    if post_id is None:
+        _stale(ctx)
+        return
+    try:
+        post = core.let_residents_rate(ctx.session, ctx.person, post_id)
+    except core.VolunteerRefused as error:
+        _refused(ctx, error)
+        return
+    t = ctx.t
+    ctx.edit(t._("Residents of {community} who were served will rate the volunteers of “{title}” after each slot. "
+                 "Give them this link at the post (on a notice or as a QR code):\n{link}").format(
+        community=post.community.name, title=post.title, link=core.rating_link(ctx.config.bot_username, post)))
 
 
 # --- claims, check-in and check-out -----------------------------------------------------------------------
@@ -444,6 +464,81 @@ def _comment_step(ctx: Context) -> None:
     ctx.reply(t._("Comment saved for {name}.").format(name=rated.volunteer.name))
 
 
+# --- residents rate the service ---------------------------------------------------------------------------
+
+
+def open_resident_rating(ctx: Context, post_id: str) -> None:
+    """``/start vr_<post id>``: the rating link of a post residents rate."""
+    t = ctx.t
+    try:
+        if not post_id.isdigit():
+            raise core.VolunteerRefused(core.NO_SUCH_THING)
+        claims = core.services_to_rate(ctx.session, ctx.person, int(post_id), ctx.now)
+    except core.VolunteerRefused as error:
+        _refused(ctx, error)
+        return
+    if not claims:
+        ctx.reply(t._("There is no service to rate here yet: come back after the slot."))
+        return
+    buttons = [[Button(t._("Rate {name}").format(name=claim.volunteer.name) + f" · {slot_time(t, claim.slot)}",
+                       callback(PREFIX, "rs", claim.id))] for claim in claims]
+    ctx.reply(t._("Thank you for rating the volunteers who served you. Whom will you rate?"), inline(*buttons))
+
+
+@router.button(f"{PREFIX}:rs")
+def ask_resident_stars(ctx: Context) -> None:
+    claim_id = _int_arg(ctx, 1)
+    if claim_id is None:
+        _stale(ctx)
+        return
+    try:
+        claimed = core.resident_may_rate(ctx.session, ctx.person, claim_id, ctx.now)
+    except core.VolunteerRefused as error:
+        _refused(ctx, error)
+        return
+    t = ctx.t
+    stars = [Button("★" * n, callback(PREFIX, "rv", claimed.id, n)) for n in range(1, 6)]
+    ctx.reply(t._("How did {name} serve you at {slot}?").format(name=claimed.volunteer.name,
+                                                                slot=slot_time(t, claimed.slot)), inline(stars))
+
+
+@router.button(f"{PREFIX}:rv")
+def give_resident_stars(ctx: Context) -> None:
+    claim_id, stars = _int_arg(ctx, 1), _int_arg(ctx, 2)
+    if claim_id is None or stars is None:
+        _stale(ctx)
+        return
+    try:
+        core.rate_as_resident(ctx.session, ctx.person, claim_id, stars, ctx.now)
+    except core.VolunteerRefused as error:
+        _refused(ctx, error)
+        return
+    t = ctx.t
+    name = ctx.session.get_one(SlotClaim, claim_id).volunteer.name
+    ctx.set_state("vol.rcomment", claim=claim_id)
+    ctx.edit(t._("You rated {name}: {stars}. Send a comment, or /cancel to leave none.").format(
+        name=name, stars="★" * stars))
+
+
+def _resident_comment_step(ctx: Context) -> None:
+    t = ctx.t
+    if not isinstance(ctx.event, Text) or not ctx.event.text.strip():
+        ctx.reply(t._("Please write the comment as text, or /cancel."))
+        return
+    if len(ctx.event.text) > core.MAX_COMMENT:
+        ctx.reply(t._("Please keep the comment within {limit} characters.").format(limit=core.MAX_COMMENT))
+        return
+    claim_id = int(ctx.state_data["claim"])
+    ctx.clear_state()
+    try:
+        core.comment_as_resident(ctx.session, ctx.person, claim_id, ctx.event.text.strip())
+    except core.VolunteerRefused as error:
+        _refused(ctx, error)
+        return
+    ctx.reply(t._("Thank you: your comment on {name} is saved.").format(
+        name=ctx.session.get_one(SlotClaim, claim_id).volunteer.name))
+
+
 # --- /myservice -------------------------------------------------------------------------------------------
 
 
@@ -469,6 +564,9 @@ def _volunteer_view(ctx: Context) -> None:
     if totals.average is not None:
         lines.append(t._("Average rating: {average} of 5 ({count} rating(s)).").format(
             average=t.number(totals.average), count=t.number(totals.ratings)))
+    if totals.resident_average is not None:
+        lines.append(t._("Residents' rating: {average} of 5 ({count} rating(s)).").format(
+            average=t.number(totals.resident_average), count=t.number(totals.resident_ratings)))
     claims = [claim for claim in core.claims_of(ctx.session, ctx.person) if claim.status.value != "cancelled"]
     lines += [f"• {claim_line(t, claim)}" for claim in claims]
     buttons = [[Button(f"{label.text} · {slot_time(t, claim.slot)}", label.data) for label in claim_actions(t, claim)]
@@ -483,9 +581,11 @@ def _staff_view(ctx: Context, community_id: int) -> None:
     lines = [t._("Volunteer service in {community}:").format(community=community.name)]
     for totals in core.totals_by_volunteer(claims):
         average = t.number(totals.average) if totals.average is not None else "—"
-        lines.append(t._("• {name}: {hours}, {served} served, {no_shows} missed, rating {average}").format(
+        residents = t.number(totals.resident_average) if totals.resident_average is not None else "—"
+        lines.append(t._("• {name}: {hours}, {served} served, {no_shows} missed, rating {average}, residents' "
+                         "rating {residents}").format(
             name=totals.name, hours=hours_text(t, totals.hours), served=t.number(totals.served),
-            no_shows=t.number(totals.no_shows), average=average))
+            no_shows=t.number(totals.no_shows), average=average, residents=residents))
     unrated = core.unrated_services(ctx.session, community_id, ctx.now)
     if unrated:
         lines.append(t._("To rate:"))
@@ -493,3 +593,4 @@ def _staff_view(ctx: Context, community_id: int) -> None:
 
 
 deep_links[core.DEEP_LINK_PREFIX] = open_check_in
+deep_links[core.RATING_LINK_PREFIX] = open_resident_rating

@@ -577,6 +577,8 @@ class VolunteerPost(Base):
     place: Mapped[str] = mapped_column(String(400), default="")
     created_by_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
     created_at: Mapped[datetime]
+    # Residents who were served rate its volunteers too (``ResidentRating``).
+    residents_rate: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     community: Mapped[Community] = relationship(lazy="joined")
     slots: Mapped[list[PostSlot]] = relationship(lazy="selectin", order_by="PostSlot.starts_at")
 
@@ -629,6 +631,20 @@ class SlotClaim(Base):
     rated_at: Mapped[datetime | None]
     slot: Mapped[PostSlot] = relationship(lazy="joined")
     volunteer: Mapped[Volunteer] = relationship(lazy="joined")
+    resident_ratings: Mapped[list[ResidentRating]] = relationship(lazy="selectin", order_by="ResidentRating.id")
+
+
+class ResidentRating(Base):
+    """A resident's rating of a volunteer's service in a slot of a post residents rate: 1-5 and a comment, once."""
+
+    __tablename__ = "resident_ratings"
+    __table_args__ = (UniqueConstraint("claim_id", "person_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("slot_claims.id", ondelete="CASCADE"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    stars: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
 
 
 class MeetingParty(enum.StrEnum):

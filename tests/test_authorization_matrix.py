@@ -81,6 +81,7 @@ class Action(enum.StrEnum):
     APPROVE_CHECK_IN = "approve_check_in"
     CLAIM_POST = "claim_post"
     RATE_SERVICE = "rate_service"
+    RATE_AS_RESIDENT = "rate_as_resident"
     ASK_VOLUNTEERS = "ask_volunteers"
     INVITE_PARTY = "invite_party"
     SET_MEETING_TIME = "set_meeting_time"
@@ -120,6 +121,8 @@ POLICY: dict[Action, tuple[bool, ...]] = {
     Action.APPROVE_CHECK_IN: (N, N, N, N, N, Y, N, N, N, N),
     Action.CLAIM_POST:       (Y, N, N, N, N, N, N, N, N, N),
     Action.RATE_SERVICE:     (N, N, N, N, N, Y, N, N, N, N),
+    # The post's residents rate too: its community's residents, but never a volunteer their own service.
+    Action.RATE_AS_RESIDENT: (N, Y, N, N, N, N, N, N, N, N),
     # The grid worker or community staff holding a request ask its community's volunteers; the levels above
     # hold no volunteers of their own.
     Action.ASK_VOLUNTEERS:   (N, N, N, Y, N, Y, N, N, N, N),
@@ -322,6 +325,9 @@ ACTIONS: dict[Action, tuple[RequestStatus, Perform]] = {
     Action.CLAIM_POST: (RequestStatus.NEW, lambda s, w, p: volunteers.claim_slot(s, p, _vw(w).open_slot, LATER)),
     Action.RATE_SERVICE: (
         RequestStatus.NEW, lambda s, w, p: volunteers.rate_service(s, p, _vw(w).served_claim, 5, "好", LATER)
+    ),
+    Action.RATE_AS_RESIDENT: (
+        RequestStatus.NEW, lambda s, w, p: volunteers.rate_as_resident(s, p, _vw(w).served_claim, 4, LATER)
     ),
     Action.ASK_VOLUNTEERS: (
         RequestStatus.NEW, lambda s, w, p: core.ask_volunteers(s, p, w.request_id, "帮忙搬纸箱", LATER)
