@@ -10,6 +10,8 @@ from typing import Literal
 from pydantic import Field, SecretStr, model_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from bot.core.categories import PROPERTY_CATEGORY_CODES
+from bot.core.meetings import MeetingDefaults
 from bot.core.workdays import SESSION_KEY, WorkingTime
 from storage.database import Database
 
@@ -68,6 +70,11 @@ class Settings(BaseSettings):
     # Handled updates (what people sent, with their names) and sent or failed outgoing messages are deleted
     # after this many days; the scheduler prunes them daily. Requests are kept, see docs/privacy.md.
     retention_days: int = Field(default=30, ge=1)
+    # The weekly three-party meeting of a community that set no time of its own: weekday (0 Monday … 6 Sunday)
+    # and local time; its agenda lists open requests of these category codes (comma-separated).
+    meeting_weekday: int = Field(default=3, ge=0, le=6)
+    meeting_time: time = time(15, 0)
+    meeting_categories: str = ",".join(PROPERTY_CATEGORY_CODES)
 
     # Office hours in which the reminder and escalation hours are counted, on working days only (official
     # holidays, 调休 make-up days and the district's calendar file); ``always`` counts calendar time instead.
@@ -117,3 +124,8 @@ class Settings(BaseSettings):
     @property
     def wechat_enabled(self) -> bool:
         return bool(self.wechat_token and self.wechat_app_id and self.wechat_app_secret)
+
+
+def meeting_defaults(settings: Settings) -> MeetingDefaults:
+    codes = tuple(code.strip() for code in settings.meeting_categories.split(",") if code.strip())
+    return MeetingDefaults(settings.meeting_weekday, settings.meeting_time, codes, settings.timezone)

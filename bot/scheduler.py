@@ -56,6 +56,7 @@ from bot.core.scheduler import (
 )
 from bot.core.units import LEVEL_OF_ROLE, Unit, own_name
 from bot.i18n import N_, Translator, translator
+from bot.meeting_jobs import run_meeting_jobs
 from bot.rounds_wording import (
     campaign_progress_text,
     collection_text,
@@ -503,6 +504,7 @@ async def run_due_jobs(
     for kind in REQUEST_JOBS:
         await run_request_jobs(database, kind, now, config, report, send_from)
     await run_volunteer_jobs(database, now, config, report, send_from, _isolated)
+    await run_meeting_jobs(database, now, config, report, send_from, _isolated)
     for kind in PERIODIC_JOBS:
         period = await database.run(partial(due_period, kind=kind, now=now, config=config))
         if period is not None:
@@ -579,11 +581,14 @@ async def run_retention(database: Database, now: datetime, config: SchedulerConf
 
 
 def scheduler_config(settings: Settings) -> SchedulerConfig:
+    from bot.config import meeting_defaults
+
     return SchedulerConfig(
         timezone=settings.timezone, default_locale=settings.default_locale,
         quiet_hours_start=settings.quiet_hours_start, quiet_hours_end=settings.quiet_hours_end,
         digest_time=settings.digest_time, retention_days=settings.retention_days, night_end=settings.night_end,
         visit_target=settings.visit_target,
+        meetings=meeting_defaults(settings),
     )
 
 

@@ -10,7 +10,7 @@ import signal
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
-from bot.config import Settings
+from bot.config import Settings, meeting_defaults
 from bot.core.app import Core
 from bot.core.clock import Clock, system_clock
 from bot.core.context import CoreConfig
@@ -57,6 +57,7 @@ class Service:
             daily_request_limit=self.settings.daily_request_limit,
             retention_days=self.settings.retention_days,
             visit_target=self.settings.visit_target,
+            meetings=meeting_defaults(self.settings),
         )
 
     def default_command_menus(self) -> dict[str, SetCommands]:

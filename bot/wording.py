@@ -61,7 +61,14 @@ EVENT_LABELS = {
     EventKind.REMINDED: N_("reminder sent"),
     EventKind.CLOSED: N_("closed"),
     EventKind.JOINED: N_("a neighbour joined (me too)"),
+    EventKind.HELP_ASKED: N_("volunteers asked to help"),
+    EventKind.HELPED: N_("a volunteer came to help"),
+    EventKind.MEETING_DECIDED: N_("the three-party meeting decided"),
+    EventKind.MEETING_DONE: N_("the three-party meeting's decision was carried out"),
 }
+# Events whose actor is not named on the timeline: the text says who (the volunteer's check-in name) or
+# what (the meeting's decision and its owner).
+UNNAMED_ACTOR_EVENTS = (EventKind.HELPED, EventKind.MEETING_DECIDED, EventKind.MEETING_DONE)
 OUTCOME_LABELS = {
     Outcome.FIXED: N_("✅ Fixed"),
     Outcome.PARTLY: N_("🟡 Partly fixed"),
@@ -168,7 +175,8 @@ def timeline_text(ctx: Context, t: Translator, request: Request, for_staff: bool
         if event.kind in STAFF_ONLY_EVENTS and not for_staff:
             continue
         label = event_label(ctx, t, event.level, event.unit_id, event.kind)
-        actor = _actor_name(t, request, event.actor, reader or ctx.person, for_staff)
+        actor = "" if event.kind in UNNAMED_ACTOR_EVENTS else _actor_name(
+            t, request, event.actor, reader or ctx.person, for_staff)
         line = f"• {t.datetime(event.at)} — {label}"
         if actor:
             line += f" — {actor}"
@@ -263,6 +271,8 @@ def card_keyboard(t: Translator, request: Request, reader: Person | None = None)
         Button(t._(STAFF_BUTTONS[transition][0]), callback(STAFF_PREFIX, STAFF_BUTTONS[transition][1], request.id))
         for transition in moves
     ]
+    if reader is not None and core.may_ask_volunteers(reader, request):
+        buttons.append(Button(t._("🙋 Ask volunteers"), callback(STAFF_PREFIX, "help", request.id)))
     buttons.append(Button(t._("🕓 Timeline"), callback(STAFF_PREFIX, "tl", request.id)))
     return inline(buttons[:3], buttons[3:])
 
@@ -382,3 +392,19 @@ def notify_staff_text(ctx: Context, people: Iterable[Person], request: Request, 
         t = ctx.translator_for(person)
         ctx.send(person, SendText(clip(t._(message).format(code=request.code, **params)),
                                   inline([open_button(t, request)])))
+
+
+# --- volunteers asked to help with a request ----------------------------------------------------------------
+
+HELP_PREFIX = "vl:hp"
+
+
+def help_callback(request: Request) -> str:
+    return f"{HELP_PREFIX}:{request.id}"
+
+
+def help_request_text(ctx: Context, t: Translator, request: Request, worker: str, need: str) -> str:
+    """What a volunteer is asked: the category and the building, never the resident or their words."""
+    return t._("🙋 {worker} asks volunteers to help with {code} ({category}) at {building}: {need}").format(
+        worker=worker, code=request.code, category=request.category.name(t.locale), building=core.where_name(request),
+        need=need)

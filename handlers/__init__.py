@@ -10,6 +10,7 @@ from handlers import (
     categories,
     filing,
     language,
+    meetings,
     my_requests,
     privacy,
     report,
@@ -26,7 +27,7 @@ from handlers.menu import MENU_COMMANDS
 def build_router() -> Router:
     router = Router()
     modules = (start, language, cancel, filing, my_requests, tasks, rounds, campaigns, report, broadcast,
-               staff_admin, volunteers, categories, team_chats)
+               staff_admin, volunteers, meetings, categories, team_chats)
     for module in modules:
         router.include(module.router)
     router.include(privacy.router)

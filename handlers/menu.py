@@ -73,7 +73,8 @@ def command_menu(t: Translator, person: Person | None) -> SetCommands:
             ("campaign", t._("Focused campaigns")),
         ]
     if person is not None and any(role.role is Role.COMMUNITY for role in person.roles):
-        commands += [("post", t._("Publish a volunteer post")), ("volunteers", t._("Volunteers and their link"))]
+        commands += [("post", t._("Publish a volunteer post")), ("volunteers", t._("Volunteers and their link")),
+                     ("meeting", t._("Three-party meeting"))]
     if person is not None and is_district_staff(person):
         commands.append(("categories", t._("Request categories")))
     return SetCommands(tuple(commands))

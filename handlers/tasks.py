@@ -11,8 +11,9 @@ from __future__ import annotations
 from collections.abc import Callable
 
 from bot.core import requests as core
+from bot.core.app import write_outbox
 from bot.core.context import Context
-from bot.core.messages import Button, Command, Photo, Text, clip, inline
+from bot.core.messages import Action, Button, Command, Photo, SendText, Text, clip, inline
 from bot.core.requests import RequestRefused, Transition, View
 from bot.core.roles import is_staff
 from bot.core.router import RoleFilter, Router, button_args, callback
@@ -25,6 +26,8 @@ from bot.wording import (
     card_keyboard,
     card_reader,
     card_text,
+    help_callback,
+    help_request_text,
     holder_text,
     post_to_team_chat,
     refresh_cards,
@@ -37,19 +40,22 @@ from bot.wording import (
 )
 from handlers.callback_codes import LEVEL_BY_CODE, LEVEL_CODES
 from handlers.menu import show_main_menu
-from storage.models import Level, Request
+from storage.models import Level, Person, Priority, Request
 
 router = Router(role=RoleFilter(is_staff, N_("This is for grid workers and staff only.")))
 card_buttons = Router()
 
 PREFIX = STAFF_PREFIX
 ACTION_OF_CODE = {code: transition for transition, (_label, code) in STAFF_BUTTONS.items()}
+ACTION_OF_CODE["help"] = Transition.ASK_HELP
 # What staff are asked to write after pressing a button that needs a text.
 TEXT_PROMPTS = {
     Transition.NOTE: N_("Write the note for {code}, or /cancel."),
     Transition.RESOLVE: N_("What was done for {code}? Write it, or send a photo with a caption. /cancel to stop."),
     Transition.ESCALATE: N_("Why does {code} need the level above? Write the reason, or /cancel."),
     Transition.RETURN: N_("What should the level below do with {code}? Write the instruction, or /cancel."),
+    Transition.ASK_HELP: N_("What should volunteers help with for {code}? Write it (no personal details of the "
+                            "resident), or /cancel."),
 }
 
 
@@ -275,12 +281,29 @@ def _announce_move(ctx: Context, change: core.Change, text: str, card_headline: 
     announce_move(ctx, change, card_headline, resident_news, text=text)
 
 
+def _ask_help(ctx: Context, request_id: int, text: str, _photo_id: str | None) -> None:
+    asked = core.ask_volunteers(ctx.session, ctx.person, request_id, text, ctx.now)
+    request, t = asked.request, ctx.t
+    worker = ctx.person.display_name
+    # Written for the outbox loop, which sends them at the send rate behind everyone's answers.
+    notices: list[tuple[Person, Action]] = []
+    for volunteer in asked.volunteers:
+        vt = ctx.translator_for(volunteer.person)
+        notices.append((volunteer.person, SendText(clip(help_request_text(ctx, vt, request, worker, asked.need)),
+                                                   inline([Button(vt._("🙋 I will help"), help_callback(request))]))))
+    write_outbox(ctx.session, notices, ctx.now, not_before=lambda _person: ctx.now, priority=Priority.BROADCAST)
+    refresh_cards(ctx, request)
+    ctx.reply(t.n_("{code}: {count} volunteer was asked to help.", "{code}: {count} volunteers were asked to help.",
+                   len(asked.volunteers)).format(code=request.code, count=t.number(len(asked.volunteers))))
+
+
 StepAction = Callable[[Context, int, str, "str | None"], None]
 STEP_ACTIONS: dict[Transition, StepAction] = {
     Transition.NOTE: _note,
     Transition.RESOLVE: _resolve,
     Transition.ESCALATE: _escalate,
     Transition.RETURN: _return_down,
+    Transition.ASK_HELP: _ask_help,
 }
 
 

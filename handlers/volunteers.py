@@ -8,12 +8,13 @@ from collections.abc import Callable
 from datetime import date, datetime, time
 from zoneinfo import ZoneInfo
 
+from bot.core import requests
 from bot.core import volunteers as core
 from bot.core.app import write_outbox
 from bot.core.context import Context
 from bot.core.messages import Action, Button, ButtonPress, Location, SendText, Text, inline
 from bot.core.router import Router, button_args, callback
-from bot.i18n import Translator
+from bot.i18n import N_, Translator
 from bot.volunteer_wording import (
     PREFIX,
     claim_actions,
@@ -25,6 +26,8 @@ from bot.volunteer_wording import (
     refusal_text,
     slot_time,
 )
+from bot.wording import HELP_PREFIX, holder_text, notify_staff_text, refresh_cards
+from bot.wording import refuse as refuse_request
 from handlers.start import deep_links
 from storage.models import Community, Person, Priority, SlotClaim, Volunteer
 
@@ -77,6 +80,8 @@ def volunteer_step(ctx: Context) -> None:
         _name_step(ctx)
     elif state == "vol.comment":
         _comment_step(ctx)
+    elif state == "vol.rcomment":
+        _resident_comment_step(ctx)
     elif state == "vol.at":
         _location_step(ctx)
     else:
@@ -286,7 +291,25 @@ def _places_step(ctx: Context, text: str) -> None:
     write_outbox(ctx.session, announcements, ctx.now, not_before=lambda _person: ctx.now,
                  priority=Priority.BROADCAST)
     ctx.reply(t._("Published “{title}” with {slots} slot(s); {count} volunteer(s) will be told.").format(
-        title=post.title, slots=t.number(len(post.slots)), count=t.number(len(told))))
+        title=post.title, slots=t.number(len(post.slots)), count=t.number(len(told))),
+        inline([Button(t._("⭐ Residents served rate it too"), callback(PREFIX, "rr", post.id))]))
+
+
+@router.button(f"{PREFIX}:rr")
+def let_residents_rate(ctx: Context) -> None:
+    post_id = _int_arg(ctx, 1)
+    if post_id is None:
+        _stale(ctx)
+        return
+    try:
+        post = core.let_residents_rate(ctx.session, ctx.person, post_id)
+    except core.VolunteerRefused as error:
+        _refused(ctx, error)
+        return
+    t = ctx.t
+    ctx.edit(t._("Residents of {community} who were served will rate the volunteers of “{title}” after each slot. "
+                 "Give them this link at the post (on a notice or as a QR code):\n{link}").format(
+        community=post.community.name, title=post.title, link=core.rating_link(ctx.config.bot_username, post)))
 
 
 # --- claims, check-in and check-out -----------------------------------------------------------------------
@@ -361,6 +384,31 @@ def _location_step(ctx: Context) -> None:
     ctx.reply(ctx.t._("Your location at the post is recorded."))
 
 
+# --- helping with a request -------------------------------------------------------------------------------
+
+
+@router.button(HELP_PREFIX)
+def help_with_request(ctx: Context) -> None:
+    """A volunteer answers a request holder's call for help; the holders hear, the timeline shows it."""
+    request_id = _int_arg(ctx, 1)
+    if request_id is None:
+        _stale(ctx)
+        return
+    try:
+        change = requests.help_with(ctx.session, ctx.person, request_id, ctx.now)
+    except requests.RequestRefused as error:
+        refuse_request(ctx, error)
+        return
+    request, t = change.request, ctx.t
+    ctx.answer()
+    ctx.edit(t._("Thank you for helping with {code}. Its holder knows you are coming: {holder}.").format(
+        code=request.code, holder=holder_text(ctx, t, request)))
+    refresh_cards(ctx, request)
+    volunteer = core.volunteer_of(ctx.session, ctx.person, requests.community_of(request))
+    name = volunteer.name if volunteer is not None else ctx.person.display_name
+    notify_staff_text(ctx, change.notify, request, N_("🙋 Volunteer {name} will help with {code}."), name=name)
+
+
 # --- evaluation -------------------------------------------------------------------------------------------
 
 
@@ -416,6 +464,81 @@ def _comment_step(ctx: Context) -> None:
     ctx.reply(t._("Comment saved for {name}.").format(name=rated.volunteer.name))
 
 
+# --- residents rate the service ---------------------------------------------------------------------------
+
+
+def open_resident_rating(ctx: Context, post_id: str) -> None:
+    """``/start vr_<post id>``: the rating link of a post residents rate."""
+    t = ctx.t
+    try:
+        if not post_id.isdigit():
+            raise core.VolunteerRefused(core.NO_SUCH_THING)
+        claims = core.services_to_rate(ctx.session, ctx.person, int(post_id), ctx.now)
+    except core.VolunteerRefused as error:
+        _refused(ctx, error)
+        return
+    if not claims:
+        ctx.reply(t._("There is no service to rate here yet: come back after the slot."))
+        return
+    buttons = [[Button(t._("Rate {name}").format(name=claim.volunteer.name) + f" · {slot_time(t, claim.slot)}",
+                       callback(PREFIX, "rs", claim.id))] for claim in claims]
+    ctx.reply(t._("Thank you for rating the volunteers who served you. Whom will you rate?"), inline(*buttons))
+
+
+@router.button(f"{PREFIX}:rs")
+def ask_resident_stars(ctx: Context) -> None:
+    claim_id = _int_arg(ctx, 1)
+    if claim_id is None:
+        _stale(ctx)
+        return
+    try:
+        claimed = core.resident_may_rate(ctx.session, ctx.person, claim_id, ctx.now)
+    except core.VolunteerRefused as error:
+        _refused(ctx, error)
+        return
+    t = ctx.t
+    stars = [Button("★" * n, callback(PREFIX, "rv", claimed.id, n)) for n in range(1, 6)]
+    ctx.reply(t._("How did {name} serve you at {slot}?").format(name=claimed.volunteer.name,
+                                                                slot=slot_time(t, claimed.slot)), inline(stars))
+
+
+@router.button(f"{PREFIX}:rv")
+def give_resident_stars(ctx: Context) -> None:
+    claim_id, stars = _int_arg(ctx, 1), _int_arg(ctx, 2)
+    if claim_id is None or stars is None:
+        _stale(ctx)
+        return
+    try:
+        core.rate_as_resident(ctx.session, ctx.person, claim_id, stars, ctx.now)
+    except core.VolunteerRefused as error:
+        _refused(ctx, error)
+        return
+    t = ctx.t
+    name = ctx.session.get_one(SlotClaim, claim_id).volunteer.name
+    ctx.set_state("vol.rcomment", claim=claim_id)
+    ctx.edit(t._("You rated {name}: {stars}. Send a comment, or /cancel to leave none.").format(
+        name=name, stars="★" * stars))
+
+
+def _resident_comment_step(ctx: Context) -> None:
+    t = ctx.t
+    if not isinstance(ctx.event, Text) or not ctx.event.text.strip():
+        ctx.reply(t._("Please write the comment as text, or /cancel."))
+        return
+    if len(ctx.event.text) > core.MAX_COMMENT:
+        ctx.reply(t._("Please keep the comment within {limit} characters.").format(limit=core.MAX_COMMENT))
+        return
+    claim_id = int(ctx.state_data["claim"])
+    ctx.clear_state()
+    try:
+        core.comment_as_resident(ctx.session, ctx.person, claim_id, ctx.event.text.strip())
+    except core.VolunteerRefused as error:
+        _refused(ctx, error)
+        return
+    ctx.reply(t._("Thank you: your comment on {name} is saved.").format(
+        name=ctx.session.get_one(SlotClaim, claim_id).volunteer.name))
+
+
 # --- /myservice -------------------------------------------------------------------------------------------
 
 
@@ -441,6 +564,9 @@ def _volunteer_view(ctx: Context) -> None:
     if totals.average is not None:
         lines.append(t._("Average rating: {average} of 5 ({count} rating(s)).").format(
             average=t.number(totals.average), count=t.number(totals.ratings)))
+    if totals.resident_average is not None:
+        lines.append(t._("Residents' rating: {average} of 5 ({count} rating(s)).").format(
+            average=t.number(totals.resident_average), count=t.number(totals.resident_ratings)))
     claims = [claim for claim in core.claims_of(ctx.session, ctx.person) if claim.status.value != "cancelled"]
     lines += [f"• {claim_line(t, claim)}" for claim in claims]
     buttons = [[Button(f"{label.text} · {slot_time(t, claim.slot)}", label.data) for label in claim_actions(t, claim)]
@@ -455,9 +581,11 @@ def _staff_view(ctx: Context, community_id: int) -> None:
     lines = [t._("Volunteer service in {community}:").format(community=community.name)]
     for totals in core.totals_by_volunteer(claims):
         average = t.number(totals.average) if totals.average is not None else "—"
-        lines.append(t._("• {name}: {hours}, {served} served, {no_shows} missed, rating {average}").format(
+        residents = t.number(totals.resident_average) if totals.resident_average is not None else "—"
+        lines.append(t._("• {name}: {hours}, {served} served, {no_shows} missed, rating {average}, residents' "
+                         "rating {residents}").format(
             name=totals.name, hours=hours_text(t, totals.hours), served=t.number(totals.served),
-            no_shows=t.number(totals.no_shows), average=average))
+            no_shows=t.number(totals.no_shows), average=average, residents=residents))
     unrated = core.unrated_services(ctx.session, community_id, ctx.now)
     if unrated:
         lines.append(t._("To rate:"))
@@ -465,3 +593,4 @@ def _staff_view(ctx: Context, community_id: int) -> None:
 
 
 deep_links[core.DEEP_LINK_PREFIX] = open_check_in
+deep_links[core.RATING_LINK_PREFIX] = open_resident_rating

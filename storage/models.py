@@ -323,6 +323,10 @@ class EventKind(enum.StrEnum):
     JOINED = "joined"  # another resident said "me too"
     REMINDED = "reminded"
     CLOSED = "closed"
+    HELP_ASKED = "help_asked"  # the holder asked the community's volunteers to help
+    HELPED = "helped"  # a volunteer came to help; the text is the volunteer's name
+    MEETING_DECIDED = "meeting_decided"  # the three-party meeting decided on the request; the text is the decision
+    MEETING_DONE = "meeting_done"  # the party owning that decision reported its outcome; the text is the outcome
 
 
 class RequestEvent(Base):
@@ -710,6 +714,8 @@ class VolunteerPost(Base):
     place: Mapped[str] = mapped_column(String(400), default="")
     created_by_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
     created_at: Mapped[datetime]
+    # Residents who were served rate its volunteers too (``ResidentRating``).
+    residents_rate: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     community: Mapped[Community] = relationship(lazy="joined")
     slots: Mapped[list[PostSlot]] = relationship(lazy="selectin", order_by="PostSlot.starts_at")
 
@@ -762,6 +768,88 @@ class SlotClaim(Base):
     rated_at: Mapped[datetime | None]
     slot: Mapped[PostSlot] = relationship(lazy="joined")
     volunteer: Mapped[Volunteer] = relationship(lazy="joined")
+    resident_ratings: Mapped[list[ResidentRating]] = relationship(lazy="selectin", order_by="ResidentRating.id")
+
+
+class ResidentRating(Base):
+    """A resident's rating of a volunteer's service in a slot of a post residents rate: 1-5 and a comment, once."""
+
+    __tablename__ = "resident_ratings"
+    __table_args__ = (UniqueConstraint("claim_id", "person_id"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    claim_id: Mapped[int] = mapped_column(ForeignKey("slot_claims.id", ondelete="CASCADE"), index=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"))
+    stars: Mapped[int] = mapped_column(Integer)
+    comment: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime]
+
+
+class MeetingParty(enum.StrEnum):
+    """The three parties of the weekly meeting (三方联席会商)."""
+
+    RESIDENTS = "residents"  # the residents' committee 居委会
+    OWNERS = "owners"  # the owners' committee 业委会
+    PROPERTY = "property"  # the property company 物业
+
+
+class MeetingMember(Base):
+    """A party's representative at a community's meeting: an invitation (``token``) until someone opens it."""
+
+    __tablename__ = "meeting_members"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), index=True)
+    party: Mapped[MeetingParty] = mapped_column(Enum(MeetingParty, native_enum=False, length=16))
+    token: Mapped[str] = mapped_column(String(CODE_LENGTH), unique=True)
+    person_id: Mapped[int | None] = mapped_column(ForeignKey("people.id", ondelete="CASCADE"), index=True)
+    invited_by_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    created_at: Mapped[datetime]
+    joined_at: Mapped[datetime | None]
+    person: Mapped[Person | None] = relationship(foreign_keys=[person_id], lazy="joined")
+
+
+class MeetingSchedule(Base):
+    """A community's own weekday (0 Monday) and local time of the weekly meeting; the settings' default
+    applies to a community without one."""
+
+    __tablename__ = "meeting_schedules"
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"), primary_key=True)
+    weekday: Mapped[int] = mapped_column(Integer)
+    at: Mapped[str] = mapped_column(String(5))  # HH:MM, local
+
+
+class Meeting(Base):
+    """One weekly meeting of a community: written when its agenda is sent (the unique key sends it once),
+    completed by staff with who attended."""
+
+    __tablename__ = "meetings"
+    __table_args__ = (UniqueConstraint("community_id", "held_at"),)
+    id: Mapped[int] = mapped_column(primary_key=True)
+    community_id: Mapped[int] = mapped_column(ForeignKey("communities.id"))
+    held_at: Mapped[datetime]
+    agenda_sent_at: Mapped[datetime]
+    attended: Mapped[list[Any]] = mapped_column(JSON, default=list)  # the parties present
+    recorded_at: Mapped[datetime | None]
+    community: Mapped[Community] = relationship(lazy="joined")
+
+
+class MeetingDecision(Base):
+    """A decision of a meeting, about a request or standing alone, owned by one party until its outcome."""
+
+    __tablename__ = "meeting_decisions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    meeting_id: Mapped[int] = mapped_column(ForeignKey("meetings.id", ondelete="CASCADE"), index=True)
+    request_id: Mapped[int | None] = mapped_column(ForeignKey("requests.id", ondelete="SET NULL"))
+    text: Mapped[str] = mapped_column(Text)
+    owner: Mapped[MeetingParty] = mapped_column(Enum(MeetingParty, native_enum=False, length=16))
+    deadline: Mapped[datetime]
+    # When the owner is reminded; cleared by the scheduler when it does (as the request timers are).
+    remind_at: Mapped[datetime | None] = mapped_column(index=True)
+    outcome: Mapped[str | None] = mapped_column(Text)
+    done_at: Mapped[datetime | None]
+    created_by_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    created_at: Mapped[datetime]
+    meeting: Mapped[Meeting] = relationship(lazy="joined")
+    request: Mapped[Request | None] = relationship(lazy="joined")
 
 
 class TargetStatus(enum.StrEnum):

@@ -11,14 +11,14 @@ from __future__ import annotations
 import enum
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, time, timedelta
 from typing import Any
 
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from bot.core import campaigns, places, rounds, volunteers
+from bot.core import campaigns, meetings, places, rounds, volunteers
 from bot.core import requests as core
 from bot.core.broadcasts import Audience, BroadcastNotAllowed, Who, create_broadcast
 from bot.core.categories import CategoryChangeRefused, Setting, set_number
@@ -36,6 +36,11 @@ from storage.models import (
     Community,
     Grid,
     Level,
+    Meeting,
+    MeetingDecision,
+    MeetingMember,
+    MeetingParty,
+    MeetingSchedule,
     Patrol,
     Person,
     Rating,
@@ -89,6 +94,13 @@ class Action(enum.StrEnum):
     RATE_SERVICE = "rate_service"
     CATEGORIES = "change_categories"
     LINK = "link_team_chat"
+    RATE_AS_RESIDENT = "rate_as_resident"
+    ASK_VOLUNTEERS = "ask_volunteers"
+    INVITE_PARTY = "invite_party"
+    SET_MEETING_TIME = "set_meeting_time"
+    RECORD_ATTENDANCE = "record_attendance"
+    RECORD_DECISION = "record_decision"
+    REPORT_OUTCOME = "report_outcome"
 
 
 Y, N = True, False
@@ -126,6 +138,19 @@ POLICY: dict[Action, tuple[bool, ...]] = {
     Action.CATEGORIES: (N,   N,    N,    N,     N,      N,   N,    N,     N,      Y),
     # A grid's team chat is its own staff's: not the community above, not the district.
     Action.LINK:      (N,    N,    N,    Y,     N,      N,   N,    N,     N,      N),
+    # The post's residents rate too: its community's residents, but never a volunteer their own service.
+    Action.RATE_AS_RESIDENT: (N, Y, N, N, N, N, N, N, N, N),
+    # The grid worker or community staff holding a request ask its community's volunteers; the levels above
+    # hold no volunteers of their own.
+    Action.ASK_VOLUNTEERS:   (N, N, N, Y, N, Y, N, N, N, N),
+    # The three-party meeting of the filer's community, held by then; the neighbour represents the property
+    # company, which owns its decision about the filer's request. Only the community's own staff invite the
+    # parties, set the time and record; the owner party (or those staff) report the outcome.
+    Action.INVITE_PARTY:      (N, N, N, N, N, Y, N, N, N, N),
+    Action.SET_MEETING_TIME:  (N, N, N, N, N, Y, N, N, N, N),
+    Action.RECORD_ATTENDANCE: (N, N, N, N, N, Y, N, N, N, N),
+    Action.RECORD_DECISION:   (N, N, N, N, N, Y, N, N, N, N),
+    Action.REPORT_OUTCOME:    (N, Y, N, N, N, Y, N, N, N, N),
 }
 CASES = [
     pytest.param(action, actor, allowed, id=f"{action.value}-{actor.value}")
@@ -157,6 +182,8 @@ class World:
     sibling: dict[Level, tuple[Level, int]]
     request_id: int
     volunteers: VolunteerWorld | None = None
+    meeting_id: int = 0
+    decision_id: int = 0
 
     def person(self, session: Session, actor: Actor) -> Person:
         return session.get_one(Person, self.people[actor])
@@ -213,12 +240,42 @@ def build_world(session: Session, level: Level, status: RequestStatus) -> World:
     while climbed is not level:
         core.escalate(session, world.person(session, HOLDER_AT[climbed]), world.request_id, "需要上级协调", NOW)
         climbed = core.get_request(session, world.request_id).level
+    world.meeting_id, world.decision_id = meeting_world(session, world)
     if status is not RequestStatus.NEW:
         core.resolve(session, world.person(session, HOLDER_AT[level]), world.request_id, "已清理", NOW)
     if status is RequestStatus.CLOSED:
         core.confirm(session, filer, world.request_id, core.Outcome.FIXED, NOW)
     assert core.get_request(session, world.request_id).status is status
     return world
+
+
+def meeting_world(session: Session, world: World) -> tuple[int, int]:
+    """A meeting of the filer's community held the day after ``NOW``, the neighbour representing the property
+    company, and the meeting's open decision about the filer's request, owned by the property company."""
+    community = world.org.community
+    session.add(MeetingMember(community_id=community, party=MeetingParty.PROPERTY, token="matrix-property",
+                              person_id=world.people[A.NEIGHBOUR], invited_by_id=world.people[A.COMMUNITY],
+                              created_at=NOW, joined_at=NOW))
+    meeting = Meeting(community_id=community, held_at=NOW + timedelta(days=1), agenda_sent_at=NOW, attended=[])
+    session.add(meeting)
+    session.flush()
+    decision = MeetingDecision(meeting_id=meeting.id, request_id=world.request_id, text="物业三日内清理",
+                               owner=MeetingParty.PROPERTY, deadline=NOW + timedelta(days=7),
+                               remind_at=NOW + timedelta(days=6), created_by_id=world.people[A.COMMUNITY],
+                               created_at=NOW + timedelta(days=1))
+    session.add(decision)
+    session.flush()
+    return meeting.id, decision.id
+
+
+def meeting_snapshot(session: Session) -> tuple[object, ...]:
+    """Everything a meeting action could change, as one comparable value."""
+    return (
+        tuple(session.execute(select(MeetingMember.id, MeetingMember.person_id).order_by(MeetingMember.id))),
+        tuple(session.execute(select(MeetingSchedule.community_id, MeetingSchedule.weekday, MeetingSchedule.at))),
+        tuple(tuple(attended) for attended in session.scalars(select(Meeting.attended).order_by(Meeting.id))),
+        tuple(session.execute(select(MeetingDecision.id, MeetingDecision.outcome).order_by(MeetingDecision.id))),
+    )
 
 
 def snapshot(session: Session, request_id: int) -> tuple[Any, ...]:
@@ -234,14 +291,15 @@ def snapshot(session: Session, request_id: int) -> tuple[Any, ...]:
     return (
         request.status, request.level, request.unit_id, request.assignee_id, request.supporters,
         rating.stars if rating is not None else None, count(RequestEvent), count(RequestSupporter),
-        count(Broadcast), count(StaffInvite), volunteer_snapshot(session), count(TeamChat),
+        count(Broadcast), count(StaffInvite), volunteer_snapshot(session), meeting_snapshot(session), count(TeamChat),
         tuple((c.code, c.due_days, c.active, c.sort_order, tuple(sorted(c.names.items())))
               for c in session.scalars(select(Category).order_by(Category.id))),
     )
 
 
 Perform = Callable[[Session, World, Person], object]
-REFUSALS = (core.RequestRefused, BroadcastNotAllowed, InviteError, volunteers.VolunteerRefused, CategoryChangeRefused)
+REFUSALS = (core.RequestRefused, BroadcastNotAllowed, InviteError, volunteers.VolunteerRefused,
+            meetings.MeetingRefused, CategoryChangeRefused)
 
 
 def _broadcast(session: Session, world: World, actor: Person) -> object:
@@ -301,6 +359,30 @@ ACTIONS: dict[Action, tuple[RequestStatus, Perform]] = {
         RequestStatus.NEW, lambda s, w, p: set_number(s, p, CLUTTER, Setting.DUE_DAYS, 3, LATER)
     ),
     Action.LINK: (RequestStatus.NEW, _link),
+    Action.RATE_AS_RESIDENT: (
+        RequestStatus.NEW, lambda s, w, p: volunteers.rate_as_resident(s, p, _vw(w).served_claim, 4, LATER)
+    ),
+    Action.ASK_VOLUNTEERS: (
+        RequestStatus.NEW, lambda s, w, p: core.ask_volunteers(s, p, w.request_id, "帮忙搬纸箱", LATER)
+    ),
+    Action.INVITE_PARTY: (
+        RequestStatus.NEW, lambda s, w, p: meetings.invite(s, p, w.org.community, MeetingParty.OWNERS, LATER)
+    ),
+    Action.SET_MEETING_TIME: (
+        RequestStatus.NEW, lambda s, w, p: meetings.set_schedule(s, p, w.org.community, 2, time(15, 0))
+    ),
+    Action.RECORD_ATTENDANCE: (
+        RequestStatus.NEW,
+        lambda s, w, p: meetings.toggle_attendance(s, p, w.meeting_id, MeetingParty.PROPERTY, LATER),
+    ),
+    Action.RECORD_DECISION: (
+        RequestStatus.NEW,
+        lambda s, w, p: meetings.add_decision(s, p, w.meeting_id, w.request_id, "业委会监督整改",
+                                              MeetingParty.OWNERS, LATER + timedelta(days=7), LATER),
+    ),
+    Action.REPORT_OUTCOME: (
+        RequestStatus.NEW, lambda s, w, p: meetings.report_outcome(s, p, w.decision_id, "纸箱已清走", LATER)
+    ),
 }
 
 

@@ -33,3 +33,32 @@ async def test_community_admin_publishes_a_post_the_volunteer_claims(playground:
     post = await volunteer.wait_for_text("孔明社区发布了新的志愿岗位", STARTUP)
     await volunteer.press(post, button(post, "vl:cl:"))
     await volunteer.wait_for_text("您已认领")
+
+
+def _help_texts() -> dict[str, str]:
+    """The page's help line in each language, as app.js spells it."""
+    import re
+    from pathlib import Path
+
+    import bot.playground
+
+    script = (Path(bot.playground.__file__).parent / "static" / "app.js").read_text(encoding="utf-8")
+    texts = {}
+    for language in ("zh", "en"):
+        block = script[script.index(f"  {language}: {{"):]
+        help_start = block.index("help:")
+        lines = block[help_start:block.index("\n  },", help_start)]
+        texts[language] = "".join(re.findall(r'"((?:[^"\\]|\\.)*)"', lines))
+    return texts
+
+
+def test_the_help_explains_volunteers_and_meetings_with_commands_the_bot_knows() -> None:
+    import re
+
+    from handlers import build_router
+
+    known = set(build_router().commands)
+    for language, text in _help_texts().items():
+        named = set(re.findall(r"/([a-z]+)", text))
+        assert {"post", "myservice", "volunteers", "meeting"} <= named, language
+        assert named <= known, f"{language} help names unknown commands {named - known}"

@@ -114,8 +114,9 @@ async def test_volunteer_checks_in_claims_serves_and_is_rated(
         assert claims == {"李党员": ClaimStatus.CLAIMED, "王志愿": ClaimStatus.NO_SHOW}
         sheet = await bot.service.database.run(lambda s: volunteer_sheet(s, org.community, "2026-11"))
         assert sheet == [
-            ("By", "Name", "Hours", "Slots served", "No-shows", "Ratings", "Average rating"),
-            ("Volunteer", "李党员", 1.5, 1, 0, 1, 4),
-            ("Volunteer", "王志愿", 0, 0, 1, 0, None),
-            ("Partner unit", "市供电公司", 1.5, 1, 1, 1, 4),
+            ("By", "Name", "Hours", "Slots served", "No-shows", "Ratings", "Average rating", "Residents' ratings",
+             "Residents' average"),
+            ("Volunteer", "李党员", 1.5, 1, 0, 1, 4, 0, None),
+            ("Volunteer", "王志愿", 0, 0, 1, 0, None, 0, None),
+            ("Partner unit", "市供电公司", 1.5, 1, 1, 1, 4, 0, None),
         ]

@@ -15,6 +15,7 @@ from storage.models import (
     PartnerUnit,
     Person,
     PostSlot,
+    ResidentRating,
     Role,
     SlotClaim,
     Volunteer,
@@ -75,14 +76,20 @@ def volunteer_world(session: Session, org: SmallOrg, volunteer: Person, outsider
                     author: Person, now: datetime, later: datetime) -> VolunteerWorld:
     """``volunteer`` approved in the org's community, ``outsider`` in the other one, ``applicant`` waiting;
     a post of the org's community with a slot still to come at ``later`` and one over by then, which
-    ``volunteer`` served."""
+    ``volunteer`` served; residents rate the post's volunteers too."""
     unit = partner_unit(session)
     own = approved_volunteer(session, volunteer, org.community, volunteer.display_name, unit)
     approved_volunteer(session, outsider, org.community2, outsider.display_name)
+    # Somebody besides the filer whom the holder of the filer's request may ask to help with it.
+    helper = Person(channel="telegram", external_id="9001", chat_id="9001", display_name="Zhao Helper", locale="en",
+                    state_data={}, created_at=now)
+    session.add(helper)
+    session.flush()
+    approved_volunteer(session, helper, org.community, helper.display_name)
     pending = Volunteer(person_id=applicant.id, community_id=org.community, name=applicant.display_name,
                         party_member=False, status=VolunteerStatus.PENDING, created_at=now)
     post = VolunteerPost(community_id=org.community, title="楼道清理", description="", place="建设路12号院",
-                         created_by_id=author.id, created_at=now)
+                         created_by_id=author.id, created_at=now, residents_rate=True)
     session.add_all([pending, post])
     session.flush()
     coming = PostSlot(post_id=post.id, starts_at=later + timedelta(days=1), ends_at=later + timedelta(days=1, hours=2),
@@ -105,6 +112,7 @@ def volunteer_snapshot(session: Session) -> tuple[object, ...]:
         tuple(session.execute(select(SlotClaim.id, SlotClaim.status, SlotClaim.stars).order_by(SlotClaim.id))),
         session.scalar(select(func.count()).select_from(VolunteerPost)),
         session.scalar(select(func.count()).select_from(PostSlot)),
+        tuple(session.execute(select(ResidentRating.claim_id, ResidentRating.person_id, ResidentRating.stars))),
     )
 
 

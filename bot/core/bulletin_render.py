@@ -334,14 +334,14 @@ def _write_volunteer_sheet(sheet: Any, t: Translator, service: AreaService) -> N
 
     sheet.title = _sheet_title(t._("Volunteer service"))
     _append(sheet, [t._("By"), t._("Name"), t._("Hours"), t._("Slots served"), t._("No-shows"), t._("Ratings"),
-                    t._("Average rating")])
+                    t._("Average rating"), t._("Residents' ratings"), t._("Residents' average")])
     for cell in sheet[1]:
         cell.font = Font(bold=True)
     groups = ((t._("Volunteer"), service.by_volunteer), (t._("Partner unit"), service.by_partner_unit))
     for kind, rows in groups:
         for totals in rows:
             _append(sheet, [kind, totals.name or t._("none"), totals.hours, totals.served, totals.no_shows,
-                            totals.ratings, totals.average])
+                            totals.ratings, totals.average, totals.resident_ratings, totals.resident_average])
     sheet.column_dimensions["B"].width = 24
 
 

@@ -65,6 +65,11 @@ DEFAULT_CATEGORIES = (
 )
 
 
+# The categories the property company answers for: the three-party meeting's agenda lists their open requests
+# (``GRIDBOT_MEETING_CATEGORIES`` replaces the list for an administrator's own categories).
+PROPERTY_CATEGORY_CODES = ("property_management", "common_area_clutter", "dangling_wires", "sanitation")
+
+
 @dataclass(frozen=True)
 class CategoryRow:
     """One row of a category file, as written there."""

@@ -8,6 +8,7 @@ from typing import Any
 
 from sqlalchemy.orm import Session
 
+from bot.core.meetings import MeetingDefaults
 from bot.core.messages import (
     MAX_CAPTION,
     MAX_TEXT,
@@ -39,6 +40,7 @@ class CoreConfig:
     retention_days: int = 30
     # Visits each grid worker is to make per day, where the grid sets no target of its own.
     visit_target: int = 8
+    meetings: MeetingDefaults = field(default_factory=MeetingDefaults)
 
 
 @dataclass

@@ -37,6 +37,7 @@ from bot.core.roles import is_district_staff
 from bot.core.staff import staff_of_unit
 from bot.core.units import DISTRICT, LEVEL_OF_ROLE, ROLE_OF_LEVEL
 from bot.core.units import LEVEL_MODEL as UNIT_MODEL
+from bot.core.volunteers import approved_volunteers, volunteer_of
 from bot.core.workdays import calendar_of
 from bot.i18n import N_
 from storage.models import (
@@ -55,6 +56,8 @@ from storage.models import (
     RequestStatus,
     RequestSupporter,
     StaffRole,
+    Volunteer,
+    VolunteerStatus,
 )
 
 MAX_DESCRIPTION = 2000
@@ -91,6 +94,9 @@ class Transition(enum.StrEnum):
     EXPIRE = "expire"  # the system closes a resolution the resident never answered
     HAND_OVER = "hand_over"  # the worker holding it left: it goes to whoever remains
     SOLVE_ON_SPOT = "solve_on_spot"  # the worker who found a lead solved it there and then
+    ASK_HELP = "ask_help"  # its holder asks the community's volunteers to help
+    HELP = "help"  # a volunteer says they will help
+    MEETING = "meeting"  # the three-party meeting decided on it, or its decision's outcome came in
 
 
 @dataclass(frozen=True)
@@ -121,6 +127,9 @@ TRANSITIONS: dict[Transition, Rule] = {
     Transition.EXPIRE: Rule(frozenset({RequestStatus.RESOLVED}), RequestStatus.CLOSED),
     Transition.HAND_OVER: Rule(_OPEN, RequestStatus.NEW),
     Transition.SOLVE_ON_SPOT: Rule(_OPEN, RequestStatus.CLOSED),
+    Transition.ASK_HELP: Rule(_OPEN, None),
+    Transition.HELP: Rule(_OPEN, None),
+    Transition.MEETING: Rule(_OPEN | {RequestStatus.RESOLVED, RequestStatus.CLOSED}, None),
 }
 # What the resident who filed a request may do with it, offered on their view of it.
 RESIDENT_TRANSITIONS = (Transition.WITHDRAW, Transition.CHASE)
@@ -365,7 +374,9 @@ def ensure_staff_can(session: Session, worker: Person, request_id: int, transiti
     _require_handler(worker, request)
     if transition in NOT_BY_FILER:
         _require_not_filer(worker, request)
-    if transition is not Transition.ACCEPT and transition is not Transition.NOTE:
+    if transition is Transition.ASK_HELP:
+        _require_volunteer_asker(worker, request)
+    elif transition is not Transition.ACCEPT and transition is not Transition.NOTE:
         _require_assignee_or_free(worker, request)
     _require_allowed(transition, request)
     return request
@@ -894,3 +905,99 @@ def close_unanswered(session: Session, request: Request, now: datetime) -> Chang
     _apply(session, request, Transition.EXPIRE, closed_at=now)
     _record(session, request, EventKind.CLOSED, None, now, NO_ANSWER)
     return Change(request, [request.assignee] if request.assignee is not None else [])
+
+
+# --- volunteers on a request: asking them is an event on the timeline, as is each one who comes ------------
+
+# Volunteers are asked by the grid worker or the community staff holding the request: the units whose
+# volunteers live around the building.
+VOLUNTEER_LEVELS = frozenset({Level.GRID, Level.COMMUNITY})
+
+
+@dataclass
+class HelpAsked:
+    """Volunteers were asked to help with ``request``: ``volunteers`` are the ones to tell."""
+
+    request: Request
+    volunteers: list[Volunteer]
+    need: str
+
+
+def community_of(request: Request) -> int:
+    return request.grid.community_id
+
+
+def may_ask_volunteers(person: Person, request: Request) -> bool:
+    """The grid worker or community staff whose unit holds the open request may ask its volunteers."""
+    return (
+        allows(Transition.ASK_HELP, request) and request.level in VOLUNTEER_LEVELS
+        and any(role.role is ROLE_OF_LEVEL[request.level] and role.unit_id == request.unit_id for role in person.roles)
+    )
+
+
+def _require_volunteer_asker(person: Person, request: Request) -> None:
+    if request.level not in VOLUNTEER_LEVELS or not may_handle(person, request) or not any(
+        role.role is ROLE_OF_LEVEL[request.level] and role.unit_id == request.unit_id for role in person.roles
+    ):
+        raise RequestRefused(
+            N_("Only the grid worker or community staff holding {code} may ask volunteers to help."),
+            code=request.code,
+        )
+
+
+def ask_volunteers(session: Session, worker: Person, request_id: int, need: str, now: datetime) -> HelpAsked:
+    """Ask the approved volunteers of the request's community to help, saying what is needed."""
+    request = get_request(session, request_id)
+    _require_volunteer_asker(worker, request)
+    _require_allowed(Transition.ASK_HELP, request)
+    text = _checked_text(need, MAX_STAFF_TEXT, N_("Please say what help is needed."))
+    told = [volunteer for volunteer in approved_volunteers(session, community_of(request))
+            if volunteer.person_id != request.resident_id]
+    if not told:
+        raise RequestRefused(N_("No approved volunteers in this community can be asked about {code} yet."),
+                             code=request.code)
+    _record(session, request, EventKind.HELP_ASKED, worker, now, text)
+    return HelpAsked(request, told, text)
+
+
+def help_with(session: Session, person: Person, request_id: int, now: datetime) -> Change:
+    """An approved volunteer of the request's community, who was asked, comes to help; its holders hear."""
+    request = get_request(session, request_id)
+    volunteer = volunteer_of(session, person, community_of(request))
+    if person.id == request.resident_id:
+        raise RequestRefused(N_("You filed {code} yourself."), code=request.code)
+    if volunteer is None or volunteer.status is not VolunteerStatus.APPROVED or not _has_event(
+        session, request, EventKind.HELP_ASKED
+    ):
+        raise RequestRefused(N_("Only volunteers of this community asked to help with {code} can answer."),
+                             code=request.code)
+    _require_allowed(Transition.HELP, request)
+    if _has_event(session, request, EventKind.HELPED, person):
+        raise RequestRefused(N_("You already said you would help with {code}. Thank you."), code=request.code)
+    _record(session, request, EventKind.HELPED, person, now, volunteer.name)
+    return Change(request, holder_staff(session, request))
+
+
+def helpers_of(session: Session, request: Request) -> list[str]:
+    """The names of the volunteers who came to help, in the order they answered."""
+    query = select(RequestEvent.text).where(RequestEvent.request_id == request.id,
+                                            RequestEvent.kind == EventKind.HELPED)
+    return list(session.scalars(query.order_by(RequestEvent.at, RequestEvent.id)))
+
+
+def _has_event(session: Session, request: Request, kind: EventKind, actor: Person | None = None) -> bool:
+    query = select(RequestEvent.id).where(RequestEvent.request_id == request.id, RequestEvent.kind == kind)
+    if actor is not None:
+        query = query.where(RequestEvent.actor_id == actor.id)
+    return session.scalar(query.limit(1)) is not None
+
+
+def record_meeting_event(
+    session: Session, request: Request, kind: EventKind, actor: Person, text: str, now: datetime
+) -> bool:
+    """A three-party meeting's decision on the request (``MEETING_DECIDED``), or its outcome (``MEETING_DONE``),
+    on the request's timeline; False (and nothing written) for a request the resident withdrew."""
+    if not allows(Transition.MEETING, request):
+        return False
+    _record(session, request, kind, actor, now, text)
+    return True

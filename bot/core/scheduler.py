@@ -19,7 +19,7 @@ from __future__ import annotations
 
 import enum
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Any, cast
 from zoneinfo import ZoneInfo
@@ -28,6 +28,7 @@ from sqlalchemy import ColumnElement, CursorResult, or_, select, update
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
+from bot.core.meetings import MeetingDefaults
 from storage.models import OPEN_STATUSES, JobRun, Request, RequestStatus
 
 # A resolution the resident has not answered is asked about once more, then closed.
@@ -49,6 +50,8 @@ class JobKind(enum.StrEnum):
     MONTHLY_BULLETIN = "monthly_bulletin"
     VOLUNTEER_REMIND = "volunteer_remind"  # the evening before and an hour before a claimed slot
     VOLUNTEER_CLOSE = "volunteer_close"  # a slot ended: mark its no-shows, ask its community's staff to rate
+    MEETING_AGENDA = "meeting_agenda"  # the day before a community's three-party meeting: its agenda
+    MEETING_REMIND = "meeting_remind"  # the day before a meeting decision's deadline: remind its owner
     RETENTION = "retention"  # once a day: delete handled updates and sent messages older than the retention
     CLOSE_PATROLS = "close_patrols"  # a night patrol still open at the end of the night window
     END_CAMPAIGNS = "end_campaigns"  # a focused campaign's last day is over: its owner gets the progress
@@ -85,6 +88,7 @@ class SchedulerConfig:
     night_end: time = time(6, 0)
     # Visits per grid worker per day where the grid sets no target (the day's collection in the digest).
     visit_target: int = 8
+    meetings: MeetingDefaults = field(default_factory=MeetingDefaults)
 
     @property
     def zone(self) -> ZoneInfo:

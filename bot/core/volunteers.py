@@ -4,10 +4,14 @@ A person checks in to a community with a name, a partner unit (or none) and whet
 the community's staff approve or refuse. Community staff publish posts with time slots; approved volunteers of
 that community claim a slot, first come, while places are left, and may cancel until ``CANCEL_BEFORE`` the
 start. At the post they check in and out; after the slot the scheduler marks who never checked in as a
-no-show, and the staff rate each volunteer who came, 1-5 with a comment.
+no-show, and the staff rate each volunteer who came, 1-5 with a comment. When the post says so (its
+``residents_rate``), residents who were served rate each volunteer who came too, once: "served" means a
+resident bound to a building of the post's community who opens the post's rating link, which the staff hand
+out where the service happened (on a notice or a printed QR code at the place).
 
 Every rule about who may do what is here: only the community's own staff approve, publish and rate; only an
-approved volunteer of the post's community claims. Refusals raise ``VolunteerRefused`` with an English
+approved volunteer of the post's community claims; only the community's residents rate as residents, and never
+their own service. Refusals raise ``VolunteerRefused`` with an English
 message id.
 """
 
@@ -19,16 +23,19 @@ from datetime import datetime, time, timedelta
 from typing import Any
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import select, update
+from sqlalchemy import func, select, update
 from sqlalchemy.orm import Session
 
 from bot.i18n import N_
 from storage.models import (
+    Building,
     ClaimStatus,
     Community,
+    Grid,
     PartnerUnit,
     Person,
     PostSlot,
+    ResidentRating,
     Role,
     SlotClaim,
     StaffRole,
@@ -52,6 +59,7 @@ MAX_PLACES = 500
 MAX_SLOTS = 10
 MAX_COMMENT = 500
 DEEP_LINK_PREFIX = "v_"
+RATING_LINK_PREFIX = "vr_"
 
 
 class VolunteerRefused(Exception):
@@ -83,6 +91,10 @@ BAD_STARS = N_("Give 1 to 5 stars.")
 BAD_SLOT = N_("A slot must start in the future and end after it starts.")
 BAD_PLACES = N_("The number of places must be between 1 and {limit}.")
 NO_SUCH_THING = N_("This is no longer available.")
+RESIDENTS_DO_NOT_RATE = N_("Residents do not rate this post's volunteers.")
+NOT_A_RESIDENT = N_("Only residents of {community} who were served may rate its volunteers.")
+OWN_SERVICE = N_("You cannot rate your own service.")
+ALREADY_RATED = N_("You have already rated this service.")
 
 
 # --- who is who -------------------------------------------------------------------------------------------
@@ -196,9 +208,10 @@ def evening_before(starts_at: datetime, timezone: str) -> datetime:
 
 def publish_post(
     session: Session, staff: Person, community_id: int, title: str, description: str, place: str,
-    slots: Sequence[SlotTimes], places: int, now: datetime, timezone: str,
+    slots: Sequence[SlotTimes], places: int, now: datetime, timezone: str, residents_rate: bool = False,
 ) -> VolunteerPost:
-    """A new post of the community with its slots; reminders and the close of each slot are scheduled."""
+    """A new post of the community with its slots; reminders and the close of each slot are scheduled.
+    ``residents_rate`` lets the residents served rate its volunteers."""
     _require_staff(staff, community_id)
     if not slots or len(slots) > MAX_SLOTS or any(s.starts_at <= now or s.ends_at <= s.starts_at for s in slots):
         raise VolunteerRefused(BAD_SLOT)
@@ -206,7 +219,7 @@ def publish_post(
         raise VolunteerRefused(BAD_PLACES, limit=MAX_PLACES)
     post = VolunteerPost(
         community_id=community_id, title=title[:MAX_TITLE], description=description[:MAX_DESCRIPTION],
-        place=place[:MAX_PLACE], created_by_id=staff.id, created_at=now,
+        place=place[:MAX_PLACE], created_by_id=staff.id, created_at=now, residents_rate=residents_rate,
     )
     session.add(post)
     session.flush()
@@ -222,6 +235,21 @@ def publish_post(
     session.flush()
     session.refresh(post)
     return post
+
+
+def let_residents_rate(session: Session, staff: Person, post_id: int) -> VolunteerPost:
+    """Mark a post as rated by the residents it serves too; the staff's choice right after publishing it."""
+    post = session.get(VolunteerPost, post_id)
+    if post is None:
+        raise VolunteerRefused(NO_SUCH_THING)
+    _require_staff(staff, post.community_id)
+    post.residents_rate = True
+    session.flush()
+    return post
+
+
+def rating_link(bot_username: str, post: VolunteerPost) -> str:
+    return f"https://t.me/{bot_username}?start={RATING_LINK_PREFIX}{post.id}"
 
 
 def get_slot(session: Session, slot_id: int) -> PostSlot:
@@ -380,6 +408,89 @@ def add_comment(session: Session, staff: Person, claim_id: int, comment: str, no
     return rate_service(session, staff, claim_id, claim.stars, comment, now)
 
 
+def _served(claim: SlotClaim, now: datetime) -> bool:
+    return claim.slot.ends_at <= now and claim.status is ClaimStatus.CLAIMED and claim.checked_in_at is not None
+
+
+def is_resident_of(session: Session, person: Person, community_id: int) -> bool:
+    """Whether ``person`` is bound to a building of the community."""
+    if person.building_id is None:
+        return False
+    query = (select(func.count()).select_from(Building).join(Grid, Grid.id == Building.grid_id)
+             .where(Building.id == person.building_id, Grid.community_id == community_id))
+    return bool(session.scalar(query))
+
+
+def _require_resident_rater(session: Session, person: Person, post: VolunteerPost) -> None:
+    if not post.residents_rate:
+        raise VolunteerRefused(RESIDENTS_DO_NOT_RATE)
+    if not is_resident_of(session, person, post.community_id):
+        raise VolunteerRefused(NOT_A_RESIDENT, community=post.community.name)
+
+
+def services_to_rate(session: Session, person: Person, post_id: int, now: datetime) -> list[SlotClaim]:
+    """What a resident opening the post's rating link may rate: the services of its slots that are over, not
+    their own and not rated by them yet."""
+    post = session.get(VolunteerPost, post_id)
+    if post is None:
+        raise VolunteerRefused(NO_SUCH_THING)
+    _require_resident_rater(session, person, post)
+    return [
+        claim for slot in post.slots for claim in active_claims(session, slot.id)
+        if _served(claim, now) and claim.volunteer.person_id != person.id
+        and all(rating.person_id != person.id for rating in claim.resident_ratings)
+    ]
+
+
+def resident_may_rate(session: Session, person: Person, claim_id: int, now: datetime) -> SlotClaim:
+    """The service ``person`` may rate as a resident served, or the refusal."""
+    claim = session.get(SlotClaim, claim_id)
+    if claim is None:
+        raise VolunteerRefused(NO_SUCH_THING)
+    _require_resident_rater(session, person, claim.slot.post)
+    if claim.volunteer.person_id == person.id:
+        raise VolunteerRefused(OWN_SERVICE)
+    if claim.slot.ends_at > now:
+        raise VolunteerRefused(SLOT_NOT_OVER)
+    if not _served(claim, now):
+        raise VolunteerRefused(DID_NOT_SERVE)
+    if resident_rating(session, person, claim_id) is not None:
+        raise VolunteerRefused(ALREADY_RATED)
+    return claim
+
+
+def rate_as_resident(
+    session: Session, person: Person, claim_id: int, stars: int, now: datetime
+) -> ResidentRating:
+    """A served resident rates a volunteer's service, once."""
+    claim = resident_may_rate(session, person, claim_id, now)
+    if not 1 <= stars <= 5:
+        raise VolunteerRefused(BAD_STARS)
+    rating = ResidentRating(claim_id=claim.id, person_id=person.id, stars=stars, created_at=now)
+    session.add(rating)
+    session.flush()
+    session.refresh(claim)
+    return rating
+
+
+def resident_rating(session: Session, person: Person, claim_id: int) -> ResidentRating | None:
+    return session.scalars(
+        select(ResidentRating).where(ResidentRating.claim_id == claim_id, ResidentRating.person_id == person.id)
+    ).first()
+
+
+def comment_as_resident(session: Session, person: Person, claim_id: int, comment: str) -> ResidentRating:
+    """The comment of a resident's rating, given once after the stars."""
+    rating = resident_rating(session, person, claim_id)
+    if rating is None:
+        raise VolunteerRefused(NO_SUCH_THING)
+    if rating.comment is not None:
+        raise VolunteerRefused(ALREADY_RATED)
+    rating.comment = comment[:MAX_COMMENT]
+    session.flush()
+    return rating
+
+
 # --- summaries ----------------------------------------------------------------------------------------------
 
 
@@ -393,15 +504,24 @@ class ServiceTotals:
     no_shows: int
     ratings: int
     average: float | None
+    # Ratings residents gave, beside the staff's.
+    resident_ratings: int = 0
+    resident_average: float | None = None
+
+
+def _average(stars: Sequence[int]) -> float | None:
+    return round(sum(stars) / len(stars), 2) if stars else None
 
 
 def _totals(name: str, claims: Sequence[SlotClaim]) -> ServiceTotals:
     stars = [claim.stars for claim in claims if claim.stars is not None]
+    residents = [rating.stars for claim in claims for rating in claim.resident_ratings]
     return ServiceTotals(
         name=name, hours=round(sum(served_hours(claim) for claim in claims), 2),
         served=sum(1 for claim in claims if claim.status is ClaimStatus.CLAIMED and claim.checked_in_at is not None),
         no_shows=sum(1 for claim in claims if claim.status is ClaimStatus.NO_SHOW),
-        ratings=len(stars), average=round(sum(stars) / len(stars), 2) if stars else None,
+        ratings=len(stars), average=_average(stars),
+        resident_ratings=len(residents), resident_average=_average(residents),
     )
 
 

@@ -13,7 +13,10 @@ const WORDS = {
     help: "李秀兰已绑定楼栋，可直接点“📝 提交诉求”；Anna 还没有绑定：点“📷 扫码绑定”（模拟扫描楼栋二维码）或发送 /building。"
       + "王网格员和陈主任负责李秀兰的楼栋。王网格员巡查时可用 /lead 上报线索（就地解决、自己受理或上报）、/visit 记录走访、"
       + "/patrol 夜间巡逻（用“发送位置”打卡）、/targets 记录陈主任“飞线充电整治”的点位是否已整改；陈主任用 /campaign 查看进度。"
-      + "“+1 天/+1 周”把调度器的时钟往前拨。",
+      + "张建国是孔明社区已报到的志愿者（党员，南阳供电公司）：陈主任发送 /post 发布志愿岗位，张建国收到通知后点按钮认领时段，"
+      + "到岗时签到、离岗时签退，/myservice 查看服务时长和评价；陈主任发送 /volunteers 查看报到链接和待审核的报到。"
+      + "陈主任发送 /meeting 管理每周的三方联席会商（居委会、业委会、物业）：设置时间、邀请各方代表、记录出席和决议。"
+      + "“+1 天/+1 周”把调度器的时钟往前拨：岗位提醒、缺岗标记、会商议程和决议提醒随之发出。",
   },
   en: {
     playground: "playground", simulatedTime: "Simulated time", plusDay: "+1 day", plusWeek: "+1 week",
@@ -27,7 +30,12 @@ const WORDS = {
       + "building. On his rounds the grid worker files leads with /lead (solved on the spot, taken on or reported up), "
       + "records visits with /visit, patrols at night with /patrol (“Send a location” at each checkpoint) and records "
       + "the targets of the community's “飞线充电整治” campaign with /targets; the community admin follows it with /campaign. "
-      + "“+1 day / +1 week” move the scheduler's clock forward.",
+      + "Zhang Jianguo is a volunteer checked in to Kongming community (a party member from the power company): "
+      + "the community admin publishes a volunteer post with /post, Zhang claims a slot with its button, checks in and out "
+      + "at the post, and sees his hours and ratings with /myservice; the admin sees the check-in link and pending check-ins "
+      + "with /volunteers. The admin runs the weekly three-party meeting (residents' committee, owners' committee, property "
+      + "company) with /meeting: its time, the parties' invitations, attendance and decisions. “+1 day / +1 week” move the "
+      + "scheduler's clock forward, so post reminders, no-shows, the meeting agenda and decision reminders go out.",
   },
 };
 
