@@ -60,6 +60,9 @@ EVENT_LABELS = {
     EventKind.REMINDED: N_("reminder sent"),
     EventKind.CLOSED: N_("closed"),
     EventKind.JOINED: N_("a neighbour joined (me too)"),
+    EventKind.DISPATCHED: N_("handed to the department {unit}"),
+    EventKind.DEPARTMENT_DONE: N_("done by the department, back with {unit}"),
+    EventKind.HANDED_BACK: N_("given back by the department to {unit}"),
 }
 OUTCOME_LABELS = {
     Outcome.FIXED: N_("✅ Fixed"),
@@ -76,6 +79,9 @@ STAFF_BUTTONS = {
     Transition.RETURN: (N_("⬇️ Return"), "ret"),
     Transition.NOTE: (N_("📝 Note"), "note"),
     Transition.REASSIGN: (N_("➡️ Reassign"), "mv"),
+    Transition.DISPATCH: (N_("🏢 To a department"), "dsp"),
+    Transition.DEPARTMENT_DONE: (N_("✔️ Done"), "dd"),
+    Transition.HAND_BACK: (N_("↩️ Give back"), "hb"),
 }
 RESIDENT_BUTTONS = {
     Transition.WITHDRAW: (N_("↩️ Withdraw"), "wd"),

@@ -63,6 +63,9 @@ class Level(enum.StrEnum):
     BUILDING = "building"
     # A place in a grid that is nobody's home (a market, a back alley, a square): requests may be about it.
     PLACE = "place"
+    # A functional department (housing, urban management, market supervision, the power company) of a street
+    # or of the whole district, beside the tree: the street or district hands (分流) requests to it.
+    DEPARTMENT = "department"
 
 
 class Role(enum.StrEnum):
@@ -70,6 +73,7 @@ class Role(enum.StrEnum):
     COMMUNITY = "community"
     STREET = "street"
     DISTRICT = "district"
+    DEPARTMENT = "department"
 
 
 class RequestStatus(enum.StrEnum):
@@ -149,6 +153,18 @@ class Place(Base):
     grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id"), index=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     grid: Mapped[Grid] = relationship(lazy="joined")
+
+
+class Department(Base):
+    """A functional department that does work the street or district hands it; ``street_id`` empty for one
+    that serves the whole district."""
+
+    __tablename__ = "departments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(CODE_LENGTH), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    street_id: Mapped[int | None] = mapped_column(ForeignKey("streets.id"), index=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
 class Person(Base):
@@ -265,6 +281,13 @@ class Request(Base):
     lead_by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True)
     # Closed by the worker who found it, there and then, with nobody to ask.
     on_the_spot: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # While a department holds it (分流): the street or district unit that handed it over and gets it back,
+    # and the department's deadline; cleared when it comes back. ``department_check_at`` is the deadline
+    # until the scheduler has reminded the department of it, then cleared, like ``overdue_check_at``.
+    dispatched_level: Mapped[Level | None] = mapped_column(Enum(Level, native_enum=False, length=16))
+    dispatched_unit_id: Mapped[int | None] = mapped_column(Integer)
+    department_due_at: Mapped[datetime | None]
+    department_check_at: Mapped[datetime | None] = mapped_column(index=True)
 
     resident: Mapped[Person] = relationship(foreign_keys=[resident_id], lazy="joined")
     building: Mapped[Building | None] = relationship(lazy="joined")
@@ -312,6 +335,9 @@ class EventKind(enum.StrEnum):
     JOINED = "joined"  # another resident said "me too"
     REMINDED = "reminded"
     CLOSED = "closed"
+    DISPATCHED = "dispatched"  # the street or district handed it to a department
+    DEPARTMENT_DONE = "department_done"  # the department did the work; back to the one who dispatched it
+    HANDED_BACK = "handed_back"  # the department gave it back without doing it, with a reason
 
 
 class RequestEvent(Base):
