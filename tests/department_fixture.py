@@ -5,6 +5,7 @@ east street (no grid worker or community staff, so filing sends it up to the str
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import datetime
 
 from sqlalchemy.orm import Session
 
@@ -24,7 +25,7 @@ class DepartmentsOrg:
     request: int  # filed by Li about the east street's building, held by the east street
 
 
-def make_departments_org(session: Session) -> DepartmentsOrg:
+def make_departments_org(session: Session, filed_at: datetime = NOW) -> DepartmentsOrg:
     org = make_small_org(session)
     squad = Department(code="DG-CG", name="东关城管中队", street_id=org.street, active=True)
     power = Department(code="QU-GD", name="区供电公司", street_id=None, active=True)
@@ -40,5 +41,5 @@ def make_departments_org(session: Session) -> DepartmentsOrg:
     session.flush()
     category = session.query(Category).filter_by(code="clutter").one()
     draft = requests.Draft(category_id=category.id, description="Stalls block the lane behind the building")
-    request = requests.file_request(session, li, draft, NOW).request
+    request = requests.file_request(session, li, draft, filed_at).request
     return DepartmentsOrg(org, squad.id, power.id, market.id, request.id)
