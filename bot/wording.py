@@ -153,6 +153,15 @@ def request_line(t: Translator, request: Request, now: datetime) -> str:
         status=status_text(t, request), due=t.date(request.due_at))
 
 
+def department_line(ctx: Context, t: Translator, request: Request, now: datetime) -> str:
+    """One line of department work (/tasks of the street and district): which department, due back when."""
+    due = request.department_due_at or request.due_at
+    marker = "⚠️ " if now > due else ""
+    return marker + t._("{code} · {category} · with {department} · due back {due}").format(
+        code=request.code, category=request.category.name(t.locale), department=holder_text(ctx, t, request),
+        due=t.date(due))
+
+
 def open_button(t: Translator, request: Request) -> Button:
     return Button(t._("Open {code}").format(code=request.code), callback(STAFF_PREFIX, "open", request.id))
 

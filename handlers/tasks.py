@@ -25,6 +25,7 @@ from bot.wording import (
     ask_resident_verdict,
     card_keyboard,
     card_text,
+    department_line,
     holder_text,
     refresh_cards,
     refuse,
@@ -68,12 +69,16 @@ def list_tasks(ctx: Context) -> None:
         _open_by_code(ctx, args)
         return
     held = core.held_requests(ctx.session, ctx.person)
-    if not held:
+    with_departments = core.department_work(ctx.session, ctx.person)
+    if not held and not with_departments:
         show_main_menu(ctx, t._("Nothing is waiting for your unit. Well done."))
         return
-    lines = [t._("Requests your unit holds, the most urgent first:")]
+    lines = [t._("Requests your unit holds, the most urgent first:")] if held else []
     lines += [request_line(t, request, ctx.now) for request in held]
-    buttons = [[Button(request.code, callback(PREFIX, "open", request.id))] for request in held]
+    if with_departments:
+        lines.append(t._("With departments:"))
+        lines += [department_line(ctx, t, request, ctx.now) for request in with_departments]
+    buttons = [[Button(request.code, callback(PREFIX, "open", request.id))] for request in [*held, *with_departments]]
     ctx.reply(clip("\n".join(lines)), inline(*buttons))
 
 

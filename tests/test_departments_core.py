@@ -16,9 +16,9 @@ from bot.core.requests import RequestRefused, Transition
 from bot.core.scheduler import JobKind, SchedulerConfig, due_requests
 from bot.scheduler import run_request_job
 from storage.database import Database
-from storage.models import EventKind, Level, OutboxMessage, Person, Request, RequestEvent, RequestStatus
+from storage.models import EventKind, Level, OutboxMessage, Person, Request, RequestEvent, RequestStatus, Role
 from tests.department_fixture import POWER, QIAN, SUN, DepartmentsOrg, make_departments_org
-from tests.org_fixture import NOW
+from tests.org_fixture import NOW, staff
 from tests.test_cli import ORG_CSV, sqlite_file  # noqa: F401  (the fixture)
 
 LATER = NOW + timedelta(hours=1)
@@ -124,6 +124,23 @@ async def test_a_department_that_gives_it_back_returns_it_to_the_street_with_the
     request, event = await database.run(hand_back)
     assert (request.level, request.unit_id) == (Level.STREET, setup.org.street)
     assert (event.text, event.level, event.unit_id) == ("A housing matter", Level.STREET, setup.org.street)
+
+
+async def test_the_district_sees_all_department_work_and_a_street_what_it_handed_over(database: Database) -> None:
+    setup = await database.run(make_departments_org)
+
+    def work(session: Session) -> dict[str, list[int]]:
+        dispatched(session, setup)
+        district = staff(session, 7201, "Zhou District", Role.DISTRICT, 0)
+        other_street = staff(session, 7202, "Qian West", Role.STREET, setup.org.street2)
+        session.flush()
+        session.expire_all()
+        return {name: [r.id for r in requests.department_work(session, someone)] for name, someone in (
+            ("street", person(session, SUN)), ("district", district), ("other street", other_street),
+            ("department", person(session, QIAN)))}
+
+    assert await database.run(work) == {"street": [setup.request], "district": [setup.request], "other street": [],
+                                        "department": []}
 
 
 # --- who may act ---------------------------------------------------------------------------------------------

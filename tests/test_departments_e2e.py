@@ -109,6 +109,10 @@ async def test_a_department_that_gives_it_back_returns_it_to_the_street_with_the
         sun = await started(simulator, SUN, "Sun")
         qian = await started(simulator, QIAN, "Qian")
         qian_card = await dispatch_from_the_card(simulator, sun, qian, setup)
+        # The street follows the work it handed over in /tasks.
+        await sun.send_text("/tasks")
+        listing = await sun.wait_for_text("With departments:")
+        assert "R-000001 · Clutter in common areas · with 东关城管中队 · due back" in (listing.text or "")
         await qian.press(qian_card, button(qian_card, "rq:hb:"))
         await qian.wait_for_text("Why does your department give R-000001 back?")
         mark = simulator.seq

@@ -283,6 +283,22 @@ def held_requests(session: Session, person: Person, limit: int = 30) -> list[Req
     return list(session.scalars(query.order_by(Request.due_at, Request.id).limit(limit)))
 
 
+def department_work(session: Session, person: Person, limit: int = 30) -> list[Request]:
+    """Open requests departments hold that the person follows: every one for district staff, those their
+    street handed over for street staff; the latest deadline last."""
+    if is_district_staff(person):
+        followed: Any = Request.dispatched_level.is_not(None)
+    else:
+        dispatched = [and_(Request.dispatched_level == LEVEL_OF_ROLE[role.role],
+                           Request.dispatched_unit_id == role.unit_id)
+                      for role in person.roles if LEVEL_OF_ROLE[role.role] in DISPATCHING_LEVELS]
+        if not dispatched:
+            return []
+        followed = or_(*dispatched)
+    query = select(Request).where(Request.level == Level.DEPARTMENT, Request.status.in_(OPEN_STATUSES), followed)
+    return list(session.scalars(query.order_by(Request.department_due_at, Request.id).limit(limit)))
+
+
 def held_by(person: Person) -> Any:
     """The condition on ``Request`` for requests the person's units hold (see ``held_requests``); None for
     someone who is not staff."""
