@@ -11,7 +11,7 @@ from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from bot.cli import main
-from bot.core import requests
+from bot.core import invites, requests
 from bot.core.requests import RequestRefused, Transition
 from bot.core.scheduler import JobKind, SchedulerConfig, due_requests
 from bot.scheduler import run_request_job
@@ -141,6 +141,22 @@ async def test_the_district_sees_all_department_work_and_a_street_what_it_handed
 
     assert await database.run(work) == {"street": [setup.request], "district": [setup.request], "other street": [],
                                         "department": []}
+
+
+async def test_a_street_invites_staff_to_its_own_departments_only(database: Database) -> None:
+    setup = await database.run(make_departments_org)
+
+    def invite(session: Session) -> tuple[list[int], str]:
+        sun = person(session, SUN)
+        units = [unit.id for unit in invites.invitable_units(session, sun, Role.DEPARTMENT)]
+        assert Role.DEPARTMENT in invites.invitable_roles(session, sun)
+        created = invites.create_invite(session, sun, Role.DEPARTMENT, "DG-CG", LATER)
+        assert (created.role, created.unit_id) == (Role.DEPARTMENT, setup.squad)
+        with pytest.raises(invites.InviteError) as outside:
+            invites.create_invite(session, sun, Role.DEPARTMENT, "XH-SJ", LATER)
+        return units, outside.value.problem.value
+
+    assert await database.run(invite) == ([setup.squad], "outside_area")
 
 
 # --- who may act ---------------------------------------------------------------------------------------------
