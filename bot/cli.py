@@ -141,6 +141,7 @@ async def with_database(settings: Settings, work: Callable[[Database], Coroutine
 
 
 async def org_import(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.core.department_import import is_department_file
     from bot.core.organisation import FileFormatError, read_org_file, sheet_count, validate_rows
     from bot.core.partners import is_partner_file
     from bot.core.place_import import is_boundary_file, is_place_file, read_place_file, validate_place_rows
@@ -152,6 +153,8 @@ async def org_import(args: argparse.Namespace, settings: Settings) -> int:
         return await partner_import(path, settings)
     if path.is_file() and is_place_file(path):
         return await place_import(path, settings)
+    if path.is_file() and is_department_file(path):
+        return await department_import(path, settings)
     try:
         rows = read_org_file(path)
         # A workbook's second sheet lists the places of its grids.
@@ -210,6 +213,31 @@ async def place_import(path: Path, settings: Settings) -> int:
         except ImportProblems as error:
             return _report_problems(path, error.problems)
         print(f"imported {len(rows)} place row(s): {counts.created} created, {counts.updated} updated")
+        return 0
+
+    return await with_database(settings, work)
+
+
+async def department_import(path: Path, settings: Settings) -> int:
+    from bot.core.department_import import apply_department_rows, read_department_file, validate_department_rows
+    from bot.core.organisation import FileFormatError
+    from bot.core.place_import import ImportProblems
+
+    try:
+        rows = read_department_file(path)
+    except (OSError, FileFormatError) as error:
+        print(f"cannot read {path}: {error}", file=sys.stderr)
+        return 1
+    problems = validate_department_rows(rows)
+    if problems:
+        return _report_problems(path, problems)
+
+    async def work(database: Database) -> int:
+        try:
+            counts = await database.run(partial(apply_department_rows, rows=rows))
+        except ImportProblems as error:
+            return _report_problems(path, error.problems)
+        print(f"imported {len(rows)} department row(s): {counts.created} created, {counts.updated} updated")
         return 0
 
     return await with_database(settings, work)
@@ -692,8 +720,8 @@ def build_parser() -> argparse.ArgumentParser:
     staff = commands.add_parser("staff", help="grid workers and admins").add_subparsers(dest="action", required=True)
     add = staff.add_parser("add", help="make a Telegram user staff of a unit")
     add.add_argument("--telegram-id", required=True)
-    add.add_argument("--role", required=True, choices=["worker", "community", "street", "district"])
-    add.add_argument("--unit", help="grid, community or street code (none for district)")
+    add.add_argument("--role", required=True, choices=["worker", "community", "street", "district", "department"])
+    add.add_argument("--unit", help="grid, community, street or department code (none for district)")
     add.add_argument("--name")
     add_connection_flags(add)
     add.set_defaults(handler=staff_add)

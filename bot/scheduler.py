@@ -140,7 +140,9 @@ def sendable_from(now: datetime, config: SchedulerConfig) -> Callable[[Person], 
 
 def remind_holders(ctx: Context, request: Request) -> None:
     change = core.remind_by_system(ctx.session, request, ctx.now)
-    if request.level is Level.DISTRICT:
+    if request.level is Level.DEPARTMENT:
+        headline = N_("⏰ Reminder: nobody has accepted {code} yet. Please accept it, or give it back saying why.")
+    elif request.level is Level.DISTRICT:
         # Nothing is above the district center: it can only take the request on or hand it to a street.
         headline = N_("⏰ Reminder: nobody has accepted {code} yet. Please accept it or hand it to a street.")
     else:
@@ -189,7 +191,17 @@ def close_unanswered(ctx: Context, request: Request) -> None:
     notify_staff_text(ctx, change.notify, request, N_("{code} was closed: the resident did not answer in time."))
 
 
+def remind_late_department(ctx: Context, request: Request) -> None:
+    change = core.remind_department(ctx.session, request, ctx.now)
+    send_cards(ctx, change.notify, request, N_(
+        "⏰ {code} was due back from your department. Please finish it, or give it back saying why."))
+    notify_staff_text(ctx, change.informed, request, N_(
+        "⚠️ {department} has not finished {code} by its deadline; they were reminded."),
+        department=own_name(ctx.session, Unit(request.level, request.unit_id)))
+
+
 REQUEST_ACTIONS: dict[JobKind, Callable[[Context, Request], None]] = {
+    JobKind.DEPARTMENT_OVERDUE: remind_late_department,
     JobKind.REMIND: remind_holders,
     JobKind.ESCALATE_UNANSWERED: escalate_unanswered,
     JobKind.ESCALATE_OVERDUE: escalate_overdue,

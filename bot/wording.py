@@ -65,6 +65,9 @@ EVENT_LABELS = {
     EventKind.HELPED: N_("a volunteer came to help"),
     EventKind.MEETING_DECIDED: N_("the three-party meeting decided"),
     EventKind.MEETING_DONE: N_("the three-party meeting's decision was carried out"),
+    EventKind.DISPATCHED: N_("handed to the department {unit}"),
+    EventKind.DEPARTMENT_DONE: N_("done by the department, back with {unit}"),
+    EventKind.HANDED_BACK: N_("given back by the department to {unit}"),
 }
 # Events whose actor is not named on the timeline: the text says who (the volunteer's check-in name) or
 # what (the meeting's decision and its owner).
@@ -84,6 +87,9 @@ STAFF_BUTTONS = {
     Transition.RETURN: (N_("⬇️ Return"), "ret"),
     Transition.NOTE: (N_("📝 Note"), "note"),
     Transition.REASSIGN: (N_("➡️ Reassign"), "mv"),
+    Transition.DISPATCH: (N_("🏢 To a department"), "dsp"),
+    Transition.DEPARTMENT_DONE: (N_("✔️ Done"), "dd"),
+    Transition.HAND_BACK: (N_("↩️ Give back"), "hb"),
 }
 RESIDENT_BUTTONS = {
     Transition.WITHDRAW: (N_("↩️ Withdraw"), "wd"),
@@ -153,6 +159,15 @@ def request_line(t: Translator, request: Request, now: datetime) -> str:
     return marker + t._("{code} · {category} · {building} · {status} · due {due}").format(
         code=request.code, category=request.category.name(t.locale), building=core.where_name(request),
         status=status_text(t, request), due=t.date(request.due_at))
+
+
+def department_line(ctx: Context, t: Translator, request: Request, now: datetime) -> str:
+    """One line of department work (/tasks of the street and district): which department, due back when."""
+    due = request.department_due_at or request.due_at
+    marker = "⚠️ " if now > due else ""
+    return marker + t._("{code} · {category} · with {department} · due back {due}").format(
+        code=request.code, category=request.category.name(t.locale), department=holder_text(ctx, t, request),
+        due=t.date(due))
 
 
 def open_button(t: Translator, request: Request) -> Button:

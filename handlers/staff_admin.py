@@ -35,6 +35,7 @@ ROLE_LABELS = {
     Role.WORKER: N_("Grid worker"),
     Role.COMMUNITY: N_("Community staff"),
     Role.STREET: N_("Street staff"),
+    Role.DEPARTMENT: N_("Department staff"),
 }
 
 

@@ -13,12 +13,13 @@ from collections.abc import Callable
 from bot.core import requests as core
 from bot.core.app import write_outbox
 from bot.core.context import Context
-from bot.core.messages import Action, Button, Command, Photo, SendText, Text, clip, inline
+from bot.core.messages import Action, Button, Command, Photo, SendPhoto, SendText, Text, clip, inline
 from bot.core.requests import RequestRefused, Transition, View
 from bot.core.roles import is_staff
 from bot.core.router import RoleFilter, Router, button_args, callback
 from bot.i18n import N_
 from bot.wording import (
+    CAPTION_LIMIT,
     STAFF_BUTTONS,
     STAFF_PREFIX,
     announce_move,
@@ -26,6 +27,7 @@ from bot.wording import (
     card_keyboard,
     card_reader,
     card_text,
+    department_line,
     help_callback,
     help_request_text,
     holder_text,
@@ -56,7 +58,12 @@ TEXT_PROMPTS = {
     Transition.RETURN: N_("What should the level below do with {code}? Write the instruction, or /cancel."),
     Transition.ASK_HELP: N_("What should volunteers help with for {code}? Write it (no personal details of the "
                             "resident), or /cancel."),
+    Transition.DEPARTMENT_DONE: N_(
+        "What did your department do for {code}? Write it, or send a photo with a caption. /cancel to stop."),
+    Transition.HAND_BACK: N_("Why does your department give {code} back? Write the reason, or /cancel."),
 }
+# Transitions whose text may come with a photo of the work done.
+WITH_PHOTO = frozenset({Transition.RESOLVE, Transition.DEPARTMENT_DONE})
 
 
 # --- /tasks ---------------------------------------------------------------------------------------------------
@@ -70,12 +77,16 @@ def list_tasks(ctx: Context) -> None:
         _open_by_code(ctx, args)
         return
     held = core.held_requests(ctx.session, ctx.person)
-    if not held:
+    with_departments = core.department_work(ctx.session, ctx.person)
+    if not held and not with_departments:
         show_main_menu(ctx, t._("Nothing is waiting for your unit. Well done."))
         return
-    lines = [t._("Requests your unit holds, the most urgent first:")]
+    lines = [t._("Requests your unit holds, the most urgent first:")] if held else []
     lines += [request_line(t, request, ctx.now) for request in held]
-    buttons = [[Button(request.code, callback(PREFIX, "open", request.id))] for request in held]
+    if with_departments:
+        lines.append(t._("With departments:"))
+        lines += [department_line(ctx, t, request, ctx.now) for request in with_departments]
+    buttons = [[Button(request.code, callback(PREFIX, "open", request.id))] for request in [*held, *with_departments]]
     ctx.reply(clip("\n".join(lines)), inline(*buttons))
 
 
@@ -146,6 +157,10 @@ def on_button(ctx: Context) -> None:
             _accept(ctx, request_id)
         elif code == "mv":
             _offer_reassign_targets(ctx, request_id)
+        elif code == "dsp":
+            _offer_departments(ctx, request_id)
+        elif code == "dto" and len(args) == 3 and args[2].isdigit():
+            _ask_for_instruction(ctx, request_id, int(args[2]))
         elif code == "to" and len(args) == 4 and args[2] in LEVEL_BY_CODE and args[3].isdigit():
             _reassign(ctx, request_id, (LEVEL_BY_CODE[args[2]], int(args[3])))
         elif code in ACTION_OF_CODE:
@@ -192,6 +207,31 @@ def _offer_reassign_targets(ctx: Context, request_id: int) -> None:
     ctx.reply(ctx.t._("Hand {code} over to:").format(code=request.code), inline(*buttons))
 
 
+def _offer_departments(ctx: Context, request_id: int) -> None:
+    request = core.ensure_staff_can(ctx.session, ctx.person, request_id, Transition.DISPATCH)
+    targets = core.dispatch_targets(ctx.session, request)
+    ctx.answer()
+    if not targets:
+        ctx.reply(ctx.t._("There is no department with staff to hand {code} to.").format(code=request.code))
+        return
+    buttons = [[Button(name, callback(PREFIX, "dto", request.id, department_id))] for department_id, name in targets]
+    ctx.reply(ctx.t._("Hand {code} to which department?").format(code=request.code), inline(*buttons))
+
+
+def _ask_for_instruction(ctx: Context, request_id: int, department_id: int) -> None:
+    request = core.ensure_staff_can(ctx.session, ctx.person, request_id, Transition.DISPATCH)
+    names = dict(core.dispatch_targets(ctx.session, request))
+    if department_id not in names:
+        raise RequestRefused(N_("Please choose another department for {code}."), code=request.code)
+    ctx.answer()
+    ctx.clear_state()
+    ctx.set_state(f"task.{Transition.DISPATCH.value}:{request.id}", department_id=department_id)
+    due = core.department_due(ctx.session, request, ctx.now)
+    ctx.reply(ctx.t._("What should {department} do with {code}? Write the instruction; it is due back by {due}. "
+                      "/cancel to stop.").format(department=names[department_id], code=request.code,
+                                                 due=ctx.t.date(due)))
+
+
 def _reassign(ctx: Context, request_id: int, target: tuple[Level, int]) -> None:
     change = core.reassign(ctx.session, ctx.person, request_id, target, ctx.now)
     request, t = change.request, ctx.t
@@ -226,17 +266,17 @@ def text_step(ctx: Context) -> None:
         ctx.clear_state()
         refuse(ctx, error)
         return
-    if isinstance(ctx.event, Photo) and transition is Transition.RESOLVE:
-        _resolution_photo(ctx, request_id, ctx.event)
+    if isinstance(ctx.event, Photo) and transition in WITH_PHOTO:
+        _resolution_photo(ctx, transition, request_id, ctx.event)
     elif isinstance(ctx.event, Text):
         _apply_text(ctx, transition, request_id, ctx.event.text, ctx.state_data.get("photo_id"))
     else:
         ctx.reply(ctx.t._("Please write it as text, or /cancel."))
 
 
-def _resolution_photo(ctx: Context, request_id: int, photo: Photo) -> None:
+def _resolution_photo(ctx: Context, transition: Transition, request_id: int, photo: Photo) -> None:
     if photo.caption.strip():
-        _apply_text(ctx, Transition.RESOLVE, request_id, photo.caption, photo.file_id)
+        _apply_text(ctx, transition, request_id, photo.caption, photo.file_id)
         return
     ctx.set_state(ctx.person.state or "", photo_id=photo.file_id)
     ctx.reply(ctx.t._("Photo received. Now write in a few words what was done."))
@@ -275,10 +315,35 @@ def _return_down(ctx: Context, request_id: int, text: str, _photo_id: str | None
                    N_("{code} was returned to {holder} with instructions."))
 
 
-def _announce_move(ctx: Context, change: core.Change, text: str, card_headline: str, resident_news: str) -> None:
+def _dispatch(ctx: Context, request_id: int, text: str, _photo_id: str | None) -> None:
+    department_id = ctx.state_data.get("department_id")
+    change = core.dispatch(ctx.session, ctx.person, request_id, int(department_id) if isinstance(
+        department_id, int) else 0, text, ctx.now)
+    _announce_move(ctx, change, text.strip(), N_("🏢 {code} was handed to your department: {text}"), "")
+
+
+def _department_done(ctx: Context, request_id: int, text: str, photo_id: str | None) -> None:
+    change = core.department_done(ctx.session, ctx.person, request_id, text, ctx.now, photo_id)
+    department = ctx.person.display_name
+    _announce_move(ctx, change, text.strip(), N_(
+        "✔️ {code} is done by the department ({worker}): {text}\nPlease confirm the result to the resident with "
+        "Resolve."), "", worker=department)
+    if photo_id:
+        for person in change.notify:
+            ctx.send(person, SendPhoto(photo_id, clip(ctx.translator_for(person)._(
+                "The department's photo of {code}").format(code=change.request.code), CAPTION_LIMIT)))
+
+
+def _hand_back(ctx: Context, request_id: int, text: str, _photo_id: str | None) -> None:
+    change = core.hand_back(ctx.session, ctx.person, request_id, text, ctx.now)
+    _announce_move(ctx, change, text.strip(), N_("↩️ The department gave {code} back: {text}"), "")
+
+
+def _announce_move(ctx: Context, change: core.Change, text: str, card_headline: str, resident_news: str,
+                   **params: object) -> None:
     request, t = change.request, ctx.t
     ctx.reply(t._("Done: {code} is now with {holder}.").format(code=request.code, holder=holder_text(ctx, t, request)))
-    announce_move(ctx, change, card_headline, resident_news, text=text)
+    announce_move(ctx, change, card_headline, resident_news, text=text, **params)
 
 
 def _ask_help(ctx: Context, request_id: int, text: str, _photo_id: str | None) -> None:
@@ -304,6 +369,9 @@ STEP_ACTIONS: dict[Transition, StepAction] = {
     Transition.ESCALATE: _escalate,
     Transition.RETURN: _return_down,
     Transition.ASK_HELP: _ask_help,
+    Transition.DISPATCH: _dispatch,
+    Transition.DEPARTMENT_DONE: _department_done,
+    Transition.HAND_BACK: _hand_back,
 }
 
 

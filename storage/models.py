@@ -66,6 +66,9 @@ class Level(enum.StrEnum):
     BUILDING = "building"
     # A place in a grid that is nobody's home (a market, a back alley, a square): requests may be about it.
     PLACE = "place"
+    # A functional department (housing, urban management, market supervision, the power company) of a street
+    # or of the whole district, beside the tree: the street or district hands (分流) requests to it.
+    DEPARTMENT = "department"
 
 
 class Role(enum.StrEnum):
@@ -73,6 +76,7 @@ class Role(enum.StrEnum):
     COMMUNITY = "community"
     STREET = "street"
     DISTRICT = "district"
+    DEPARTMENT = "department"
 
 
 class RequestStatus(enum.StrEnum):
@@ -160,6 +164,18 @@ class Place(Base):
     grid_id: Mapped[int] = mapped_column(ForeignKey("grids.id"), index=True)
     active: Mapped[bool] = mapped_column(Boolean, default=True)
     grid: Mapped[Grid] = relationship(lazy="joined")
+
+
+class Department(Base):
+    """A functional department that does work the street or district hands it; ``street_id`` empty for one
+    that serves the whole district."""
+
+    __tablename__ = "departments"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    code: Mapped[str] = mapped_column(String(CODE_LENGTH), unique=True)
+    name: Mapped[str] = mapped_column(String(200))
+    street_id: Mapped[int | None] = mapped_column(ForeignKey("streets.id"), index=True)
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
 
 
 class Person(Base):
@@ -276,6 +292,13 @@ class Request(Base):
     lead_by_id: Mapped[int | None] = mapped_column(ForeignKey("people.id"), index=True)
     # Closed by the worker who found it, there and then, with nobody to ask.
     on_the_spot: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    # While a department holds it (分流): the street or district unit that handed it over and gets it back,
+    # and the department's deadline; cleared when it comes back. ``department_check_at`` is the deadline
+    # until the scheduler has reminded the department of it, then cleared, like ``overdue_check_at``.
+    dispatched_level: Mapped[Level | None] = mapped_column(Enum(Level, native_enum=False, length=16))
+    dispatched_unit_id: Mapped[int | None] = mapped_column(Integer)
+    department_due_at: Mapped[datetime | None]
+    department_check_at: Mapped[datetime | None] = mapped_column(index=True)
 
     resident: Mapped[Person] = relationship(foreign_keys=[resident_id], lazy="joined")
     building: Mapped[Building | None] = relationship(lazy="joined")
@@ -327,6 +350,9 @@ class EventKind(enum.StrEnum):
     HELPED = "helped"  # a volunteer came to help; the text is the volunteer's name
     MEETING_DECIDED = "meeting_decided"  # the three-party meeting decided on the request; the text is the decision
     MEETING_DONE = "meeting_done"  # the party owning that decision reported its outcome; the text is the outcome
+    DISPATCHED = "dispatched"  # the street or district handed it to a department
+    DEPARTMENT_DONE = "department_done"  # the department did the work; back to the one who dispatched it
+    HANDED_BACK = "handed_back"  # the department gave it back without doing it, with a reason
 
 
 class RequestEvent(Base):

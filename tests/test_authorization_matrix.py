@@ -34,6 +34,7 @@ from storage.models import (
     CampaignTarget,
     Category,
     Community,
+    Department,
     Grid,
     Level,
     Meeting,
@@ -747,3 +748,126 @@ async def test_a_forged_target_button_by_a_worker_of_another_grid_changes_nothin
     assert refusal != "This target is not in your grid."
     assert other_worker.answers[-1].text == refusal and other_worker.answers[-1].alert
     assert await database.run(_campaign_counts) == before
+
+
+# --- departments (分流): the holder dispatches, only the department it went to acts --------------------------------
+
+
+class DeptActor(enum.StrEnum):
+    DEPARTMENT = "department_dispatched_to"
+    OTHER_DEPARTMENT = "department_other"
+
+
+DEPARTMENT_ACTORS = (*COLUMNS, *DeptActor)
+
+
+class DeptAction(enum.StrEnum):
+    DISPATCH = "dispatch"  # the request is held by the street
+    DISPATCH_NOT_HELD = "dispatch_held_by_community"  # still at the community: nobody above it may dispatch
+    ACCEPT = "department_accept"  # the request is with the department from here on
+    NOTE = "department_note"
+    DONE = "department_done"
+    HAND_BACK = "hand_back"
+
+
+DEPARTMENT_POLICY: dict[DeptAction, tuple[bool, ...]] = {
+    #                           filer neigh other worker oworker comm ocomm street ostreet district dept odept
+    DeptAction.DISPATCH:          (N,   N,    N,    N,     N,      N,   N,    Y,     N,      Y,       N,   N),
+    DeptAction.DISPATCH_NOT_HELD: (N,   N,    N,    N,     N,      N,   N,    N,     N,      N,       N,   N),
+    DeptAction.ACCEPT:            (N,   N,    N,    N,     N,      N,   N,    N,     N,      N,       Y,   N),
+    DeptAction.NOTE:              (N,   N,    N,    N,     N,      N,   N,    N,     N,      N,       Y,   N),
+    DeptAction.DONE:              (N,   N,    N,    N,     N,      N,   N,    N,     N,      N,       Y,   N),
+    DeptAction.HAND_BACK:         (N,   N,    N,    N,     N,      N,   N,    N,     N,      N,       Y,   N),
+}
+# Who sees a request while a department holds it: the department, and the street and district above the grid.
+DEPARTMENT_VIEWS: dict[Actor | DeptActor, View | None] = {
+    A.FILER: View.RESIDENT, A.NEIGHBOUR: None, A.OTHER_RESIDENT: None, A.WORKER: View.STAFF,
+    A.OTHER_WORKER: None, A.COMMUNITY: View.STAFF, A.OTHER_COMMUNITY: None, A.STREET: View.STAFF,
+    A.OTHER_STREET: None, A.DISTRICT: View.STAFF, DeptActor.DEPARTMENT: View.STAFF, DeptActor.OTHER_DEPARTMENT: None,
+}
+DEPARTMENT_CASES = [
+    pytest.param(action, actor, allowed, id=f"{action.value}-{actor.value}")
+    for action, row in DEPARTMENT_POLICY.items()
+    for actor, allowed in zip(DEPARTMENT_ACTORS, row, strict=True)
+]
+
+
+@dataclass
+class DepartmentWorld:
+    world: World
+    department: int
+    people: dict[Actor | DeptActor, int]
+
+    def person(self, session: Session, actor: Actor | DeptActor) -> Person:
+        return session.get_one(Person, self.people[actor])
+
+
+def department_world(session: Session, held_at: Level, dispatched: bool) -> DepartmentWorld:
+    world = build_world(session, held_at, RequestStatus.NEW)
+    own = Department(code="DG-CG", name="东关城管中队", street_id=world.org.street, active=True)
+    other = Department(code="QU-GD", name="区供电公司", street_id=None, active=True)
+    session.add_all([own, other])
+    session.flush()
+    people: dict[Actor | DeptActor, int] = {
+        **world.people,
+        DeptActor.DEPARTMENT: staff(session, 6001, "Qian Squad", Role.DEPARTMENT, own.id).id,
+        DeptActor.OTHER_DEPARTMENT: staff(session, 6002, "Zhou Power", Role.DEPARTMENT, other.id).id,
+    }
+    session.flush()
+    session.expire_all()
+    if dispatched:
+        core.dispatch(session, world.person(session, A.STREET), world.request_id, own.id, "请清理占道摊位", NOW)
+    return DepartmentWorld(world, own.id, people)
+
+
+DEPARTMENT_ACTIONS: dict[DeptAction, tuple[Level, bool, Callable[[Session, DepartmentWorld, Person], object]]] = {
+    DeptAction.DISPATCH: (Level.STREET, False, lambda s, w, p: core.dispatch(
+        s, p, w.world.request_id, w.department, "请清理", LATER)),
+    DeptAction.DISPATCH_NOT_HELD: (Level.COMMUNITY, False, lambda s, w, p: core.dispatch(
+        s, p, w.world.request_id, w.department, "请清理", LATER)),
+    DeptAction.ACCEPT: (Level.STREET, True, lambda s, w, p: core.accept(s, p, w.world.request_id, LATER)),
+    DeptAction.NOTE: (Level.STREET, True, lambda s, w, p: core.add_note(s, p, w.world.request_id, "已到场", LATER)),
+    DeptAction.DONE: (Level.STREET, True, lambda s, w, p: core.department_done(
+        s, p, w.world.request_id, "已清理", LATER)),
+    DeptAction.HAND_BACK: (Level.STREET, True, lambda s, w, p: core.hand_back(
+        s, p, w.world.request_id, "不属于本部门", LATER)),
+}
+
+
+def test_department_policy_covers_every_action_and_role() -> None:
+    assert set(DEPARTMENT_POLICY) == set(DeptAction) == set(DEPARTMENT_ACTIONS)
+    assert set(DEPARTMENT_VIEWS) == set(DEPARTMENT_ACTORS)
+
+
+@pytest.mark.parametrize(("action", "actor", "allowed"), DEPARTMENT_CASES)
+async def test_department_authorization(
+    database: Database, action: DeptAction, actor: Actor | DeptActor, allowed: bool
+) -> None:
+    held_at, dispatched, perform = DEPARTMENT_ACTIONS[action]
+
+    def run(session: Session) -> Result:
+        world = department_world(session, held_at, dispatched)
+        before = snapshot(session, world.world.request_id)
+        refused: BaseException | None = None
+        try:
+            perform(session, world, world.person(session, actor))
+        except REFUSALS as error:
+            refused = error
+        return Result(refused, before, snapshot(session, world.world.request_id))
+
+    result = await database.run(run)
+    if allowed:
+        assert result.refused is None and result.after != result.before
+    else:
+        assert result.refused is not None and result.after == result.before
+
+
+@pytest.mark.parametrize(("actor", "view"), DEPARTMENT_VIEWS.items(), ids=[a.value for a in DEPARTMENT_VIEWS])
+async def test_who_sees_department_work(database: Database, actor: Actor | DeptActor, view: View | None) -> None:
+    def seen(session: Session) -> View | None:
+        world = department_world(session, Level.STREET, dispatched=True)
+        request = core.get_request(session, world.world.request_id)
+        assert request.level is Level.DEPARTMENT
+        return core.view_of(session, world.person(session, actor), request)
+
+    assert await database.run(seen) is view

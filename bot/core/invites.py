@@ -25,8 +25,8 @@ TOKEN_BYTES = 24
 TOKEN_PATTERN = re.compile(r"[A-Za-z0-9_-]{16,60}")
 # What an admin may type after /invite (in English or Chinese), and the role it names.
 INVITABLE_ROLES = {
-    "worker": Role.WORKER, "community": Role.COMMUNITY, "street": Role.STREET,
-    "网格员": Role.WORKER, "社区": Role.COMMUNITY, "街道": Role.STREET,
+    "worker": Role.WORKER, "community": Role.COMMUNITY, "street": Role.STREET, "department": Role.DEPARTMENT,
+    "网格员": Role.WORKER, "社区": Role.COMMUNITY, "街道": Role.STREET, "部门": Role.DEPARTMENT,
 }
 
 

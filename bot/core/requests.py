@@ -44,6 +44,7 @@ from storage.models import (
     OPEN_STATUSES,
     Building,
     Category,
+    Department,
     EventKind,
     Level,
     OutboxMessage,
@@ -97,6 +98,9 @@ class Transition(enum.StrEnum):
     ASK_HELP = "ask_help"  # its holder asks the community's volunteers to help
     HELP = "help"  # a volunteer says they will help
     MEETING = "meeting"  # the three-party meeting decided on it, or its decision's outcome came in
+    DISPATCH = "dispatch"  # 分流: the street or district hands it to a department, with an instruction
+    DEPARTMENT_DONE = "department_done"  # the department did the work: back to the dispatcher to confirm
+    HAND_BACK = "hand_back"  # the department gives it back, with a reason
 
 
 @dataclass(frozen=True)
@@ -107,8 +111,12 @@ class Rule:
 
 STAFF_TRANSITIONS = (
     Transition.ACCEPT, Transition.RESOLVE, Transition.ESCALATE, Transition.RETURN, Transition.NOTE,
-    Transition.REASSIGN,
+    Transition.REASSIGN, Transition.DISPATCH, Transition.DEPARTMENT_DONE, Transition.HAND_BACK,
 )
+# The levels that hand requests to departments, and what a department may do with one it holds.
+DISPATCHING_LEVELS = frozenset({Level.STREET, Level.DISTRICT})
+DEPARTMENT_TRANSITIONS = frozenset({Transition.ACCEPT, Transition.NOTE, Transition.DEPARTMENT_DONE,
+                                    Transition.HAND_BACK})
 _OPEN = frozenset(OPEN_STATUSES)
 # The state machine: every status change of a request goes through this table and nowhere else.
 TRANSITIONS: dict[Transition, Rule] = {
@@ -130,11 +138,14 @@ TRANSITIONS: dict[Transition, Rule] = {
     Transition.ASK_HELP: Rule(_OPEN, None),
     Transition.HELP: Rule(_OPEN, None),
     Transition.MEETING: Rule(_OPEN | {RequestStatus.RESOLVED, RequestStatus.CLOSED}, None),
+    Transition.DISPATCH: Rule(_OPEN, RequestStatus.NEW),
+    Transition.DEPARTMENT_DONE: Rule(_OPEN, RequestStatus.NEW),
+    Transition.HAND_BACK: Rule(_OPEN, RequestStatus.NEW),
 }
 # What the resident who filed a request may do with it, offered on their view of it.
 RESIDENT_TRANSITIONS = (Transition.WITHDRAW, Transition.CHASE)
 # Staff who filed a request do not handle it themselves: a colleague or the level above does.
-NOT_BY_FILER = frozenset({Transition.ACCEPT, Transition.RESOLVE})
+NOT_BY_FILER = frozenset({Transition.ACCEPT, Transition.RESOLVE, Transition.DEPARTMENT_DONE})
 # Moves the filer and the neighbours who joined hear of; a sideways reassignment is staff's own routing and a
 # reopening is the filer's own doing.
 MOVES_TOLD_TO_RESIDENTS = frozenset({Transition.ESCALATE, Transition.RETURN, Transition.HAND_OVER})
@@ -280,6 +291,22 @@ def held_requests(session: Session, person: Person, limit: int = 30) -> list[Req
     return list(session.scalars(query.order_by(Request.due_at, Request.id).limit(limit)))
 
 
+def department_work(session: Session, person: Person, limit: int = 30) -> list[Request]:
+    """Open requests departments hold that the person follows: every one for district staff, those their
+    street handed over for street staff; the latest deadline last."""
+    if is_district_staff(person):
+        followed: Any = Request.dispatched_level.is_not(None)
+    else:
+        dispatched = [and_(Request.dispatched_level == LEVEL_OF_ROLE[role.role],
+                           Request.dispatched_unit_id == role.unit_id)
+                      for role in person.roles if LEVEL_OF_ROLE[role.role] in DISPATCHING_LEVELS]
+        if not dispatched:
+            return []
+        followed = or_(*dispatched)
+    query = select(Request).where(Request.level == Level.DEPARTMENT, Request.status.in_(OPEN_STATUSES), followed)
+    return list(session.scalars(query.order_by(Request.department_due_at, Request.id).limit(limit)))
+
+
 def held_by(person: Person) -> Any:
     """The condition on ``Request`` for requests the person's units hold (see ``held_requests``); None for
     someone who is not staff."""
@@ -338,12 +365,18 @@ def allows(transition: Transition, request: Request) -> bool:
 
 def available_transitions(request: Request, person: Person | None = None) -> list[Transition]:
     """What staff (``person``, when known) could do next with the request where it stands."""
-    # Nothing is above the district, nothing below a grid.
-    impossible = {Level.DISTRICT: Transition.ESCALATE, Level.GRID: Transition.RETURN}.get(request.level)
+    # Nothing is above the district, nothing below a grid; a department does its work or gives it back.
+    impossible = {Level.DISTRICT: {Transition.ESCALATE}, Level.GRID: {Transition.RETURN}}.get(request.level, set())
+    if request.level is Level.DEPARTMENT:
+        impossible = set(STAFF_TRANSITIONS) - DEPARTMENT_TRANSITIONS
+    else:
+        impossible |= {Transition.DEPARTMENT_DONE, Transition.HAND_BACK}
+    if request.level not in DISPATCHING_LEVELS:
+        impossible.add(Transition.DISPATCH)
     filer = person is not None and is_own_request(person, request)
     return [
         transition for transition in STAFF_TRANSITIONS
-        if allows(transition, request) and transition is not impossible
+        if allows(transition, request) and transition not in impossible
         and not (filer and transition in NOT_BY_FILER)
     ]
 
@@ -379,6 +412,10 @@ def ensure_staff_can(session: Session, worker: Person, request_id: int, transiti
     elif transition is not Transition.ACCEPT and transition is not Transition.NOTE:
         _require_assignee_or_free(worker, request)
     _require_allowed(transition, request)
+    if transition is Transition.DISPATCH:
+        _require_dispatcher(request)
+    elif transition in (Transition.DEPARTMENT_DONE, Transition.HAND_BACK):
+        _require_department(request)
     return request
 
 
@@ -402,11 +439,11 @@ def rating_of(session: Session, request: Request) -> Rating | None:
 
 
 def may_handle(person: Person, request: Request) -> bool:
-    """Staff of the holding unit may act on a request; district staff may act on any."""
+    """Staff of the holding unit may act on a request; district staff may act on any but one a department
+    holds, whose work is the department's own until it comes back."""
     wanted = ROLE_OF_LEVEL[request.level]
-    return is_district_staff(person) or any(
-        role.role is wanted and role.unit_id == request.unit_id for role in person.roles
-    )
+    own = any(role.role is wanted and role.unit_id == request.unit_id for role in person.roles)
+    return own or (request.level is not Level.DEPARTMENT and is_district_staff(person))
 
 
 def covers(person: Person, request: Request) -> bool:
@@ -537,7 +574,9 @@ def waiting_timers(session: Session, category: Category, level: Level, now: date
     calendar = calendar_of(session)
     remind = calendar.after_hours(now, category.remind_after_hours or DEFAULT_REMIND_AFTER_HOURS)
     escalate = _escalated_at(session, category, now)
-    return {"remind_at": remind, "escalate_at": None if level is Level.DISTRICT else escalate}
+    # A department is not escalated: it answers to its dispatcher, who is told when it is late.
+    unescalated = level in (Level.DISTRICT, Level.DEPARTMENT)
+    return {"remind_at": remind, "escalate_at": None if unescalated else escalate}
 
 
 def _escalated_at(session: Session, category: Category, now: datetime) -> datetime:
@@ -801,6 +840,96 @@ def reassign(session: Session, worker: Person, request_id: int, target: Unit, no
     return _move(session, request, Transition.REASSIGN, EventKind.REASSIGNED, target, worker, now)
 
 
+def dispatch_targets(session: Session, request: Request) -> list[tuple[int, str]]:
+    """The departments, with staff, that the request's holder may hand it to: a street's own and the
+    district-wide ones; every one for the district."""
+    query = select(Department.id, Department.name).where(Department.active.is_(True))
+    if request.level is Level.STREET:
+        query = query.where(or_(Department.street_id.is_(None), Department.street_id == request.unit_id))
+    elif request.level is not Level.DISTRICT:
+        return []
+    rows = session.execute(query.order_by(Department.code)).all()
+    return [(department_id, name) for department_id, name in rows
+            if has_staff(session, Level.DEPARTMENT, department_id)]
+
+
+def department_due(session: Session, request: Request, now: datetime) -> datetime:
+    """The department's deadline unless the dispatcher gives one: the category's working days from now."""
+    return _due(session, now, request.category)
+
+
+def dispatch(
+    session: Session, worker: Person, request_id: int, department_id: int, instruction: str, now: datetime,
+    due_at: datetime | None = None,
+) -> Change:
+    """分流: the street or district that holds a request hands it to a department with an instruction and a
+    deadline; it comes back to that street or district when the department is done or gives it back."""
+    request = get_request(session, request_id)
+    _require_handler(worker, request)
+    _require_assignee_or_free(worker, request)
+    _require_allowed(Transition.DISPATCH, request)
+    _require_dispatcher(request)
+    if department_id not in {target for target, _name in dispatch_targets(session, request)}:
+        raise RequestRefused(N_("Please choose another department for {code}."), code=request.code)
+    text = _checked_text(instruction, MAX_STAFF_TEXT, N_("Please say what the department should do."))
+    due = due_at or department_due(session, request, now)
+    dispatcher = (request.level, request.unit_id)
+    change = _move(session, request, Transition.DISPATCH, EventKind.DISPATCHED, (Level.DEPARTMENT, department_id),
+                   worker, now, text, dispatched_level=dispatcher[0], dispatched_unit_id=dispatcher[1],
+                   department_due_at=due, department_check_at=due)
+    return change
+
+
+def department_done(
+    session: Session, worker: Person, request_id: int, note: str, now: datetime, photo_id: str | None = None
+) -> Change:
+    """The department did the work (with a photo, if any): the request goes back to the street or district that
+    dispatched it, who confirms the result to the resident."""
+    request = _department_request(session, worker, request_id)
+    _require_not_filer(worker, request)
+    text = _checked_text(note, MAX_STAFF_TEXT, N_("Please say in a few words what was done."))
+    if photo_id:
+        session.add(RequestPhoto(request_id=request.id, file_id=photo_id, from_handler=True))
+    return _back_to_dispatcher(session, request, Transition.DEPARTMENT_DONE, EventKind.DEPARTMENT_DONE, worker,
+                               now, text)
+
+
+def hand_back(session: Session, worker: Person, request_id: int, reason: str, now: datetime) -> Change:
+    """The department gives the request back to its dispatcher without doing it, saying why."""
+    request = _department_request(session, worker, request_id)
+    text = _checked_text(reason, MAX_STAFF_TEXT, N_("Please say why the department gives it back."))
+    return _back_to_dispatcher(session, request, Transition.HAND_BACK, EventKind.HANDED_BACK, worker, now, text)
+
+
+def _department_request(session: Session, worker: Person, request_id: int) -> Request:
+    request = get_request(session, request_id)
+    _require_handler(worker, request)
+    _require_assignee_or_free(worker, request)
+    _require_department(request)
+    return request
+
+
+def _require_dispatcher(request: Request) -> None:
+    if request.level not in DISPATCHING_LEVELS:
+        raise RequestRefused(N_("Only the street or the district center can hand {code} to a department."),
+                             code=request.code)
+
+
+def _require_department(request: Request) -> None:
+    if request.level is not Level.DEPARTMENT or request.dispatched_level is None:
+        raise RequestRefused(N_("{code} is not with a department."), code=request.code)
+
+
+def _back_to_dispatcher(
+    session: Session, request: Request, transition: Transition, kind: EventKind, worker: Person, now: datetime,
+    text: str,
+) -> Change:
+    assert request.dispatched_level is not None and request.dispatched_unit_id is not None
+    dispatcher = (request.dispatched_level, request.dispatched_unit_id)
+    return _move(session, request, transition, kind, dispatcher, worker, now, text, dispatched_level=None,
+                 dispatched_unit_id=None, department_due_at=None, department_check_at=None)
+
+
 def _move(
     session: Session, request: Request, transition: Transition, kind: EventKind, toward: Unit, actor: Person | None,
     now: datetime, text: str = "", **values: Any,
@@ -883,6 +1012,16 @@ def remind_by_system(session: Session, request: Request, now: datetime) -> Chang
     """Record that the holders (returned to be told) were reminded of a request waiting for them."""
     _record(session, request, EventKind.REMINDED, None, now)
     return Change(request, holder_staff(session, request))
+
+
+def remind_department(session: Session, request: Request, now: datetime) -> Change:
+    """A department's deadline passed: record the reminder; the department (``notify``) is reminded and the
+    street or district that dispatched the request (``informed``) is told."""
+    _record(session, request, EventKind.REMINDED, None, now, OVERDUE)
+    informed: list[Person] = []
+    if request.dispatched_level is not None and request.dispatched_unit_id is not None:
+        informed = staff_of_unit(session, request.dispatched_level, request.dispatched_unit_id)
+    return Change(request, holder_staff(session, request), informed=informed)
 
 
 def escalate_by_system(session: Session, request: Request, reason: str, now: datetime) -> Change | None:

@@ -29,7 +29,7 @@ from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
 
 from bot.core.meetings import MeetingDefaults
-from storage.models import OPEN_STATUSES, JobRun, Request, RequestStatus
+from storage.models import OPEN_STATUSES, JobRun, Level, Request, RequestStatus
 
 # A resolution the resident has not answered is asked about once more, then closed.
 REASK_AFTER = timedelta(days=3)
@@ -55,6 +55,7 @@ class JobKind(enum.StrEnum):
     RETENTION = "retention"  # once a day: delete handled updates and sent messages older than the retention
     CLOSE_PATROLS = "close_patrols"  # a night patrol still open at the end of the night window
     END_CAMPAIGNS = "end_campaigns"  # a focused campaign's last day is over: its owner gets the progress
+    DEPARTMENT_OVERDUE = "dept_overdue"  # a department's deadline passed: remind it, tell its dispatcher
 
 
 # Closing comes first so an old resolution is closed rather than asked about; escalating before reminding so
@@ -65,6 +66,7 @@ REQUEST_JOBS = (
     JobKind.ESCALATE_UNANSWERED,
     JobKind.REMIND,
     JobKind.ESCALATE_OVERDUE,
+    JobKind.DEPARTMENT_OVERDUE,
 )
 PERIODIC_JOBS = (JobKind.DAILY_DIGEST, JobKind.WEEKLY_FEEDBACK, JobKind.MONTHLY_BULLETIN)
 
@@ -228,8 +230,12 @@ def due_condition(kind: JobKind, now: datetime) -> list[ColumnElement[bool]]:
     if kind is JobKind.ESCALATE_UNANSWERED:
         return [Request.status == RequestStatus.NEW, Request.escalate_at <= now]
     if kind is JobKind.ESCALATE_OVERDUE:
-        # Reopening sets a new due date and with it a new check: a reopened request may go up again.
-        return [Request.status.in_(OPEN_STATUSES), Request.overdue_check_at <= now]
+        # Reopening sets a new due date and with it a new check: a reopened request may go up again. A
+        # department is not escalated; the check waits until the request is back with its dispatcher.
+        return [Request.status.in_(OPEN_STATUSES), Request.overdue_check_at <= now,
+                Request.level != Level.DEPARTMENT]
+    if kind is JobKind.DEPARTMENT_OVERDUE:
+        return [Request.status.in_(OPEN_STATUSES), Request.department_check_at <= now]
     if kind is JobKind.CLOSE_UNANSWERED:
         return [Request.status == RequestStatus.RESOLVED, Request.resolved_at <= now - CLOSE_AFTER]
     if kind is JobKind.REASK:
@@ -248,6 +254,7 @@ def _claim_values(kind: JobKind, now: datetime) -> dict[str, Any]:
         JobKind.ESCALATE_UNANSWERED: {"escalate_at": None},
         JobKind.ESCALATE_OVERDUE: {"overdue_check_at": None, "overdue_escalated_at": now},
         JobKind.REASK: {"reasked_at": now},
+        JobKind.DEPARTMENT_OVERDUE: {"department_check_at": None},
         # Closing changes the status itself (through the lifecycle), which is its own marker.
         JobKind.CLOSE_UNANSWERED: {},
     }
@@ -261,6 +268,7 @@ def _due_at_column(kind: JobKind) -> Any:
         JobKind.ESCALATE_OVERDUE: Request.overdue_check_at,
         JobKind.CLOSE_UNANSWERED: Request.resolved_at,
         JobKind.REASK: Request.resolved_at,
+        JobKind.DEPARTMENT_OVERDUE: Request.department_check_at,
     }[kind]
 
 

@@ -20,7 +20,7 @@ TELEGRAM = "telegram"
 TELEGRAM_ID_PATTERN = re.compile(r"[0-9]{1,20}")
 
 # Listed from the top of the organisation down, the way an administrator reads it.
-ROLE_ORDER = tuple(ROLE_OF_LEVEL[level] for level in LEVELS if level in ROLE_OF_LEVEL)
+ROLE_ORDER = (*(ROLE_OF_LEVEL[level] for level in LEVELS if level in ROLE_OF_LEVEL), Role.DEPARTMENT)
 
 
 class StaffError(Exception):
@@ -62,7 +62,7 @@ def _unit_id(session: Session, role: Role, unit_code: str | None) -> int:
 
 def _other_levels_hint(session: Session, level: Level, unit_code: str) -> str:
     # "DG-KM" given for a worker is a community code: say so, the mistake is common.
-    for other_level in (Level.STREET, Level.COMMUNITY, Level.GRID):
+    for other_level in (Level.STREET, Level.COMMUNITY, Level.GRID, Level.DEPARTMENT):
         if other_level is not level and unit_by_code(session, other_level, unit_code) is not None:
             return f" ({unit_code} is a {other_level.value} code, for the {ROLE_OF_LEVEL[other_level].value} role)"
     return ""

@@ -15,7 +15,7 @@ from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from bot.i18n import Translator
-from storage.models import Building, Community, Grid, Level, Place, Role, StaffRole, Street
+from storage.models import Building, Community, Department, Grid, Level, Place, Role, StaffRole, Street
 
 # From the top of the organisation down.
 LEVELS = (Level.DISTRICT, Level.STREET, Level.COMMUNITY, Level.GRID, Level.BUILDING)
@@ -42,16 +42,18 @@ ROLE_OF_LEVEL = {
     Level.COMMUNITY: Role.COMMUNITY,
     Level.STREET: Role.STREET,
     Level.DISTRICT: Role.DISTRICT,
+    Level.DEPARTMENT: Role.DEPARTMENT,
 }
 LEVEL_OF_ROLE = {role: level for level, role in ROLE_OF_LEVEL.items()}
 
-UnitModel = type[Street] | type[Community] | type[Grid] | type[Building] | type[Place]
+UnitModel = type[Street] | type[Community] | type[Grid] | type[Building] | type[Place] | type[Department]
 LEVEL_MODEL: dict[Level, UnitModel] = {
     Level.STREET: Street,
     Level.COMMUNITY: Community,
     Level.GRID: Grid,
     Level.BUILDING: Building,
     Level.PLACE: Place,
+    Level.DEPARTMENT: Department,
 }
 # The column of a unit's row that holds the id of the unit above it; a street's parent is the district.
 PARENT_COLUMN: dict[Level, InstrumentedAttribute[int]] = {
@@ -91,10 +93,31 @@ def parent(session: Session, unit: Unit) -> Unit | None:
         return None
     if unit.level is Level.STREET:
         return DISTRICT
+    if unit.level is Level.DEPARTMENT:
+        return _department_parent(session, unit)
     row = session.get(LEVEL_MODEL[unit.level], unit.id)
     if row is None:
         return None
     return Unit(_level_above(unit.level), int(getattr(row, PARENT_COLUMN[unit.level].key)))
+
+
+def _department_parent(session: Session, unit: Unit) -> Unit | None:
+    # A department serves one street, or with no street the whole district.
+    department = session.get(Department, unit.id)
+    if department is None:
+        return None
+    return DISTRICT if department.street_id is None else Unit(Level.STREET, department.street_id)
+
+
+def departments_within(area: Unit) -> Select[int] | None:
+    """The ids of the departments of ``area``: every one for the district, a street's own for a street."""
+    if area.level is Level.DISTRICT:
+        return select(Department.id)
+    if area.level is Level.STREET:
+        return select(Department.id).where(Department.street_id == area.id)
+    if area.level is Level.DEPARTMENT:
+        return select(Department.id).where(Department.id == area.id)
+    return None
 
 
 def ancestor(session: Session, unit: Unit, level: Level) -> Unit | None:
@@ -119,7 +142,10 @@ def join_up(query: Select[Any], start: Level, end: Level) -> Select[Any]:
 def ids_within(level: Level, area: Unit) -> Select[int] | None:
     """A query of the ids of every ``level`` unit inside ``area`` (the area itself at its own level);
     None when no unit of that level can lie inside it (a street inside a community, the district)."""
-    if level is Level.DISTRICT or (area.level in BESIDE_THE_TREE and level is not area.level):
+    if level is Level.DEPARTMENT:
+        return departments_within(area)
+    if level is Level.DISTRICT or area.level is Level.DEPARTMENT or (
+            area.level in BESIDE_THE_TREE and level is not area.level):
         return None
     model = LEVEL_MODEL[level]
     query: Select[int] = select(model.id)
