@@ -149,7 +149,8 @@ def add_targets_unchecked(session: Session, campaign: Campaign, codes: Iterable[
                                    .where(CampaignTarget.campaign_id == campaign.id)))
     count = session.scalar(select(func.count()).where(CampaignTarget.campaign_id == campaign.id)) or 0
     added = 0
-    for building in found.values():
+    # In the order given, so targets list as the owner wrote them whatever order the database returned.
+    for building in (found[code] for code in wanted if code in found):
         if building.id in existing:
             continue
         if count + added >= MAX_TARGETS:
