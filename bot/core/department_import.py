@@ -16,11 +16,11 @@ from sqlalchemy.orm import Session
 
 from bot.core.organisation import (
     MAX_NAME,
-    FileFormatError,
     LevelCounts,
     RowProblem,
     code_problem,
     control_character_problem,
+    header_fits,
     read_table,
 )
 from bot.core.place_import import ImportProblems
@@ -40,11 +40,7 @@ class DepartmentRow:
 
 def is_department_file(path: Path) -> bool:
     """Whether the file's header names department columns."""
-    try:
-        read_table(path, DEPARTMENT_COLUMNS, DEPARTMENT_OPTIONAL_COLUMNS)
-    except FileFormatError:
-        return False
-    return True
+    return header_fits(path, DEPARTMENT_COLUMNS, DEPARTMENT_OPTIONAL_COLUMNS)
 
 
 def read_department_file(path: Path) -> list[DepartmentRow]:

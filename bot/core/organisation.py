@@ -116,6 +116,16 @@ class ImportSummary:
 TableRow = tuple[int, dict[str, str]]
 
 
+def header_fits(path: Path, columns: Sequence[str], optional: Sequence[str] = ()) -> bool:
+    """Whether ``path`` is a table whose header names ``columns`` and otherwise only ``optional`` ones: how an
+    import tells an organisation file from a place, department or partner unit file."""
+    try:
+        read_table(path, columns, optional)
+    except FileFormatError:
+        return False
+    return True
+
+
 def read_table(
     path: Path,
     columns: Sequence[str],

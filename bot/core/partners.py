@@ -20,6 +20,7 @@ from bot.core.organisation import (
     RowProblem,
     code_problem,
     control_character_problem,
+    header_fits,
     read_table,
 )
 from storage.models import PartnerUnit
@@ -39,11 +40,7 @@ class PartnerRow:
 
 def is_partner_file(path: Path) -> bool:
     """Whether the file's header names only partner unit columns (an organisation file names others)."""
-    try:
-        read_table(path, (), (*PARTNER_COLUMNS, *PARTNER_OPTIONAL_COLUMNS))
-    except FileFormatError:
-        return False
-    return True
+    return header_fits(path, (), (*PARTNER_COLUMNS, *PARTNER_OPTIONAL_COLUMNS))
 
 
 def read_partner_file(path: Path) -> list[PartnerRow]:

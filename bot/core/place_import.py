@@ -29,6 +29,7 @@ from bot.core.organisation import (
     code_problem,
     control_character_problem,
     coordinate_problems,
+    header_fits,
     read_table,
 )
 from bot.core.places import MAX_GRID_SPAN_DEGREES, PLACE_LINK_PREFIX
@@ -64,11 +65,7 @@ class PlaceRow:
 
 def is_place_file(path: Path) -> bool:
     """Whether the file's header names place columns."""
-    try:
-        read_table(path, PLACE_COLUMNS, PLACE_OPTIONAL_COLUMNS)
-    except FileFormatError:
-        return False
-    return True
+    return header_fits(path, PLACE_COLUMNS, PLACE_OPTIONAL_COLUMNS)
 
 
 def read_place_file(path: Path, sheet: int = 0) -> list[PlaceRow]:
