@@ -369,6 +369,9 @@ class RequestEvent(Base):
     text: Mapped[str] = mapped_column(Text, default="")
     level: Mapped[Level | None] = mapped_column(Enum(Level, native_enum=False, length=16))
     unit_id: Mapped[int | None] = mapped_column(Integer)
+    # The department's deadline, on a dispatch: the request's own is cleared when it comes back, and the
+    # bulletin still counts whether the department was on time.
+    due_at: Mapped[datetime | None]
     actor: Mapped[Person | None] = relationship(lazy="joined")
 
 

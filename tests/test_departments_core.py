@@ -3,21 +3,27 @@ reminder of a late department, and who may see and act on department work."""
 
 from __future__ import annotations
 
+import io
 from datetime import timedelta
 from pathlib import Path
 
 import pytest
+from openpyxl import load_workbook
 from sqlalchemy import create_engine, select
 from sqlalchemy.orm import Session
 
 from bot.cli import main
 from bot.core import invites, requests
+from bot.core.bulletin import compute_bulletin
+from bot.core.bulletin_render import render_summary, render_workbook
 from bot.core.requests import RequestRefused, Transition
 from bot.core.scheduler import JobKind, SchedulerConfig, due_requests
+from bot.core.units import DISTRICT, Unit
+from bot.i18n import translator
 from bot.scheduler import run_request_job
 from storage.database import Database
-from storage.models import EventKind, Level, OutboxMessage, Person, Request, RequestEvent, RequestStatus, Role
-from tests.department_fixture import POWER, QIAN, SUN, DepartmentsOrg, make_departments_org
+from storage.models import Category, EventKind, Level, OutboxMessage, Person, Request, RequestEvent, RequestStatus, Role
+from tests.department_fixture import LI, POWER, QIAN, SUN, DepartmentsOrg, make_departments_org
 from tests.org_fixture import NOW, staff
 from tests.test_cli import ORG_CSV, sqlite_file  # noqa: F401  (the fixture)
 
@@ -229,3 +235,50 @@ async def test_a_late_department_is_reminded_once_and_the_street_is_told(databas
     assert any("东关城管中队 has not finished R-000001" in text for text in sent[str(SUN)])
     request = await database.run(lambda s: s.get_one(Request, setup.request))
     assert (request.level, request.unit_id) == (Level.DEPARTMENT, setup.squad)
+
+
+# --- the bulletin -----------------------------------------------------------------------------------------------
+
+
+async def test_the_bulletin_counts_each_departments_work_with_the_deadline_it_was_given(database: Database) -> None:
+    setup = await database.run(make_departments_org)
+
+    def three_dispatches(session: Session) -> None:
+        li = person(session, LI)
+        sun, qian, zhou = person(session, SUN), person(session, QIAN), person(session, POWER)
+        category = session.scalars(select(Category).where(Category.code == "clutter")).one()
+        late_one, given_back = (
+            requests.file_request(session, li, requests.Draft(category.id, text), NOW).request.id
+            for text in ("Bikes block the stairs", "A lamp post leans over the road")
+        )
+        requests.dispatch(session, sun, setup.request, setup.squad, "Clear the stalls", LATER)
+        requests.department_done(session, qian, setup.request, "Cleared", LATER + timedelta(days=1))
+        requests.dispatch(session, sun, late_one, setup.squad, "Move the bikes", LATER,
+                          due_at=LATER + timedelta(hours=2))
+        requests.department_done(session, qian, late_one, "Moved", LATER + timedelta(days=2))
+        requests.dispatch(session, sun, given_back, setup.power, "Straighten it", LATER)
+        requests.hand_back(session, zhou, given_back, "Not our lamp post", LATER + timedelta(hours=3))
+
+    await database.run(three_dispatches)
+    bulletin = await database.run(lambda s: compute_bulletin(s, DISTRICT, "2026-11", "Asia/Shanghai"))
+    squad, power = bulletin.by_department
+    assert (squad.code, squad.received, squad.resolved, squad.resolved_on_time, squad.handed_back) == (
+        "DG-CG", 2, 2, 1, 0)
+    assert squad.days_to_resolve == pytest.approx(1.5)
+    assert (power.code, power.received, power.resolved, power.handed_back, power.days_to_resolve) == (
+        "QU-GD", 1, 0, 1, None)
+    street = await database.run(lambda s: compute_bulletin(s, Unit(Level.STREET, setup.org.street), "2026-11",
+                                                           "Asia/Shanghai"))
+    assert [line.code for line in street.by_department] == ["DG-CG", "QU-GD"]
+    other_street = await database.run(lambda s: compute_bulletin(s, Unit(Level.STREET, setup.org.street2),
+                                                                 "2026-11", "Asia/Shanghai"))
+    assert other_street.by_department == ()
+    next_month = await database.run(lambda s: compute_bulletin(s, DISTRICT, "2026-12", "Asia/Shanghai"))
+    assert next_month.by_department == ()
+
+    summary = render_summary(translator("en"), bulletin)
+    assert "东关城管中队: 2 handed over, 2 done, 50% on time" in summary
+    sheet = load_workbook(io.BytesIO(render_workbook(translator("zh_CN"), bulletin)))["按部门"]
+    rows = [[cell.value for cell in row] for row in sheet.iter_rows()]
+    assert rows[1][:7] == ["DG-CG", "东关城管中队", 2, 2, 1, 0.5, 0]
+    assert rows[2][:7] == ["QU-GD", "区供电公司", 1, 0, 0, None, 1]

@@ -23,6 +23,10 @@ hours of the patrols begun in it and ended, leads filed and of those solved on t
 they resolved in the month (any request, a lead solved on the spot too) and of those the ones resolved no
 later than due. A worker who left is no longer listed.
 
+The departments the area's street or district handed work to (分流) each get a line
+(``DepartmentLine``): the dispatches made in the month, of those the ones the department did (not gave back)
+before the month ended, how many no later than the deadline it was given, and the average days it took.
+
 This module computes the figures; ``bot.core.bulletin_render`` renders them for each reader.
 """
 
@@ -39,7 +43,7 @@ from zoneinfo import ZoneInfo
 
 from sqlalchemy import ColumnElement, Float, Select, and_, case, exists, func, select
 from sqlalchemy.ext.compiler import compiles
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, aliased
 from sqlalchemy.sql import Executable
 from sqlalchemy.sql.compiler import SQLCompiler
 from sqlalchemy.sql.functions import FunctionElement
@@ -60,6 +64,7 @@ from bot.core.units import (
 from bot.core.volunteers import AreaService, area_service
 from storage.models import (
     Category,
+    Department,
     EventKind,
     Grid,
     Level,
@@ -248,6 +253,26 @@ class WorkerLine:
         return _ratio(self.handled_on_time, self.handled)
 
 
+@dataclass(frozen=True, slots=True)
+class DepartmentLine:
+    """What one department was handed in the month (分流) and how it did."""
+
+    code: str
+    name: str
+    received: int = 0
+    # Of the month's dispatches: done by the department before the month ended, of those no later than the
+    # deadline it was given, and the ones it gave back instead.
+    resolved: int = 0
+    resolved_on_time: int = 0
+    handed_back: int = 0
+    # From the dispatch to the department's answer, over the resolved ones.
+    days_to_resolve: float | None = None
+
+    @property
+    def on_time_rate(self) -> float | None:
+        return _ratio(self.resolved_on_time, self.resolved)
+
+
 @dataclass(frozen=True)
 class Bulletin:
     area: Unit
@@ -265,6 +290,8 @@ class Bulletin:
     by_place: tuple[Line, ...] = ()
     # Every grid worker of the area, by grid and name, including those who did nothing this month.
     workers: tuple[WorkerLine, ...] = ()
+    # The departments handed the area's requests this month, by code.
+    by_department: tuple[DepartmentLine, ...] = ()
 
 
 # --- queries -----------------------------------------------------------------------------------------------
@@ -531,6 +558,64 @@ def compute_bulletin(session: Session, area: Unit, month: Month | str, timezone:
         volunteer_service=_volunteer_service(session, area, month, timezone),
         by_place=_place_lines(session, replace(query, by_place=True)),
         workers=_worker_lines(session, area, start, end),
+        by_department=_department_lines(session, query),
+    )
+
+
+def _dispatches(query: _MonthQuery) -> Select[int, datetime, datetime | None, EventKind, datetime]:
+    """(department id, dispatched at, deadline, answer kind, answered at) of each dispatch of the area's
+    requests in the month; the answer is the department's first done or handed-back event after it, if any."""
+    dispatch = aliased(RequestEvent)
+    answer = aliased(RequestEvent)
+    first_answer = (
+        select(func.min(answer.id))
+        .where(answer.request_id == dispatch.request_id, answer.id > dispatch.id,
+               answer.kind.in_((EventKind.DEPARTMENT_DONE, EventKind.HANDED_BACK)))
+        .scalar_subquery()
+    )
+    replied = aliased(RequestEvent)
+    statement = (
+        # A dispatch's unit is always the department it went to.
+        select(cast(ColumnElement[int], dispatch.unit_id), dispatch.at, dispatch.due_at, replied.kind, replied.at)
+        .select_from(dispatch)
+        .outerjoin(replied, replied.id == first_answer)
+        .where(dispatch.kind == EventKind.DISPATCHED, dispatch.at >= query.start, dispatch.at < query.end)
+    )
+    if query.area.level is Level.DISTRICT:
+        return statement
+    statement = statement.join(Request, Request.id == dispatch.request_id).join(Grid, Grid.id == Request.grid_id)
+    return join_up(statement, Level.GRID, Level.COMMUNITY).where(_request_column(query.area.level) == query.area.id)
+
+
+def _department_lines(session: Session, query: _MonthQuery) -> tuple[DepartmentLine, ...]:
+    """A line per department handed the area's requests in the month, by code. A month holds a few hundred
+    dispatches at most, so they are summed here rather than in SQL."""
+    received: dict[int, int] = defaultdict(int)
+    resolved: dict[int, list[bool]] = defaultdict(list)
+    handed_back: dict[int, int] = defaultdict(int)
+    seconds: dict[int, float] = defaultdict(float)
+    for department_id, dispatched_at, due_at, kind, answered_at in session.execute(_dispatches(query)):
+        received[department_id] += 1
+        if kind is None or answered_at >= query.end:
+            continue
+        if kind == EventKind.HANDED_BACK:
+            handed_back[department_id] += 1
+            continue
+        resolved[department_id].append(due_at is None or answered_at <= due_at)
+        seconds[department_id] += (answered_at - dispatched_at).total_seconds()
+    if not received:
+        return ()
+    departments = session.execute(
+        select(Department.id, Department.code, Department.name).where(Department.id.in_(received))
+        .order_by(Department.code)
+    )
+    return tuple(
+        DepartmentLine(
+            code, name, received[department_id], len(resolved[department_id]), sum(resolved[department_id]),
+            handed_back[department_id],
+            seconds[department_id] / 86400 / len(resolved[department_id]) if resolved[department_id] else None,
+        )
+        for department_id, code, name in departments
     )
 
 

@@ -16,7 +16,7 @@ from typing import Any
 
 from babel.dates import format_skeleton
 
-from bot.core.bulletin import Bulletin, Figures, Line, Month, WorkerLine
+from bot.core.bulletin import Bulletin, DepartmentLine, Figures, Line, Month, WorkerLine
 from bot.core.units import area_label
 from bot.core.volunteers import AreaService
 from bot.i18n import Translator, translator
@@ -143,6 +143,22 @@ def _rounds_section(t: Translator, workers: Sequence[WorkerLine]) -> list[str]:
     ]
 
 
+def _department_section(t: Translator, departments: Sequence[DepartmentLine]) -> list[str]:
+    """The departments handed work this month (分流), the busiest first."""
+    busiest = sorted(departments, key=lambda line: -line.received)
+    shown = [
+        t._("• {name}: {received} handed over, {resolved} done, {on_time} on time").format(
+            name=line.name, received=t.number(line.received), resolved=t.number(line.resolved),
+            on_time=_percent(t, line.on_time_rate),
+        )
+        for line in busiest[:SUMMARY_LINES]
+    ]
+    hidden = len(busiest) - len(shown)
+    if hidden > 0:
+        shown.append(t.n_("…and {count} more", "…and {count} more", hidden).format(count=t.number(hidden)))
+    return ["", t._("By department"), *shown]
+
+
 def render_summary(t: Translator, bulletin: Bulletin) -> str:
     """The bulletin as a short chat message in ``t``'s language (at most a few dozen lines)."""
     lines = [bulletin_title(t, bulletin), *_summary_figures(t, bulletin.totals)]
@@ -155,6 +171,8 @@ def render_summary(t: Translator, bulletin: Bulletin) -> str:
     lines += _summary_section(t, t._("By category"), bulletin.by_category)
     if bulletin.by_place:
         lines += _summary_section(t, t._("By place"), bulletin.by_place)
+    if bulletin.by_department:
+        lines += _department_section(t, bulletin.by_department)
     lines += rounds
     lines += ["", t._("The chart and the spreadsheet with every figure follow.")]
     return "\n".join(lines)
@@ -367,9 +385,32 @@ def _write_workers_sheet(sheet: Any, t: Translator, workers: Sequence[WorkerLine
     sheet.column_dimensions["B"].width = 16
 
 
+def _write_departments_sheet(sheet: Any, t: Translator, departments: Sequence[DepartmentLine]) -> None:
+    """A row per department handed work in the month."""
+    from openpyxl.styles import Font
+
+    sheet.title = _sheet_title(t._("By department"))
+    _append(sheet, [
+        t._("Code"), t._("Department"), t._("Handed over"), t._("Finished"), t._("Finished on time"),
+        t._("On-time rate"), t._("Given back"), t._("Average days to do"),
+    ])
+    for cell in sheet[1]:
+        cell.font = Font(bold=True)
+    for line in departments:
+        days = round(line.days_to_resolve, 1) if line.days_to_resolve is not None else None
+        _append(sheet, [
+            line.code, line.name, line.received, line.resolved, line.resolved_on_time, line.on_time_rate,
+            line.handed_back, days,
+        ])
+        sheet.cell(row=sheet.max_row, column=6).number_format = PERCENT_FORMAT
+    sheet.freeze_panes = "C2"
+    sheet.column_dimensions["B"].width = 24
+
+
 def render_workbook(t: Translator, bulletin: Bulletin) -> bytes:
-    """An XLSX with the sheets summary, by category, by unit, by place (when places received requests), (for
-    areas with communities) volunteer service, and by grid worker, headers in ``t``'s language."""
+    """An XLSX with the sheets summary, by category, by unit, by place (when places received requests), by
+    department (when departments were handed work), (for areas with communities) volunteer service, and by
+    grid worker, headers in ``t``'s language."""
     from openpyxl import Workbook
 
     workbook = Workbook()
@@ -386,6 +427,8 @@ def render_workbook(t: Translator, bulletin: Bulletin) -> bytes:
     )
     if bulletin.by_place:
         _write_breakdown_sheet(workbook.create_sheet(), t, t._("By place"), t._("Place"), bulletin.by_place)
+    if bulletin.by_department:
+        _write_departments_sheet(workbook.create_sheet(), t, bulletin.by_department)
     if bulletin.volunteer_service is not None:
         _write_volunteer_sheet(workbook.create_sheet(), t, bulletin.volunteer_service)
     _write_workers_sheet(workbook.create_sheet(), t, bulletin.workers)

@@ -542,6 +542,7 @@ def _record(
     event = RequestEvent(
         request_id=request.id, at=now, actor_id=actor.id if actor else None, kind=kind, text=text,
         level=request.level, unit_id=request.unit_id,
+        due_at=request.department_due_at if kind is EventKind.DISPATCHED else None,
     )
     session.add(event)
     session.flush()

@@ -9,13 +9,16 @@ and the bulletin build on it.
 from __future__ import annotations
 
 from collections.abc import Iterable
-from typing import Any, NamedTuple
+from typing import NamedTuple, TypeVarTuple
 
 from sqlalchemy import ColumnElement, Select, select
 from sqlalchemy.orm import InstrumentedAttribute, Session
 
 from bot.i18n import Translator
 from storage.models import Building, Community, Department, Grid, Level, Place, Role, StaffRole, Street
+
+# The columns a query selects, kept through the joins ``join_up`` adds.
+_Columns = TypeVarTuple("_Columns")
 
 # From the top of the organisation down.
 LEVELS = (Level.DISTRICT, Level.STREET, Level.COMMUNITY, Level.GRID, Level.BUILDING)
@@ -128,7 +131,7 @@ def ancestor(session: Session, unit: Unit, level: Level) -> Unit | None:
     return found
 
 
-def join_up(query: Select[Any], start: Level, end: Level) -> Select[Any]:
+def join_up(query: Select[*_Columns], start: Level, end: Level) -> Select[*_Columns]:
     """``query``, which reads ``start`` rows, joined to the rows of the units above them up to ``end``."""
     level = start
     while level is not end:
