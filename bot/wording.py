@@ -12,7 +12,7 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from datetime import datetime
 
-from sqlalchemy.orm import object_session
+from sqlalchemy.orm import Session, object_session
 
 from bot.core import requests as core
 from bot.core import team_chats
@@ -141,6 +141,13 @@ def due_text(t: Translator, request: Request) -> str:
         return date_text
     days = request.category.due_days
     return t.n_("{date} ({days} working day)", "{date} ({days} working days)", days).format(date=date_text, days=days)
+
+
+def days_text(t: Translator, session: Session, days: int) -> str:
+    """A span of days as the deployment counts deadlines: "5 个工作日", or "5 天" round the clock."""
+    if calendar_of(session).working_time.round_the_clock:
+        return t.n_("{days} day", "{days} days", days).format(days=days)
+    return t.n_("{days} working day", "{days} working days", days).format(days=days)
 
 
 def where_line(t: Translator, request: Request) -> str:

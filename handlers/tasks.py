@@ -13,7 +13,7 @@ from collections.abc import Callable
 from bot.core import requests as core
 from bot.core.app import write_outbox
 from bot.core.context import Context
-from bot.core.messages import Action, Button, Command, Photo, SendPhoto, SendText, Text, clip, inline
+from bot.core.messages import Action, Button, Command, InlineKeyboard, Photo, SendPhoto, SendText, Text, clip, inline
 from bot.core.requests import RequestRefused, Transition, View
 from bot.core.roles import is_staff
 from bot.core.router import RoleFilter, Router, button_args, callback
@@ -27,6 +27,7 @@ from bot.wording import (
     card_keyboard,
     card_reader,
     card_text,
+    days_text,
     department_line,
     help_callback,
     help_request_text,
@@ -64,6 +65,8 @@ TEXT_PROMPTS = {
 }
 # Transitions whose text may come with a photo of the work done.
 WITH_PHOTO = frozenset({Transition.RESOLVE, Transition.DEPARTMENT_DONE})
+# The deadlines a dispatcher can give a department with one press, in working days, beside the category's.
+DEPARTMENT_DAY_CHOICES = (2, 5, 10)
 
 
 # --- /tasks ---------------------------------------------------------------------------------------------------
@@ -161,6 +164,8 @@ def on_button(ctx: Context) -> None:
             _offer_departments(ctx, request_id)
         elif code == "dto" and len(args) == 3 and args[2].isdigit():
             _ask_for_instruction(ctx, request_id, int(args[2]))
+        elif code == "ddl" and len(args) == 3 and args[2].isdigit():
+            _give_department_days(ctx, request_id, int(args[2]))
         elif code == "to" and len(args) == 4 and args[2] in LEVEL_BY_CODE and args[3].isdigit():
             _reassign(ctx, request_id, (LEVEL_BY_CODE[args[2]], int(args[3])))
         elif code in ACTION_OF_CODE:
@@ -226,10 +231,37 @@ def _ask_for_instruction(ctx: Context, request_id: int, department_id: int) -> N
     ctx.answer()
     ctx.clear_state()
     ctx.set_state(f"task.{Transition.DISPATCH.value}:{request.id}", department_id=department_id)
-    due = core.department_due(ctx.session, request, ctx.now)
-    ctx.reply(ctx.t._("What should {department} do with {code}? Write the instruction; it is due back by {due}. "
-                      "/cancel to stop.").format(department=names[department_id], code=request.code,
-                                                 due=ctx.t.date(due)))
+    ctx.reply(*_instruction_prompt(ctx, request, names[department_id], None))
+
+
+def _give_department_days(ctx: Context, request_id: int, days: int) -> None:
+    """The dispatcher chose another deadline while writing the instruction: the prompt shows it."""
+    request = core.ensure_staff_can(ctx.session, ctx.person, request_id, Transition.DISPATCH)
+    department_id = ctx.state_data.get("department_id")
+    names = dict(core.dispatch_targets(ctx.session, request))
+    if _step_target(ctx) != (Transition.DISPATCH, request.id) or department_id not in names:
+        ctx.answer(ctx.t._("This button is no longer valid."), alert=True)
+        return
+    core.department_days(request, days)  # refuses a number of days no button offers
+    ctx.set_state(ctx.person.state or "", working_days=days)
+    ctx.answer()
+    ctx.edit(*_instruction_prompt(ctx, request, names[department_id], days))
+
+
+def _instruction_prompt(
+    ctx: Context, request: Request, department: str, working_days: int | None
+) -> tuple[str, InlineKeyboard]:
+    """What to ask the dispatcher, with the deadline and buttons to give the department another one."""
+    t = ctx.t
+    days = core.department_days(request, working_days)
+    due = core.department_due(ctx.session, request, ctx.now, days)
+    text = t._("What should {department} do with {code}? Write the instruction; it is due back by {due} ({days}). "
+               "Another deadline: press a button below. /cancel to stop.").format(
+        department=department, code=request.code, due=t.date(due), days=days_text(t, ctx.session, days))
+    choices = sorted({*DEPARTMENT_DAY_CHOICES, days})
+    buttons = [Button(("✓ " if choice == days else "") + days_text(t, ctx.session, choice),
+                      callback(PREFIX, "ddl", request.id, choice)) for choice in choices]
+    return text, inline(buttons[:3], buttons[3:])
 
 
 def _reassign(ctx: Context, request_id: int, target: tuple[Level, int]) -> None:
@@ -297,10 +329,12 @@ def _note(ctx: Context, request_id: int, text: str, _photo_id: str | None) -> No
 
 
 def _resolve(ctx: Context, request_id: int, text: str, photo_id: str | None) -> None:
+    # Confirming a department's work: its photo goes to the resident unless the dispatcher sends their own.
+    shown_photo = photo_id or core.department_photo(ctx.session, core.get_request(ctx.session, request_id))
     request = core.resolve(ctx.session, ctx.person, request_id, text, ctx.now, photo_id).request
     refresh_cards(ctx, request)
     ctx.reply(ctx.t._("{code} is resolved. We asked the resident whether it is fixed.").format(code=request.code))
-    ask_resident_verdict(ctx, request, text.strip(), photo_id)
+    ask_resident_verdict(ctx, request, text.strip(), shown_photo)
 
 
 def _escalate(ctx: Context, request_id: int, text: str, _photo_id: str | None) -> None:
@@ -316,9 +350,9 @@ def _return_down(ctx: Context, request_id: int, text: str, _photo_id: str | None
 
 
 def _dispatch(ctx: Context, request_id: int, text: str, _photo_id: str | None) -> None:
-    department_id = ctx.state_data.get("department_id")
-    change = core.dispatch(ctx.session, ctx.person, request_id, int(department_id) if isinstance(
-        department_id, int) else 0, text, ctx.now)
+    department_id, days = ctx.state_data.get("department_id"), ctx.state_data.get("working_days")
+    change = core.dispatch(ctx.session, ctx.person, request_id, department_id if isinstance(department_id, int)
+                           else 0, text, ctx.now, days if isinstance(days, int) else None)
     _announce_move(ctx, change, text.strip(), N_("🏢 {code} was handed to your department: {text}"), "")
 
 

@@ -320,6 +320,9 @@ class RequestPhoto(Base):
     file_id: Mapped[str] = mapped_column(String(200))
     # Set on photos a handler attaches to a resolution.
     from_handler: Mapped[bool] = mapped_column(Boolean, default=False)
+    # The step of the timeline a handler's photo came with (a resolution, a department's work); no foreign
+    # key, so a request's events and photos are deleted in any order.
+    event_id: Mapped[int | None] = mapped_column(Integer)
 
 
 class RequestSupporter(Base):

@@ -253,8 +253,8 @@ async def test_the_bulletin_counts_each_departments_work_with_the_deadline_it_wa
         )
         requests.dispatch(session, sun, setup.request, setup.squad, "Clear the stalls", LATER)
         requests.department_done(session, qian, setup.request, "Cleared", LATER + timedelta(days=1))
-        requests.dispatch(session, sun, late_one, setup.squad, "Move the bikes", LATER,
-                          due_at=LATER + timedelta(hours=2))
+        # Given one working day on a Sunday: due at the close of Monday, finished on Tuesday.
+        requests.dispatch(session, sun, late_one, setup.squad, "Move the bikes", LATER, working_days=1)
         requests.department_done(session, qian, late_one, "Moved", LATER + timedelta(days=2))
         requests.dispatch(session, sun, given_back, setup.power, "Straighten it", LATER)
         requests.hand_back(session, zhou, given_back, "Not our lamp post", LATER + timedelta(hours=3))

@@ -5,12 +5,15 @@ reason."""
 
 from __future__ import annotations
 
+from datetime import datetime
 from functools import partial
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
+from bot.core.workdays import calendar_of
 from bot.simulator import BotApiSimulator, SimMessage, SimUser
-from storage.models import Level, Rating, Request, RequestStatus
+from storage.models import EventKind, Level, Rating, Request, RequestEvent, RequestStatus
 from tests.department_fixture import LI, QIAN, SUN, DepartmentsOrg, make_departments_org
 from tests.e2e import QUIET_MORNING, RunningBot, running_bot
 
@@ -40,8 +43,9 @@ async def the_request(bot: RunningBot) -> Request:
 
 
 async def dispatch_from_the_card(simulator: BotApiSimulator, sun: SimUser, qian: SimUser,
-                                 setup: DepartmentsOrg) -> SimMessage:
-    """The street opens the request from /tasks and hands it to its urban management squad; the squad's card."""
+                                 setup: DepartmentsOrg, working_days: int | None = None) -> SimMessage:
+    """The street opens the request from /tasks and hands it to its urban management squad, with the category's
+    deadline or ``working_days``; the squad's card."""
     await sun.send_text("/tasks")
     listing = await sun.wait_for(has_button("rq:open:"))
     await sun.press(listing, button(listing, "rq:open:"))
@@ -50,7 +54,11 @@ async def dispatch_from_the_card(simulator: BotApiSimulator, sun: SimUser, qian:
     choices = await sun.wait_for(has_button("rq:dto:"))
     assert [text for text, _data in choices.buttons()] == ["东关城管中队", "区供电公司"]
     await sun.press(choices, button(choices, f"rq:dto:{setup.request}:{setup.squad}"))
-    await sun.wait_for_text("What should 东关城管中队 do with R-000001?")
+    prompt = await sun.wait_for_text("What should 东关城管中队 do with R-000001?")
+    if working_days is not None:
+        await sun.press(prompt, button(prompt, f"rq:ddl:{setup.request}:{working_days}"))
+        await sun.wait_for(lambda m: m.message_id == prompt.message_id and f"({working_days} working days)"
+                           in (m.text or ""))
     mark = simulator.seq
     await sun.send_text("Clear the stalls in the lane")
     await sun.wait_for_text("now with 东关城管中队", since=mark)
@@ -91,10 +99,11 @@ async def test_the_street_dispatches_the_department_resolves_the_street_confirms
         mark = simulator.seq
         await sun.send_text("The squad moved the stalls to the market hall")
         verdict = await li.wait_for(lambda m: "moved the stalls" in (m.text or m.caption or ""), since=mark)
+        assert verdict.photo is not None  # the squad's photo of the cleared lane
         await li.press(verdict, button(verdict, f"my:ok:{setup.request}:fixed"))
         stars = await li.wait_for(has_button(f"my:star:{setup.request}:5"), since=mark)
         await li.press(stars, button(stars, f"my:star:{setup.request}:5"))
-        await li.wait_for(lambda m: "comment" in (m.text or "").lower(), since=mark)
+        await li.wait_for(lambda m: "comment" in (m.text or m.caption or "").lower(), since=mark)
         request = await the_request(bot)
         rating = await bot.service.database.run(lambda s: s.get_one(Rating, setup.request))
         assert (request.status, rating.outcome, rating.stars) == (RequestStatus.CLOSED, "fixed", 5)
@@ -108,7 +117,15 @@ async def test_a_department_that_gives_it_back_returns_it_to_the_street_with_the
         setup = await bot.service.database.run(partial(make_departments_org, filed_at=QUIET_MORNING))
         sun = await started(simulator, SUN, "Sun")
         qian = await started(simulator, QIAN, "Qian")
-        qian_card = await dispatch_from_the_card(simulator, sun, qian, setup)
+        qian_card = await dispatch_from_the_card(simulator, sun, qian, setup, working_days=10)
+        request = await the_request(bot)
+
+        def ten_working_days_after_the_dispatch(session: Session) -> datetime:
+            dispatch = session.scalars(select(RequestEvent).where(RequestEvent.kind == EventKind.DISPATCHED)).one()
+            assert dispatch.due_at == request.department_due_at
+            return calendar_of(session).due(dispatch.at, 10)
+
+        assert request.department_due_at == await bot.service.database.run(ten_working_days_after_the_dispatch)
         # The street follows the work it handed over in /tasks.
         await sun.send_text("/tasks")
         listing = await sun.wait_for_text("With departments:")

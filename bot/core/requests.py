@@ -65,6 +65,8 @@ MAX_DESCRIPTION = 2000
 MAX_PHOTOS = 3
 MAX_STAFF_TEXT = 1000
 DEFAULT_DUE_DAYS = 7
+# The longest deadline a street or the district may give a department, in working days.
+MAX_DEPARTMENT_DAYS = 30
 DUPLICATE_WINDOW = timedelta(days=7)
 # A resident may chase a request once a day; more would only train staff to ignore it.
 CHASE_INTERVAL = timedelta(hours=24)
@@ -762,9 +764,7 @@ def resolve(
         session, request, Transition.RESOLVE, assignee_id=worker.id, accepted_at=request.accepted_at or now,
         resolved_at=now, resolved_level=request.level,
     )
-    if photo_id:
-        session.add(RequestPhoto(request_id=request.id, file_id=photo_id, from_handler=True))
-    _record(session, request, EventKind.RESOLVED, worker, now, text)
+    _add_work_photo(session, _record(session, request, EventKind.RESOLVED, worker, now, text), photo_id)
     return Change(request)
 
 
@@ -785,9 +785,7 @@ def solve_on_spot(
         resolved_at=now, resolved_level=request.level, closed_at=now, on_the_spot=True, remind_at=None,
         escalate_at=None, overdue_check_at=None,
     )
-    if photo_id:
-        session.add(RequestPhoto(request_id=request.id, file_id=photo_id, from_handler=True))
-    _record(session, request, EventKind.RESOLVED, worker, now, text)
+    _add_work_photo(session, _record(session, request, EventKind.RESOLVED, worker, now, text), photo_id)
     _record(session, request, EventKind.CLOSED, worker, now, SOLVED_ON_SPOT)
     residents = [request.resident] if request.resident_id != worker.id else []
     return Change(request, residents=residents)
@@ -854,17 +852,27 @@ def dispatch_targets(session: Session, request: Request) -> list[tuple[int, str]
             if has_staff(session, Level.DEPARTMENT, department_id)]
 
 
-def department_due(session: Session, request: Request, now: datetime) -> datetime:
-    """The department's deadline unless the dispatcher gives one: the category's working days from now."""
-    return _due(session, now, request.category)
+def department_days(request: Request, working_days: int | None = None) -> int:
+    """The working days a department is given: the dispatcher's choice, else the category's."""
+    if working_days is None:
+        return request.category.due_days or DEFAULT_DUE_DAYS
+    if not 1 <= working_days <= MAX_DEPARTMENT_DAYS:
+        raise RequestRefused(N_("A department can be given 1 to {limit} working days."), limit=MAX_DEPARTMENT_DAYS)
+    return working_days
+
+
+def department_due(session: Session, request: Request, now: datetime, working_days: int | None = None) -> datetime:
+    """The department's deadline: the close of office ``working_days`` (else the category's) from now."""
+    return calendar_of(session).due(now, department_days(request, working_days))
 
 
 def dispatch(
     session: Session, worker: Person, request_id: int, department_id: int, instruction: str, now: datetime,
-    due_at: datetime | None = None,
+    working_days: int | None = None,
 ) -> Change:
     """分流: the street or district that holds a request hands it to a department with an instruction and a
-    deadline; it comes back to that street or district when the department is done or gives it back."""
+    deadline (``working_days``, else the category's); it comes back to that street or district when the
+    department is done or gives it back."""
     request = get_request(session, request_id)
     _require_handler(worker, request)
     _require_assignee_or_free(worker, request)
@@ -873,7 +881,7 @@ def dispatch(
     if department_id not in {target for target, _name in dispatch_targets(session, request)}:
         raise RequestRefused(N_("Please choose another department for {code}."), code=request.code)
     text = _checked_text(instruction, MAX_STAFF_TEXT, N_("Please say what the department should do."))
-    due = due_at or department_due(session, request, now)
+    due = department_due(session, request, now, working_days)
     dispatcher = (request.level, request.unit_id)
     change = _move(session, request, Transition.DISPATCH, EventKind.DISPATCHED, (Level.DEPARTMENT, department_id),
                    worker, now, text, dispatched_level=dispatcher[0], dispatched_unit_id=dispatcher[1],
@@ -889,10 +897,36 @@ def department_done(
     request = _department_request(session, worker, request_id)
     _require_not_filer(worker, request)
     text = _checked_text(note, MAX_STAFF_TEXT, N_("Please say in a few words what was done."))
+    change = _back_to_dispatcher(session, request, Transition.DEPARTMENT_DONE, EventKind.DEPARTMENT_DONE, worker,
+                                 now, text)
+    _add_work_photo(session, _last_event(session, request), photo_id)
+    return change
+
+
+def _add_work_photo(session: Session, event: RequestEvent, photo_id: str | None) -> None:
+    """A staff member's photo of the work, kept with the step of the timeline it came with."""
     if photo_id:
-        session.add(RequestPhoto(request_id=request.id, file_id=photo_id, from_handler=True))
-    return _back_to_dispatcher(session, request, Transition.DEPARTMENT_DONE, EventKind.DEPARTMENT_DONE, worker,
-                               now, text)
+        session.add(RequestPhoto(request_id=event.request_id, file_id=photo_id, from_handler=True, event_id=event.id))
+
+
+def _last_event(session: Session, request: Request) -> RequestEvent:
+    return session.scalars(
+        select(RequestEvent).where(RequestEvent.request_id == request.id).order_by(RequestEvent.id.desc()).limit(1)
+    ).one()
+
+
+def department_photo(session: Session, request: Request) -> str | None:
+    """The photo a department sent with its work, while that work is the last word on the request: the
+    dispatcher's resolution shows it to the resident unless the dispatcher sends one of their own."""
+    last = session.scalars(
+        select(RequestEvent)
+        .where(RequestEvent.request_id == request.id,
+               RequestEvent.kind.in_((EventKind.DISPATCHED, EventKind.DEPARTMENT_DONE, EventKind.RESOLVED)))
+        .order_by(RequestEvent.id.desc()).limit(1)
+    ).first()
+    if last is None or last.kind is not EventKind.DEPARTMENT_DONE:
+        return None
+    return session.scalar(select(RequestPhoto.file_id).where(RequestPhoto.event_id == last.id).limit(1))
 
 
 def hand_back(session: Session, worker: Person, request_id: int, reason: str, now: datetime) -> Change:
