@@ -251,20 +251,30 @@ def _chose_category(ctx: Context, argument: str) -> None:
     ctx.set_state(STEP_CATEGORY, category_id=int(argument))
     category = next((c for c in core.categories_for_filing(ctx.session) if c.id == int(argument)), None)
     _close_step(ctx, ctx.t._("Category: {category}").format(category=category.name(ctx.t.locale) if category else "?"))
-    spot = _spot(ctx)
-    building = spot.building if spot is not None else _own_building(ctx)
-    duplicates = core.find_duplicates(ctx.session, building.id, int(argument), ctx.now)[:SHOWN_DUPLICATES] if (
-        building is not None and building.id == ctx.person.building_id) else []
+    about = _shared_spot(ctx)
+    duplicates = core.find_duplicates(ctx.session, about, int(argument), ctx.now)[:SHOWN_DUPLICATES] if (
+        about is not None) else []
     if duplicates:
-        _offer_duplicates(ctx, duplicates)
+        _offer_duplicates(ctx, duplicates, isinstance(about, Place))
     else:
         _ask_description(ctx)
 
 
-def _offer_duplicates(ctx: Context, duplicates: list[Request]) -> None:
+def _shared_spot(ctx: Context) -> Building | Place | None:
+    """Where others may have reported the same problem: the person's own building, or a place (public, so
+    anyone there may join); a location alone, or someone else's building, offers no "me too"."""
+    spot = _spot(ctx)
+    if spot is not None and spot.place is not None:
+        return spot.place
+    building = spot.building if spot is not None else _own_building(ctx)
+    return building if building is not None and building.id == ctx.person.building_id else None
+
+
+def _offer_duplicates(ctx: Context, duplicates: list[Request], at_a_place: bool) -> None:
     t = ctx.t
     ctx.set_state(STEP_DUPLICATE)
-    lines = [t._("Neighbours already reported this in the last week:")]
+    lines = [t._("Others already reported this here in the last week:") if at_a_place
+             else t._("Neighbours already reported this in the last week:")]
     buttons = []
     for request in duplicates:
         # Only what the resident chose themselves and neutral facts: never another resident's words or name.

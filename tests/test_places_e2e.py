@@ -100,6 +100,17 @@ async def test_an_outdoor_worker_reports_a_market_by_its_qr_code_and_its_grid_wo
             lambda s: s.scalars(select(Person).where(Person.external_id == str(RIDER))).one())
         assert person.building_id is None  # reporting bound the rider to nothing
 
+        # A second rider at the same market is offered "me too" instead of filing it again.
+        other = simulator.user(RIDER + 1, "Other rider", language_code="en")
+        await other.send_text("/start p_DG-JS-01-MKT")
+        categories = await other.wait_for(has_button("fl:cat:"))
+        await other.press(categories, button(categories, "fl:cat:1"))
+        offer = await other.wait_for_text("Others already reported this here in the last week")
+        mark = simulator.seq
+        await other.press(offer, button(offer, f"fl:join:{request.id}"))
+        await wang.wait_for_text("One more neighbour reported R-000001 (2 in all)", since=mark)
+        assert (await only_request(bot)).supporters == 1
+
 
 @pytest.mark.parametrize(("boundary", "point", "where"), [
     (True, IN_THE_BOUNDARY, "a location in 人民一网格"),

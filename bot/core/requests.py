@@ -50,6 +50,7 @@ from storage.models import (
     OutboxMessage,
     OutboxStatus,
     Person,
+    Place,
     Rating,
     Request,
     RequestEvent,
@@ -335,10 +336,11 @@ def _unit_without_staff() -> Any:
     return or_(*held_without_staff)
 
 
-def find_duplicates(session: Session, building_id: int, category_id: int, now: datetime) -> list[Request]:
-    """Open requests about the same building and category filed in the last week, newest first."""
+def find_duplicates(session: Session, about: Building | Place, category_id: int, now: datetime) -> list[Request]:
+    """Open requests about the same building or place and category filed in the last week, newest first."""
+    same_spot = Request.building_id == about.id if isinstance(about, Building) else Request.place_id == about.id
     query = select(Request).where(
-        Request.building_id == building_id,
+        same_spot,
         Request.category_id == category_id,
         Request.status.in_(OPEN_STATUSES),
         Request.created_at >= now - DUPLICATE_WINDOW,
@@ -686,8 +688,9 @@ def join_request(session: Session, resident: Person, request_id: int, now: datet
     if request.resident_id == resident.id:
         raise RequestRefused(N_("You filed {code} yourself."), code=request.code)
     # Neighbours are offered "me too" for their own building only; a forged button from anyone else would
-    # inflate the count and make them a supporter, who may view the request.
-    if request.building_id is None or resident.building_id != request.building_id:
+    # inflate the count and make them a supporter, who may view the request. A place (a market, an alley) is
+    # public: anyone there may join a request about it.
+    if request.place_id is None and (request.building_id is None or resident.building_id != request.building_id):
         raise RequestRefused(N_("Only residents of the building of {code} can join it."), code=request.code)
     if session.get(RequestSupporter, (request.id, resident.id)) is not None:
         raise RequestRefused(N_("You already joined {code}."), code=request.code)
