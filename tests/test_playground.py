@@ -99,7 +99,16 @@ async def test_api_serves_the_page_state_events_and_actions(playground: Playgrou
             if personas["worker"]["keyboard"] is not None:
                 break
             await asyncio.sleep(0.1)
-        assert set(personas) == {"resident1", "resident2", "worker", "community", "volunteer", "district"}
+        assert set(personas) == {"resident1", "resident2", "worker", "community", "volunteer", "district",
+                                 "department"}
+        # The district center can hand a request to this squad: it is a staffed department of the demo.
+        for _ in range(100):
+            department = (await (await http.get("/api/state")).json())["personas"][-1]
+            if any("东关城管中队" in (m["text"] or "") for m in department["messages"]):
+                break
+            await asyncio.sleep(0.1)
+        assert department["key"] == "department"
+        assert any("东关城管中队" in (m["text"] or "") for m in department["messages"]), department["messages"]
         assert any("孔明路12号院1号楼" in (m["text"] or "") for m in personas["resident1"]["messages"])
         assert personas["worker"]["keyboard"]["rows"][0][0]["text"] == "📥 待办"
         assert personas["resident2"]["messages"] == [] and personas["resident2"]["language"] == "en"

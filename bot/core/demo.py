@@ -3,7 +3,9 @@
 Three streets, two communities each, two grids per community and three buildings per grid. Street and
 community names follow the Wancheng report where it names them (五里堡街道 with 黄河社区, 汉冶街道 with the
 老庄 market, 孔明路 and 校场路, 外贸家属院); the rest are plausible. Codes are ASCII so that building codes fit
-Telegram deep links: ``DG``, ``DG-KM``, ``DG-KM-01``, ``DG-KM-01-B1``.
+Telegram deep links: ``DG``, ``DG-KM``, ``DG-KM-01``, ``DG-KM-01-B1``. A market, a back alley and a riverside
+park are places beside the buildings; each street has an urban management squad and the district a housing
+bureau, a market supervision bureau and the power company, to hand requests to (分流).
 """
 
 from __future__ import annotations
@@ -13,7 +15,9 @@ from dataclasses import dataclass
 from sqlalchemy.orm import Session
 
 from bot.core.categories import seed_categories
+from bot.core.department_import import DepartmentRow, apply_department_rows
 from bot.core.organisation import ImportSummary, OrgRow, apply_rows
+from bot.core.place_import import PlaceRow, apply_place_rows
 
 CITY_ADDRESS_PREFIX = "南阳市宛城区"
 BUILDINGS_PER_GRID = 3
@@ -142,8 +146,36 @@ def demo_rows() -> list[OrgRow]:
     return rows
 
 
+# (code, name, kind, grid, latitude, longitude, address)
+DEMO_PLACES = (
+    ("HY-LZ-01-MKT", "老庄农贸市场", "market", "HY-LZ-01", 32.9925, 112.5165, "老庄路8号"),
+    ("DG-KM-01-XX", "孔明路背街小巷", "alley", "DG-KM-01", 33.0020, 112.5405, "孔明路12号院东侧"),
+    ("HY-BH-02-PK", "白河滨河公园", "park", "HY-BH-02", 33.0010, 112.5225, "滨河路"),
+)
+# (code, name, street code; empty for a district-wide one)
+DEMO_DEPARTMENTS = (
+    *((f"{street.code}-CG", f"{street.name.removesuffix('街道')}城管中队", street.code) for street in DEMO_STREETS),
+    ("QU-ZJ", "区住建局", ""),
+    ("QU-SJ", "区市场监管局", ""),
+    ("QU-GD", "宛城供电公司", ""),
+)
+
+
+def demo_places() -> list[PlaceRow]:
+    return [PlaceRow(line, code, name, grid, kind, f"{latitude:.6f}", f"{longitude:.6f}", address)
+            for line, (code, name, kind, grid, latitude, longitude, address) in enumerate(DEMO_PLACES, start=2)]
+
+
+def demo_departments() -> list[DepartmentRow]:
+    return [DepartmentRow(line, code, name, street) for line, (code, name, street) in enumerate(DEMO_DEPARTMENTS,
+                                                                                               start=2)]
+
+
 def load_demo(session: Session) -> ImportSummary:
-    """Import the sample organisation and the default categories; running it again changes nothing."""
+    """Import the sample organisation, its places and departments, and the default categories; running it
+    again changes nothing."""
     summary = apply_rows(session, demo_rows())
+    apply_place_rows(session, demo_places())
+    apply_department_rows(session, demo_departments())
     seed_categories(session)
     return summary

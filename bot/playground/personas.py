@@ -87,6 +87,11 @@ PERSONAS = (
         "district", 950001, "Zhou Min", "en", "区网格化服务管理中心", "District grid service center",
         role=Role.DISTRICT,
     ),
+    # The district center hands a request to this squad (分流) from its card.
+    Persona(
+        "department", 960001, "刘队长", "zh-hans", "职能部门 · 东关城管中队", "Department · Dongguan urban management",
+        role=Role.DEPARTMENT, unit_code="DG-CG",
+    ),
 )
 
 

@@ -16,6 +16,8 @@ const WORDS = {
       + "张建国是孔明社区已报到的志愿者（党员，南阳供电公司）：陈主任发送 /post 发布志愿岗位，张建国收到通知后点按钮认领时段，"
       + "到岗时签到、离岗时签退，/myservice 查看服务时长和评价；陈主任发送 /volunteers 查看报到链接和待审核的报到。"
       + "陈主任发送 /meeting 管理每周的三方联席会商（居委会、业委会、物业）：设置时间、邀请各方代表、记录出席和决议。"
+      + "报到区中心的诉求，Zhou Min 可在卡片上点“🏢 分流给部门”交给刘队长的东关城管中队，附上要求和时限；城管中队办结后，"
+      + "诉求回到区中心，由区中心向居民确认结果。"
       + "“+1 天/+1 周”把调度器的时钟往前拨：岗位提醒、缺岗标记、会商议程和决议提醒随之发出。",
   },
   en: {
@@ -34,7 +36,10 @@ const WORDS = {
       + "the community admin publishes a volunteer post with /post, Zhang claims a slot with its button, checks in and out "
       + "at the post, and sees his hours and ratings with /myservice; the admin sees the check-in link and pending check-ins "
       + "with /volunteers. The admin runs the weekly three-party meeting (residents' committee, owners' committee, property "
-      + "company) with /meeting: its time, the parties' invitations, attendance and decisions. “+1 day / +1 week” move the "
+      + "company) with /meeting: its time, the parties' invitations, attendance and decisions. A request that reaches the "
+      + "district center can be handed (分流) by Zhou Min with “🏢 To a department” on its card to Captain Liu's urban "
+      + "management squad, with an instruction and a deadline; when the squad is done it comes back to the district "
+      + "center, which confirms the result to the resident. “+1 day / +1 week” move the "
       + "scheduler's clock forward, so post reminders, no-shows, the meeting agenda and decision reminders go out.",
   },
 };
