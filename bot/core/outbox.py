@@ -13,10 +13,10 @@ import logging
 import math
 import time
 from collections import deque
-from collections.abc import Callable, Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from datetime import datetime, timedelta
 from functools import partial
-from typing import Generic, Protocol, TypeVar
+from typing import Generic, Protocol, TypeVar, runtime_checkable
 
 from sqlalchemy import Table, bindparam, or_, select, update
 from sqlalchemy.orm import Session
@@ -41,6 +41,18 @@ class Channel(Protocol):
     name: str
 
     async def perform(self, chat_id: str, action: Action) -> Delivery: ...
+
+
+# One action, prepared once, carried out in the chat given.
+BulkSend = Callable[[str], Awaitable[Delivery]]
+
+
+@runtime_checkable
+class BulkChannel(Protocol):
+    """A channel with a faster way to carry out one action in many chats (a broadcast)."""
+
+    def bulk(self, action: Action) -> BulkSend | None:
+        """``action`` prepared for many chats, or None when it has no such way for this action."""
 
 
 # Platforms count arrivals in a one-second sliding window, and lateness (a busy event loop, the network, the

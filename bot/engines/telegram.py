@@ -8,7 +8,7 @@ mean as a ``Delivery``.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 from bot.core.messages import (
     MAX_CAPTION,
@@ -36,6 +36,10 @@ from bot.core.messages import (
     clip,
     parse_command,
 )
+
+if TYPE_CHECKING:
+    from bot.core.outbox import BulkSend
+    from bot.engines.bulk import BulkSender
 
 CHANNEL = "telegram"
 ALLOWED_UPDATES = ["message", "callback_query"]
@@ -295,12 +299,20 @@ class BotApiClient(Protocol):
 
 
 class TelegramChannel:
-    """Carries out core actions through a ``BotApiClient`` and reports how it went."""
+    """Carries out core actions through a ``BotApiClient`` and reports how it went; with a ``BulkSender``,
+    broadcasts go through it (``bot.engines.bulk``)."""
 
     name = CHANNEL
 
-    def __init__(self, client: BotApiClient) -> None:
+    def __init__(self, client: BotApiClient, bulk_sender: BulkSender | None = None) -> None:
         self.client = client
+        self.bulk_sender = bulk_sender
+
+    def bulk(self, action: Action) -> BulkSend | None:
+        if self.bulk_sender is None or not isinstance(action, SendText | SendPhoto):
+            return None
+        sender, call = self.bulk_sender, self.bulk_sender.prepare(api_call(0, action))
+        return lambda chat_id: sender.send(call, int(chat_id))
 
     async def perform(self, chat_id: str, action: Action) -> Delivery:
         delivery = await self._perform(chat_id, action)

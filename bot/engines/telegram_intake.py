@@ -27,6 +27,7 @@ from bot.core.claims import stale_unhandled_updates
 from bot.core.inbox import mark_ignored, record_failure
 from bot.core.messages import Action, AnswerButton, Sender, SendText, SetCommands
 from bot.engines.background import cancel_loops, start_background_loops
+from bot.engines.bulk import BulkSender
 from bot.engines.telegram import (
     ALLOWED_UPDATES,
     CHANNEL,
@@ -323,10 +324,14 @@ async def fetch_updates(client: BotApiClient, offset: int | None, timeout: int) 
 async def serve_telegram(service: Service, stop: asyncio.Event, client: BotApiClient) -> None:
     """Run the bot over ``client`` until ``stop`` is set: polling, or a webhook server if a URL is configured."""
     me = await client.call(ApiCall("getMe"))
-    runtime = service.runtime({CHANNEL: TelegramChannel(client)}, me.get("username") or "")
-    for language, menu in default_command_menus(service):
-        await client.call(set_commands_call(menu, language=language))
-    await run_intake(service.settings, runtime, client, stop)
+    bulk_sender = BulkSender(service.settings.api_url, service.settings.token_value or "")
+    runtime = service.runtime({CHANNEL: TelegramChannel(client, bulk_sender)}, me.get("username") or "")
+    try:
+        for language, menu in default_command_menus(service):
+            await client.call(set_commands_call(menu, language=language))
+        await run_intake(service.settings, runtime, client, stop)
+    finally:
+        await bulk_sender.close()
 
 
 def default_command_menus(service: Service) -> Iterator[tuple[str | None, SetCommands]]:
