@@ -206,7 +206,7 @@ async def test_a_posted_request_is_routed_by_its_location_like_a_chat_one(databa
     def check(session: Session) -> None:
         near, building, market = requests_in(session)
         partner = session.scalars(select(Person).where(Person.channel == "open311")).one()
-        assert partner.display_name == "Street Fixer" and partner.awaiting_first_message
+        assert partner.display_name == "Street Fixer" and partner.awaiting_first_message and partner.unreachable
         assert (near.grid_id, near.unit_id, near.resident_id) == (setup.grid2, setup.grid2, partner.id)
         assert near.building is not None and near.building.code == "XH-RM-01-B1"
         assert (near.latitude, near.longitude) == NEAR_RENMIN

@@ -2,8 +2,9 @@
 
 A key is shown once, when issued; only its SHA-256 hash is stored, so a copy of the database does not let
 anyone file as a partner. Each partner files as a ``Person`` of the ``open311`` channel named after it: the
-staff's cards show that name, the request's timeline has it as the filer, and nothing is ever sent to it (its
-messages are held, as for someone who has not written yet). Issuing and revoking are audited.
+staff's cards show that name, the request's timeline has it as the filer, and nothing is ever sent to it: the
+background jobs leave it out as unreachable, and what the chat tells a filer is held, as for someone who has
+not written yet (a partner follows its requests through Open311). Issuing and revoking are audited.
 """
 
 from __future__ import annotations
@@ -58,7 +59,7 @@ def partner_person(session: Session, name: str, now: datetime) -> Person:
     person = session.scalars(select(Person).where(Person.channel == CHANNEL, Person.external_id == name)).first()
     if person is None:
         person = Person(channel=CHANNEL, external_id=name, chat_id="", display_name=name, state_data={},
-                        created_at=now, awaiting_first_message=True)
+                        created_at=now, awaiting_first_message=True, unreachable=True)
         session.add(person)
         session.flush()
     return person
