@@ -8,12 +8,16 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import json
+import os
+import signal
+import sys
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 from xml.etree.ElementTree import Element
 
+import aiohttp
 import pytest
 from aiohttp.test_utils import TestClient, TestServer
 from defusedxml.ElementTree import fromstring
@@ -26,15 +30,17 @@ from bot.core.api_keys import issue_key, key_hash, revoke_key
 from bot.core.clock import FrozenClock
 from bot.core.context import CoreConfig
 from bot.core.requests import Draft
+from bot.core.units import DISTRICT, Unit, own_names
 from bot.desk.open311 import PREFIX, standalone_app
 from bot.logs import redact
 from bot.service import prepare_database
 from bot.simulator import BotApiSimulator
 from storage.database import Database
-from storage.models import ApiKey, AuditLog, Category, OutboxMessage, Person, Request, RequestStatus, Role
+from storage.models import ApiKey, AuditLog, Category, Level, OutboxMessage, Person, Request, RequestStatus, Role
 from tests.e2e import QUIET_MORNING, eventually, running_bot
 from tests.org_fixture import NOW, staff
 from tests.place_fixture import MARKET_CODE, NEAR_RENMIN, make_places_org
+from tests.reliability import ROOT, free_port
 
 Client = TestClient[Any, Any]
 WANG, ZHAO = 7001, 7003
@@ -444,3 +450,49 @@ def test_statuses_the_public_sees() -> None:
     from bot.core.open311 import STATUSES_OF, PublicStatus
 
     assert set(STATUSES_OF[PublicStatus.OPEN]) | set(STATUSES_OF[PublicStatus.CLOSED]) == set(RequestStatus)
+
+
+async def test_gridbot_open311_serves_it_alone_and_logs_no_key(database_url: str) -> None:
+    database = Database(database_url)
+    try:
+        await prepare_database(database)
+        setup = await database.run(org_with_partner)
+    finally:
+        await database.dispose()
+    port = free_port()
+    env = {key: value for key, value in os.environ.items() if not key.startswith("GRIDBOT_")}
+    env["PYTHONPATH"] = str(ROOT)
+    process = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot.cli", "open311", "--listen", f"127.0.0.1:{port}", "--database-url", database_url,
+        cwd=ROOT / "tests", env=env, stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
+    )
+    base = f"http://127.0.0.1:{port}{PREFIX}"
+    try:
+        async with aiohttp.ClientSession() as http:
+            async def serving() -> bool:
+                with contextlib.suppress(aiohttp.ClientError):
+                    async with http.get(f"{base}/services.json") as response:
+                        return response.status == 200
+                return False
+
+            assert await eventually(serving, timeout=60)
+            async with http.get(f"{base}/requests.json?api_key={setup.key}") as response:
+                assert response.status == 200
+            form = {"api_key": setup.key, "service_code": "clutter", "address_id": "DG-JS-01-B1",
+                    "description": "Boxes piled in the stairwell"}
+            async with http.post(f"{base}/requests.xml", data=form) as response:
+                assert response.status == 200 and "R-000001" in await response.text()
+    finally:
+        process.send_signal(signal.SIGTERM)
+        _out, err = await asyncio.wait_for(process.communicate(), 30)
+    log = err.decode()
+    assert process.returncode == 0, log
+    assert "/open311/v2/requests.json" in log and setup.key not in log
+
+
+async def test_the_holders_of_a_page_are_named_together(database: Database) -> None:
+    def names(session: Session) -> dict[Unit, str]:
+        org = make_places_org(session).org
+        return own_names(session, [Unit(Level.GRID, org.grid), Unit(Level.COMMUNITY, org.community2), DISTRICT])
+
+    assert sorted((await database.run(names)).values()) == ["", "人民社区", "建设一网格"]

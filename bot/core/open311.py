@@ -20,13 +20,13 @@ from datetime import datetime, timedelta
 from typing import Any
 
 from sqlalchemy import func, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from bot.core import places
 from bot.core import requests as core
 from bot.core.api_keys import partner_of_key
 from bot.core.binding import building_by_code
-from bot.core.units import Unit, holder_name
+from bot.core.units import DISTRICT, Unit, holder_name, own_names
 from bot.i18n import N_, Translator
 from storage.models import OPEN_STATUSES, Category, Person, Request, RequestEvent, RequestStatus
 
@@ -155,7 +155,7 @@ def search_requests(
 ) -> list[PublicRequest]:
     """The requests matching ``search``, newest first, at most ``MAX_RESULTS``; ``partner`` (from a valid
     key) also sees the descriptions of what it filed."""
-    query = select(Request)
+    query = select(Request).options(*PUBLIC_LOADING)
     if search.ids:
         query = query.where(Request.id.in_(search.ids))
     else:
@@ -168,6 +168,10 @@ def search_requests(
             query = query.where(Request.status.in_([s for status in search.statuses for s in STATUSES_OF[status]]))
     found = list(session.scalars(query.order_by(Request.created_at.desc(), Request.id.desc()).limit(MAX_RESULTS)))
     return public_views(session, found, t, partner)
+
+
+# The public view shows neither the resident, nor who accepted it, nor photos: they are not loaded.
+PUBLIC_LOADING = (lazyload(Request.resident), lazyload(Request.assignee), lazyload(Request.photos))
 
 
 def search_range(search: Search, now: datetime) -> tuple[datetime, datetime]:
@@ -202,7 +206,12 @@ def public_views(
     session: Session, found: Sequence[Request], t: Translator, partner: Person | None
 ) -> list[PublicRequest]:
     updated = last_changes(session, [request.id for request in found])
-    return [public_view(session, request, t, partner, updated.get(request.id)) for request in found]
+    units = {Unit(request.level, request.unit_id) for request in found}
+    names = own_names(session, units)
+    district = holder_name(session, t, DISTRICT)
+    holders = {unit: district if unit == DISTRICT else names.get(unit, "?") for unit in units}
+    return [public_view(request, t, partner, updated.get(request.id), holders[Unit(request.level, request.unit_id)])
+            for request in found]
 
 
 def last_changes(session: Session, request_ids: list[int]) -> dict[int, datetime]:
@@ -217,7 +226,7 @@ def last_changes(session: Session, request_ids: list[int]) -> dict[int, datetime
 
 
 def public_view(
-    session: Session, request: Request, t: Translator, partner: Person | None, updated: datetime | None
+    request: Request, t: Translator, partner: Person | None, updated: datetime | None, holder: str
 ) -> PublicRequest:
     unit = request.building or request.place
     latitude, longitude = (request.latitude, request.longitude) if request.latitude is not None else (
@@ -231,7 +240,7 @@ def public_view(
         service_name=request.category.name(t.locale),
         service_code=request.category.code,
         description=request.description if own else "",
-        agency_responsible=holder_name(session, t, Unit(request.level, request.unit_id)),
+        agency_responsible=holder,
         requested_datetime=request.created_at,
         updated_datetime=max(updated or request.created_at, request.created_at),
         expected_datetime=request.due_at,
