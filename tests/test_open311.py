@@ -19,6 +19,7 @@ from xml.etree.ElementTree import Element
 
 import aiohttp
 import pytest
+from aiohttp import web
 from aiohttp.test_utils import TestClient, TestServer
 from defusedxml.ElementTree import fromstring
 from sqlalchemy import select
@@ -31,11 +32,11 @@ from bot.core.clock import FrozenClock
 from bot.core.context import CoreConfig
 from bot.core.requests import Draft
 from bot.core.units import DISTRICT, Unit, own_names
-from bot.desk.open311 import PREFIX, standalone_app
+from bot.desk.open311 import PREFIX, open311_app
 from bot.logs import redact
 from bot.service import prepare_database
 from bot.simulator import BotApiSimulator
-from storage.database import Database
+from storage.database import Database, DatabaseUnavailable
 from storage.models import ApiKey, AuditLog, Category, Level, OutboxMessage, Person, Request, RequestStatus, Role
 from tests.e2e import QUIET_MORNING, eventually, running_bot
 from tests.org_fixture import NOW, staff
@@ -79,7 +80,10 @@ def org_with_partner(session: Session) -> Setup:
 
 @contextlib.asynccontextmanager
 async def open311_client(database: Database, clock: FrozenClock, locale: str = "en") -> AsyncIterator[Client]:
-    client = TestClient(TestServer(standalone_app(database, clock, CoreConfig(default_locale=locale))))
+    # Mounted the way the desk mounts it, under an application with aiohttp's own limits.
+    desk = web.Application()
+    desk.add_subapp(PREFIX, open311_app(database, clock, CoreConfig(default_locale=locale)))
+    client = TestClient(TestServer(desk))
     await client.start_server()
     try:
         yield client
@@ -293,6 +297,9 @@ async def test_bad_input_gets_the_specifications_error(database: Database, clock
                                     data={"api_key": key, "service_code": "clutter", **where, "description": ""})
         assert chinese.status == 400 and "请" in (await chinese.json())[0]["description"]
         assert (await client.put(f"{PREFIX}/requests.json")).status == 405
+        too_large = await client.post(f"{PREFIX}/requests.xml", data={"api_key": key, "description": "x" * 70_000})
+        assert too_large.status == 413
+        assert_error(xml(await too_large.text()), 413, "too large")
     assert await database.run(requests_in) == []
 
 
@@ -496,3 +503,15 @@ async def test_the_holders_of_a_page_are_named_together(database: Database) -> N
         return own_names(session, [Unit(Level.GRID, org.grid), Unit(Level.COMMUNITY, org.community2), DISTRICT])
 
     assert sorted((await database.run(names)).values()) == ["", "人民社区", "建设一网格"]
+
+
+async def test_a_database_that_does_not_answer_gets_a_503_in_the_specifications_shape(
+    database: Database, clock: FrozenClock, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    async def unavailable(*_args: object) -> object:
+        raise DatabaseUnavailable("down")
+
+    monkeypatch.setattr(database, "run", unavailable)
+    async with open311_client(database, clock) as client:
+        assert_error(await get_json(client, "/services.json", 503), 503, "try again")
+        assert_error(await get_xml(client, "/requests.xml", 503), 503, "try again")

@@ -30,11 +30,11 @@ from bot.core.app import write_outbox
 from bot.core.clock import Clock
 from bot.core.context import Context, CoreConfig
 from bot.core.messages import Unsupported
-from bot.core.requests import MAX_DESCRIPTION, RequestRefused
+from bot.core.requests import RequestRefused
 from bot.core.units import Unit, holder_name
 from bot.i18n import N_, Translator, available_locales, negotiate_locale, translator
 from bot.wording import due_text, post_to_team_chat, refusal_text, send_cards
-from storage.database import Database
+from storage.database import Database, DatabaseUnavailable
 from storage.models import Priority
 
 PREFIX = "/open311/v2"
@@ -46,13 +46,15 @@ CHANGESET = "2026-12-01T00:00:00Z"
 # A form holds a description and a few short fields; anything larger is not a partner's request.
 MAX_BODY = 64 * 1024
 NEW_REQUEST_HEADLINE = N_("📥 New request {code}")
+CONFIG_KEY = web.AppKey("open311_config", CoreConfig)
+
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 
 def open311_app(database: Database, clock: Clock, config: CoreConfig) -> web.Application:
     """The GeoReport v2 resources, relative to where the application is mounted."""
     api = Open311(database, clock, config)
-    app = web.Application(client_max_size=MAX_BODY, middlewares=[spec_errors])
+    app = web.Application(middlewares=[spec_errors])
     app[CONFIG_KEY] = config
     formats = "{format:json|xml}"
     app.router.add_get(f"/discovery.{formats}", api.discovery)
@@ -66,7 +68,7 @@ def open311_app(database: Database, clock: Clock, config: CoreConfig) -> web.App
 
 def standalone_app(database: Database, clock: Clock, config: CoreConfig) -> web.Application:
     """Open311 under ``/open311/v2/``, as the desk serves it, for ``gridbot open311``."""
-    root = web.Application()
+    root = web.Application(client_max_size=MAX_BODY)
     root.add_subapp(PREFIX, open311_app(database, clock, config))
     return root
 
@@ -116,7 +118,8 @@ def error_answer(request: web.Request, status: int, description: str) -> web.Res
 @web.middleware
 async def spec_errors(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Every refusal as the specification's error list, in the format asked for: what the core refused, a
-    path we do not serve (404), a method it does not take (405), a body too large (413)."""
+    path we do not serve (404), a method it does not take (405), a body too large (413), a database that does
+    not answer (503)."""
     t = reader(request)
     try:
         return await handler(request)
@@ -124,6 +127,8 @@ async def spec_errors(request: web.Request, handler: Handler) -> web.StreamRespo
         return error_answer(request, error.status, t._(error.reason).format(**error.params))
     except RequestRefused as error:
         return error_answer(request, 400, refusal_text(t, error))
+    except DatabaseUnavailable:
+        return error_answer(request, 503, t._(HTTP_REASONS[503]))
     except web.HTTPException as error:
         if error.status < 400:
             raise
@@ -134,6 +139,7 @@ HTTP_REASONS = {
     404: N_("There is no such resource."),
     405: N_("This resource does not take that method."),
     413: N_("The request is too large."),
+    503: N_("The service is busy right now. Please try again in a moment."),
 }
 HTTP_OTHER = N_("The request cannot be served.")
 
@@ -144,9 +150,6 @@ def reader(request: web.Request) -> Translator:
     wanted = request.query.get("locale")
     locale = negotiate_locale(wanted, config.default_locale) if wanted else config.default_locale
     return translator(locale if locale in available_locales() else config.default_locale, config.timezone)
-
-
-CONFIG_KEY = web.AppKey("open311_config", CoreConfig)
 
 
 # --- reading the form and the query -----------------------------------------------------------------------
@@ -201,11 +204,10 @@ def search_of(query: Any) -> core.Search:
 
 
 def filing_of(form: Any) -> core.Filing:
-    description = str(form.get("description", ""))
-    # Checked again by the chat's rule; cut here only so a huge field is not carried further.
+    # The description is checked by the chat's rule when filed; the body's size bounds it before that.
     return core.Filing(
         service_code=str(form.get("service_code", "")).strip(),
-        description=description[: MAX_DESCRIPTION * 2],
+        description=str(form.get("description", "")),
         latitude=coordinate(str(form.get("lat", "")).strip(), "lat", 90.0),
         longitude=coordinate(str(form.get("long", "")).strip(), "long", 180.0),
         address_id=str(form.get("address_id", "")).strip(),
@@ -286,6 +288,9 @@ class Open311:
         return answer(request, "service_requests", "request", [request_row(view, self.config)])
 
     async def file_request(self, request: web.Request) -> web.Response:
+        # The application that mounts this one sets the limit its reader enforces; a partner's form is small.
+        if (request.content_length or 0) > MAX_BODY:
+            raise web.HTTPRequestEntityTooLarge(MAX_BODY, request.content_length or 0)
         form = await request.post()
         t = reader(request)
         filing = filing_of(form)
