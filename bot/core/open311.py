@@ -34,7 +34,7 @@ from storage.models import OPEN_STATUSES, Category, Person, Request, RequestEven
 # answers at most 1000 requests.
 MAX_SPAN = timedelta(days=90)
 MAX_RESULTS = 1000
-# How much a partner's form may hold, beyond the description's own limit.
+# A code quoted back in an error is cut to this length (it is whatever the caller sent).
 MAX_CODE = 60
 
 
