@@ -390,6 +390,9 @@ async def test_nothing_read_names_or_identifies_a_resident(database: Database, c
     rows = {row["service_request_id"]: row for row in json.loads(with_key)}
     assert rows[posted[0]["service_request_id"]]["description"] == "Partner words: boxes on the stairs"
     assert rows["R-000001"]["description"] == ""
+    async with open311_client(database, clock) as client:
+        assert_error(await get_json(client, "/requests.json?api_key=wrong", 403), 403, "api_key")
+        assert_error(await get_xml(client, "/requests/R-000001.xml?api_key=wrong", 403), 403, "api_key")
 
 
 # --- keys -------------------------------------------------------------------------------------------------

@@ -261,6 +261,12 @@ def partner_or_refuse(session: Session, api_key: str) -> Person:
     return partner
 
 
+def reader_of_key(session: Session, api_key: str) -> Person | None:
+    """Who reads: anyone (None) without a key, the partner with a valid one; a wrong key is refused rather
+    than read as no key, so a partner is not left wondering where its descriptions went."""
+    return partner_or_refuse(session, api_key) if api_key else None
+
+
 def file_for_partner(session: Session, api_key: str, filing: Filing, now: datetime) -> core.Change:
     """File the partner's request as the person its key files as; it goes where a chat request about the same
     spot goes. Partners are not held to the residents' daily limit: a partner files for many people, and a

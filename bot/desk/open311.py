@@ -25,7 +25,6 @@ from aiohttp import web
 from sqlalchemy.orm import Session
 
 from bot.core import open311 as core
-from bot.core.api_keys import partner_of_key
 from bot.core.app import write_outbox
 from bot.core.clock import Clock
 from bot.core.context import Context, CoreConfig
@@ -303,11 +302,11 @@ class Open311:
     @staticmethod
     def _search(session: Session, search: core.Search, now: datetime, t: Translator,
                 api_key: str) -> list[core.PublicRequest]:
-        return core.search_requests(session, search, now, t, partner_of_key(session, api_key))
+        return core.search_requests(session, search, now, t, core.reader_of_key(session, api_key))
 
     @staticmethod
     def _one(session: Session, request_id: int | None, t: Translator, api_key: str) -> core.PublicRequest:
-        return core.public_request(session, request_id, t, partner_of_key(session, api_key))
+        return core.public_request(session, request_id, t, core.reader_of_key(session, api_key))
 
     def _file(self, session: Session, api_key: str, filing: core.Filing, now: datetime,
               t: Translator) -> tuple[str, str]:
