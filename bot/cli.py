@@ -661,6 +661,65 @@ async def scheduler_only(args: argparse.Namespace, settings: Settings) -> int:
     return 0
 
 
+async def apikey(args: argparse.Namespace, settings: Settings) -> int:
+    """``apikey add`` issues a partner's Open311 key and prints it once; ``list`` and ``revoke`` follow."""
+    from bot.core.api_keys import ApiKeyError, issue_key, list_keys, revoke_key
+
+    def listing(session: Session) -> list[str]:
+        return [f"{key.name:<30} issued {key.created_at:%Y-%m-%d %H:%M}  "
+                + (f"revoked {key.revoked_at:%Y-%m-%d %H:%M}" if key.revoked_at else "active")
+                for key in list_keys(session)]
+
+    async def work(database: Database) -> int:
+        if args.action == "list":
+            lines = await database.run(listing)
+            print("\n".join(lines) if lines else "no keys yet; issue one with `gridbot apikey add --name PARTNER`")
+            return 0
+        try:
+            if args.action == "revoke":
+                await database.run(partial(revoke_key, name=args.name, now=system_clock()))
+                print(f"the key of {args.name} is revoked")
+                return 0
+            issued = await database.run(partial(issue_key, name=args.name, now=system_clock()))
+        except ApiKeyError as error:
+            print(error, file=sys.stderr)
+            return 1
+        print(f"Open311 api_key for {issued.name} (shown only now; only its hash is kept):\n{issued.key}")
+        return 0
+
+    return await with_database(settings, work)
+
+
+async def open311(args: argparse.Namespace, settings: Settings) -> int:
+    """Serve Open311 GeoReport v2 on its own at ``/open311/v2/``; the running bot sends the cards it writes."""
+    from aiohttp import web
+
+    from bot.desk.open311 import PREFIX, standalone_app
+    from bot.logs import QueryFreeAccessLogger
+
+    host, _, port = args.listen.rpartition(":")
+    if not port.isdigit():
+        print(f"--listen {args.listen!r} is not host:port", file=sys.stderr)
+        return 2
+    service = Service.from_settings(settings)
+    await prepare_database(service.database)
+    runner = web.AppRunner(standalone_app(service.database, service.clock, service.core_config("")),
+                           access_log_class=QueryFreeAccessLogger)
+    await runner.setup()
+    try:
+        await web.TCPSite(runner, host or "127.0.0.1", int(port)).start()
+        logging.getLogger(__name__).info("serving Open311 at http://%s:%s%s/", host or "127.0.0.1", port, PREFIX)
+        await run_until_stopped(_until_stopped)
+    finally:
+        await runner.cleanup()
+        await service.database.dispose()
+    return 0
+
+
+async def _until_stopped(stop: asyncio.Event) -> None:
+    await stop.wait()
+
+
 def i18n(args: argparse.Namespace) -> int:
     from bot.catalogs import main as catalogs_main
 
@@ -818,6 +877,22 @@ def build_parser() -> argparse.ArgumentParser:
     dead.add_argument("--limit", type=int, default=50)
     add_connection_flags(dead)
     dead.set_defaults(handler=inbox_dead)
+
+    keys = commands.add_parser("apikey", help="partner apps' keys for Open311").add_subparsers(
+        dest="action", required=True)
+    key_add = keys.add_parser("add", help="issue a partner's key (printed once; only its hash is kept)")
+    key_add.add_argument("--name", required=True, help="the partner, as staff see it on the requests it files")
+    key_list = keys.add_parser("list", help="every key issued, active or revoked (never the keys themselves)")
+    key_revoke = keys.add_parser("revoke", help="refuse a partner's key from now on")
+    key_revoke.add_argument("--name", required=True)
+    for parser_of_keys in (key_add, key_list, key_revoke):
+        add_connection_flags(parser_of_keys)
+        parser_of_keys.set_defaults(handler=apikey)
+
+    serve311 = commands.add_parser("open311", help="serve Open311 GeoReport v2 for partner apps at /open311/v2/")
+    serve311.add_argument("--listen", default="127.0.0.1:8083", help="host:port (default 127.0.0.1:8083)")
+    add_connection_flags(serve311)
+    serve311.set_defaults(handler=open311)
 
     translations = commands.add_parser("i18n", help="translation catalogs")
     translations.add_argument("action", choices=["update", "check"])

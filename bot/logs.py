@@ -12,6 +12,8 @@ import logging
 import re
 from typing import TYPE_CHECKING
 
+from aiohttp import web
+from aiohttp.abc import AbstractAccessLogger
 from sqlalchemy.engine import make_url
 
 if TYPE_CHECKING:
@@ -22,7 +24,7 @@ HIDDEN = "<redacted>"
 _TOKEN_PATTERNS = (
     (re.compile(r"bot\d+:[A-Za-z0-9_-]+"), f"bot{HIDDEN}"),
     (re.compile(r"\b\d{6,}:[A-Za-z0-9_-]{30,}"), HIDDEN),
-    (re.compile(r"((?:access_token|secret|appsecret|secret_token)=)[^&\s\"']+", re.IGNORECASE), rf"\1{HIDDEN}"),
+    (re.compile(r"((?:access_token|secret|appsecret|secret_token|api_key)=)[^&\s\"']+", re.IGNORECASE), rf"\1{HIDDEN}"),
 )
 # Loggers that write one line per HTTP request, URL included.
 CHATTY_LOGGERS = ("httpx", "httpcore")
@@ -76,3 +78,13 @@ def protect_logs(settings: Settings) -> None:
             handler.addFilter(SecretRedactor())
     for name in CHATTY_LOGGERS:
         logging.getLogger(name).setLevel(logging.WARNING)
+
+
+class QueryFreeAccessLogger(AbstractAccessLogger):
+    """The access log without query strings: a signed query (WeChat's) could be replayed and a key (an Open311
+    partner's ``api_key``) used by whoever reads it."""
+
+    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
+        self.logger.info(
+            '%s "%s %s" %s %.3fs', request.remote, request.method, request.path, response.status, time
+        )

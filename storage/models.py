@@ -557,6 +557,20 @@ class AuditLog(Base):
     actor: Mapped[Person | None] = relationship(lazy="joined")
 
 
+class ApiKey(Base):
+    """A partner app's key to file requests through Open311 (``bot.core.api_keys``): only its SHA-256 hash is
+    kept. The partner files as ``person``, a person of the ``open311`` channel that is sent nothing."""
+
+    __tablename__ = "api_keys"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    name: Mapped[str] = mapped_column(String(100), index=True)
+    key_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"))
+    created_at: Mapped[datetime]
+    revoked_at: Mapped[datetime | None]
+    person: Mapped[Person] = relationship(lazy="joined")
+
+
 # --- the scheduler ----------------------------------------------------------------------------------------
 
 

@@ -13,6 +13,8 @@ from storage.models import AuditLog, Person
 
 
 class AuditAction(enum.StrEnum):
+    API_KEY_ISSUED = "api_key.issued"
+    API_KEY_REVOKED = "api_key.revoked"
     BROADCAST_CREATED = "broadcast.created"
     BROADCAST_CANCELLED = "broadcast.cancelled"
     CATEGORY_CREATED = "category.created"

@@ -31,7 +31,6 @@ from hashlib import sha1, sha256
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from aiohttp.abc import AbstractAccessLogger
 from sqlalchemy import delete, select
 from sqlalchemy.exc import IntegrityError
 from sqlalchemy.orm import Session
@@ -72,6 +71,7 @@ from bot.engines.wechat_protocol import (
     signature_matches,
 )
 from bot.i18n import Translator, translator
+from bot.logs import QueryFreeAccessLogger
 from bot.monitoring import Monitor
 from bot.runtime import Runtime
 from storage.database import Database, DatabaseUnavailable
@@ -560,15 +560,6 @@ class WeChatIntake:
 
 
 # --- the endpoint WeChat calls ---------------------------------------------------------------------------
-
-
-class QueryFreeAccessLogger(AbstractAccessLogger):
-    """The access log without query strings: WeChat's signed query could be replayed by whoever reads it."""
-
-    def log(self, request: web.BaseRequest, response: web.StreamResponse, time: float) -> None:
-        self.logger.info(
-            '%s "%s %s" %s %.3fs', request.remote, request.method, request.path, response.status, time
-        )
 
 
 class WeChatEndpoint:
