@@ -290,21 +290,23 @@ async def partner_import(path: Path, settings: Settings) -> int:
 
 
 async def staff_add(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.core.staff import StaffError, add_staff
+    from bot.core.staff import TELEGRAM, WECHAT, StaffError, add_staff
     from storage.models import Role
+
+    channel, external_id = (WECHAT, args.wechat_openid) if args.wechat_openid else (TELEGRAM, args.telegram_id)
 
     async def work(database: Database) -> int:
         try:
             await database.run(
                 lambda session: add_staff(
-                    session, args.telegram_id, Role(args.role), args.unit, args.name, system_clock()
+                    session, external_id, Role(args.role), args.unit, args.name, system_clock(), channel
                 )
             )
         except StaffError as error:
             print(error, file=sys.stderr)
             return 1
         unit = f" of {args.unit}" if args.unit else ""
-        print(f"{args.telegram_id} is now {args.role} staff{unit}")
+        print(f"{external_id} ({channel}) is now {args.role} staff{unit}")
         return 0
 
     return await with_database(settings, work)
@@ -718,8 +720,10 @@ def build_parser() -> argparse.ArgumentParser:
     org_in.set_defaults(handler=org_import)
 
     staff = commands.add_parser("staff", help="grid workers and admins").add_subparsers(dest="action", required=True)
-    add = staff.add_parser("add", help="make a Telegram user staff of a unit")
-    add.add_argument("--telegram-id", required=True)
+    add = staff.add_parser("add", help="make a Telegram user or a WeChat follower staff of a unit")
+    who = add.add_mutually_exclusive_group(required=True)
+    who.add_argument("--telegram-id", help="the person's numeric Telegram user id")
+    who.add_argument("--wechat-openid", help="the follower's OpenID in the Official Account (WeChat)")
     add.add_argument("--role", required=True, choices=["worker", "community", "street", "district", "department"])
     add.add_argument("--unit", help="grid, community, street or department code (none for district)")
     add.add_argument("--name")
