@@ -13,7 +13,7 @@ from bot.core import invites, staff_admin
 from bot.core.binding import describe_unit
 from bot.core.context import Context
 from bot.core.invites import AcceptedInvite, InviteError, InviteProblem, InviteRefusal
-from bot.core.messages import Button, Command, SendText, inline
+from bot.core.messages import Button, Command, SendStartCode, SendText, Text, clip, inline
 from bot.core.roles import is_admin
 from bot.core.router import RoleFilter, Router, button_args, callback
 from bot.core.staff_admin import Removal, StaffChangeNotAllowed
@@ -26,11 +26,14 @@ from storage.models import Person, Request, Role, StaffInvite, StaffRole
 
 router = Router(role=RoleFilter(is_admin, N_("Only community, street and district staff can manage staff.")))
 inviting = Router(role=RoleFilter(is_admin, N_("Only community, street and district staff can invite staff.")))
+joining = Router()  # the newcomer who opened an invitation, whatever their role
 
 PREFIX = "st"
 INVITE_PREFIX = "iv"
 STAFF_PER_PAGE = 8
 UNITS_PER_PAGE = 8
+NAME_STATE = "joined.name"
+MAX_NAME = 60
 ROLE_LABELS = {
     Role.WORKER: N_("Grid worker"),
     Role.COMMUNITY: N_("Community staff"),
@@ -123,20 +126,26 @@ def send_invite(ctx: Context, role: Role, created: StaffInvite) -> None:
     t = ctx.t
     link = invites.invite_link(ctx.config.bot_username, created.token)
     role_text = describe_unit(ctx.session, t, role, created.unit_id)
-    ctx.reply(
-        t._(
+    date = t.date(created.expires_at)
+    if invites.invites_by_link(ctx.person):
+        text = t._(
             "Invitation for a new {role}. Send this link or let them scan the code; it works once, until {date}:\n"
             "{link}"
-        ).format(role=role_text, date=t.date(created.expires_at), link=link)
-        + "\n"
-        + t._("Or they send the bot this message: {command}").format(command=invites.start_command(created.token))
-    )
+        ).format(role=role_text, date=date, link=link)
+    else:
+        text = t._(
+            "Invitation for a new {role}. Let them scan the code below with WeChat; it works once, until {date}."
+        ).format(role=role_text, date=date)
+    command = invites.start_command(created.token)
+    ctx.reply(text + "\n" + t._("Or they send the bot this message: {command}").format(command=command))
     caption = t._("Scan to join as {role}").format(role=role_text)
-    ctx.reply_document(f"invite-{created.id}.png", invites.qr_png(link), caption)
+    lifetime = int((created.expires_at - ctx.now).total_seconds())
+    ctx.send(ctx.person, SendStartCode(invites.INVITE_PREFIX + created.token, link, f"invite-{created.id}.png",
+                                       clip(caption, 1024), lifetime))
 
 
 def open_invite(ctx: Context, token: str) -> None:
-    """``/start inv_<token>``: what an invite link opens."""
+    """``/start inv_<token>``: what an invite link (or a scanned WeChat invitation) opens."""
     t = ctx.t
     outcome = invites.accept_invite(ctx.session, ctx.person, token, ctx.now)
     if isinstance(outcome, InviteRefusal):
@@ -147,10 +156,36 @@ def open_invite(ctx: Context, token: str) -> None:
         }
         ctx.reply(refusals[outcome])
         return
-    role_text = describe_unit(ctx.session, t, outcome.role, outcome.unit_id)
-    welcome = t._("Welcome aboard! You are now {role}. Send /tasks to see the requests you handle.")
+    if not ctx.person.display_name:
+        # WeChat gives no follower's name: colleagues and residents would see "?" on every card.
+        inviter = outcome.inviter.id if outcome.inviter is not None else None
+        ctx.set_state(NAME_STATE, role=outcome.role.value, unit_id=outcome.unit_id, inviter_id=inviter)
+        role_text = describe_unit(ctx.session, t, outcome.role, outcome.unit_id)
+        ctx.reply(t._("You are now {role}. What name should colleagues and residents see? Write your name.").format(
+            role=role_text))
+        return
+    welcome(ctx, outcome)
+
+
+def welcome(ctx: Context, accepted: AcceptedInvite) -> None:
+    role_text = describe_unit(ctx.session, ctx.t, accepted.role, accepted.unit_id)
+    welcome = ctx.t._("Welcome aboard! You are now {role}. Send /tasks to see the requests you handle.")
     show_main_menu(ctx, welcome.format(role=role_text))
-    tell_inviter(ctx, outcome)
+    tell_inviter(ctx, accepted)
+
+
+@joining.step(NAME_STATE.split(".", 1)[0])
+def name_step(ctx: Context) -> None:
+    """The name a newcomer without one (on WeChat) gives after opening their invitation."""
+    typed = ctx.event.text.strip() if isinstance(ctx.event, Text) else ""
+    if not typed:
+        ctx.reply(ctx.t._("Please write your name as text."))
+        return
+    data = ctx.state_data
+    ctx.person.display_name = typed[:MAX_NAME]
+    ctx.clear_state()
+    inviter = ctx.session.get(Person, data["inviter_id"]) if data.get("inviter_id") else None
+    welcome(ctx, AcceptedInvite(Role(data["role"]), int(data["unit_id"]), inviter))
 
 
 def tell_inviter(ctx: Context, accepted: AcceptedInvite) -> None:
@@ -304,4 +339,5 @@ def _handed_over_news(ctx: Context, request: Request, t: Translator) -> str:
 
 
 router.include(inviting)
+router.include(joining)
 deep_links[invites.INVITE_PREFIX] = open_invite

@@ -3,13 +3,11 @@
 from __future__ import annotations
 
 import enum
-import io
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import segno
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
@@ -19,6 +17,7 @@ from bot.core.units import LEVEL_OF_ROLE, Unit, unit_by_code, units_within
 from storage.models import Level, Person, Role, StaffInvite, StaffRole
 
 INVITE_PREFIX = "inv_"
+WECHAT = "wechat"
 INVITE_LIFETIME = timedelta(days=7)
 # 24 random bytes: 32 characters of A-Za-z0-9_-, well within a deep link's 64.
 TOKEN_BYTES = 24
@@ -110,15 +109,14 @@ def start_command(token: str) -> str:
     return f"/start {INVITE_PREFIX}{token}"
 
 
+def invites_by_link(admin: Person) -> bool:
+    """Whether the admin's chat shows a Telegram link to pass on; on WeChat the invite is its QR code alone
+    (and the /start message), since a t.me link is no use to a colleague who is on WeChat."""
+    return admin.channel != WECHAT
+
+
 def invite_link(bot_username: str, token: str) -> str:
     return f"https://t.me/{bot_username}?start={INVITE_PREFIX}{token}"
-
-
-def qr_png(link: str) -> bytes:
-    """The link as a QR code image, large enough to scan from a phone screen."""
-    buffer = io.BytesIO()
-    segno.make(link, error="m").save(buffer, kind="png", scale=8, border=4)
-    return buffer.getvalue()
 
 
 def accept_invite(session: Session, person: Person, token: str, now: datetime) -> AcceptedInvite | InviteRefusal:

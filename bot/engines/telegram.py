@@ -29,6 +29,7 @@ from bot.core.messages import (
     SendDocument,
     Sender,
     SendPhoto,
+    SendStartCode,
     SendText,
     SetCommands,
     Text,
@@ -36,6 +37,7 @@ from bot.core.messages import (
     clip,
     parse_command,
 )
+from bot.qr import qr_png
 
 CHANNEL = "telegram"
 ALLOWED_UPDATES = ["message", "callback_query"]
@@ -244,6 +246,8 @@ def api_call(chat_id: int, action: Action) -> ApiCall:
             chat_id=chat_id, photo=action.photo, caption=action.caption or None,
             reply_markup=reply_markup(action.keyboard),
         ))
+    if isinstance(action, SendStartCode):
+        action = SendDocument(action.file_name, qr_png(action.link).hex(), action.caption)
     if isinstance(action, SendDocument):
         return ApiCall(
             "sendDocument", _without_none(chat_id=chat_id, caption=action.caption or None),

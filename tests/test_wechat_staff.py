@@ -1,0 +1,227 @@
+"""WeChat staff through the WeChat simulator: a worker added by OpenID handles requests by numbered replies,
+a resident cannot act as a worker by typing numbers, invitations are parametric QR codes, and followers' language
+comes from the user-info API."""
+
+from __future__ import annotations
+
+import contextlib
+import re
+from collections.abc import AsyncIterator
+from datetime import UTC, datetime
+
+import pytest
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from bot.core.clock import FrozenClock
+from bot.core.staff import WECHAT, add_staff
+from bot.engines.wechat import CHANNEL, PRESS, WeChatServer, make_channel
+from bot.qr import qr_png
+from bot.service import Service, prepare_database
+from bot.simulator.wechat import WeChatSimulator, WxMessage
+from storage.database import Database
+from storage.models import Level, Person, Request, RequestStatus, Role, StaffRole, WeChatChat
+from tests.org_fixture import make_small_org
+from tests.test_wechat import APP_ID, APP_SECRET, CALLBACK_TOKEN, WeChatBot, file_by_numbers, settle, wechat_settings
+
+WORKER = "oWorker-wang-0123456789abcd"
+ADMIN = "oAdmin-chen-0123456789abcde"
+LI = "oLi-resident-openid"
+NEWCOMER = "oNewcomer-zhou-0123456789ab"
+NOW = datetime(2026, 11, 25, 2, 0, tzinfo=UTC)
+
+
+def wechat_org(session: Session) -> None:
+    """The small organisation with a grid worker and a community admin who are on WeChat only."""
+    make_small_org(session)
+    add_staff(session, WORKER, Role.WORKER, "DG-JS-01", "王网格", NOW, channel=WECHAT)
+    add_staff(session, ADMIN, Role.COMMUNITY, "DG-JS", "陈社区", NOW, channel=WECHAT)
+
+
+@pytest.fixture
+def now_clock() -> FrozenClock:
+    return FrozenClock(NOW)
+
+
+@contextlib.asynccontextmanager
+async def wechat_staff_bot(database_url: str, clock: FrozenClock) -> AsyncIterator[WeChatBot]:
+    sim = WeChatSimulator(APP_ID, APP_SECRET, CALLBACK_TOKEN, clock=clock)
+    sim.languages.update({WORKER: "en", ADMIN: "zh_CN", LI: "zh_CN", NEWCOMER: "en"})
+    settings = wechat_settings(database_url, await sim.start())
+    service = Service(settings=settings, database=Database(database_url), clock=clock)
+    await prepare_database(service.database)
+    await service.database.run(wechat_org)
+    channel = make_channel(service)
+    runtime = service.runtime({CHANNEL: channel}, "gridbot_test")
+    server = WeChatServer(settings, runtime, channel)
+    sim.callback_url = await server.start()
+    try:
+        yield WeChatBot(sim, service, runtime, channel, server)
+    finally:
+        await server.stop()
+        await runtime.drain()
+        await channel.api.close()
+        await sim.stop()
+        await service.database.dispose()
+
+
+async def send(bot: WeChatBot, openid: str, text: str) -> list[WxMessage]:
+    before = len(bot.sim.messages(openid))
+    posted = await bot.sim.text(openid, text)
+    assert (posted.status, posted.body) == (200, "success")
+    await settle(bot)
+    return bot.sim.messages(openid)[before:]
+
+
+async def choices(bot: WeChatBot, openid: str) -> list[list[str]]:
+    chat = await bot.service.database.run(lambda s: s.get(WeChatChat, openid))
+    return list(chat.choices) if chat is not None else []
+
+
+async def press(bot: WeChatBot, openid: str, prefix: str) -> list[WxMessage]:
+    """Reply with the number the last numbered list shows for the button whose data starts with ``prefix``."""
+    for number, (kind, label, value) in enumerate(await choices(bot, openid), 1):
+        if kind == PRESS and value.startswith(prefix):
+            shown = [m.content for m in bot.sim.messages(openid) if "Reply with a number" in m.content
+                     or "回复数字" in m.content]
+            assert shown and re.search(rf"^{number}\. {re.escape(label)}$", shown[-1], re.M)
+            return await send(bot, openid, str(number))
+    raise AssertionError(f"no {prefix!r} among {await choices(bot, openid)}")
+
+
+async def request_one(bot: WeChatBot) -> Request:
+    request = await bot.service.database.run(lambda s: s.get(Request, 1))
+    assert request is not None
+    return request
+
+
+async def follow(bot: WeChatBot, openid: str, scene: str = "") -> list[WxMessage]:
+    before = len(bot.sim.messages(openid))
+    await bot.sim.subscribe(openid, scene)
+    await settle(bot)
+    return bot.sim.messages(openid)[before:]
+
+
+# --- a worker added by OpenID ---------------------------------------------------------------------------------
+
+
+async def test_a_wechat_worker_accepts_notes_and_resolves_by_numbered_replies(
+    database_url: str, now_clock: FrozenClock
+) -> None:
+    async with wechat_staff_bot(database_url, now_clock) as bot:
+        greeting = await follow(bot, WORKER)
+        assert any("grid worker of 建设一网格" in m.content for m in greeting)  # in English, from user info
+
+        await file_by_numbers(bot, LI)
+        card = await bot.sim.wait_for(WORKER, "R-000001")
+        assert "Reply with a number to choose:" in card.content and "✅ Accept" in card.content
+
+        accepted = await press(bot, WORKER, "rq:acc:1")
+        assert any("You accepted R-000001" in m.content for m in accepted)
+        assert (await request_one(bot)).status is RequestStatus.ACCEPTED
+        await bot.sim.wait_for(LI, "王网格")  # the resident hears who took it, in Chinese
+
+        prompt = await press(bot, WORKER, "rq:note:1")
+        assert any("Write the note for R-000001" in m.content for m in prompt)
+        await send(bot, WORKER, "Called the property office")
+        resolving = await press(bot, WORKER, "rq:res:1")
+        assert any("What was done for R-000001" in m.content for m in resolving)
+        await send(bot, WORKER, "Boxes removed, passage clear")
+        request = await request_one(bot)
+        assert request.status is RequestStatus.RESOLVED
+        verdict = await bot.sim.wait_for(LI, "Boxes removed")
+        assert verdict.kind == "custom"
+
+
+async def test_a_wechat_worker_escalates_by_numbered_replies(database_url: str, now_clock: FrozenClock) -> None:
+    async with wechat_staff_bot(database_url, now_clock) as bot:
+        await follow(bot, WORKER)
+        await follow(bot, ADMIN)
+        await file_by_numbers(bot, LI)
+        await bot.sim.wait_for(WORKER, "R-000001")
+        await press(bot, WORKER, "rq:esc:1")
+        await send(bot, WORKER, "Needs the property company")
+        request = await request_one(bot)
+        assert (request.status, request.level) == (RequestStatus.NEW, Level.COMMUNITY)
+        await bot.sim.wait_for(ADMIN, "R-000001")  # the community's staff on WeChat get the card
+
+
+async def test_a_resident_cannot_act_as_a_worker_by_typing_numbers(database_url: str, now_clock: FrozenClock) -> None:
+    async with wechat_staff_bot(database_url, now_clock) as bot:
+        await follow(bot, WORKER)
+        await file_by_numbers(bot, LI)
+        await bot.sim.wait_for(WORKER, "R-000001")
+        worker_numbers = [str(n) for n, (_k, _l, value) in enumerate(await choices(bot, WORKER), 1)
+                          if value.startswith("rq:")]
+        assert worker_numbers
+        for number in worker_numbers:  # the resident's numbers are the resident's own choices
+            await send(bot, LI, number)
+        assert (await request_one(bot)).status is RequestStatus.NEW
+
+        # Even a forged choice standing for the worker's button is refused by the core.
+        def forge(session: Session) -> None:
+            chat = session.get_one(WeChatChat, LI)
+            chat.choices = [[PRESS, "✅ Accept", "rq:acc:1"]]
+
+        await bot.service.database.run(forge)
+        answers = await send(bot, LI, "1")
+        assert answers and (await request_one(bot)).status is RequestStatus.NEW
+        assert not any("accepted" in m.content or "已受理" in m.content for m in answers)
+
+
+# --- invitations --------------------------------------------------------------------------------------------
+
+
+async def test_an_invitation_is_a_wechat_qr_code_whose_scan_makes_the_scanner_staff(
+    database_url: str, now_clock: FrozenClock
+) -> None:
+    async with wechat_staff_bot(database_url, now_clock) as bot:
+        await follow(bot, ADMIN)
+        await send(bot, ADMIN, "/invite 网格员 DG-JS-02")
+        code = bot.sim.code_for("inv_")
+        assert code.expire_seconds == 7 * 24 * 3600  # a temporary code, as long as the invite lives
+        received = bot.sim.messages(ADMIN)
+        text = next(m.content for m in received if "/start inv_" in m.content)
+        assert "https://t.me/" not in text and "微信" in text
+        image = next(m for m in received if m.kind == "image")
+        assert bot.sim.media[image.data["media_id"]] == qr_png(code.url)  # the code WeChat made, drawn
+
+        asked = await follow(bot, NEWCOMER, code.scene)  # scanned by someone not yet following
+        # WeChat gives no follower's name, so the newcomer is asked for it (in English, from user info).
+        assert any("What name should colleagues and residents see?" in m.content for m in asked)
+        welcome = await send(bot, NEWCOMER, "Zhou Ming")
+        assert any("Welcome aboard" in m.content and "建设二网格" in m.content for m in welcome)
+
+        def roles(session: Session) -> list[tuple[Role, str]]:
+            query = select(StaffRole.role, Person.channel).join(Person).where(Person.external_id == NEWCOMER)
+            return [(role, channel) for role, channel in session.execute(query)]
+
+        assert await bot.service.database.run(roles) == [(Role.WORKER, CHANNEL)]
+        await bot.sim.wait_for(ADMIN, "Zhou Ming已接受您的邀请")
+
+        # The same code scanned again (by someone already following) is used up.
+        again = await bot.sim.scan("oSomeone-else-0123456789abc", code.scene)
+        assert again.status == 200
+        await settle(bot)
+        assert "already been used" in bot.sim.messages("oSomeone-else-0123456789abc")[-1].content or \
+            "已被使用" in bot.sim.messages("oSomeone-else-0123456789abc")[-1].content
+
+
+# --- language -----------------------------------------------------------------------------------------------
+
+
+async def test_a_followers_language_comes_from_user_info_once(database_url: str, now_clock: FrozenClock) -> None:
+    async with wechat_staff_bot(database_url, now_clock) as bot:
+        bot.sim.languages["oTourist-en-0123456789abcde"] = "en"
+        answers = await follow(bot, "oTourist-en-0123456789abcde")
+        assert any("Welcome to the community service bot" in m.content for m in answers)
+        calls = bot.sim.user_info_calls
+        await send(bot, "oTourist-en-0123456789abcde", "/help")
+        assert bot.sim.user_info_calls == calls  # asked once, at the first message
+
+        answers = await follow(bot, "oNo-language-0123456789abcd")  # no language given: the default
+        assert any("欢迎" in m.content for m in answers)
+
+        query = select(Person.external_id, Person.locale).where(Person.channel == CHANNEL)
+        locales = await bot.service.database.run(lambda s: {openid: locale for openid, locale in s.execute(query)})
+        assert locales["oTourist-en-0123456789abcde"] == "en" and locales["oNo-language-0123456789abcd"] == "zh_CN"
