@@ -560,6 +560,18 @@ async def inbox_dead(args: argparse.Namespace, settings: Settings) -> int:
     return await with_database(settings, work)
 
 
+async def poster_wechat_codes(settings: Settings, database: Database, pages: list[Any]) -> dict[str, str]:
+    """The WeChat QR codes of the poster pages, made through the account's QR-code API."""
+    from bot.engines.wechat import make_api
+    from bot.posters import wechat_codes
+
+    api = make_api(settings, database)
+    try:
+        return await wechat_codes(api, pages)
+    finally:
+        await api.close()
+
+
 async def bot_username_from_api(settings: Settings) -> str | None:
     """The bot's username as the Bot API reports it (getMe)."""
     from bot.engines.aiogram_engine import make_bot
@@ -576,13 +588,17 @@ async def bot_username_from_api(settings: Settings) -> str | None:
 
 
 async def posters(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.posters import AmbiguousCode, PosterBuilding, buildings_in, find_unit, render_posters
+    from bot.engines.wechat_api import WeChatApiError
+    from bot.posters import AmbiguousCode, PosterBuilding, PosterChannels, buildings_in, find_unit, render_posters
 
     given = [(Level(level), getattr(args, level)) for level in POSTER_LEVELS if getattr(args, level)]
     scope, code = given[0] if given else (None, str(args.unit))
-    username = args.username or await bot_username_from_api(settings)
-    if not username:
-        print("cannot tell the bot's username: give --username or configure GRIDBOT_TOKEN", file=sys.stderr)
+    with_wechat = settings.wechat_enabled and args.only != "telegram"
+    # Without a token the Bot API cannot be asked, and a WeChat-only district has none.
+    username = None if args.only == "wechat" else args.username or await bot_username_from_api(settings)
+    if not username and not with_wechat:
+        print("cannot tell the bot's username: give --username or configure GRIDBOT_TOKEN"
+              " (or configure WeChat for WeChat codes)", file=sys.stderr)
         return 2
 
     def load(session: Session) -> list[PosterBuilding] | None:
@@ -603,7 +619,12 @@ async def posters(args: argparse.Namespace, settings: Settings) -> int:
         if not buildings:
             print(f"{code} has no active buildings or places", file=sys.stderr)
             return 1
-        Path(args.out).write_bytes(render_posters(buildings, username))
+        try:
+            urls = await poster_wechat_codes(settings, database, buildings) if with_wechat else None
+        except (WeChatApiError, OSError, TimeoutError) as error:
+            print(f"WeChat did not make the QR codes: {error}", file=sys.stderr)
+            return 1
+        Path(args.out).write_bytes(render_posters(buildings, PosterChannels(username or None, urls)))
         print(f"wrote {len(buildings)} poster page(s) to {args.out}")
         return 0
 
@@ -800,6 +821,10 @@ def build_parser() -> argparse.ArgumentParser:
         poster_unit.add_argument(f"--{level}", help=f"a {level} code")
     poster.add_argument("--out", required=True, help="the PDF file to write")
     poster.add_argument("--username", help="the bot's username (default: asked from the Bot API)")
+    poster.add_argument(
+        "--only", choices=["telegram", "wechat"],
+        help="one channel's codes only (default: Telegram's, and WeChat's beside them when WeChat is configured)",
+    )
     poster.add_argument("--token", help="overrides GRIDBOT_TOKEN")
     poster.add_argument("--api-url", help="Bot API base URL (GRIDBOT_API_URL)")
     add_connection_flags(poster)

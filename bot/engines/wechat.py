@@ -689,11 +689,16 @@ class WeChatEndpoint:
 # --- running ---------------------------------------------------------------------------------------------
 
 
+def make_api(settings: Settings, database: Database, clock: Clock = system_clock, session: Any = None) -> WeChatApi:
+    """The WeChat server API of the account the settings configure."""
+    app_id, secret = settings.wechat_app_id or "", _secret(settings.wechat_app_secret)
+    return WeChatApi(settings.wechat_api_url, app_id, secret, database, clock, session)
+
+
 def make_channel(service: Service, session: Any = None) -> WeChatChannel:
     """The WeChat channel configured by the service's settings."""
     settings = service.settings
-    app_id, secret = settings.wechat_app_id or "", _secret(settings.wechat_app_secret)
-    api = WeChatApi(settings.wechat_api_url, app_id, secret, service.database, service.clock, session)
+    api = make_api(settings, service.database, service.clock, session)
     template = TemplateConfig.parse(settings.wechat_template_id, settings.wechat_template_fields)
     return WeChatChannel(
         api, service.database, template, settings.default_locale, settings.timezone, service.clock
