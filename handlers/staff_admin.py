@@ -17,11 +17,11 @@ from bot.core.messages import Button, Command, SendStartCode, SendText, Text, cl
 from bot.core.roles import is_admin
 from bot.core.router import RoleFilter, Router, button_args, callback
 from bot.core.staff_admin import Removal, StaffChangeNotAllowed
-from bot.core.units import LEVEL_OF_ROLE, Unit, own_name
+from bot.core.units import LEVEL_OF_ROLE, LEVELS, Unit, own_name
 from bot.i18n import N_, Translator
 from bot.wording import holder_text, refresh_cards, tell
 from handlers.menu import show_main_menu
-from handlers.start import deep_links
+from handlers.start import building_label, deep_links, typed_buildings
 from storage.models import Person, Request, Role, StaffInvite, StaffRole
 
 router = Router(role=RoleFilter(is_admin, N_("Only community, street and district staff can manage staff.")))
@@ -33,6 +33,7 @@ INVITE_PREFIX = "iv"
 STAFF_PER_PAGE = 8
 UNITS_PER_PAGE = 8
 NAME_STATE = "joined.name"
+UNIT_SEARCH_STATE = "invite.unit"
 MAX_NAME = 60
 ROLE_LABELS = {
     Role.WORKER: N_("Grid worker"),
@@ -50,6 +51,7 @@ def invite(ctx: Context) -> None:
     """``/invite`` offers roles and units as buttons; ``/invite <role> <unit code>`` invites at once."""
     t = ctx.t
     assert isinstance(ctx.event, Command)
+    ctx.clear_state()
     words = ctx.event.args.split()
     if not words:
         offer_roles(ctx)
@@ -105,6 +107,7 @@ def invite_button(ctx: Context) -> None:
         ctx.answer(t._("You can only invite staff within your own area."), alert=True)
         return
     ctx.answer()
+    ctx.clear_state()
     ctx.edit(t._("✔ {choice}").format(choice=describe_unit(ctx.session, t, role, created.unit_id)))
     send_invite(ctx, role, created)
 
@@ -119,7 +122,30 @@ def show_units_page(ctx: Context, role: Role, page: int) -> None:
         navigation.append(Button(t._("◀ Previous"), callback(INVITE_PREFIX, "u", role.value, page - 1)))
     if len(units) > (page + 1) * UNITS_PER_PAGE:
         navigation.append(Button(t._("Next ▶"), callback(INVITE_PREFIX, "u", role.value, page + 1)))
-    ctx.edit(t._("{role} for which unit?").format(role=t._(ROLE_LABELS[role])), inline(*rows, navigation))
+    question = t._("{role} for which unit?").format(role=t._(ROLE_LABELS[role]))
+    if LEVEL_OF_ROLE[role] in LEVELS:
+        # Hundreds of grids page slowly: the admin may type one of the unit's buildings instead.
+        ctx.set_state(UNIT_SEARCH_STATE, role=role.value)
+        question += "\n" + t._("Or type part of the name, address (in Chinese or pinyin) or code of a building in it.")
+    ctx.edit(question, inline(*rows, navigation))
+
+
+@inviting.step(UNIT_SEARCH_STATE.split(".", 1)[0])
+def unit_search_step(ctx: Context) -> None:
+    """Text while choosing the unit of an invite: the units holding the best-matching buildings, as buttons."""
+    t = ctx.t
+    role = Role(ctx.state_data["role"])
+    if not isinstance(ctx.event, Text):
+        ctx.reply(t._("Please choose the unit with the buttons above, or type a building's name."))
+        return
+    found = invites.units_of_buildings(ctx.session, ctx.person, role, typed_buildings(ctx, ctx.event.text))
+    if not found:
+        ctx.reply(t._("No building of your area matches “{typed}”. Please type more of its name or address, or "
+                      "choose with the buttons above.").format(typed=ctx.event.text[:40]))
+        return
+    rows = [[Button(building_label(building, f"{own_name(ctx.session, unit)} · "),
+                    callback(INVITE_PREFIX, "m", role.value, unit.id))] for unit, building in found]
+    ctx.reply(t._("{role} for which unit?").format(role=t._(ROLE_LABELS[role])), inline(*rows))
 
 
 def send_invite(ctx: Context, role: Role, created: StaffInvite) -> None:

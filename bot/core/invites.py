@@ -13,8 +13,8 @@ from sqlalchemy.orm import Session
 
 from bot.core.areas import admin_areas, in_admin_area
 from bot.core.audit import AuditAction, record_action
-from bot.core.units import LEVEL_OF_ROLE, Unit, unit_by_code, units_within
-from storage.models import Level, Person, Role, StaffInvite, StaffRole
+from bot.core.units import LEVEL_OF_ROLE, LEVELS, Unit, ancestor, unit_by_code, units_within
+from storage.models import Building, Level, Person, Role, StaffInvite, StaffRole
 
 INVITE_PREFIX = "inv_"
 WECHAT = "wechat"
@@ -96,6 +96,24 @@ def invitable_units(session: Session, admin: Person, role: Role) -> list[Unit]:
             for unit_id in session.scalars(query):
                 found.setdefault(unit_id, Unit(level, unit_id))
     return list(found.values())
+
+
+def units_of_buildings(
+    session: Session, admin: Person, role: Role, buildings: list[Building]
+) -> list[tuple[Unit, Building]]:
+    """The units of ``role``'s level holding these buildings that the admin may invite to, each once with the
+    best-matching building in it: how an admin finds a grid or community by typing a building's name, pinyin
+    or code. Empty for roles outside the building tree (departments)."""
+    level = LEVEL_OF_ROLE[role]
+    if level not in LEVELS:
+        return []
+    allowed = set(invitable_units(session, admin, role))
+    found: dict[Unit, Building] = {}
+    for building in buildings:
+        unit = ancestor(session, Unit(Level.BUILDING, building.id), level)
+        if unit is not None and unit in allowed:
+            found.setdefault(unit, building)
+    return list(found.items())
 
 
 def invitable_roles(session: Session, admin: Person) -> list[Role]:
