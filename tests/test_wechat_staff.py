@@ -14,7 +14,9 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.core.clock import FrozenClock
+from bot.core.messages import SendStartCode, action_from_json, action_to_json
 from bot.core.staff import WECHAT, add_staff
+from bot.engines.telegram import api_call
 from bot.engines.wechat import CHANNEL, PRESS, WeChatServer, make_channel
 from bot.qr import qr_png
 from bot.service import Service, prepare_database
@@ -169,7 +171,30 @@ async def test_a_resident_cannot_act_as_a_worker_by_typing_numbers(database_url:
         assert not any("accepted" in m.content or "已受理" in m.content for m in answers)
 
 
+async def test_cards_wait_for_a_worker_added_by_openid_until_they_follow(
+    database_url: str, now_clock: FrozenClock
+) -> None:
+    async with wechat_staff_bot(database_url, now_clock) as bot:
+        await file_by_numbers(bot, LI)
+        await settle(bot)
+        assert bot.sim.messages(WORKER) == [] and bot.sim.rejected == []  # held, never tried outside the window
+        arrived = await follow(bot, WORKER)
+        assert any("While you were away: 1 message" in m.content for m in arrived)
+        assert any("R-000001" in m.content for m in arrived)
+        await press(bot, WORKER, "rq:acc:1")
+        assert (await request_one(bot)).status is RequestStatus.ACCEPTED
+
+
 # --- invitations --------------------------------------------------------------------------------------------
+
+
+def test_a_start_code_is_a_png_of_the_deep_link_on_telegram_and_survives_the_outbox() -> None:
+    action = SendStartCode("inv_abc", "https://t.me/gridbot_test?start=inv_abc", "invite-1.png", "Scan", 604800)
+    call = api_call(42, action)
+    assert call.method == "sendDocument" and call.params["caption"] == "Scan"
+    assert call.upload is not None and call.upload.file_name == "invite-1.png"
+    assert call.upload.content == qr_png("https://t.me/gridbot_test?start=inv_abc")
+    assert action_from_json(action_to_json(action)) == action
 
 
 async def test_an_invitation_is_a_wechat_qr_code_whose_scan_makes_the_scanner_staff(
