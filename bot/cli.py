@@ -328,6 +328,23 @@ async def staff_list(args: argparse.Namespace, settings: Settings) -> int:
     return await with_database(settings, work)
 
 
+async def staff_followers(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.core.staff import recent_followers
+
+    async def work(database: Database) -> int:
+        followers = await database.run(partial(recent_followers, limit=args.limit))
+        zone = ZoneInfo(settings.timezone)
+        for follower in followers:
+            moment = follower.first_contact.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+            staff = "  (staff)" if follower.is_staff else ""
+            print(f"{moment}  {follower.openid}  {follower.locale or '-'}{staff}")
+        if not followers:
+            print("no WeChat follower has written to the bot yet")
+        return 0
+
+    return await with_database(settings, work)
+
+
 async def load_demo(args: argparse.Namespace, settings: Settings) -> int:
     from bot.core.demo import load_demo as load
 
@@ -753,6 +770,12 @@ def build_parser() -> argparse.ArgumentParser:
     listing = staff.add_parser("list", help="list staff")
     add_connection_flags(listing)
     listing.set_defaults(handler=staff_list)
+    followers = staff.add_parser(
+        "followers", help="WeChat followers who wrote to the bot, newest first: their OpenIDs for staff add"
+    )
+    followers.add_argument("--limit", type=int, default=20)
+    add_connection_flags(followers)
+    followers.set_defaults(handler=staff_followers)
 
     demo = commands.add_parser("demo", help="load a sample organisation to try the bot with")
     add_connection_flags(demo)

@@ -136,6 +136,8 @@ def test_staff_add_by_wechat_openid(sqlite_file: Path, tmp_path: Path, capsys: p
     assert main(["staff", "list"]) == 0
     out = capsys.readouterr().out
     assert openid in out and "wechat" in out and "has not opened the bot yet" in out
+    assert main(["staff", "followers"]) == 0
+    assert f"{openid}  -  (staff)" in capsys.readouterr().out
     engine = create_engine(f"sqlite:///{sqlite_file}")
     with engine.connect() as connection:
         people = connection.exec_driver_sql("select channel, external_id, chat_id, awaiting_first_message from people")

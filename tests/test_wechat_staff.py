@@ -15,7 +15,7 @@ from sqlalchemy.orm import Session
 
 from bot.core.clock import FrozenClock
 from bot.core.messages import SendStartCode, action_from_json, action_to_json
-from bot.core.staff import WECHAT, add_staff
+from bot.core.staff import WECHAT, add_staff, recent_followers
 from bot.engines.telegram import api_call
 from bot.engines.wechat import CHANNEL, PRESS, WeChatServer, make_channel
 from bot.qr import qr_png
@@ -250,3 +250,8 @@ async def test_a_followers_language_comes_from_user_info_once(database_url: str,
         query = select(Person.external_id, Person.locale).where(Person.channel == CHANNEL)
         locales = await bot.service.database.run(lambda s: {openid: locale for openid, locale in s.execute(query)})
         assert locales["oTourist-en-0123456789abcde"] == "en" and locales["oNo-language-0123456789abcd"] == "zh_CN"
+
+        # How an operator finds a follower's OpenID to make them staff: newest first.
+        followers = await bot.service.database.run(lambda s: recent_followers(s, limit=2))
+        assert [(f.openid, f.locale, f.is_staff) for f in followers] == [
+            ("oNo-language-0123456789abcd", "zh_CN", False), ("oTourist-en-0123456789abcde", "en", False)]

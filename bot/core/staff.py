@@ -113,6 +113,25 @@ def add_staff(
 
 
 
+@dataclass(frozen=True)
+class Follower:
+    """A WeChat follower who has written to the bot: what an operator needs to make them staff."""
+
+    openid: str
+    first_contact: datetime
+    locale: str | None
+    is_staff: bool
+
+
+def recent_followers(session: Session, limit: int) -> list[Follower]:
+    """The WeChat followers who wrote to the bot, newest first. WeChat shows nobody's OpenID in its console, so
+    the first admin of a WeChat-only district follows the account, writes, and is found here by the time."""
+    people = session.scalars(
+        select(Person).where(Person.channel == WECHAT).order_by(Person.created_at.desc(), Person.id.desc()).limit(limit)
+    )
+    return [Follower(person.external_id, person.created_at, person.locale, bool(person.roles)) for person in people]
+
+
 def list_staff(session: Session) -> list[StaffLine]:
     """Every staff role with its unit and person, from the district down, then by unit code and name."""
     roles = list(session.scalars(select(StaffRole).join(StaffRole.person)))
