@@ -86,17 +86,19 @@ class WeChatBot:
 
 @contextlib.asynccontextmanager
 async def wechat_bot(
-    database_url: str, clock: Clock, aes_key: str | None = None, database: Database | None = None
+    database_url: str, clock: Clock, aes_key: str | None = None, database: Database | None = None,
+    setup: Callable[[Session], object] | None = None, bot_username: str = "",
 ) -> AsyncIterator[WeChatBot]:
-    """The WeChat channel alone, serving the simulator; the org has a Telegram grid worker."""
+    """The WeChat channel alone, serving the simulator; the org (``setup``, else ``with_org``) has a Telegram
+    grid worker."""
     sim = WeChatSimulator(APP_ID, APP_SECRET, CALLBACK_TOKEN, aes_key=aes_key, clock=clock)
     api_url = await sim.start()
     settings = wechat_settings(database_url, api_url, wechat_aes_key=aes_key)
     service = Service(settings=settings, database=database or Database(database_url), clock=clock)
     await prepare_database(service.database)
-    await service.database.run(with_org)
+    await service.database.run(setup or with_org)
     channel = make_channel(service)
-    runtime = service.runtime({CHANNEL: channel}, "")
+    runtime = service.runtime({CHANNEL: channel}, bot_username)
     server = WeChatServer(settings, runtime, channel)
     sim.callback_url = await server.start()
     try:

@@ -17,14 +17,12 @@ from bot.core.clock import FrozenClock
 from bot.core.messages import SendStartCode, action_from_json, action_to_json
 from bot.core.staff import WECHAT, add_staff, recent_followers
 from bot.engines.telegram import api_call
-from bot.engines.wechat import CHANNEL, PRESS, WeChatServer, make_channel
+from bot.engines.wechat import CHANNEL, PRESS
 from bot.qr import qr_png
-from bot.service import Service, prepare_database
-from bot.simulator.wechat import WeChatSimulator, WxMessage
-from storage.database import Database
+from bot.simulator.wechat import WxMessage
 from storage.models import Level, Person, Request, RequestStatus, Role, StaffRole, WeChatChat
 from tests.org_fixture import make_small_org
-from tests.test_wechat import APP_ID, APP_SECRET, CALLBACK_TOKEN, WeChatBot, file_by_numbers, settle, wechat_settings
+from tests.test_wechat import WeChatBot, file_by_numbers, settle, wechat_bot
 
 WORKER = "oWorker-wang-0123456789abcd"
 ADMIN = "oAdmin-chen-0123456789abcde"
@@ -47,24 +45,9 @@ def now_clock() -> FrozenClock:
 
 @contextlib.asynccontextmanager
 async def wechat_staff_bot(database_url: str, clock: FrozenClock) -> AsyncIterator[WeChatBot]:
-    sim = WeChatSimulator(APP_ID, APP_SECRET, CALLBACK_TOKEN, clock=clock)
-    sim.languages.update({WORKER: "en", ADMIN: "zh_CN", LI: "zh_CN", NEWCOMER: "en"})
-    settings = wechat_settings(database_url, await sim.start())
-    service = Service(settings=settings, database=Database(database_url), clock=clock)
-    await prepare_database(service.database)
-    await service.database.run(wechat_org)
-    channel = make_channel(service)
-    runtime = service.runtime({CHANNEL: channel}, "gridbot_test")
-    server = WeChatServer(settings, runtime, channel)
-    sim.callback_url = await server.start()
-    try:
-        yield WeChatBot(sim, service, runtime, channel, server)
-    finally:
-        await server.stop()
-        await runtime.drain()
-        await channel.api.close()
-        await sim.stop()
-        await service.database.dispose()
+    async with wechat_bot(database_url, clock, setup=wechat_org, bot_username="gridbot_test") as bot:
+        bot.sim.languages.update({WORKER: "en", ADMIN: "zh_CN", LI: "zh_CN", NEWCOMER: "en"})
+        yield bot
 
 
 async def send(bot: WeChatBot, openid: str, text: str) -> list[WxMessage]:
