@@ -185,7 +185,11 @@ async def test_an_invitation_is_a_wechat_qr_code_whose_scan_makes_the_scanner_st
 ) -> None:
     async with wechat_staff_bot(database_url, now_clock) as bot:
         await follow(bot, ADMIN)
-        await send(bot, ADMIN, "/invite 网格员 DG-JS-02")
+        await send(bot, ADMIN, "/invite")
+        await press(bot, ADMIN, "iv:u:worker:")
+        found = await send(bot, ADMIN, "建设路20")  # typed: the grid of 建设路20号院3号楼
+        assert any("1. 建设二网格 · 建设路20号院3号楼" in m.content for m in found)
+        await press(bot, ADMIN, "iv:m:worker:")
         code = bot.sim.code_for("inv_")
         assert code.expire_seconds == 7 * 24 * 3600  # a temporary code, as long as the invite lives
         received = bot.sim.messages(ADMIN)
