@@ -165,9 +165,10 @@ def send_invite(ctx: Context, role: Role, created: StaffInvite) -> None:
     command = invites.start_command(created.token)
     ctx.reply(text + "\n" + t._("Or they send the bot this message: {command}").format(command=command))
     caption = t._("Scan to join as {role}").format(role=role_text)
+    wechat_caption = t._("For a colleague on WeChat: scan with WeChat to join as {role}").format(role=role_text)
     lifetime = int((created.expires_at - ctx.now).total_seconds())
     ctx.send(ctx.person, SendStartCode(invites.INVITE_PREFIX + created.token, link, f"invite-{created.id}.png",
-                                       clip(caption, 1024), lifetime))
+                                       clip(caption, 1024), lifetime, clip(wechat_caption, 1024)))
 
 
 def open_invite(ctx: Context, token: str) -> None:

@@ -8,21 +8,23 @@ import contextlib
 import re
 from collections.abc import AsyncIterator
 from datetime import UTC, datetime
+from typing import Any
 
 import pytest
 from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.core.clock import FrozenClock
-from bot.core.messages import SendStartCode, action_from_json, action_to_json
+from bot.core.messages import Delivery, SendStartCode, action_from_json, action_to_json
 from bot.core.staff import WECHAT, add_staff, recent_followers
-from bot.engines.telegram import api_call
+from bot.engines.telegram import ApiCall, TelegramChannel, api_call
 from bot.engines.wechat import CHANNEL, PRESS
+from bot.engines.wechat_api import WeChatApiError
 from bot.qr import qr_png
 from bot.simulator.wechat import WxMessage
 from storage.models import Level, Person, Request, RequestStatus, Role, StaffRole, WeChatChat
-from tests.org_fixture import make_small_org
-from tests.test_wechat import WeChatBot, file_by_numbers, settle, wechat_bot
+from tests.org_fixture import make_small_org, staff
+from tests.test_wechat import WeChatBot, file_by_numbers, settle, telegram_and_wechat, wechat_bot
 
 WORKER = "oWorker-wang-0123456789abcd"
 ADMIN = "oAdmin-chen-0123456789abcde"
@@ -242,3 +244,72 @@ async def test_a_followers_language_comes_from_user_info_once(database_url: str,
         followers = await bot.service.database.run(lambda s: recent_followers(s, limit=2))
         assert [(f.openid, f.locale, f.is_staff) for f in followers] == [
             ("oNo-language-0123456789abcd", "zh_CN", False), ("oTourist-en-0123456789abcde", "en", False)]
+
+
+class RecordingClient:
+    """A Bot API client that records its calls and answers each with a message."""
+
+    def __init__(self) -> None:
+        self.calls: list[ApiCall] = []
+
+    async def call(self, call: ApiCall, timeout: float | None = None) -> Any:
+        self.calls.append(call)
+        return {"message_id": len(self.calls)}
+
+    def failure(self, error: Exception) -> Delivery | None:
+        return None
+
+    async def close(self) -> None:
+        return None
+
+
+class WeChatCodesStub:
+    def __init__(self, fails: bool = False) -> None:
+        self.fails = fails
+        self.made: list[tuple[str, int | None]] = []
+
+    async def create_qr(self, scene: str, expire_seconds: int | None) -> str:
+        if self.fails:
+            raise WeChatApiError(-1, "system busy")
+        self.made.append((scene, expire_seconds))
+        return f"http://weixin.qq.com/q/{scene}"
+
+
+async def test_an_admin_on_telegram_also_gets_the_wechat_code_when_wechat_is_served_beside() -> None:
+    action = SendStartCode("inv_abc", "https://t.me/gridbot_test?start=inv_abc", "invite-1.png", "Scan", 604800,
+                           "For a colleague on WeChat")
+    client, codes = RecordingClient(), WeChatCodesStub()
+    assert (await TelegramChannel(client, codes).perform("42", action)).ok
+    assert [call.method for call in client.calls] == ["sendDocument", "sendDocument"]
+    wechat = client.calls[1]
+    assert wechat.params["caption"] == "For a colleague on WeChat" and wechat.upload is not None
+    assert wechat.upload.content == qr_png("http://weixin.qq.com/q/inv_abc")
+    assert codes.made == [("inv_abc", 604800)]
+
+    alone = RecordingClient()  # Telegram alone: the deep link's code only
+    assert (await TelegramChannel(alone).perform("42", action)).ok and len(alone.calls) == 1
+
+    failing = RecordingClient()  # WeChat failing leaves Telegram's code sent and the delivery done
+    assert (await TelegramChannel(failing, WeChatCodesStub(fails=True)).perform("42", action)).ok
+    assert len(failing.calls) == 1
+
+
+def org_with_a_telegram_admin(session: Session) -> None:
+    org = make_small_org(session)
+    staff(session, 7002, "Chen", Role.COMMUNITY, org.community, "en")
+
+
+async def test_an_admin_on_telegram_invites_a_colleague_on_wechat(database_url: str, now_clock: FrozenClock) -> None:
+    async with telegram_and_wechat(database_url, now_clock, org_with_a_telegram_admin) as (telegram, wechat, _):
+        chen = telegram.user(7002, "Chen", language_code="en")
+        await chen.send_text("/invite worker DG-JS-02")
+        await chen.wait_for(lambda m: (m.caption or "").startswith("For a colleague on WeChat"))
+        documents = [m for m in chen.messages if m.from_bot and m.document is not None]
+        assert [m.document.name for m in documents if m.document] == ["invite-1.png", "wechat-invite-1.png"]
+        code = wechat.code_for("inv_")
+        wechat.languages[NEWCOMER] = "en"
+        await wechat.subscribe(NEWCOMER, code.scene)
+        await wechat.wait_for(NEWCOMER, "What name should colleagues")
+        await wechat.text(NEWCOMER, "Zhou Ming")
+        await wechat.wait_for(NEWCOMER, "Welcome aboard")
+        await chen.wait_for_text("Zhou Ming accepted your invitation")

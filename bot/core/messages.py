@@ -208,7 +208,8 @@ class SendStartCode:
 
     Each platform makes its own code: Telegram's encodes the deep link ``link`` and is sent as a PNG file;
     WeChat's is a parametric QR code with the scene ``payload``, made through the QR-code API and living
-    ``expire_seconds`` (0: a permanent code).
+    ``expire_seconds`` (0: a permanent code). A Telegram chat of a bot that serves WeChat too also gets
+    WeChat's code, with ``wechat_caption`` (none without it).
     """
 
     payload: str
@@ -216,6 +217,7 @@ class SendStartCode:
     file_name: str
     caption: str = ""
     expire_seconds: int = 0
+    wechat_caption: str = ""
 
 
 Action = SendText | SendPhoto | SendDocument | SendStartCode | EditText | AnswerButton | SetCommands

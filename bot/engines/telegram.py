@@ -7,6 +7,7 @@ mean as a ``Delivery``.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -38,6 +39,8 @@ from bot.core.messages import (
     parse_command,
 )
 from bot.qr import qr_png
+
+log = logging.getLogger(__name__)
 
 CHANNEL = "telegram"
 ALLOWED_UPDATES = ["message", "callback_query"]
@@ -298,19 +301,49 @@ class BotApiClient(Protocol):
     async def close(self) -> None: ...
 
 
+class WeChatCodes(Protocol):
+    """WeChat's QR-code API, for a Telegram chat of a bot that serves WeChat too."""
+
+    async def create_qr(self, scene: str, expire_seconds: int | None) -> str:
+        """What a parametric QR code with ``scene`` encodes."""
+
+
 class TelegramChannel:
-    """Carries out core actions through a ``BotApiClient`` and reports how it went."""
+    """Carries out core actions through a ``BotApiClient`` and reports how it went.
+
+    With ``wechat_codes`` (WeChat served beside Telegram), a start code (an invitation) goes with WeChat's QR
+    code too, so an admin on Telegram can invite a colleague who is on WeChat.
+    """
 
     name = CHANNEL
 
-    def __init__(self, client: BotApiClient) -> None:
+    def __init__(self, client: BotApiClient, wechat_codes: WeChatCodes | None = None) -> None:
         self.client = client
+        self.wechat_codes = wechat_codes
 
     async def perform(self, chat_id: str, action: Action) -> Delivery:
+        if isinstance(action, SendStartCode) and action.wechat_caption and self.wechat_codes is not None:
+            return await self._send_both_codes(chat_id, action)
         delivery = await self._perform(chat_id, action)
         if isinstance(action, EditText) and delivery.permanent and not action.quiet:
             # The message cannot be edited (deleted, or not what the edit expected): the answer goes anew.
             return await self._perform(chat_id, SendText(action.text, action.keyboard))
+        return delivery
+
+    async def _send_both_codes(self, chat_id: str, action: SendStartCode) -> Delivery:
+        """Telegram's code, then WeChat's; WeChat's failing is logged and leaves Telegram's as it was sent (a
+        retry would send Telegram's twice)."""
+        assert self.wechat_codes is not None
+        delivery = await self._perform(chat_id, action)
+        if not delivery.ok:
+            return delivery
+        try:
+            url = await self.wechat_codes.create_qr(action.payload, action.expire_seconds or None)
+        except Exception as error:  # whatever WeChat's side raises, Telegram's code has gone out
+            log.warning("could not make the WeChat QR code of a start code: %s", error)
+            return delivery
+        wechat = SendDocument(f"wechat-{action.file_name}", qr_png(url).hex(), action.wechat_caption)
+        await self._perform(chat_id, wechat)
         return delivery
 
     async def _perform(self, chat_id: str, action: Action) -> Delivery:

@@ -323,7 +323,8 @@ async def fetch_updates(client: BotApiClient, offset: int | None, timeout: int) 
 async def serve_telegram(service: Service, stop: asyncio.Event, client: BotApiClient) -> None:
     """Run the bot over ``client`` until ``stop`` is set: polling, or a webhook server if a URL is configured."""
     me = await client.call(ApiCall("getMe"))
-    runtime = service.runtime({CHANNEL: TelegramChannel(client)}, me.get("username") or "")
+    channel = TelegramChannel(client, service.wechat_codes)
+    runtime = service.runtime({CHANNEL: channel}, me.get("username") or "")
     for language, menu in default_command_menus(service):
         await client.call(set_commands_call(menu, language=language))
     await run_intake(service.settings, runtime, client, stop)

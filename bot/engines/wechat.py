@@ -790,6 +790,7 @@ def alongside(service: Service, telegram: EngineServe) -> EngineServe:
         channel = make_channel(service)
         ready: asyncio.Future[Runtime] = asyncio.get_running_loop().create_future()
         service.extra_channels[CHANNEL] = channel
+        service.wechat_codes = channel.api
 
         def runtime_built(runtime: Runtime) -> None:
             if not ready.done():
