@@ -1,8 +1,10 @@
 """/invite and /staff: admins bringing staff in by a single-use link, and taking roles away.
 
 Callback data: ``st:p:<page>`` pages the staff list, ``st:rm:<role id>`` asks to confirm a removal,
-``st:ok:<role id>`` removes; ``iv:u:<role>:<page>`` lists the units an invite can be for, ``iv:m:<role>:<unit
-id>`` makes it. The core checks the area again whatever the buttons said.
+``st:ok:<role id>`` removes; ``iv:u:<role>:<page>`` lists the units an invite can be for (or the admin types
+one of a unit's buildings, state ``invite.unit``), ``iv:m:<role>:<unit id>`` makes it. The core checks the
+area again whatever the buttons said. A newcomer the platform gives no name for (WeChat) is asked for one
+after opening the invitation (state ``joined.name``).
 """
 
 from __future__ import annotations
@@ -134,7 +136,11 @@ def show_units_page(ctx: Context, role: Role, page: int) -> None:
 def unit_search_step(ctx: Context) -> None:
     """Text while choosing the unit of an invite: the units holding the best-matching buildings, as buttons."""
     t = ctx.t
-    role = Role(ctx.state_data["role"])
+    role = next((role for role in ROLE_LABELS if role.value == ctx.state_data.get("role")), None)
+    if role is None:
+        ctx.clear_state()
+        ctx.reply(t._("Sorry, I lost track. Please start again with /invite."))
+        return
     if not isinstance(ctx.event, Text):
         ctx.reply(t._("Please choose the unit with the buttons above, or type a building's name."))
         return
@@ -196,8 +202,8 @@ def open_invite(ctx: Context, token: str) -> None:
 
 def welcome(ctx: Context, accepted: AcceptedInvite) -> None:
     role_text = describe_unit(ctx.session, ctx.t, accepted.role, accepted.unit_id)
-    welcome = ctx.t._("Welcome aboard! You are now {role}. Send /tasks to see the requests you handle.")
-    show_main_menu(ctx, welcome.format(role=role_text))
+    text = ctx.t._("Welcome aboard! You are now {role}. Send /tasks to see the requests you handle.")
+    show_main_menu(ctx, text.format(role=role_text))
     tell_inviter(ctx, accepted)
 
 
@@ -211,8 +217,14 @@ def name_step(ctx: Context) -> None:
     data = ctx.state_data
     ctx.person.display_name = typed[:MAX_NAME]
     ctx.clear_state()
-    inviter = ctx.session.get(Person, data["inviter_id"]) if data.get("inviter_id") else None
-    welcome(ctx, AcceptedInvite(Role(data["role"]), int(data["unit_id"]), inviter))
+    # The role was given when the invitation was opened; the state only says which, for the welcome.
+    role = next((r for r in ctx.person.roles if r.role.value == data.get("role")
+                 and r.unit_id == data.get("unit_id")), None)
+    if role is None:
+        show_main_menu(ctx, ctx.t._("Thank you, {name}.").format(name=ctx.person.display_name))
+        return
+    inviter = ctx.session.get(Person, data["inviter_id"]) if isinstance(data.get("inviter_id"), int) else None
+    welcome(ctx, AcceptedInvite(role.role, role.unit_id, inviter))
 
 
 def tell_inviter(ctx: Context, accepted: AcceptedInvite) -> None:

@@ -182,3 +182,16 @@ async def test_inviting_by_typing_a_building_through_the_engine(
         await chen.press(offer, offer.buttons()[0][1])
         invitation = await chen.wait_for_text("/start inv_")
         assert "建设一网格" in (invitation.text or "")
+
+
+async def test_a_lost_invite_step_asks_to_start_again(database: Database, chat: CoreChat) -> None:
+    await database.run(with_named_buildings_and_admin)
+
+    def lose_the_role(session: Session) -> None:
+        admin = session.scalars(select(Person).where(Person.external_id == "7002")).one()
+        admin.state, admin.state_data = "invite.unit", {"role": "nonsense"}
+
+    await database.run(lose_the_role)
+    chen = chat.person(7002, "陈社区", "en")
+    await chat.text(chen, "waimao")
+    assert chen.last.text == "Sorry, I lost track. Please start again with /invite."
