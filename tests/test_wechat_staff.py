@@ -24,7 +24,15 @@ from bot.qr import qr_png
 from bot.simulator.wechat import WxMessage
 from storage.models import Level, Person, Request, RequestStatus, Role, StaffRole, WeChatChat
 from tests.org_fixture import make_small_org, staff
-from tests.test_wechat import WeChatBot, file_by_numbers, settle, telegram_and_wechat, wechat_bot
+from tests.test_wechat import (
+    WeChatBot,
+    choices_of,
+    file_by_numbers,
+    reply,
+    settle,
+    telegram_and_wechat,
+    wechat_bot,
+)
 
 WORKER = "oWorker-wang-0123456789abcd"
 ADMIN = "oAdmin-chen-0123456789abcde"
@@ -52,17 +60,8 @@ async def wechat_staff_bot(database_url: str, clock: FrozenClock) -> AsyncIterat
         yield bot
 
 
-async def send(bot: WeChatBot, openid: str, text: str) -> list[WxMessage]:
-    before = len(bot.sim.messages(openid))
-    posted = await bot.sim.text(openid, text)
-    assert (posted.status, posted.body) == (200, "success")
-    await settle(bot)
-    return bot.sim.messages(openid)[before:]
-
-
-async def choices(bot: WeChatBot, openid: str) -> list[list[str]]:
-    chat = await bot.service.database.run(lambda s: s.get(WeChatChat, openid))
-    return list(chat.choices) if chat is not None else []
+async def choices(bot: WeChatBot, openid: str) -> list[Any]:
+    return await choices_of(bot.service.database, openid)
 
 
 async def press(bot: WeChatBot, openid: str, prefix: str) -> list[WxMessage]:
@@ -72,7 +71,7 @@ async def press(bot: WeChatBot, openid: str, prefix: str) -> list[WxMessage]:
             shown = [m.content for m in bot.sim.messages(openid) if "Reply with a number" in m.content
                      or "回复数字" in m.content]
             assert shown and re.search(rf"^{number}\. {re.escape(label)}$", shown[-1], re.M)
-            return await send(bot, openid, str(number))
+            return await reply(bot, openid, str(number))
     raise AssertionError(f"no {prefix!r} among {await choices(bot, openid)}")
 
 
@@ -110,10 +109,10 @@ async def test_a_wechat_worker_accepts_notes_and_resolves_by_numbered_replies(
 
         prompt = await press(bot, WORKER, "rq:note:1")
         assert any("Write the note for R-000001" in m.content for m in prompt)
-        await send(bot, WORKER, "Called the property office")
+        await reply(bot, WORKER, "Called the property office")
         resolving = await press(bot, WORKER, "rq:res:1")
         assert any("What was done for R-000001" in m.content for m in resolving)
-        await send(bot, WORKER, "Boxes removed, passage clear")
+        await reply(bot, WORKER, "Boxes removed, passage clear")
         request = await request_one(bot)
         assert request.status is RequestStatus.RESOLVED
         verdict = await bot.sim.wait_for(LI, "Boxes removed")
@@ -127,7 +126,7 @@ async def test_a_wechat_worker_escalates_by_numbered_replies(database_url: str, 
         await file_by_numbers(bot, LI)
         await bot.sim.wait_for(WORKER, "R-000001")
         await press(bot, WORKER, "rq:esc:1")
-        await send(bot, WORKER, "Needs the property company")
+        await reply(bot, WORKER, "Needs the property company")
         request = await request_one(bot)
         assert (request.status, request.level) == (RequestStatus.NEW, Level.COMMUNITY)
         await bot.sim.wait_for(ADMIN, "R-000001")  # the community's staff on WeChat get the card
@@ -142,7 +141,7 @@ async def test_a_resident_cannot_act_as_a_worker_by_typing_numbers(database_url:
                           if value.startswith("rq:")]
         assert worker_numbers
         for number in worker_numbers:  # the resident's numbers are the resident's own choices
-            await send(bot, LI, number)
+            await reply(bot, LI, number)
         assert (await request_one(bot)).status is RequestStatus.NEW
 
         # Even a forged choice standing for the worker's button is refused by the core.
@@ -151,7 +150,7 @@ async def test_a_resident_cannot_act_as_a_worker_by_typing_numbers(database_url:
             chat.choices = [[PRESS, "✅ Accept", "rq:acc:1"]]
 
         await bot.service.database.run(forge)
-        answers = await send(bot, LI, "1")
+        answers = await reply(bot, LI, "1")
         assert answers and (await request_one(bot)).status is RequestStatus.NEW
         assert not any("accepted" in m.content or "已受理" in m.content for m in answers)
 
@@ -187,9 +186,9 @@ async def test_an_invitation_is_a_wechat_qr_code_whose_scan_makes_the_scanner_st
 ) -> None:
     async with wechat_staff_bot(database_url, now_clock) as bot:
         await follow(bot, ADMIN)
-        await send(bot, ADMIN, "/invite")
+        await reply(bot, ADMIN, "/invite")
         await press(bot, ADMIN, "iv:u:worker:")
-        found = await send(bot, ADMIN, "建设路20")  # typed: the grid of 建设路20号院3号楼
+        found = await reply(bot, ADMIN, "建设路20")  # typed: the grid of 建设路20号院3号楼
         assert any("1. 建设二网格 · 建设路20号院3号楼" in m.content for m in found)
         await press(bot, ADMIN, "iv:m:worker:")
         code = bot.sim.code_for("inv_")
@@ -203,7 +202,7 @@ async def test_an_invitation_is_a_wechat_qr_code_whose_scan_makes_the_scanner_st
         asked = await follow(bot, NEWCOMER, code.scene)  # scanned by someone not yet following
         # WeChat gives no follower's name, so the newcomer is asked for it (in English, from user info).
         assert any("What name should colleagues and residents see?" in m.content for m in asked)
-        welcome = await send(bot, NEWCOMER, "Zhou Ming")
+        welcome = await reply(bot, NEWCOMER, "Zhou Ming")
         assert any("Welcome aboard" in m.content and "建设二网格" in m.content for m in welcome)
 
         def roles(session: Session) -> list[tuple[Role, str]]:
@@ -230,7 +229,7 @@ async def test_a_followers_language_comes_from_user_info_once(database_url: str,
         answers = await follow(bot, "oTourist-en-0123456789abcde")
         assert any("Welcome to the community service bot" in m.content for m in answers)
         calls = bot.sim.user_info_calls
-        await send(bot, "oTourist-en-0123456789abcde", "/help")
+        await reply(bot, "oTourist-en-0123456789abcde", "/help")
         assert bot.sim.user_info_calls == calls  # asked once, at the first message
 
         answers = await follow(bot, "oNo-language-0123456789abcd")  # no language given: the default
