@@ -290,21 +290,23 @@ async def partner_import(path: Path, settings: Settings) -> int:
 
 
 async def staff_add(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.core.staff import StaffError, add_staff
+    from bot.core.staff import TELEGRAM, WECHAT, StaffError, add_staff
     from storage.models import Role
+
+    channel, external_id = (WECHAT, args.wechat_openid) if args.wechat_openid else (TELEGRAM, args.telegram_id)
 
     async def work(database: Database) -> int:
         try:
             await database.run(
                 lambda session: add_staff(
-                    session, args.telegram_id, Role(args.role), args.unit, args.name, system_clock()
+                    session, external_id, Role(args.role), args.unit, args.name, system_clock(), channel
                 )
             )
         except StaffError as error:
             print(error, file=sys.stderr)
             return 1
         unit = f" of {args.unit}" if args.unit else ""
-        print(f"{args.telegram_id} is now {args.role} staff{unit}")
+        print(f"{external_id} ({channel}) is now {args.role} staff{unit}")
         return 0
 
     return await with_database(settings, work)
@@ -321,6 +323,23 @@ async def staff_list(args: argparse.Namespace, settings: Settings) -> int:
             print(f"{line}  (has not opened the bot yet)" if line.telegram_id in waiting else line)
         if not lines:
             print("no staff yet; add some with `gridbot staff add`")
+        return 0
+
+    return await with_database(settings, work)
+
+
+async def staff_followers(args: argparse.Namespace, settings: Settings) -> int:
+    from bot.core.staff import recent_followers
+
+    async def work(database: Database) -> int:
+        followers = await database.run(partial(recent_followers, limit=args.limit))
+        zone = ZoneInfo(settings.timezone)
+        for follower in followers:
+            moment = follower.first_contact.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S")
+            staff = "  (staff)" if follower.is_staff else ""
+            print(f"{moment}  {follower.openid}  {follower.locale or '-'}{staff}")
+        if not followers:
+            print("no WeChat follower has written to the bot yet")
         return 0
 
     return await with_database(settings, work)
@@ -558,6 +577,18 @@ async def inbox_dead(args: argparse.Namespace, settings: Settings) -> int:
     return await with_database(settings, work)
 
 
+async def poster_wechat_codes(settings: Settings, database: Database, pages: list[Any]) -> dict[str, str]:
+    """The WeChat QR codes of the poster pages, made through the account's QR-code API."""
+    from bot.engines.wechat import make_api
+    from bot.posters import wechat_codes
+
+    api = make_api(settings, database)
+    try:
+        return await wechat_codes(api, pages)
+    finally:
+        await api.close()
+
+
 async def bot_username_from_api(settings: Settings) -> str | None:
     """The bot's username as the Bot API reports it (getMe)."""
     from bot.engines.aiogram_engine import make_bot
@@ -574,13 +605,17 @@ async def bot_username_from_api(settings: Settings) -> str | None:
 
 
 async def posters(args: argparse.Namespace, settings: Settings) -> int:
-    from bot.posters import AmbiguousCode, PosterBuilding, buildings_in, find_unit, render_posters
+    from bot.engines.wechat_api import WeChatApiError
+    from bot.posters import AmbiguousCode, PosterBuilding, PosterChannels, buildings_in, find_unit, render_posters
 
     given = [(Level(level), getattr(args, level)) for level in POSTER_LEVELS if getattr(args, level)]
     scope, code = given[0] if given else (None, str(args.unit))
-    username = args.username or await bot_username_from_api(settings)
-    if not username:
-        print("cannot tell the bot's username: give --username or configure GRIDBOT_TOKEN", file=sys.stderr)
+    with_wechat = settings.wechat_enabled and args.only != "telegram"
+    # Without a token the Bot API cannot be asked, and a WeChat-only district has none.
+    username = None if args.only == "wechat" else args.username or await bot_username_from_api(settings)
+    if not username and not with_wechat:
+        print("cannot tell the bot's username: give --username or configure GRIDBOT_TOKEN"
+              " (or configure WeChat for WeChat codes)", file=sys.stderr)
         return 2
 
     def load(session: Session) -> list[PosterBuilding] | None:
@@ -601,7 +636,12 @@ async def posters(args: argparse.Namespace, settings: Settings) -> int:
         if not buildings:
             print(f"{code} has no active buildings or places", file=sys.stderr)
             return 1
-        Path(args.out).write_bytes(render_posters(buildings, username))
+        try:
+            urls = await poster_wechat_codes(settings, database, buildings) if with_wechat else None
+        except (WeChatApiError, OSError, TimeoutError) as error:
+            print(f"WeChat did not make the QR codes: {error}", file=sys.stderr)
+            return 1
+        Path(args.out).write_bytes(render_posters(buildings, PosterChannels(username or None, urls)))
         print(f"wrote {len(buildings)} poster page(s) to {args.out}")
         return 0
 
@@ -777,8 +817,10 @@ def build_parser() -> argparse.ArgumentParser:
     org_in.set_defaults(handler=org_import)
 
     staff = commands.add_parser("staff", help="grid workers and admins").add_subparsers(dest="action", required=True)
-    add = staff.add_parser("add", help="make a Telegram user staff of a unit")
-    add.add_argument("--telegram-id", required=True)
+    add = staff.add_parser("add", help="make a Telegram user or a WeChat follower staff of a unit")
+    who = add.add_mutually_exclusive_group(required=True)
+    who.add_argument("--telegram-id", help="the person's numeric Telegram user id")
+    who.add_argument("--wechat-openid", help="the follower's OpenID in the Official Account (WeChat)")
     add.add_argument("--role", required=True, choices=["worker", "community", "street", "district", "department"])
     add.add_argument("--unit", help="grid, community, street or department code (none for district)")
     add.add_argument("--name")
@@ -787,6 +829,12 @@ def build_parser() -> argparse.ArgumentParser:
     listing = staff.add_parser("list", help="list staff")
     add_connection_flags(listing)
     listing.set_defaults(handler=staff_list)
+    followers = staff.add_parser(
+        "followers", help="WeChat followers who wrote to the bot, newest first: their OpenIDs for staff add"
+    )
+    followers.add_argument("--limit", type=int, default=20)
+    add_connection_flags(followers)
+    followers.set_defaults(handler=staff_followers)
 
     demo = commands.add_parser("demo", help="load a sample organisation to try the bot with")
     add_connection_flags(demo)
@@ -855,6 +903,10 @@ def build_parser() -> argparse.ArgumentParser:
         poster_unit.add_argument(f"--{level}", help=f"a {level} code")
     poster.add_argument("--out", required=True, help="the PDF file to write")
     poster.add_argument("--username", help="the bot's username (default: asked from the Bot API)")
+    poster.add_argument(
+        "--only", choices=["telegram", "wechat"],
+        help="one channel's codes only (default: Telegram's, and WeChat's beside them when WeChat is configured)",
+    )
     poster.add_argument("--token", help="overrides GRIDBOT_TOKEN")
     poster.add_argument("--api-url", help="Bot API base URL (GRIDBOT_API_URL)")
     add_connection_flags(poster)

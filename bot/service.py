@@ -19,6 +19,7 @@ from bot.core.outbox import Channel, OutboxSender
 from bot.core.rate import SharedRateLimiter
 from bot.core.router import Router
 from bot.core.throttle import Throttle
+from bot.engines.telegram import WeChatCodes
 from bot.i18n import available_locales, translator
 from bot.logs import protect_logs
 from bot.runtime import Runtime
@@ -40,6 +41,8 @@ class Service:
     clock: Clock = system_clock
     # Channels served beside the engine's own (WeChat next to Telegram), sharing its runtime and outbox.
     extra_channels: dict[str, Channel] = field(default_factory=dict)
+    # WeChat's QR-code API when WeChat is served beside Telegram: Telegram chats get WeChat's invitation codes too.
+    wechat_codes: WeChatCodes | None = None
     # Told about every runtime built, so a channel served beside an engine can feed the engine's runtime.
     runtime_listeners: list[Callable[[Runtime], object]] = field(default_factory=list)
 

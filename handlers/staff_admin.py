@@ -1,8 +1,10 @@
 """/invite and /staff: admins bringing staff in by a single-use link, and taking roles away.
 
 Callback data: ``st:p:<page>`` pages the staff list, ``st:rm:<role id>`` asks to confirm a removal,
-``st:ok:<role id>`` removes; ``iv:u:<role>:<page>`` lists the units an invite can be for, ``iv:m:<role>:<unit
-id>`` makes it. The core checks the area again whatever the buttons said.
+``st:ok:<role id>`` removes; ``iv:u:<role>:<page>`` lists the units an invite can be for (or the admin types
+one of a unit's buildings, state ``invite.unit``), ``iv:m:<role>:<unit id>`` makes it. The core checks the
+area again whatever the buttons said. A newcomer the platform gives no name for (WeChat) is asked for one
+after opening the invitation (state ``joined.name``).
 """
 
 from __future__ import annotations
@@ -13,24 +15,28 @@ from bot.core import invites, staff_admin
 from bot.core.binding import describe_unit
 from bot.core.context import Context
 from bot.core.invites import AcceptedInvite, InviteError, InviteProblem, InviteRefusal
-from bot.core.messages import Button, Command, SendText, inline
+from bot.core.messages import Button, Command, SendStartCode, SendText, Text, clip, inline
 from bot.core.roles import is_admin
 from bot.core.router import RoleFilter, Router, button_args, callback
 from bot.core.staff_admin import Removal, StaffChangeNotAllowed
-from bot.core.units import LEVEL_OF_ROLE, Unit, own_name
+from bot.core.units import LEVEL_OF_ROLE, LEVELS, Unit, own_name
 from bot.i18n import N_, Translator
 from bot.wording import holder_text, refresh_cards, tell
 from handlers.menu import show_main_menu
-from handlers.start import deep_links
+from handlers.start import building_label, deep_links, typed_buildings
 from storage.models import Person, Request, Role, StaffInvite, StaffRole
 
 router = Router(role=RoleFilter(is_admin, N_("Only community, street and district staff can manage staff.")))
 inviting = Router(role=RoleFilter(is_admin, N_("Only community, street and district staff can invite staff.")))
+joining = Router()  # the newcomer who opened an invitation, whatever their role
 
 PREFIX = "st"
 INVITE_PREFIX = "iv"
 STAFF_PER_PAGE = 8
 UNITS_PER_PAGE = 8
+NAME_STATE = "joined.name"
+UNIT_SEARCH_STATE = "invite.unit"
+MAX_NAME = 60
 ROLE_LABELS = {
     Role.WORKER: N_("Grid worker"),
     Role.COMMUNITY: N_("Community staff"),
@@ -47,6 +53,7 @@ def invite(ctx: Context) -> None:
     """``/invite`` offers roles and units as buttons; ``/invite <role> <unit code>`` invites at once."""
     t = ctx.t
     assert isinstance(ctx.event, Command)
+    ctx.clear_state()
     words = ctx.event.args.split()
     if not words:
         offer_roles(ctx)
@@ -102,6 +109,7 @@ def invite_button(ctx: Context) -> None:
         ctx.answer(t._("You can only invite staff within your own area."), alert=True)
         return
     ctx.answer()
+    ctx.clear_state()
     ctx.edit(t._("✔ {choice}").format(choice=describe_unit(ctx.session, t, role, created.unit_id)))
     send_invite(ctx, role, created)
 
@@ -116,27 +124,61 @@ def show_units_page(ctx: Context, role: Role, page: int) -> None:
         navigation.append(Button(t._("◀ Previous"), callback(INVITE_PREFIX, "u", role.value, page - 1)))
     if len(units) > (page + 1) * UNITS_PER_PAGE:
         navigation.append(Button(t._("Next ▶"), callback(INVITE_PREFIX, "u", role.value, page + 1)))
-    ctx.edit(t._("{role} for which unit?").format(role=t._(ROLE_LABELS[role])), inline(*rows, navigation))
+    question = t._("{role} for which unit?").format(role=t._(ROLE_LABELS[role]))
+    if LEVEL_OF_ROLE[role] in LEVELS:
+        # Hundreds of grids page slowly: the admin may type one of the unit's buildings instead.
+        ctx.set_state(UNIT_SEARCH_STATE, role=role.value)
+        question += "\n" + t._("Or type part of the name, address (in Chinese or pinyin) or code of a building in it.")
+    ctx.edit(question, inline(*rows, navigation))
+
+
+@inviting.step(UNIT_SEARCH_STATE.split(".", 1)[0])
+def unit_search_step(ctx: Context) -> None:
+    """Text while choosing the unit of an invite: the units holding the best-matching buildings, as buttons."""
+    t = ctx.t
+    role = next((role for role in ROLE_LABELS if role.value == ctx.state_data.get("role")), None)
+    if role is None:
+        ctx.clear_state()
+        ctx.reply(t._("Sorry, I lost track. Please start again with /invite."))
+        return
+    if not isinstance(ctx.event, Text):
+        ctx.reply(t._("Please choose the unit with the buttons above, or type a building's name."))
+        return
+    found = invites.units_of_buildings(ctx.session, ctx.person, role, typed_buildings(ctx, ctx.event.text))
+    if not found:
+        ctx.reply(t._("No building of your area matches “{typed}”. Please type more of its name or address, or "
+                      "choose with the buttons above.").format(typed=ctx.event.text[:40]))
+        return
+    rows = [[Button(building_label(building, f"{own_name(ctx.session, unit)} · "),
+                    callback(INVITE_PREFIX, "m", role.value, unit.id))] for unit, building in found]
+    ctx.reply(t._("{role} for which unit?").format(role=t._(ROLE_LABELS[role])), inline(*rows))
 
 
 def send_invite(ctx: Context, role: Role, created: StaffInvite) -> None:
     t = ctx.t
     link = invites.invite_link(ctx.config.bot_username, created.token)
     role_text = describe_unit(ctx.session, t, role, created.unit_id)
-    ctx.reply(
-        t._(
+    date = t.date(created.expires_at)
+    if invites.invites_by_link(ctx.person):
+        text = t._(
             "Invitation for a new {role}. Send this link or let them scan the code; it works once, until {date}:\n"
             "{link}"
-        ).format(role=role_text, date=t.date(created.expires_at), link=link)
-        + "\n"
-        + t._("Or they send the bot this message: {command}").format(command=invites.start_command(created.token))
-    )
+        ).format(role=role_text, date=date, link=link)
+    else:
+        text = t._(
+            "Invitation for a new {role}. Let them scan the code below with WeChat; it works once, until {date}."
+        ).format(role=role_text, date=date)
+    command = invites.start_command(created.token)
+    ctx.reply(text + "\n" + t._("Or they send the bot this message: {command}").format(command=command))
     caption = t._("Scan to join as {role}").format(role=role_text)
-    ctx.reply_document(f"invite-{created.id}.png", invites.qr_png(link), caption)
+    wechat_caption = t._("For a colleague on WeChat: scan with WeChat to join as {role}").format(role=role_text)
+    lifetime = int((created.expires_at - ctx.now).total_seconds())
+    ctx.send(ctx.person, SendStartCode(invites.INVITE_PREFIX + created.token, link, f"invite-{created.id}.png",
+                                       clip(caption, 1024), lifetime, clip(wechat_caption, 1024)))
 
 
 def open_invite(ctx: Context, token: str) -> None:
-    """``/start inv_<token>``: what an invite link opens."""
+    """``/start inv_<token>``: what an invite link (or a scanned WeChat invitation) opens."""
     t = ctx.t
     outcome = invites.accept_invite(ctx.session, ctx.person, token, ctx.now)
     if isinstance(outcome, InviteRefusal):
@@ -147,10 +189,42 @@ def open_invite(ctx: Context, token: str) -> None:
         }
         ctx.reply(refusals[outcome])
         return
-    role_text = describe_unit(ctx.session, t, outcome.role, outcome.unit_id)
-    welcome = t._("Welcome aboard! You are now {role}. Send /tasks to see the requests you handle.")
-    show_main_menu(ctx, welcome.format(role=role_text))
-    tell_inviter(ctx, outcome)
+    if not ctx.person.display_name:
+        # WeChat gives no follower's name: colleagues and residents would see "?" on every card.
+        inviter = outcome.inviter.id if outcome.inviter is not None else None
+        ctx.set_state(NAME_STATE, role=outcome.role.value, unit_id=outcome.unit_id, inviter_id=inviter)
+        role_text = describe_unit(ctx.session, t, outcome.role, outcome.unit_id)
+        ctx.reply(t._("You are now {role}. What name should colleagues and residents see? Write your name.").format(
+            role=role_text))
+        return
+    welcome(ctx, outcome)
+
+
+def welcome(ctx: Context, accepted: AcceptedInvite) -> None:
+    role_text = describe_unit(ctx.session, ctx.t, accepted.role, accepted.unit_id)
+    text = ctx.t._("Welcome aboard! You are now {role}. Send /tasks to see the requests you handle.")
+    show_main_menu(ctx, text.format(role=role_text))
+    tell_inviter(ctx, accepted)
+
+
+@joining.step(NAME_STATE.split(".", 1)[0])
+def name_step(ctx: Context) -> None:
+    """The name a newcomer without one (on WeChat) gives after opening their invitation."""
+    typed = ctx.event.text.strip() if isinstance(ctx.event, Text) else ""
+    if not typed:
+        ctx.reply(ctx.t._("Please write your name as text."))
+        return
+    data = ctx.state_data
+    ctx.person.display_name = typed[:MAX_NAME]
+    ctx.clear_state()
+    # The role was given when the invitation was opened; the state only says which, for the welcome.
+    role = next((r for r in ctx.person.roles if r.role.value == data.get("role")
+                 and r.unit_id == data.get("unit_id")), None)
+    if role is None:
+        show_main_menu(ctx, ctx.t._("Thank you, {name}.").format(name=ctx.person.display_name))
+        return
+    inviter = ctx.session.get(Person, data["inviter_id"]) if isinstance(data.get("inviter_id"), int) else None
+    welcome(ctx, AcceptedInvite(role.role, role.unit_id, inviter))
 
 
 def tell_inviter(ctx: Context, accepted: AcceptedInvite) -> None:
@@ -304,4 +378,5 @@ def _handed_over_news(ctx: Context, request: Request, t: Translator) -> str:
 
 
 router.include(inviting)
+router.include(joining)
 deep_links[invites.INVITE_PREFIX] = open_invite

@@ -11,12 +11,14 @@ from bot.core.roles import is_admin, is_staff
 from bot.core.rounds import is_worker
 from bot.core.router import Router, button_args, callback
 from handlers.menu import show_main_menu
+from storage.models import Building
 
 router = Router()
 
 BUILDINGS_PER_PAGE = 8
 SEARCH_RESULTS = 6
 MAX_SEARCH = 60  # more than any name: a pasted paragraph is cut, not searched
+BUTTON_WIDTH = 60
 
 # Deep-link payload prefixes (``/start <prefix><rest>``) and what opens them; other modules add theirs.
 DeepLinkHandler = Callable[[Context, str], None]
@@ -145,14 +147,24 @@ def location_step(ctx: Context) -> None:
 def search_step(ctx: Context, typed: str) -> None:
     """Text while choosing a building: the best matches of its name, address or code, as buttons."""
     t = ctx.t
-    found = binding.find_buildings(ctx.session, typed[:MAX_SEARCH], limit=SEARCH_RESULTS)
+    found = typed_buildings(ctx, typed)
     if not found:
         ctx.reply(t._("No building matches “{typed}”. Please type more of its name or address, or choose your "
                       "street above.").format(typed=typed[:40]))
         return
-    rows = [[Button(f"{b.name} · {b.address}"[:60] if b.address else b.name[:60], callback("bind", "b", b.id))]
-            for b in found]
+    rows = [[Button(building_label(b), callback("bind", "b", b.id))] for b in found]
     ctx.reply(t._("Which of these is your building?"), inline(*rows))
+
+
+def typed_buildings(ctx: Context, typed: str) -> list[Building]:
+    """The buildings best matching what someone typed (Chinese, pinyin, initials or a code)."""
+    return binding.find_buildings(ctx.session, typed[:MAX_SEARCH], limit=SEARCH_RESULTS)
+
+
+def building_label(building: Building, prefix: str = "") -> str:
+    """A found building as a button shows it: name and address, within a button's width."""
+    label = f"{building.name} · {building.address}" if building.address else building.name
+    return f"{prefix}{label}"[:BUTTON_WIDTH]
 
 
 def bind_by_code(ctx: Context, code: str) -> None:

@@ -27,6 +27,7 @@ from bot.core.messages import (
     SendDocument,
     Sender,
     SendPhoto,
+    SendStartCode,
     SendText,
     SetCommands,
     Text,
@@ -132,7 +133,7 @@ class CoreChat:
             person.messages.append(
                 ShownMessage(next(self._message_ids), action.caption, action.keyboard, photo=action.photo)
             )
-        elif isinstance(action, SendDocument):
+        elif isinstance(action, SendDocument | SendStartCode):
             person.messages.append(
                 ShownMessage(next(self._message_ids), action.caption, document=action.file_name)
             )

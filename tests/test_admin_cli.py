@@ -3,9 +3,13 @@
 from __future__ import annotations
 
 import asyncio
+import re
+from collections.abc import AsyncIterator
 from pathlib import Path
+from typing import Any
 
 import pytest
+import segno
 from pypdf import PdfReader
 from sqlalchemy.orm import Session
 
@@ -13,6 +17,7 @@ from bot.cli import main
 from bot.core.audit import AuditAction, record_action
 from bot.service import prepare_database
 from bot.simulator import BotApiSimulator
+from bot.simulator.wechat import WeChatSimulator
 from storage.database import Database
 from storage.models import Building, Community, Grid
 from tests.broadcast_setup import make_deployment, queue_broadcast
@@ -117,3 +122,68 @@ async def test_broadcast_list_show_and_audit(tmp_path: Path, capsys: pytest.Capt
     audit = capsys.readouterr().out.splitlines()
     assert "broadcast.created" in audit[0] and "Admin Wang" in audit[0] and "recipients=3" in audit[0]
     assert "invite.used" in audit[1] and "system" in audit[1]
+
+
+# --- posters with WeChat codes ------------------------------------------------------------------------------
+
+
+def dark_modules(content: str) -> int:
+    return sum(sum(1 for dark in row if dark) for row in segno.make(content, error="m").matrix_iter(border=4))
+
+
+def squares_drawn(page: Any) -> int:
+    """The filled squares a page's content draws: its QR codes' dark modules, one ``re`` each."""
+    return len(re.findall(rb" re f", page.get_contents().get_data()))
+
+
+@pytest.fixture
+async def wechat_configured(monkeypatch: pytest.MonkeyPatch) -> AsyncIterator[WeChatSimulator]:
+    sim = WeChatSimulator("wx0123456789abcdef", "app-secret", "callback-token")
+    api_url = await sim.start()
+    for name, value in {"TOKEN": "callback-token", "APP_ID": "wx0123456789abcdef", "APP_SECRET": "app-secret",
+                        "API_URL": api_url}.items():
+        monkeypatch.setenv(f"GRIDBOT_WECHAT_{name}", value)
+    try:
+        yield sim
+    finally:
+        await sim.stop()
+
+
+async def test_posters_carry_the_wechat_code_beside_telegrams(
+    tmp_path: Path, wechat_configured: WeChatSimulator
+) -> None:
+    url = await prepared(tmp_path)
+    out = tmp_path / "posters.pdf"
+    argv = ["posters", "--community", "DG-JS", "--out", str(out), "--username", "gridbot_test", "--database-url", url]
+    assert await asyncio.to_thread(main, argv) == 0
+    codes = {code.scene: code for code in wechat_configured.qr_codes}
+    assert set(codes) == {"b_DG-JS-01-B1", "b_DG-JS-02-B1"}
+    assert all(code.expire_seconds is None for code in codes.values())  # posters stay up: permanent codes
+    page = PdfReader(out).pages[0]
+    text = page.extract_text()
+    assert "微信扫码" in text and "Telegram 扫码" in text and "微信或 Telegram" in text
+    link = "https://t.me/gridbot_test?start=b_DG-JS-01-B1"
+    assert link in text
+    assert squares_drawn(page) == dark_modules(codes["b_DG-JS-01-B1"].url) + dark_modules(link)
+
+
+async def test_posters_of_a_wechat_only_district_carry_the_wechat_code_alone(
+    tmp_path: Path, wechat_configured: WeChatSimulator
+) -> None:
+    url = await prepared(tmp_path)
+    out = tmp_path / "posters.pdf"
+    argv = ["posters", "--building", "DG-JS-01-B1", "--out", str(out), "--only", "wechat", "--database-url", url]
+    assert await asyncio.to_thread(main, argv) == 0
+    page = PdfReader(out).pages[0]
+    text = page.extract_text()
+    assert "t.me" not in text and "Telegram" not in text and "用微信扫描上方二维码" in text
+    assert squares_drawn(page) == dark_modules(wechat_configured.code_for("b_DG-JS-01-B1").url)
+
+
+async def test_posters_without_telegram_or_wechat_say_what_is_missing(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    url = await prepared(tmp_path)
+    argv = ["posters", "--unit", "DG", "--out", str(tmp_path / "x.pdf"), "--database-url", url]
+    assert await asyncio.to_thread(main, argv) == 2
+    assert "GRIDBOT_TOKEN" in capsys.readouterr().err

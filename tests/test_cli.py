@@ -121,6 +121,30 @@ def test_org_import_staff_add_and_list(
     assert "777" in out and "DG-JS-01" in out and "778" not in out
 
 
+def test_staff_add_by_wechat_openid(sqlite_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    org = tmp_path / "org.csv"
+    org.write_text(ORG_CSV, encoding="utf-8")
+    assert main(["org", "import", str(org)]) == 0
+    openid = "oWx-worker-0123456789abcdef"
+    assert main(["staff", "add", "--wechat-openid", openid, "--role", "worker", "--unit", "DG-JS-01"]) == 0
+    assert "(wechat)" in capsys.readouterr().out
+    assert main(["staff", "add", "--wechat-openid", "bad openid!", "--role", "worker", "--unit", "DG-JS-01"]) == 1
+    assert "OpenID" in capsys.readouterr().err
+    with pytest.raises(SystemExit):  # one channel per person
+        main(["staff", "add", "--wechat-openid", openid, "--telegram-id", "1", "--role", "district"])
+    capsys.readouterr()
+    assert main(["staff", "list"]) == 0
+    out = capsys.readouterr().out
+    assert openid in out and "wechat" in out and "has not opened the bot yet" in out
+    assert main(["staff", "followers"]) == 0
+    assert f"{openid}  -  (staff)" in capsys.readouterr().out
+    engine = create_engine(f"sqlite:///{sqlite_file}")
+    with engine.connect() as connection:
+        people = connection.exec_driver_sql("select channel, external_id, chat_id, awaiting_first_message from people")
+        assert people.all() == [("wechat", openid, openid, 1)]
+    engine.dispose()
+
+
 def test_org_import_with_bad_rows_imports_nothing(
     sqlite_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:

@@ -394,14 +394,14 @@ async def test_staff_errors_are_explained(db: Database, role: Role, unit_code: s
     await db.run(load_demo)
 
     with pytest.raises(StaffError, match=message):
-        await db.run(partial(add_staff, telegram_id="7", role=role, unit_code=unit_code, name=None, now=NOW))
+        await db.run(partial(add_staff, external_id="7", role=role, unit_code=unit_code, name=None, now=NOW))
 
     assert await db.run(count(Person)) == 0
 
 
 async def test_telegram_id_must_be_numeric(db: Database) -> None:
     with pytest.raises(StaffError, match="not a number"):
-        await db.run(partial(add_staff, telegram_id="@someone", role=Role.DISTRICT, unit_code=None, name=None, now=NOW))
+        await db.run(partial(add_staff, external_id="@someone", role=Role.DISTRICT, unit_code=None, name=None, now=NOW))
 
 
 async def test_staff_role_can_be_removed(db: Database) -> None:

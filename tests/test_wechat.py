@@ -86,17 +86,19 @@ class WeChatBot:
 
 @contextlib.asynccontextmanager
 async def wechat_bot(
-    database_url: str, clock: Clock, aes_key: str | None = None, database: Database | None = None
+    database_url: str, clock: Clock, aes_key: str | None = None, database: Database | None = None,
+    setup: Callable[[Session], object] | None = None, bot_username: str = "",
 ) -> AsyncIterator[WeChatBot]:
-    """The WeChat channel alone, serving the simulator; the org has a Telegram grid worker."""
+    """The WeChat channel alone, serving the simulator; the org (``setup``, else ``with_org``) has a Telegram
+    grid worker."""
     sim = WeChatSimulator(APP_ID, APP_SECRET, CALLBACK_TOKEN, aes_key=aes_key, clock=clock)
     api_url = await sim.start()
     settings = wechat_settings(database_url, api_url, wechat_aes_key=aes_key)
     service = Service(settings=settings, database=database or Database(database_url), clock=clock)
     await prepare_database(service.database)
-    await service.database.run(with_org)
+    await service.database.run(setup or with_org)
     channel = make_channel(service)
-    runtime = service.runtime({CHANNEL: channel}, "")
+    runtime = service.runtime({CHANNEL: channel}, bot_username)
     server = WeChatServer(settings, runtime, channel)
     sim.callback_url = await server.start()
     try:
@@ -399,25 +401,40 @@ def free_port() -> int:
         return port
 
 
-async def test_request_crosses_from_wechat_to_telegram_and_back(
-    database_url: str, now_clock: FrozenClock, caplog: pytest.LogCaptureFixture
-) -> None:
+@contextlib.asynccontextmanager
+async def telegram_and_wechat(
+    database_url: str, clock: FrozenClock, setup: Callable[[Session], object] = with_org
+) -> AsyncIterator[tuple[BotApiSimulator, WeChatSimulator, Service]]:
+    """Both channels served by one process, as ``gridbot run`` serves them, against both simulators."""
     from bot.cli import channels_to_serve
 
     telegram = BotApiSimulator(token=TOKEN)
     telegram_url = await telegram.start("127.0.0.1", 0)
-    wechat = WeChatSimulator(APP_ID, APP_SECRET, CALLBACK_TOKEN, clock=now_clock)
+    wechat = WeChatSimulator(APP_ID, APP_SECRET, CALLBACK_TOKEN, clock=clock)
     wechat_url = await wechat.start()
     port = free_port()
     settings = wechat_settings(database_url, wechat_url, f"127.0.0.1:{port}", token=TOKEN, api_url=telegram_url)
-    service = Service.from_settings(settings, clock=now_clock)
+    service = Service.from_settings(settings, clock=clock)
     await prepare_database(service.database)
-    await service.database.run(with_org)
+    await service.database.run(setup)
     stop = asyncio.Event()
     task = asyncio.create_task(channels_to_serve(service)(stop))
     wechat.callback_url = f"http://127.0.0.1:{port}/wechat"
     try:
         await eventually_up(wechat)
+        yield telegram, wechat, service
+    finally:
+        stop.set()
+        await asyncio.wait_for(task, 15)
+        await service.database.dispose()
+        await telegram.stop()
+        await wechat.stop()
+
+
+async def test_request_crosses_from_wechat_to_telegram_and_back(
+    database_url: str, now_clock: FrozenClock, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with telegram_and_wechat(database_url, now_clock) as (telegram, wechat, service):
         wang = telegram.user(7001, "Wang", language_code="en")
         await wang.send_text("/start")
         await wang.wait_for(lambda m: m.text is not None)
@@ -454,12 +471,6 @@ async def test_request_crosses_from_wechat_to_telegram_and_back(
         answer = await wechat.wait_for(LI, "R-000001", since=mark)
         assert answer.kind == "custom"
         assert any("plain mode" in record.getMessage() for record in caplog.records)  # safe mode is advised
-    finally:
-        stop.set()
-        await asyncio.wait_for(task, 15)
-        await service.database.dispose()
-        await telegram.stop()
-        await wechat.stop()
 
 
 async def eventually_up(sim: WeChatSimulator) -> None:

@@ -189,9 +189,9 @@ def release_held(session: Session, person: Person, ctx: Context, now: datetime) 
 
 
 def not_opened_yet(session: Session) -> set[str]:
-    """The Telegram ids of people added by staff who have not written to the bot yet."""
+    """The ids (Telegram user ids, WeChat OpenIDs) of people added by staff who have not written to the bot yet."""
     return set(session.scalars(
-        select(Person.external_id).where(Person.channel == "telegram", Person.awaiting_first_message)
+        select(Person.external_id).where(Person.awaiting_first_message)
     ))
 
 

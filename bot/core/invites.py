@@ -3,22 +3,21 @@
 from __future__ import annotations
 
 import enum
-import io
 import re
 import secrets
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
-import segno
 from sqlalchemy import select, update
 from sqlalchemy.orm import Session
 
 from bot.core.areas import admin_areas, in_admin_area
 from bot.core.audit import AuditAction, record_action
-from bot.core.units import LEVEL_OF_ROLE, Unit, unit_by_code, units_within
-from storage.models import Level, Person, Role, StaffInvite, StaffRole
+from bot.core.units import LEVEL_OF_ROLE, LEVELS, Unit, ancestor, unit_by_code, units_within
+from storage.models import Building, Level, Person, Role, StaffInvite, StaffRole
 
 INVITE_PREFIX = "inv_"
+WECHAT = "wechat"
 INVITE_LIFETIME = timedelta(days=7)
 # 24 random bytes: 32 characters of A-Za-z0-9_-, well within a deep link's 64.
 TOKEN_BYTES = 24
@@ -99,6 +98,24 @@ def invitable_units(session: Session, admin: Person, role: Role) -> list[Unit]:
     return list(found.values())
 
 
+def units_of_buildings(
+    session: Session, admin: Person, role: Role, buildings: list[Building]
+) -> list[tuple[Unit, Building]]:
+    """The units of ``role``'s level holding these buildings that the admin may invite to, each once with the
+    best-matching building in it: how an admin finds a grid or community by typing a building's name, pinyin
+    or code. Empty for roles outside the building tree (departments)."""
+    level = LEVEL_OF_ROLE[role]
+    if level not in LEVELS:
+        return []
+    allowed = set(invitable_units(session, admin, role))
+    found: dict[Unit, Building] = {}
+    for building in buildings:
+        unit = ancestor(session, Unit(Level.BUILDING, building.id), level)
+        if unit is not None and unit in allowed:
+            found.setdefault(unit, building)
+    return list(found.items())
+
+
 def invitable_roles(session: Session, admin: Person) -> list[Role]:
     """The roles the admin may invite someone to (each has a unit inside the admin's area)."""
     roles = dict.fromkeys(INVITABLE_ROLES.values())
@@ -110,15 +127,14 @@ def start_command(token: str) -> str:
     return f"/start {INVITE_PREFIX}{token}"
 
 
+def invites_by_link(admin: Person) -> bool:
+    """Whether the admin's chat shows a Telegram link to pass on; on WeChat the invite is its QR code alone
+    (and the /start message), since a t.me link is no use to a colleague who is on WeChat."""
+    return admin.channel != WECHAT
+
+
 def invite_link(bot_username: str, token: str) -> str:
     return f"https://t.me/{bot_username}?start={INVITE_PREFIX}{token}"
-
-
-def qr_png(link: str) -> bytes:
-    """The link as a QR code image, large enough to scan from a phone screen."""
-    buffer = io.BytesIO()
-    segno.make(link, error="m").save(buffer, kind="png", scale=8, border=4)
-    return buffer.getvalue()
 
 
 def accept_invite(session: Session, person: Person, token: str, now: datetime) -> AcceptedInvite | InviteRefusal:

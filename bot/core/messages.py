@@ -202,10 +202,29 @@ class SetCommands:
     commands: tuple[tuple[str, str], ...]  # (command, description)
 
 
-Action = SendText | SendPhoto | SendDocument | EditText | AnswerButton | SetCommands
+@dataclass(frozen=True)
+class SendStartCode:
+    """A QR code whose scan opens the bot with ``/start <payload>``, and a caption.
+
+    Each platform makes its own code: Telegram's encodes the deep link ``link`` and is sent as a PNG file;
+    WeChat's is a parametric QR code with the scene ``payload``, made through the QR-code API and living
+    ``expire_seconds`` (0: a permanent code). A Telegram chat of a bot that serves WeChat too also gets
+    WeChat's code, with ``wechat_caption`` (none without it).
+    """
+
+    payload: str
+    link: str
+    file_name: str
+    caption: str = ""
+    expire_seconds: int = 0
+    wechat_caption: str = ""
+
+
+Action = SendText | SendPhoto | SendDocument | SendStartCode | EditText | AnswerButton | SetCommands
 
 _ACTIONS: dict[str, type[Any]] = {
-    cls.__name__: cls for cls in (SendText, SendPhoto, SendDocument, EditText, AnswerButton, SetCommands)
+    cls.__name__: cls
+    for cls in (SendText, SendPhoto, SendDocument, SendStartCode, EditText, AnswerButton, SetCommands)
 }
 _KEYBOARDS: dict[str, type[Any]] = {cls.__name__: cls for cls in (InlineKeyboard, ReplyKeyboard, RemoveKeyboard)}
 

@@ -17,7 +17,10 @@ from bot.core.units import DISTRICT, LEVEL_OF_ROLE, LEVELS, ROLE_OF_LEVEL, Unit,
 from storage.models import Level, Person, Role, StaffRole
 
 TELEGRAM = "telegram"
+WECHAT = "wechat"
 TELEGRAM_ID_PATTERN = re.compile(r"[0-9]{1,20}")
+# An OpenID is 28 characters of A-Za-z0-9_- for an Official Account; the bounds leave room for test accounts.
+OPENID_PATTERN = re.compile(r"[A-Za-z0-9_-]{6,64}")
 
 # Listed from the top of the organisation down, the way an administrator reads it.
 ROLE_ORDER = (*(ROLE_OF_LEVEL[level] for level in LEVELS if level in ROLE_OF_LEVEL), Role.DEPARTMENT)
@@ -35,11 +38,16 @@ class StaffLine:
     unit_code: str
     unit_name: str
     person_name: str
-    telegram_id: str
+    telegram_id: str  # the person's id on their channel: a Telegram user id or a WeChat OpenID
+    channel: str = TELEGRAM
 
 
-def _checked_telegram_id(telegram_id: str | int) -> str:
-    text = str(telegram_id).strip()
+def _checked_id(channel: str, external_id: str | int) -> str:
+    text = str(external_id).strip()
+    if channel == WECHAT:
+        if not OPENID_PATTERN.fullmatch(text):
+            raise StaffError(f"WeChat OpenID {text!r} is not valid; copy the follower's OpenID from the console")
+        return text
     if not TELEGRAM_ID_PATTERN.fullmatch(text):
         raise StaffError(f"telegram id {text!r} is not a number; use the person's numeric Telegram user id")
     return text
@@ -68,25 +76,27 @@ def _other_levels_hint(session: Session, level: Level, unit_code: str) -> str:
     return ""
 
 
-def _find_telegram_person(session: Session, telegram_id: str) -> Person | None:
-    return session.scalars(select(Person).where(Person.channel == TELEGRAM, Person.external_id == telegram_id)).first()
+def _find_person(session: Session, channel: str, external_id: str) -> Person | None:
+    return session.scalars(select(Person).where(Person.channel == channel, Person.external_id == external_id)).first()
 
 
 def add_staff(
-    session: Session, telegram_id: str, role: Role, unit_code: str | None, name: str | None, now: datetime
+    session: Session, external_id: str, role: Role, unit_code: str | None, name: str | None, now: datetime,
+    channel: str = TELEGRAM,
 ) -> StaffRole:
-    """Give the Telegram user ``telegram_id`` a role in a unit, creating the person if they are new.
+    """Give the person ``external_id`` of ``channel`` (a Telegram user id, a WeChat OpenID) a role in a unit,
+    creating the person if they are new.
 
     Workers need a grid code, community and street staff their unit's code, district staff none. Adding a
     role the person already has changes nothing but the name, if one is given. Raises ``StaffError``.
     """
-    external_id = _checked_telegram_id(telegram_id)
+    external_id = _checked_id(channel, external_id)
     unit_id = _unit_id(session, role, unit_code)
-    person = _find_telegram_person(session, external_id)
+    person = _find_person(session, channel, external_id)
     if person is None:
-        # No locale yet: it is taken from their chat client when they first write. Until then Telegram refuses
-        # to message them, so what is sent to them is held.
-        person = Person(channel=TELEGRAM, external_id=external_id, chat_id=external_id, state_data={}, created_at=now,
+        # No locale yet: it is taken from their chat client when they first write. Until then neither platform
+        # lets the bot write first (Telegram refuses, WeChat's window is closed), so what is sent is held.
+        person = Person(channel=channel, external_id=external_id, chat_id=external_id, state_data={}, created_at=now,
                         awaiting_first_message=True)
         session.add(person)
     if name and name.strip():
@@ -101,6 +111,25 @@ def add_staff(
     return staff_role
 
 
+
+
+@dataclass(frozen=True)
+class Follower:
+    """A WeChat follower who has written to the bot: what an operator needs to make them staff."""
+
+    openid: str
+    first_contact: datetime
+    locale: str | None
+    is_staff: bool
+
+
+def recent_followers(session: Session, limit: int) -> list[Follower]:
+    """The WeChat followers who wrote to the bot, newest first. WeChat shows nobody's OpenID in its console, so
+    the first admin of a WeChat-only district follows the account, writes, and is found here by the time."""
+    people = session.scalars(
+        select(Person).where(Person.channel == WECHAT).order_by(Person.created_at.desc(), Person.id.desc()).limit(limit)
+    )
+    return [Follower(person.external_id, person.created_at, person.locale, bool(person.roles)) for person in people]
 
 
 def list_staff(session: Session) -> list[StaffLine]:
@@ -119,6 +148,7 @@ def list_staff(session: Session) -> list[StaffLine]:
                 unit_name=unit_name,
                 person_name=staff_role.person.display_name,
                 telegram_id=staff_role.person.external_id,
+                channel=staff_role.person.channel,
             )
         )
     return sorted(lines, key=lambda line: (ROLE_ORDER.index(line.role), line.unit_code, line.person_name))

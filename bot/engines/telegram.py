@@ -7,6 +7,7 @@ mean as a ``Delivery``.
 
 from __future__ import annotations
 
+import logging
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any, Protocol
 
@@ -29,6 +30,7 @@ from bot.core.messages import (
     SendDocument,
     Sender,
     SendPhoto,
+    SendStartCode,
     SendText,
     SetCommands,
     Text,
@@ -36,6 +38,9 @@ from bot.core.messages import (
     clip,
     parse_command,
 )
+from bot.qr import qr_png
+
+log = logging.getLogger(__name__)
 
 if TYPE_CHECKING:
     from bot.core.outbox import BulkSend
@@ -248,6 +253,8 @@ def api_call(chat_id: int, action: Action) -> ApiCall:
             chat_id=chat_id, photo=action.photo, caption=action.caption or None,
             reply_markup=reply_markup(action.keyboard),
         ))
+    if isinstance(action, SendStartCode):
+        action = SendDocument(action.file_name, qr_png(action.link).hex(), action.caption)
     if isinstance(action, SendDocument):
         return ApiCall(
             "sendDocument", _without_none(chat_id=chat_id, caption=action.caption or None),
@@ -298,14 +305,28 @@ class BotApiClient(Protocol):
     async def close(self) -> None: ...
 
 
+class WeChatCodes(Protocol):
+    """WeChat's QR-code API, for a Telegram chat of a bot that serves WeChat too."""
+
+    async def create_qr(self, scene: str, expire_seconds: int | None) -> str:
+        """What a parametric QR code with ``scene`` encodes."""
+
+
 class TelegramChannel:
-    """Carries out core actions through a ``BotApiClient`` and reports how it went; with a ``BulkSender``,
-    broadcasts go through it (``bot.engines.bulk``)."""
+    """Carries out core actions through a ``BotApiClient`` and reports how it went.
+
+    With ``wechat_codes`` (WeChat served beside Telegram), a start code (an invitation) goes with WeChat's QR
+    code too, so an admin on Telegram can invite a colleague who is on WeChat. With a ``BulkSender``, broadcasts
+    go through it (``bot.engines.bulk``).
+    """
 
     name = CHANNEL
 
-    def __init__(self, client: BotApiClient, bulk_sender: BulkSender | None = None) -> None:
+    def __init__(
+        self, client: BotApiClient, wechat_codes: WeChatCodes | None = None, bulk_sender: BulkSender | None = None
+    ) -> None:
         self.client = client
+        self.wechat_codes = wechat_codes
         self.bulk_sender = bulk_sender
 
     def bulk(self, action: Action) -> BulkSend | None:
@@ -315,10 +336,28 @@ class TelegramChannel:
         return lambda chat_id: sender.send(call, int(chat_id))
 
     async def perform(self, chat_id: str, action: Action) -> Delivery:
+        if isinstance(action, SendStartCode) and action.wechat_caption and self.wechat_codes is not None:
+            return await self._send_both_codes(chat_id, action)
         delivery = await self._perform(chat_id, action)
         if isinstance(action, EditText) and delivery.permanent and not action.quiet:
             # The message cannot be edited (deleted, or not what the edit expected): the answer goes anew.
             return await self._perform(chat_id, SendText(action.text, action.keyboard))
+        return delivery
+
+    async def _send_both_codes(self, chat_id: str, action: SendStartCode) -> Delivery:
+        """Telegram's code, then WeChat's; WeChat's failing is logged and leaves Telegram's as it was sent (a
+        retry would send Telegram's twice)."""
+        assert self.wechat_codes is not None
+        delivery = await self._perform(chat_id, action)
+        if not delivery.ok:
+            return delivery
+        try:
+            url = await self.wechat_codes.create_qr(action.payload, action.expire_seconds or None)
+        except Exception as error:  # whatever WeChat's side raises, Telegram's code has gone out
+            log.warning("could not make the WeChat QR code of a start code: %s", error)
+            return delivery
+        wechat = SendDocument(f"wechat-{action.file_name}", qr_png(url).hex(), action.wechat_caption)
+        await self._perform(chat_id, wechat)
         return delivery
 
     async def _perform(self, chat_id: str, action: Action) -> Delivery:

@@ -325,7 +325,8 @@ async def serve_telegram(service: Service, stop: asyncio.Event, client: BotApiCl
     """Run the bot over ``client`` until ``stop`` is set: polling, or a webhook server if a URL is configured."""
     me = await client.call(ApiCall("getMe"))
     bulk_sender = BulkSender(service.settings.api_url, service.settings.token_value or "")
-    runtime = service.runtime({CHANNEL: TelegramChannel(client, bulk_sender)}, me.get("username") or "")
+    channel = TelegramChannel(client, service.wechat_codes, bulk_sender)
+    runtime = service.runtime({CHANNEL: channel}, me.get("username") or "")
     try:
         for language, menu in default_command_menus(service):
             await client.call(set_commands_call(menu, language=language))

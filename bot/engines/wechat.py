@@ -55,6 +55,7 @@ from bot.core.messages import (
     SendDocument,
     Sender,
     SendPhoto,
+    SendStartCode,
     SendText,
     Text,
     Unsupported,
@@ -73,6 +74,7 @@ from bot.engines.wechat_protocol import (
 from bot.i18n import Translator, translator
 from bot.logs import QueryFreeAccessLogger
 from bot.monitoring import Monitor
+from bot.qr import qr_png
 from bot.runtime import Runtime
 from storage.database import Database, DatabaseUnavailable
 from storage.models import InboxUpdate, Person, WeChatChat, WeChatNonce
@@ -213,6 +215,21 @@ def choice_number(text: str) -> int | None:
     return int(normal) if normal.isascii() and normal.isdigit() and len(normal) <= 3 else None
 
 
+def language_unknown(session: Session, openid: str) -> bool:
+    """Whether the follower is new or has no language yet (staff added by OpenID before they wrote)."""
+    locale = session.execute(
+        select(Person.locale).where(Person.channel == CHANNEL, Person.external_id == openid)
+    ).first()
+    return locale is None or locale[0] is None
+
+
+def prepare_new_inbound(
+    session: Session, openid: str, update_id: int, event: Event, now: datetime
+) -> tuple[Event | UnknownChoice, bool]:
+    """``prepare_inbound``, and whether the follower's language is still to be asked of the user-info API."""
+    return prepare_inbound(session, openid, update_id, event, now), language_unknown(session, openid)
+
+
 def open_window(session: Session, openid: str, now: datetime) -> WeChatChat:
     chat = _chat(session, openid)
     chat.last_inbound_at, chat.sent_in_window = now, 0
@@ -274,7 +291,27 @@ class WeChatChannel:
         self.clock = clock
 
     async def perform(self, chat_id: str, action: Action) -> Delivery:
+        if isinstance(action, SendStartCode):
+            return await self.send_start_code(chat_id, action)
         return await self.send(chat_id, partial(render_action, action))
+
+    async def send_start_code(self, openid: str, action: SendStartCode) -> Delivery:
+        """A parametric QR code for the action's payload, sent as a picture, then its caption.
+
+        A picture can only go as a customer-service message; a start code is an answer to what the follower
+        just sent, so the window is open.
+        """
+        try:
+            url = await self.api.create_qr(action.payload, action.expire_seconds or None)
+            await self.api.send_image(openid, action.file_name, qr_png(url))
+            await self.database.run(partial(record_sent, openid=openid, in_window=True, choices=None))
+        except WeChatApiError as error:
+            return failed(error)
+        except (TimeoutError, OSError) as error:
+            return Delivery(ok=False, outcome_unknown=True, error=f"{type(error).__name__}: {error}")
+        if not action.caption:
+            return Delivery(ok=True)
+        return await self.send(openid, lambda _t: Outgoing(action.caption))
 
     async def send(self, openid: str, render: Callable[[Translator], Outgoing | None]) -> Delivery:
         """Render a message in the follower's language and send it the way the window allows."""
@@ -317,6 +354,15 @@ class WeChatChannel:
             remark: t._("Reply to this account to answer or to see more."),
         }
         await self.api.send_template(openid, self.template.template_id, {k: v for k, v in parts.items() if k})
+
+    async def language_of(self, openid: str) -> str | None:
+        """The follower's language from the user-info API; None when it is not given or the API fails (the
+        default locale is used, and the follower can change it with /lang)."""
+        try:
+            return await self.api.user_language(openid)
+        except (WeChatApiError, TimeoutError, OSError) as error:
+            log.warning("could not ask WeChat for a follower's language: %s", error)
+            return None
 
     async def tell_unknown_choice(self, openid: str, choice: UnknownChoice) -> Delivery:
         def render(t: Translator) -> Outgoing:
@@ -534,12 +580,13 @@ class WeChatIntake:
         now = self.runtime.core.clock()
         try:
             prepared: Event | UnknownChoice | UnreadableLocation = event
+            ask_language = False
             if isinstance(event, UnreadableLocation):
                 # Marked handled before answering: a message that cannot be read is answered at most once.
                 await self.runtime.database.run(partial(take_unreadable, openid=openid, update_id=update_id, now=now))
             else:
-                prepared = await self.runtime.database.run(
-                    partial(prepare_inbound, openid=openid, update_id=update_id, event=event, now=now)
+                prepared, ask_language = await self.runtime.database.run(
+                    partial(prepare_new_inbound, openid=openid, update_id=update_id, event=event, now=now)
                 )
         except DatabaseUnavailable:
             log.warning("database unavailable; WeChat message %s stays in the inbox for the next start", update_id)
@@ -550,7 +597,9 @@ class WeChatIntake:
         if isinstance(prepared, UnknownChoice):
             await self.channel.tell_unknown_choice(openid, prepared)
             return
-        sender = Sender(channel=CHANNEL, external_id=openid, chat_id=openid)
+        # WeChat messages carry no language: a new follower's comes from the user-info API, asked once.
+        language = await self.channel.language_of(openid) if ask_language else None
+        sender = Sender(channel=CHANNEL, external_id=openid, chat_id=openid, language_code=language)
         await self.runtime.process(Incoming(CHANNEL, update_id, sender, prepared))
 
     async def drain(self) -> None:
@@ -631,11 +680,16 @@ class WeChatEndpoint:
 # --- running ---------------------------------------------------------------------------------------------
 
 
+def make_api(settings: Settings, database: Database, clock: Clock = system_clock, session: Any = None) -> WeChatApi:
+    """The WeChat server API of the account the settings configure."""
+    app_id, secret = settings.wechat_app_id or "", _secret(settings.wechat_app_secret)
+    return WeChatApi(settings.wechat_api_url, app_id, secret, database, clock, session)
+
+
 def make_channel(service: Service, session: Any = None) -> WeChatChannel:
     """The WeChat channel configured by the service's settings."""
     settings = service.settings
-    app_id, secret = settings.wechat_app_id or "", _secret(settings.wechat_app_secret)
-    api = WeChatApi(settings.wechat_api_url, app_id, secret, service.database, service.clock, session)
+    api = make_api(settings, service.database, service.clock, session)
     template = TemplateConfig.parse(settings.wechat_template_id, settings.wechat_template_fields)
     return WeChatChannel(
         api, service.database, template, settings.default_locale, settings.timezone, service.clock
@@ -727,6 +781,7 @@ def alongside(service: Service, telegram: EngineServe) -> EngineServe:
         channel = make_channel(service)
         ready: asyncio.Future[Runtime] = asyncio.get_running_loop().create_future()
         service.extra_channels[CHANNEL] = channel
+        service.wechat_codes = channel.api
 
         def runtime_built(runtime: Runtime) -> None:
             if not ready.done():

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from functools import partial
@@ -35,6 +36,8 @@ TOKEN_ERRORS = frozenset({40001, 40014, 42001})
 # errcodes meaning the customer-service window is closed or used up.
 WINDOW_CLOSED = frozenset({45015, 45047})
 TIMEOUT = aiohttp.ClientTimeout(total=10)
+# The longest a temporary QR code lives.
+MAX_QR_SECONDS = 30 * 24 * 3600
 
 
 class WeChatApiError(Exception):
@@ -194,20 +197,38 @@ class WeChatApi:
             return checked(await response.json(content_type=None))
 
     async def post(self, path: str, payload: dict[str, Any]) -> dict[str, Any]:
-        """POST with the access token; a rejected token is replaced once and the call repeated."""
+        """POST JSON with the access token; a rejected token is replaced once and the call repeated."""
+        return await self._with_token(partial(self._call, "POST", path, {}, payload))
+
+    async def get_with_token(self, path: str, params: dict[str, str]) -> dict[str, Any]:
+        return await self._with_token(partial(self._call, "GET", path, params, None))
+
+    async def _with_token(self, call: Callable[[str], Awaitable[dict[str, Any]]]) -> dict[str, Any]:
         for attempt in range(2):
             token = await self.tokens.get()
             try:
-                return await self._post(path, token, payload)
+                return await call(token)
             except WeChatApiError as error:
                 if error.errcode not in TOKEN_ERRORS or attempt == 1:
                     raise
                 await self.tokens.invalidate(token)
         raise AssertionError("unreachable")
 
-    async def _post(self, path: str, token: str, payload: dict[str, Any]) -> dict[str, Any]:
+    async def _call(
+        self, method: str, path: str, params: dict[str, str], payload: dict[str, Any] | None, token: str
+    ) -> dict[str, Any]:
+        async with self.session.request(
+            method, self.base_url + path, params={**params, "access_token": token}, json=payload
+        ) as response:
+            return checked(await response.json(content_type=None))
+
+    async def _upload(
+        self, path: str, params: dict[str, str], file_name: str, content: bytes, token: str
+    ) -> dict[str, Any]:
+        form = aiohttp.FormData()
+        form.add_field("media", content, filename=file_name, content_type="image/png")
         async with self.session.post(
-            self.base_url + path, params={"access_token": token}, json=payload
+            self.base_url + path, params={**params, "access_token": token}, data=form
         ) as response:
             return checked(await response.json(content_type=None))
 
@@ -216,6 +237,31 @@ class WeChatApi:
         return await self.post(
             "/cgi-bin/message/custom/send", {"touser": openid, "msgtype": "text", "text": {"content": text}}
         )
+
+    async def send_image(self, openid: str, file_name: str, png: bytes) -> dict[str, Any]:
+        """A customer-service image message: the picture is uploaded as temporary media (kept 3 days) first."""
+        uploaded = await self._with_token(partial(self._upload, "/cgi-bin/media/upload", {"type": "image"},
+                                                  file_name, png))
+        payload = {"touser": openid, "msgtype": "image", "image": {"media_id": str(uploaded["media_id"])}}
+        return await self.post("/cgi-bin/message/custom/send", payload)
+
+    async def create_qr(self, scene: str, expire_seconds: int | None) -> str:
+        """A parametric QR code for ``scene`` (its scan sends ``qrscene_<scene>`` or ``SCAN``); returns what the
+        code encodes, to draw it ourselves. ``expire_seconds`` None: a permanent code (at most 100,000 per account),
+        else a temporary one (at most 30 days)."""
+        payload: dict[str, Any] = {"action_info": {"scene": {"scene_str": scene}}}
+        if expire_seconds is None:
+            payload["action_name"] = "QR_LIMIT_STR_SCENE"
+        else:
+            payload.update(action_name="QR_STR_SCENE", expire_seconds=min(expire_seconds, MAX_QR_SECONDS))
+        answer = await self.post("/cgi-bin/qrcode/create", payload)
+        return str(answer["url"])
+
+    async def user_language(self, openid: str) -> str | None:
+        """The follower's language as the user-info API gives it (``zh_CN``, ``en``, ...), or None."""
+        answer = await self.get_with_token("/cgi-bin/user/info", {"openid": openid, "lang": "zh_CN"})
+        language = answer.get("language")
+        return str(language) if language else None
 
     async def send_template(self, openid: str, template_id: str, data: dict[str, str]) -> dict[str, Any]:
         payload = {

@@ -1,6 +1,7 @@
 """An in-process WeChat Official Account platform for tests: the server API and the followers' side.
 
-The bot calls it as it would call ``api.weixin.qq.com`` (token, customer-service and template messages) and
+The bot calls it as it would call ``api.weixin.qq.com`` (token, customer-service text and image messages,
+template messages, uploading an image, parametric QR codes, a follower's user info) and
 the simulator posts followers' messages to the bot's callback URL exactly as WeChat does: signed XML, in safe
 mode encrypted. It keeps WeChat's rules that matter to the bot: a new access token invalidates the old one,
 and customer-service messages are refused with 45015 outside 48 hours of the follower's last message or after
@@ -26,20 +27,30 @@ from bot.engines.wechat_protocol import WeChatCrypto, build_xml, signature
 WINDOW = timedelta(hours=48)
 WINDOW_MESSAGES = 5
 OUT_OF_WINDOW = "response out of time limit or subscription is canceled"
+INVALID_TOKEN = {"errcode": 40001, "errmsg": "invalid credential, access_token is invalid"}
 
 
 @dataclass(frozen=True)
 class WxMessage:
     """What a follower received: a customer-service text or a template message."""
 
-    kind: str  # "custom" | "template"
+    kind: str  # "custom" | "template" | "image" (its ``data`` holds the ``media_id``)
     text: str
     data: dict[str, str] = field(default_factory=dict)
 
     @property
     def content(self) -> str:
         """The readable text: the message itself, or a template's fields one a line."""
-        return self.text if self.kind == "custom" else "\n".join(self.data.values())
+        return self.text if self.kind != "template" else "\n".join(self.data.values())
+
+
+@dataclass(frozen=True)
+class QrCode:
+    """A parametric QR code the bot created: what it encodes, its scene, and how long it lives (None: forever)."""
+
+    url: str
+    scene: str
+    expire_seconds: int | None
 
 
 @dataclass(frozen=True)
@@ -74,6 +85,10 @@ class WeChatSimulator:
         self.token_fetches = 0
         self.received: dict[str, list[WxMessage]] = defaultdict(list)
         self.rejected: list[tuple[str, int]] = []  # (openid, errcode) of refused sends
+        self.languages: dict[str, str] = {}  # what the user-info API says of a follower's language
+        self.user_info_calls = 0
+        self.qr_codes: list[QrCode] = []
+        self.media: dict[str, bytes] = {}  # uploaded images by media_id
         self._access_token = ""
         self._last_inbound: dict[str, datetime] = {}
         self._window_sent: dict[str, int] = defaultdict(int)
@@ -89,6 +104,9 @@ class WeChatSimulator:
         app.router.add_get("/cgi-bin/token", self._token)
         app.router.add_post("/cgi-bin/message/custom/send", self._custom_send)
         app.router.add_post("/cgi-bin/message/template/send", self._template_send)
+        app.router.add_post("/cgi-bin/media/upload", self._media_upload)
+        app.router.add_post("/cgi-bin/qrcode/create", self._qrcode_create)
+        app.router.add_get("/cgi-bin/user/info", self._user_info)
         self._runner = web.AppRunner(app)
         await self._runner.setup()
         await web.TCPSite(self._runner, host, port).start()
@@ -114,9 +132,12 @@ class WeChatSimulator:
         self._access_token = secrets.token_hex(16)  # the previous token stops working
         return web.json_response({"access_token": self._access_token, "expires_in": 7200})
 
-    async def _authorised(self, request: web.Request) -> dict[str, Any] | None:
+    def _token_valid(self, request: web.Request) -> bool:
         given = request.query.get("access_token", "")
-        return None if not given or given != self._access_token else dict(await request.json())
+        return bool(given) and given == self._access_token
+
+    async def _authorised(self, request: web.Request) -> dict[str, Any] | None:
+        return dict(await request.json()) if self._token_valid(request) else None
 
     async def _custom_send(self, request: web.Request) -> web.Response:
         payload = await self._authorised(request)
@@ -127,9 +148,55 @@ class WeChatSimulator:
         if last is None or self.clock() - last > WINDOW or self._window_sent[openid] >= WINDOW_MESSAGES:
             self.rejected.append((openid, 45015))
             return web.json_response({"errcode": 45015, "errmsg": OUT_OF_WINDOW})
+        if payload.get("msgtype") == "image":
+            media_id = str(payload.get("image", {}).get("media_id", ""))
+            if media_id not in self.media:
+                return web.json_response({"errcode": 40007, "errmsg": "invalid media_id"})
+            message = WxMessage("image", "", {"media_id": media_id})
+        else:
+            message = WxMessage("custom", str(payload["text"]["content"]))
         self._window_sent[openid] += 1
-        self.received[openid].append(WxMessage("custom", str(payload["text"]["content"])))
+        self.received[openid].append(message)
         return web.json_response({"errcode": 0, "errmsg": "ok"})
+
+    async def _media_upload(self, request: web.Request) -> web.Response:
+        if not self._token_valid(request):
+            return web.json_response(INVALID_TOKEN)
+        if request.query.get("type") != "image":
+            return web.json_response({"errcode": 40004, "errmsg": "invalid media type"})
+        form = await request.post()
+        upload = form.get("media")
+        if not isinstance(upload, web.FileField):
+            return web.json_response({"errcode": 41005, "errmsg": "media data missing"})
+        media_id = secrets.token_hex(12)
+        self.media[media_id] = upload.file.read()
+        return web.json_response({"type": "image", "media_id": media_id, "created_at": int(self.clock().timestamp())})
+
+    async def _qrcode_create(self, request: web.Request) -> web.Response:
+        payload = await self._authorised(request)
+        if payload is None:
+            return web.json_response(INVALID_TOKEN)
+        scene = str(payload.get("action_info", {}).get("scene", {}).get("scene_str", ""))
+        action = payload.get("action_name")
+        if not 1 <= len(scene) <= 64 or action not in ("QR_STR_SCENE", "QR_LIMIT_STR_SCENE"):
+            return web.json_response({"errcode": 40053, "errmsg": "invalid action info"})
+        expire = None if action == "QR_LIMIT_STR_SCENE" else int(payload.get("expire_seconds", 60))
+        if expire is not None and not 60 <= expire <= 2_592_000:
+            return web.json_response({"errcode": 40009, "errmsg": "invalid expire_seconds"})
+        code = QrCode(f"http://weixin.qq.com/q/{secrets.token_urlsafe(16)}", scene, expire)
+        self.qr_codes.append(code)
+        return web.json_response({"ticket": secrets.token_urlsafe(32), "expire_seconds": expire, "url": code.url})
+
+    async def _user_info(self, request: web.Request) -> web.Response:
+        if not self._token_valid(request):
+            return web.json_response(INVALID_TOKEN)
+        self.user_info_calls += 1
+        openid = request.query.get("openid", "")
+        # Since 2021 WeChat no longer gives nickname or picture; the language is still given.
+        info: dict[str, Any] = {"subscribe": 1, "openid": openid}
+        if openid in self.languages:
+            info["language"] = self.languages[openid]
+        return web.json_response(info)
 
     async def _template_send(self, request: web.Request) -> web.Response:
         payload = await self._authorised(request)
@@ -204,6 +271,10 @@ class WeChatSimulator:
             query["signature"] = "0" * 40
         async with self._http.get(self.callback_url, params=query) as response:
             return response.status, await response.text()
+
+    def code_for(self, scene_prefix: str) -> QrCode:
+        """The last QR code the bot created whose scene starts with ``scene_prefix``."""
+        return next(code for code in reversed(self.qr_codes) if code.scene.startswith(scene_prefix))
 
     def messages(self, openid: str) -> list[WxMessage]:
         return list(self.received.get(openid, []))
