@@ -308,3 +308,27 @@ async def test_only_admins_get_a_desk_link_from_the_bot(database: Database, cloc
 
     hashes = await database.run(stored)
     assert len(hashes) == 1 and token not in hashes[0]
+
+
+async def next_event(stream: Any) -> str:
+    """The name of the next server-sent event (heartbeats are comments and skipped)."""
+    while True:
+        line = (await stream.content.readline()).decode()
+        if line.startswith("event: "):
+            return line.removeprefix("event: ").strip()
+
+
+async def test_the_live_stream_says_when_the_request_changes_and_ends_with_the_session(
+    client: TestClient[Any, Any], database: Database, clock: FrozenClock, org: Org
+) -> None:
+    csrf = await signed_in(client, database, clock, org.district)
+    assert (await client.get("/events", params={"watch": "nothing"})).status == 404
+    stream = await client.get("/events", params={"watch": f"request:{org.jianshe_request}"})
+    assert stream.headers["Content-Type"] == "text/event-stream"
+    noted = await client.post(f"/requests/{org.jianshe_request}/note", data={"csrf": csrf, "text": "on my way"})
+    assert noted.status == 200
+    assert await next_event(stream) == "update"
+    await client.post("/signout", data={"csrf": csrf})
+    assert await next_event(stream) == "ended"
+    stream.close()
+    assert (await client.get("/events", params={"watch": "list"})).status == 401

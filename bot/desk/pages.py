@@ -128,9 +128,11 @@ def _option(value: str, label: str, selected: bool) -> str:
     return f'<option value="{_e(value)}"{" selected" if selected else ""}>{_e(label)}</option>'
 
 
-def _select(name: str, label: str, options: Iterable[str], any_label: str) -> str:
-    return (f'<label>{_e(label)}<select name="{name}"><option value="">{_e(any_label)}</option>'
-            f'{"".join(options)}</select></label>')
+def _select(name: str, label: str, options: Iterable[str], any_label: str = "", required: bool = False) -> str:
+    """A labelled select; labelled by ``for``, so its name is the label alone, not the options' text too."""
+    first = f'<option value="">{_e(any_label)}</option>' if any_label else ""
+    return (f'<span class="field"><label for="field-{name}">{_e(label)}</label><select id="field-{name}" '
+            f'name="{name}"{" required" if required else ""}>{first}{"".join(options)}</select></span>')
 
 
 def unit_value(unit: Unit) -> str:
@@ -182,8 +184,8 @@ def _filter_form(t: Translator, filters: Filters, choices: ListChoices, dates: t
         f'{_e(label["overdue"])}</label>'
         f'<label class="check"><input type="checkbox" name="photos" value="1"{checked[filters.photos]}>'
         f'{_e(label["photos"])}</label>'
-        f'<label>{_e(label["sort"])}<select name="sort">{"".join(sorts)}</select></label>'
-        f'<button type="submit" class="primary">{_e(label["show"])}</button>'
+        + _select("sort", label["sort"], sorts)
+        + f'<button type="submit" class="primary">{_e(label["show"])}</button>'
         f'<a class="reset" href="/requests">{_e(label["clear"])}</a></form>'
     )
 
@@ -287,14 +289,12 @@ def _action_form(viewer: Viewer, request: Request, action: DeskAction, choices: 
             return ""
         options = "".join(_option(unit_value(unit), f"{t._(LEVEL_NAMES[unit.level])} · {name}", False)
                           for unit, name in choices.targets)
-        to = t._("Hand over to")
-        fields = f'<label>{_e(to)}<select name="target" required>{options}</select></label>'
+        fields = _select("target", t._("Hand over to"), [options], required=True)
     if action is DeskAction.DISPATCH:
         if not choices.departments:
             return ""
         options = "".join(_option(str(department_id), name, False) for department_id, name in choices.departments)
-        department = t._("Department")
-        fields = f'<label>{_e(department)}<select name="department" required>{options}</select></label>'
+        fields = _select("department", t._("Department"), [options], required=True)
     if action in TEXT_LABELS:
         fields += (f'<label>{_e(t._(TEXT_LABELS[action]))}<textarea name="text" rows="2" maxlength="1000" required>'
                    f'</textarea></label>')
