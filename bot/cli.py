@@ -113,11 +113,12 @@ def channels_to_serve(service: Service) -> Callable[[asyncio.Event], Coroutine[A
 def with_desk(service: Service, work: Callable[[asyncio.Event], Coroutine[Any, Any, None]]
               ) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
     """``work`` with the desk served beside it in the same process (``GRIDBOT_DESK_LISTEN``)."""
-    from bot.desk.app import desk_config, serve
+    from bot.desk.app import desk_config, photo_sources, serve
 
     async def run(stop: asyncio.Event) -> None:
         config = desk_config(service.settings, service.core_config(""))
-        desk = asyncio.create_task(serve(service.database, config, stop, service.clock))
+        photos = photo_sources(service.settings)
+        desk = asyncio.create_task(serve(service.database, config, stop, service.clock, photos))
         try:
             await work(stop)
         finally:
@@ -129,14 +130,15 @@ def with_desk(service: Service, work: Callable[[asyncio.Event], Coroutine[Any, A
 
 async def desk(args: argparse.Namespace, settings: Settings) -> int:
     """Only the desk; the bot's processes deliver what its actions write to the outbox."""
-    from bot.desk.app import desk_config, serve
+    from bot.desk.app import desk_config, photo_sources, serve
 
     service = Service.from_settings(settings)
     await prepare_database(service.database)
     config = desk_config(settings, service.core_config(""))
     print(f"The desk listens on {config.listen}; its sign-in links start with {config.public_url}")
     try:
-        await run_until_stopped(partial(serve, service.database, config, clock=service.clock))
+        await run_until_stopped(partial(serve, service.database, config, clock=service.clock,
+                                        photos=photo_sources(settings)))
     finally:
         await service.database.dispose()
     return 0

@@ -21,6 +21,7 @@ from bot.core.context import CoreConfig
 from bot.core.desk_access import issue_link
 from bot.core.desk_requests import Filters, request_page
 from bot.desk.app import DeskConfig, make_app
+from bot.desk.photos import FetchedPhoto
 from handlers import build_router
 from storage.database import Database
 from storage.models import (
@@ -70,10 +71,10 @@ def build_org(session: Session, now: datetime) -> Org:
     worker2 = staff(session, 9004, "Qian Worker", Role.WORKER, org.empty_grid, "en")
     ann = resident(session, 1001, "Ann", now)
     session.flush()
-    draft = core.Draft(1, "Boxes block the stairwell of building 1")
+    draft = core.Draft(1, "Boxes block the stairwell of building 1", photo_ids=("photo-of-boxes",))
     in_jianshe = core.file_request(session, ann, draft, now, building=session.get(Building, org.building))
-    in_renmin = core.file_request(session, ann, core.Draft(2, "Wires hang from the third floor"), now,
-                                  building=session.get(Building, org.building2))
+    wires = core.Draft(2, "Wires hang from the third floor", photo_ids=("photo-of-wires",))
+    in_renmin = core.file_request(session, ann, wires, now, building=session.get(Building, org.building2))
     return Org(district.id, admin.id, worker.id, worker2.id, in_jianshe.request.id, in_renmin.request.id,
                org.empty_grid,
                org.community2)
@@ -84,9 +85,17 @@ async def org(database: Database, clock: FrozenClock) -> Org:
     return await database.run(lambda session: build_org(session, clock()))
 
 
+class ChatPhotos:
+    """The channel's files: the photos residents sent, by file id."""
+
+    async def fetch(self, file_id: str) -> FetchedPhoto | None:
+        return FetchedPhoto(f"bytes of {file_id}".encode(), "image/jpeg") if file_id.startswith("photo-") else None
+
+
 def desk_client(database: Database, clock: FrozenClock, url: str = DESK_URL) -> TestClient[Any, Any]:
     config = DeskConfig(core=CoreConfig(), public_url=url, listen="127.0.0.1:8083", poll_seconds=0.05)
-    return TestClient(TestServer(make_app(database, config, clock)), headers={"Host": DESK_HOST})
+    app = make_app(database, config, clock, {"telegram": ChatPhotos()})
+    return TestClient(TestServer(app), headers={"Host": DESK_HOST})
 
 
 @pytest.fixture
@@ -227,6 +236,7 @@ async def test_a_community_admin_sees_and_acts_only_within_the_community(
     assert acted.status == 404
     forged_filter = await client.get("/requests", params={"unit": f"community:{org.renmin}"})
     assert forged_filter.status == 403 and "outside your area" in await forged_filter.text()
+    assert (await client.get(f"/requests/{org.renmin_request}/photos/1")).status == 404
     bad_filter = await client.get("/requests", params={"status": "lost"})
     assert bad_filter.status == 400 and "not valid" in await bad_filter.text()
 
@@ -332,3 +342,16 @@ async def test_the_live_stream_says_when_the_request_changes_and_ends_with_the_s
     assert await next_event(stream) == "ended"
     stream.close()
     assert (await client.get("/events", params={"watch": "list"})).status == 401
+
+
+async def test_a_requests_photos_are_served_only_to_who_may_open_it(
+    client: TestClient[Any, Any], database: Database, clock: FrozenClock, org: Org
+) -> None:
+    assert (await client.get(f"/requests/{org.jianshe_request}/photos/1")).status == 401
+    await signed_in(client, database, clock, org.jianshe_admin)
+    page = await (await client.get(f"/requests/{org.jianshe_request}")).text()
+    assert f'src="/requests/{org.jianshe_request}/photos/1"' in page
+    shown = await client.get(f"/requests/{org.jianshe_request}/photos/1")
+    assert shown.status == 200 and await shown.read() == b"bytes of photo-of-boxes"
+    assert (await client.get(f"/requests/{org.jianshe_request}/photos/2")).status == 404
+    assert (await client.get(f"/requests/{org.renmin_request}/photos/1")).status == 404

@@ -18,7 +18,7 @@ what they may do is decided by the core (``bot.core.desk_requests``, ``bot.core.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -40,6 +40,7 @@ from bot.core.requests import RequestRefused
 from bot.desk import pages
 from bot.desk.actions import DONE, DeskAction, Form, desk_context, parse_target, perform
 from bot.desk.pages import ListChoices, RequestChoices, Viewer
+from bot.desk.photos import PhotoSource, TelegramPhotos
 from bot.i18n import N_, Translator, translator
 from bot.wording import holder_text, refusal_text
 from storage.database import Database
@@ -93,21 +94,25 @@ DESK_KEY: web.AppKey[Desk] = web.AppKey("desk")
 
 
 class Desk:
-    """The desk's database, settings and clock, shared by its handlers."""
+    """The desk's database, settings, clock and where photos come from, shared by its handlers."""
 
-    def __init__(self, database: Database, config: DeskConfig, clock: Clock) -> None:
+    def __init__(self, database: Database, config: DeskConfig, clock: Clock,
+                 photos: Mapping[str, PhotoSource]) -> None:
         self.database = database
         self.config = config
         self.clock = clock
+        self.photos = photos
 
     def translator_for(self, person: Person | None) -> Translator:
         locale = (person.locale if person is not None else None) or self.config.core.default_locale
         return translator(locale, self.config.core.timezone)
 
 
-def make_app(database: Database, config: DeskConfig, clock: Clock = system_clock) -> web.Application:
+def make_app(database: Database, config: DeskConfig, clock: Clock = system_clock,
+             photos: Mapping[str, PhotoSource] | None = None) -> web.Application:
+    """The desk; ``photos`` fetch residents' photos by the channel they came through (none: not shown)."""
     app = web.Application(client_max_size=MAX_FORM_SIZE, middlewares=[same_origin_only, safe_headers])
-    app[DESK_KEY] = Desk(database, config, clock)
+    app[DESK_KEY] = Desk(database, config, clock, photos or {})
     app.router.add_get("/", home)
     app.router.add_static("/static/", STATIC_DIR)
     app.router.add_get("/signin/{token}", sign_in_page)
@@ -116,6 +121,7 @@ def make_app(database: Database, config: DeskConfig, clock: Clock = system_clock
     app.router.add_get("/requests", request_list)
     app.router.add_get("/requests/{request_id:\\d+}", request_page)
     app.router.add_post("/requests/{request_id:\\d+}/{action}", request_action)
+    app.router.add_get("/requests/{request_id:\\d+}/photos/{number:\\d+}", photo)
     app.router.add_get("/events", events)
     return app
 
@@ -341,7 +347,8 @@ def _render_request(session: Session, person: Person, viewer: Viewer, desk: Desk
     except RequestRefused as error:
         return pages.message_page(t, t._("Not found"), refusal_text(t, error), viewer), 404
     choices = _request_choices(session, person, shown)
-    return pages.request_page(ctx, viewer, shown, choices, said, refused), 409 if refused else 200
+    photos = _sent_photos(session, shown) if _photo_channel(session, shown) in desk.photos else []
+    return pages.request_page(ctx, viewer, shown, choices, len(photos), said, refused), 409 if refused else 200
 
 
 async def request_page(request: web.Request) -> web.StreamResponse:
@@ -397,6 +404,45 @@ async def request_action(request: web.Request) -> web.StreamResponse:
         # Done (or the session ended, which the page it leads to says).
         raise web.HTTPSeeOther(f"/requests/{request_id}?done={action.value}")
     return _html(*outcome)
+
+
+# --- photos -----------------------------------------------------------------------------------------------
+
+
+def _sent_photos(session: Session, shown: Request) -> list[str]:
+    """The file ids of the photos the filer sent, in order (a handler's photo of the work is not among them)."""
+    return [sent.file_id for sent in shown.photos if not sent.from_handler]
+
+
+def _photo_channel(session: Session, shown: Request) -> str:
+    """The channel the photos came through: the filer's (the worker's, for a lead they found)."""
+    sender = session.get(Person, shown.lead_by_id) if shown.lead_by_id is not None else shown.resident
+    return sender.channel if sender is not None else ""
+
+
+async def photo(request: web.Request) -> web.StreamResponse:
+    """One of the filer's photos, for a viewer who may open the request."""
+    desk = desk_of(request)
+    token = request.cookies.get(COOKIE, "")
+    request_id, number = int(request.match_info["request_id"]), int(request.match_info["number"])
+
+    def find(session: Session, person: Person, _viewer: Viewer) -> tuple[str, str] | str:
+        try:
+            shown = desk_requests.request_for_viewer(session, person, request_id)
+        except RequestRefused:
+            return "missing"
+        sent = _sent_photos(session, shown)
+        return (_photo_channel(session, shown), sent[number - 1]) if 1 <= number <= len(sent) else "missing"
+
+    found = await _as_signed_in(request, token, find) if token else None
+    if found is None:
+        return _ended(desk)
+    source = desk.photos.get(found[0]) if isinstance(found, tuple) else None
+    fetched = await source.fetch(found[1]) if source is not None and isinstance(found, tuple) else None
+    if fetched is None:
+        raise web.HTTPNotFound()
+    return web.Response(body=fetched.data, content_type=fetched.content_type,
+                        headers={"Cache-Control": "private, max-age=3600"})
 
 
 # --- live updates -------------------------------------------------------------------------------------------
@@ -456,9 +502,17 @@ def desk_config(settings: Settings, core: CoreConfig) -> DeskConfig:
     return DeskConfig(core=core, public_url=settings.desk_base_url or f"http://{listen}", listen=listen)
 
 
-async def serve(database: Database, config: DeskConfig, stop: asyncio.Event, clock: Clock = system_clock) -> None:
-    """Serve the desk on ``config.listen`` until ``stop`` is set."""
-    runner = web.AppRunner(make_app(database, config, clock), access_log=None)
+def photo_sources(settings: Settings) -> dict[str, PhotoSource]:
+    """Where the deployment's photos can be fetched from: Telegram's when a bot token is set."""
+    token = settings.token_value
+    return {"telegram": TelegramPhotos(settings.api_url, token)} if token else {}
+
+
+async def serve(database: Database, config: DeskConfig, stop: asyncio.Event, clock: Clock = system_clock,
+                photos: Mapping[str, PhotoSource] | None = None) -> None:
+    """Serve the desk on ``config.listen`` until ``stop`` is set. No access log: a sign-in link's path holds
+    its token."""
+    runner = web.AppRunner(make_app(database, config, clock, photos), access_log=None)
     await runner.setup()
     host, _, port = config.listen.rpartition(":")
     site = web.TCPSite(runner, host or "127.0.0.1", int(port))

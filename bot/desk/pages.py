@@ -246,7 +246,7 @@ def desk_actions(transitions: Iterable[Transition]) -> list[DeskAction]:
     return [ACTION_OF[transition] for transition in transitions if transition in ACTION_OF]
 
 
-def _details(ctx: Context, t: Translator, request: Request) -> str:
+def _details(ctx: Context, t: Translator, request: Request, shown_photos: int) -> str:
     resident = t._("(hidden by the resident)") if request.hide_identity else request.resident.display_name
     location = ""
     if request.latitude is not None and request.longitude is not None:
@@ -263,14 +263,20 @@ def _details(ctx: Context, t: Translator, request: Request) -> str:
     if location:
         rows.append((t._("Location"), location))
     photos = [photo for photo in request.photos if not photo.from_handler]
-    if photos:
+    if photos and not shown_photos:
         rows.append((t._("Photos"), t.n_("{count} photo, in the chat", "{count} photos, in the chat",
                                           len(photos)).format(count=t.number(len(photos)))))
     late, description = t._("Overdue"), t._("Description")
     overdue = f'<p class="overdue">{_e(late)}</p>' if core.is_overdue(request, ctx.now) else ""
     cells = "".join(f"<dt>{_e(name)}</dt><dd>{_e(value)}</dd>" for name, value in rows)
+    alt = t._("Photo {number} of {code}")
+    images = "".join(
+        f'<a href="/requests/{request.id}/photos/{number}"><img src="/requests/{request.id}/photos/{number}" '
+        f'alt="{_e(alt.format(number=number, code=request.code))}" loading="lazy"></a>'
+        for number in range(1, shown_photos + 1))
+    gallery = f'<div class="photos">{images}</div>' if images else ""
     return (f'<section id="details" data-live>{overdue}<dl>{cells}</dl>'
-            f'<h3>{_e(description)}</h3><p class="text">{_e(request.description)}</p></section>')
+            f'<h3>{_e(description)}</h3><p class="text">{_e(request.description)}</p>{gallery}</section>')
 
 
 def _timeline(ctx: Context, t: Translator, request: Request) -> str:
@@ -302,8 +308,9 @@ def _action_form(viewer: Viewer, request: Request, action: DeskAction, choices: 
             f'{fields}<button type="submit">{_e(t._(ACTION_LABELS[action]))}</button></form>')
 
 
-def request_page(ctx: Context, viewer: Viewer, request: Request, choices: RequestChoices, said: str = "",
-                 refused: str = "") -> str:
+def request_page(ctx: Context, viewer: Viewer, request: Request, choices: RequestChoices, shown_photos: int,
+                 said: str = "", refused: str = "") -> str:
+    """The request's details, its photos (``shown_photos`` of them, served by the desk), timeline and actions."""
     t = viewer.t
     forms = "".join(_action_form(viewer, request, action, choices) for action in choices.actions)
     if not forms:
@@ -316,7 +323,7 @@ def request_page(ctx: Context, viewer: Viewer, request: Request, choices: Reques
         banner = f'<p class="refused" role="alert">{_e(refused)}</p>'
     back, actions = t._("Requests"), t._("Actions")
     body = (f'<p><a href="/requests">← {_e(back)}</a></p><h2>{_e(request.code)}</h2>{banner}'
-            f'<div class="request">{_details(ctx, t, request)}<div>{_timeline(ctx, t, request)}'
+            f'<div class="request">{_details(ctx, t, request, shown_photos)}<div>{_timeline(ctx, t, request)}'
             f'<section id="actions" data-live><h3>{_e(actions)}</h3>{forms}</section></div></div>')
     return document(t, request.code, body, viewer, live=f"request:{request.id}")
 
