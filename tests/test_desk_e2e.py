@@ -21,13 +21,14 @@ from sqlalchemy.orm import Session
 from bot.core import requests as core
 from bot.core.context import CoreConfig
 from bot.desk.app import DeskConfig, make_app
+from bot.desk.photos import TelegramPhotos
 from bot.simulator import BotApiSimulator, SimUser
 from storage.database import Database
 from storage.models import Building, Person, Role
-from tests.e2e import TickingClock, running_bot
+from tests.e2e import TOKEN, TickingClock, running_bot
 from tests.org_fixture import make_small_org, staff
-from tests.test_lifecycle_e2e import button
-from tests.test_playground import CHROMIUM, CHROMIUM_ARGS
+from tests.test_lifecycle_e2e import JPEG, button
+from tests.test_playground import CHROMIUM, CHROMIUM_ARGS, striped_png
 from tests.test_resident_views_e2e import text_of
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
@@ -58,7 +59,7 @@ def free_port() -> int:
         return int(probe.getsockname()[1])
 
 
-def organisation(session: Session, now: datetime) -> Filed:
+def organisation(session: Session, now: datetime, photo_id: str) -> Filed:
     org = make_small_org(session)
     staff(session, 9001, "Zhao District", Role.DISTRICT, 0, "en")
     staff(session, 9002, "Chen Community", Role.COMMUNITY, org.community, "en")
@@ -70,22 +71,23 @@ def organisation(session: Session, now: datetime) -> Filed:
     session.add(ann)
     session.flush()
 
-    def file(building_id: int, text: str, days_ago: int) -> str:
+    def file(building_id: int, text: str, days_ago: int, photos: tuple[str, ...] = ()) -> str:
         building = session.get(Building, building_id)
-        return core.file_request(session, ann, core.Draft(1, text), now - timedelta(days=days_ago),
+        return core.file_request(session, ann, core.Draft(1, text, photo_ids=photos), now - timedelta(days=days_ago),
                                  building=building).request.code
 
-    return Filed(overdue=file(org.building, "Boxes block the stairwell for weeks", 20),
+    return Filed(overdue=file(org.building, "Boxes block the stairwell for weeks", 20, (photo_id,)),
                  fresh=file(org.building, "A bicycle left in the hall", 0),
                  elsewhere=file(org.building2, "Wires hang from the third floor", 20))
 
 
 @contextlib.asynccontextmanager
-async def serving_desk(database: Database, clock: ShiftableClock, port: int) -> AsyncIterator[str]:
+async def serving_desk(database: Database, clock: ShiftableClock, port: int, api_url: str) -> AsyncIterator[str]:
     url = f"http://127.0.0.1:{port}"
     config = DeskConfig(core=CoreConfig(default_locale="en"), public_url=url, listen=f"127.0.0.1:{port}",
                         poll_seconds=0.2)
-    runner = web.AppRunner(make_app(database, config, clock), access_log=None)
+    photos = {"telegram": TelegramPhotos(api_url, TOKEN)}
+    runner = web.AppRunner(make_app(database, config, clock, photos), access_log=None)
     await runner.setup()
     await web.TCPSite(runner, "127.0.0.1", port).start()
     try:
@@ -117,14 +119,17 @@ async def test_the_district_dispatches_from_the_desk_and_the_grid_worker_hears_o
     clock, port = ShiftableClock(), free_port()
     async with running_bot(simulator, api_url, database_url, clock=clock, desk_url=f"http://127.0.0.1:{port}") as bot:
         database = bot.service.database
-        filed = await database.run(lambda session: organisation(session, clock()))
+        # A photo Telegram holds, as the resident's photo of the stairwell.
+        photo = (await simulator.user(1002, "Bo", language_code="en").send_photo(striped_png())).photo
+        assert photo is not None
+        filed = await database.run(lambda session: organisation(session, clock(), photo))
         zhao, chen, qian = (simulator.user(9001, "Zhao", language_code="en"),
                             simulator.user(9002, "Chen", language_code="en"),
                             simulator.user(9004, "Qian", language_code="en"))
         for user in (zhao, chen, qian):  # staff must have written to the bot once to be reachable
             await user.send_text("/start")
             await user.wait_for(lambda m: m.text is not None)
-        async with serving_desk(database, clock, port), async_playwright() as driver:
+        async with serving_desk(database, clock, port, api_url), async_playwright() as driver:
             browser = await driver.chromium.launch(executable_path=str(CHROMIUM), args=CHROMIUM_ARGS)
             try:
                 await district_dispatches(browser, expect, await desk_link(zhao), filed, qian)
@@ -164,6 +169,10 @@ async def district_dispatches(browser: Any, expect: Any, link: str, filed: Filed
 
     await page.get_by_role("link", name=filed.overdue).click()
     await expect(page.get_by_role("heading", name=filed.overdue)).to_be_visible()
+    photo = page.get_by_role("img", name=f"Photo 1 of {filed.overdue}")
+    await expect(photo).to_be_visible()
+    loaded = "(image) => image.complete && image.naturalWidth > 0"  # the desk served the photo Telegram holds
+    await page.wait_for_function(loaded, arg=await photo.element_handle())
     await shot(page, "request")
     await page.evaluate("window.notReloaded = true")
     without_csrf = await page.evaluate(
@@ -216,3 +225,16 @@ async def an_old_link_is_refused(browser: Any, expect: Any, link: str, clock: Sh
     await expect(page.get_by_text("has expired")).to_be_visible()
     await shot(page, "link-expired")
     await page.close()
+
+
+async def test_the_desk_fetches_a_photo_sent_on_telegram_through_the_bot_api(
+    sim: tuple[BotApiSimulator, str]
+) -> None:
+    simulator, api_url = sim
+    sent = await simulator.user(1001, "Ann", language_code="en").send_photo(JPEG)
+    assert sent.photo is not None
+    photos = TelegramPhotos(api_url, TOKEN)
+    fetched = await photos.fetch(sent.photo)
+    assert fetched is not None and fetched.data == JPEG and fetched.content_type == "image/jpeg"
+    assert await photos.fetch("no-such-file") is None
+    assert await TelegramPhotos("http://127.0.0.1:1", TOKEN).fetch(sent.photo) is None
