@@ -355,3 +355,14 @@ async def test_a_requests_photos_are_served_only_to_who_may_open_it(
     assert shown.status == 200 and await shown.read() == b"bytes of photo-of-boxes"
     assert (await client.get(f"/requests/{org.jianshe_request}/photos/2")).status == 404
     assert (await client.get(f"/requests/{org.renmin_request}/photos/1")).status == 404
+
+
+async def test_pages_of_requests_that_are_not_there_say_so(
+    client: TestClient[Any, Any], database: Database, clock: FrozenClock, org: Org
+) -> None:
+    await signed_in(client, database, clock, org.jianshe_admin)
+    for path in ("/requests/999999", "/requests/999999?done=note", f"/requests/{org.renmin_request}?done=reassign"):
+        missing = await client.get(path)
+        assert missing.status == 404 and "There is no request" in await missing.text()
+        assert "Wires hang" not in await missing.text()
+    assert (await client.get("/no-such-page")).status == 404

@@ -114,10 +114,10 @@ def person_of_session(session: Session, token: str, now: datetime) -> Person | N
     return found.person
 
 
-def session_is_live(session: Session, token: str, now: datetime) -> bool:
-    """Whether the session may still be used, without counting this as a use (the live stream asks)."""
+def live_person(session: Session, token: str, now: datetime) -> Person | None:
+    """``person_of_session`` without counting this as a use (a page's live stream asks)."""
     found = _live_session(session, token, now)
-    return found is not None and may_use_desk(found.person)
+    return found.person if found is not None and may_use_desk(found.person) else None
 
 
 def sign_out(session: Session, token: str, now: datetime) -> None:

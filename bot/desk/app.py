@@ -359,11 +359,12 @@ async def request_page(request: web.Request) -> web.StreamResponse:
 
     def render(session: Session, person: Person, viewer: Viewer) -> tuple[str, int]:
         done = DeskAction(said) if said in {action.value for action in DeskAction} else None
+        shown = session.get(Request, request_id)
         text = ""
-        if done is not None:
-            shown = core.get_request(session, request_id)
+        if done is not None and shown is not None:
             text = viewer.t._(DONE[done]).format(code=shown.code, holder=holder_text(
                 desk_context(session, person, desk.clock(), desk.config.core), viewer.t, shown))
+        # A request the viewer may not open is refused there, before anything of it is shown.
         return _render_request(session, person, viewer, desk, request_id, said=text)
 
     rendered = await _as_signed_in(request, token, render) if token else None
@@ -465,11 +466,16 @@ async def events(request: web.Request) -> web.StreamResponse:
         raise web.HTTPNotFound()
 
     def look(session: Session) -> int | None:
-        if not desk_access.session_is_live(session, token, desk.clock()):
+        person = desk_access.live_person(session, token, desk.clock())
+        if person is None:
             return None
-        if watched:
-            return desk_requests.request_watermark(session, watched)
-        return desk_requests.watermark(session)
+        if not watched:
+            return desk_requests.watermark(session)
+        try:
+            desk_requests.request_for_viewer(session, person, watched)
+        except RequestRefused:
+            return -1  # nothing to follow: the page says the request is not there
+        return desk_requests.request_watermark(session, watched)
 
     seen = await desk.database.run(look) if token else None
     if seen is None:

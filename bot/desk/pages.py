@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
 from html import escape
 from urllib.parse import urlencode
 
@@ -326,8 +325,3 @@ def request_page(ctx: Context, viewer: Viewer, request: Request, choices: Reques
             f'<div class="request">{_details(ctx, t, request, shown_photos)}<div>{_timeline(ctx, t, request)}'
             f'<section id="actions" data-live><h3>{_e(actions)}</h3>{forms}</section></div></div>')
     return document(t, request.code, body, viewer, live=f"request:{request.id}")
-
-
-def date_value(moment: datetime | None, t: Translator) -> str:
-    """A date filter as the date input shows it, in the deployment's time zone."""
-    return moment.astimezone(t.tz).date().isoformat() if moment is not None else ""
