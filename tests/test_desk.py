@@ -366,3 +366,19 @@ async def test_pages_of_requests_that_are_not_there_say_so(
         assert missing.status == 404 and "There is no request" in await missing.text()
         assert "Wires hang" not in await missing.text()
     assert (await client.get("/no-such-page")).status == 404
+
+
+def test_desk_links_start_with_the_desk_url_or_else_its_listen_address() -> None:
+    from pydantic import ValidationError
+
+    from bot.cli import build_parser, desk
+    from bot.config import Settings
+
+    assert Settings(_env_file=None).desk_base_url is None  # type: ignore[call-arg]
+    listening = Settings(desk_listen="127.0.0.1:9000", _env_file=None)  # type: ignore[call-arg]
+    assert listening.desk_base_url == "http://127.0.0.1:9000"
+    public = Settings(desk_listen="127.0.0.1:9000", desk_url="https://desk.example", _env_file=None)  # type: ignore[call-arg]
+    assert public.desk_base_url == "https://desk.example"
+    with pytest.raises(ValidationError):
+        Settings(desk_url="desk.example", _env_file=None)  # type: ignore[call-arg]
+    assert build_parser().parse_args(["desk"]).handler is desk
