@@ -230,6 +230,7 @@ async def test_a_community_admin_sees_and_acts_only_within_the_community(
     csrf = await signed_in(client, database, clock, org.jianshe_admin)
     listed = await (await client.get("/requests")).text()
     assert code(org.jianshe_request) in listed and code(org.renmin_request) not in listed
+    assert f'value="grid:{org.second_grid}"' in listed and f'value="community:{org.renmin}"' not in listed
     outside = await client.get(f"/requests/{org.renmin_request}")
     assert outside.status == 404 and "There is no request" in await outside.text()
     acted = await client.post(f"/requests/{org.renmin_request}/note", data={"csrf": csrf, "text": "mine now"})
@@ -251,6 +252,9 @@ async def test_the_district_hands_a_request_to_another_grid_and_its_worker_gets_
     client: TestClient[Any, Any], database: Database, clock: FrozenClock, org: Org
 ) -> None:
     csrf = await signed_in(client, database, clock, org.district)
+    listed = await (await client.get("/requests")).text()
+    # The district's filter offers streets and communities; grids are too many to list in a province.
+    assert f'value="community:{org.renmin}"' in listed and 'value="grid:' not in listed
     page = await (await client.get(f"/requests/{org.jianshe_request}")).text()
     assert f'value="grid:{org.second_grid}"' in page
     moved = await client.post(f"/requests/{org.jianshe_request}/reassign",

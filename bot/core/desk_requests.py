@@ -21,7 +21,7 @@ from bot.core.areas import admin_areas
 from bot.core.ladder import has_staff, request_unit
 from bot.core.requests import RequestRefused
 from bot.core.roles import is_district_staff
-from bot.core.units import DISTRICT, LEVEL_MODEL, Unit, contains, ids_within, units_within
+from bot.core.units import DISTRICT, LEVEL_MODEL, LEVELS, Unit, contains, ids_within, units_within
 from bot.i18n import N_
 from storage.models import (
     OPEN_STATUSES,
@@ -174,10 +174,13 @@ def request_for_viewer(session: Session, viewer: Person, request_id: int) -> Req
 
 
 def area_units(session: Session, viewer: Person) -> list[tuple[Unit, str]]:
-    """The units the viewer may filter by, with their names: those of their areas' levels and below."""
+    """The units the filter offers the viewer, with their names: those of the two levels below each of their
+    areas (a district's streets and communities, a community's grids), so the list stays short in a province;
+    a unit further down can still be asked for by its id, and ``request_page`` checks it."""
     found: dict[Unit, str] = {}
     for area in admin_areas(viewer):
-        for level in AREA_LEVELS:
+        below = [level for level in AREA_LEVELS if LEVELS.index(level) > LEVELS.index(area.level)]
+        for level in below[:2]:
             ids = ids_within(level, area)
             if ids is None:
                 continue
