@@ -6,7 +6,7 @@ from __future__ import annotations
 import re
 from collections.abc import AsyncIterator
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import Any
 
 import pytest
@@ -386,3 +386,31 @@ def test_desk_links_start_with_the_desk_url_or_else_its_listen_address() -> None
     with pytest.raises(ValidationError):
         Settings(desk_url="desk.example", _env_file=None)  # type: ignore[call-arg]
     assert build_parser().parse_args(["desk"]).handler is desk
+
+
+async def test_a_text_search_reads_the_newest_requests_and_dates_reach_further_back(
+    database: Database, clock: FrozenClock, org: Org, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from bot.core import desk_requests
+
+    monkeypatch.setattr(desk_requests, "SEARCH_WINDOW", 2)
+    first_day = clock()
+
+    def file_three(session: Session) -> None:
+        ann = session.scalars(select(Person).where(Person.external_id == "1001")).one()
+        building = session.scalars(select(Building)).first()
+        for text in ("A broken lamp in the yard", "Leaves in the gutter", "Noise at night"):
+            clock.advance(days=1)
+            core.file_request(session, ann, core.Draft(1, text), clock(), building=building)
+
+    await database.run(file_three)
+
+    def search(session: Session, filters: Filters) -> list[str]:
+        viewer = session.get(Person, org.district)
+        assert viewer is not None
+        return [request.description for request in request_page(session, viewer, filters, clock()).requests]
+
+    assert await database.run(lambda session: search(session, Filters(text="Noise"))) == ["Noise at night"]
+    assert await database.run(lambda session: search(session, Filters(text="lamp"))) == []
+    first_days = Filters(text="lamp", since=first_day, until=first_day + timedelta(days=2))
+    assert await database.run(lambda session: search(session, first_days)) == ["A broken lamp in the yard"]

@@ -13,7 +13,7 @@ from urllib.parse import urlencode
 
 from bot.core import requests as core
 from bot.core.context import Context
-from bot.core.desk_requests import Filters, Page, Sort
+from bot.core.desk_requests import SEARCH_WINDOW, Filters, Page, Sort
 from bot.core.requests import Transition
 from bot.core.units import Unit
 from bot.desk.actions import ACTION_OF, DeskAction
@@ -223,7 +223,12 @@ def list_page(ctx: Context, viewer: Viewer, filters: Filters, choices: ListChoic
         first_page = t._("First page")
         first = f'<p class="more"><a href="/requests?{_e(urlencode(query))}">{_e(first_page)}</a></p>'
     title = t._("Requests")
-    body = (f'<h2>{_e(title)}</h2>{_filter_form(t, filters, choices, dates)}'
+    hint = ""
+    if filters.text.strip():
+        window = t._("Words are looked for in the newest {count} requests that pass the other filters; choose "
+                     "dates to search further back.").format(count=t.number(SEARCH_WINDOW))
+        hint = f'<p class="hint">{_e(window)}</p>'
+    body = (f'<h2>{_e(title)}</h2>{_filter_form(t, filters, choices, dates)}{hint}'
             f'<section id="results" data-live><div class="table"><table><thead><tr>{head}</tr></thead>'
             f'<tbody>{rows}</tbody></table></div>{first}{more}</section>')
     return document(t, title, body, viewer, live="list")
