@@ -414,3 +414,39 @@ async def test_a_text_search_reads_the_newest_requests_and_dates_reach_further_b
     assert await database.run(lambda session: search(session, Filters(text="lamp"))) == []
     first_days = Filters(text="lamp", since=first_day, until=first_day + timedelta(days=2))
     assert await database.run(lambda session: search(session, first_days)) == ["A broken lamp in the yard"]
+
+
+async def test_gridbot_run_serves_the_desk_beside_the_bot_when_it_has_an_address(database_url: str) -> None:
+    import asyncio
+    import socket
+
+    import aiohttp
+
+    from bot.cli import with_desk
+    from bot.config import Settings
+    from bot.service import Service, prepare_database
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    settings = Settings(database_url=database_url, desk_listen=f"127.0.0.1:{port}", _env_file=None)  # type: ignore[call-arg]
+    service = Service.from_settings(settings)
+    await prepare_database(service.database)
+    answers: list[int] = []
+
+    async def bot(stop: asyncio.Event) -> None:
+        async with aiohttp.ClientSession() as http:
+            for _attempt in range(100):
+                try:
+                    async with http.get(f"http://127.0.0.1:{port}/requests") as response:
+                        answers.append(response.status)
+                        break
+                except aiohttp.ClientConnectionError:
+                    await asyncio.sleep(0.05)
+        stop.set()
+
+    try:
+        await asyncio.wait_for(with_desk(service, bot)(asyncio.Event()), 30)
+    finally:
+        await service.database.dispose()
+    assert answers == [401]  # the desk answered: nobody is signed in
