@@ -450,3 +450,75 @@ async def test_gridbot_run_serves_the_desk_beside_the_bot_when_it_has_an_address
     finally:
         await service.database.dispose()
     assert answers == [401]  # the desk answered: nobody is signed in
+
+
+def outbox_texts(session: Session, person_id: int) -> list[str]:
+    rows = session.scalars(select(OutboxMessage).where(OutboxMessage.person_id == person_id).order_by(OutboxMessage.id))
+    return [str(row.action) for row in rows]
+
+
+async def test_returning_escalating_and_resolving_on_the_desk_tell_whom_the_chat_would(
+    client: TestClient[Any, Any], database: Database, clock: FrozenClock, org: Org
+) -> None:
+    def reported_up(session: Session) -> None:
+        worker = session.get(Person, org.worker)
+        assert worker is not None
+        core.escalate(session, worker, org.jianshe_request, "needs the property company", clock())
+
+    await database.run(reported_up)
+    csrf = await signed_in(client, database, clock, org.jianshe_admin)
+    page = await (await client.get(f"/requests/{org.jianshe_request}")).text()
+    assert "Return with instruction" in page and "Resolve" in page
+    returned = await client.post(f"/requests/{org.jianshe_request}/return",
+                                 data={"csrf": csrf, "text": "Ask the property company today"})
+    assert returned.status == 200 and "is now with 建设一网格" in await returned.text()
+    worker_news = await database.run(lambda session: outbox_texts(session, org.worker))
+    assert any("was returned to you: Ask the property company today" in text for text in worker_news)
+    again = await (await client.get(f"/requests/{org.jianshe_request}")).text()
+    assert "Your unit does not hold this request" in again
+
+    await database.run(reported_up)
+    escalated = await client.post(f"/requests/{org.jianshe_request}/escalate",
+                                  data={"csrf": csrf, "text": "The street must decide"})
+    assert escalated.status == 200 and "is now with the district center" in await escalated.text()
+    district_news = await database.run(lambda session: outbox_texts(session, org.district))
+    assert any("was reported up to you: The street must decide" in text for text in district_news)
+
+    await client.post("/signout", data={"csrf": csrf})
+    csrf = await signed_in(client, database, clock, org.district)
+    resolved = await client.post(f"/requests/{org.jianshe_request}/resolve",
+                                 data={"csrf": csrf, "text": "The boxes were taken away"})
+    assert resolved.status == 200 and "We asked the resident" in await resolved.text()
+
+    def resident_news(session: Session) -> list[str]:
+        ann = session.scalars(select(Person).where(Person.external_id == "1001")).one()
+        return outbox_texts(session, ann.id)
+
+    assert any("was resolved by Zhao District: The boxes were taken away" in text
+               for text in await database.run(resident_news))
+
+
+async def test_a_street_hands_a_request_to_a_department_from_the_desk(
+    client: TestClient[Any, Any], database: Database, clock: FrozenClock
+) -> None:
+    from tests.department_fixture import QIAN, SUN, make_departments_org
+
+    made = await database.run(lambda session: make_departments_org(session, clock()))
+
+    def person_id(session: Session, user_id: int) -> int:
+        return session.scalars(select(Person.id).where(Person.external_id == str(user_id))).one()
+
+    sun, squad_member = (await database.run(lambda session: person_id(session, SUN)),
+                         await database.run(lambda session: person_id(session, QIAN)))
+    csrf = await signed_in(client, database, clock, sun)
+    page = await (await client.get(f"/requests/{made.request}")).text()
+    assert f'<option value="{made.squad}">东关城管中队</option>' in page
+    assert f'value="{made.market_office}"' not in page  # another street's, and nobody on duty
+    dispatched = await client.post(f"/requests/{made.request}/dispatch",
+                                   data={"csrf": csrf, "department": str(made.squad), "text": "Clear the alley"})
+    assert dispatched.status == 200 and "is now with 东关城管中队" in await dispatched.text()
+    squad_news = await database.run(lambda session: outbox_texts(session, squad_member))
+    assert any("was handed to your department: Clear the alley" in text for text in squad_news)
+    forged = await client.post(f"/requests/{made.request}/dispatch",
+                               data={"csrf": csrf, "department": str(made.power), "text": "again"})
+    assert forged.status == 409
