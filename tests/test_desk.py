@@ -522,3 +522,30 @@ async def test_a_street_hands_a_request_to_a_department_from_the_desk(
     forged = await client.post(f"/requests/{made.request}/dispatch",
                                data={"csrf": csrf, "department": str(made.power), "text": "again"})
     assert forged.status == 409
+
+
+async def test_the_map_shows_the_requests_of_the_area_by_their_location(
+    client: TestClient[Any, Any], database: Database, clock: FrozenClock, org: Org
+) -> None:
+    await signed_in(client, database, clock, org.jianshe_admin)
+    drawn = await client.get("/map")
+    page = await drawn.text()
+    assert drawn.status == 200 and "<svg" in page
+    assert f'href="/requests/{org.jianshe_request}"' in page and f'href="/requests/{org.renmin_request}"' not in page
+    assert 'class="request new"' in page and 'class="building"' in page
+    assert "1 request with a location is shown" in page
+    nothing = await (await client.get("/map", params={"status": "closed"})).text()
+    assert f'href="/requests/{org.jianshe_request}"' not in nothing
+    forged = await client.get("/map", params={"unit": f"community:{org.renmin}"})
+    assert forged.status == 403
+
+
+def test_the_map_projection_keeps_the_district_in_the_frame_and_north_up() -> None:
+    from bot.desk.pages import MAP_WIDTH, Projection
+
+    places = [(32.99, 112.52), (33.01, 112.56), (33.00, 112.54)]
+    projection = Projection.around(places)
+    (west_x, south_y), (east_x, north_y), (middle_x, middle_y) = (projection.point(*place) for place in places)
+    assert 0 <= west_x < middle_x < east_x <= MAP_WIDTH and 0 <= north_y < middle_y < south_y <= projection.height
+    alone = Projection.around([(33.0, 112.5)])
+    assert alone.point(33.0, 112.5) == (MAP_WIDTH / 2, alone.height / 2)

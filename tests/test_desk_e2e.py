@@ -212,6 +212,10 @@ async def community_admin_sees_the_community(browser: Any, expect: Any, link: st
     await expect(results).to_contain_text(filed.fresh)
     await expect(results).not_to_contain_text(filed.elsewhere)
     await shot(page, "community-list")
+    await page.get_by_role("link", name="Map").click()
+    await expect(page.locator("svg.map circle.request")).to_have_count(2)  # the community's two, not 人民社区's
+    await shot(page, "community-map")
+    await page.get_by_role("link", name="Requests").first.click()
     await page.set_viewport_size({"width": 390, "height": 844})
     await shot(page, "community-list-phone")
     await page.close()

@@ -38,6 +38,9 @@ from storage.models import (
 
 PAGE_SIZE = 50
 MAX_SEARCH = 100
+# The map shows at most this many requests (the newest) and draws the buildings only up to this many.
+MAP_REQUESTS = 2_000
+MAP_BUILDINGS = 5_000
 # How many of the newest requests passing the other filters a text search reads (see ``request_page``).
 SEARCH_WINDOW = 20_000
 # Levels of the unit filter: an area of the viewer's one level down and further.
@@ -109,16 +112,7 @@ def request_page(session: Session, viewer: Person, filters: Filters, now: dateti
     """One page of the requests the viewer may see that pass ``filters``, and where the next page starts."""
     if filters.unit is not None and not may_filter_by(session, viewer, filters.unit):
         raise RequestRefused(N_("That unit is outside your area."))
-    conditions = [viewer_area_condition(viewer), *_conditions(filters, now)]
-    query = select(Request).where(*conditions)
-    words = filters.text.strip()[:MAX_SEARCH]
-    if words:
-        # A description is matched by LIKE, which reads every row it is asked about: only the newest
-        # SEARCH_WINDOW requests that pass the other filters are searched, so a word found nowhere costs
-        # milliseconds, not a scan of a million rows. Dates reach further back.
-        window = select(Request.id).where(*conditions).order_by(Request.created_at.desc(), Request.id.desc())
-        query = query.where(Request.id.in_(window.limit(SEARCH_WINDOW).scalar_subquery()),
-                            Request.description.contains(words, autoescape=True))
+    query = select(Request).where(*_searched([viewer_area_condition(viewer), *_conditions(filters, now)], filters))
     query = _sorted_after(query, filters.sort, filters.after)
     rows = list(session.scalars(query.limit(size + 1)).unique())
     following = None
@@ -127,6 +121,62 @@ def request_page(session: Session, viewer: Person, filters: Filters, now: dateti
         last = rows[-1]
         following = Cursor(last.due_at if filters.sort is Sort.DUE else last.created_at, last.id)
     return Page(rows, following)
+
+
+@dataclass(frozen=True)
+class MapPoint:
+    """A request on the map: where it is and what colour it gets."""
+
+    request_id: int
+    latitude: float
+    longitude: float
+    status: RequestStatus
+    overdue: bool
+
+    @property
+    def code(self) -> str:
+        return f"R-{self.request_id:06d}"
+
+
+def map_points(session: Session, viewer: Person, filters: Filters, now: datetime,
+               limit: int = MAP_REQUESTS) -> list[MapPoint]:
+    """The newest ``limit`` requests with a location that the viewer may see and that pass ``filters``."""
+    if filters.unit is not None and not may_filter_by(session, viewer, filters.unit):
+        raise RequestRefused(N_("That unit is outside your area."))
+    # A request about a building or place is where that is; one about a location sent, where it was sent.
+    latitude = func.coalesce(Request.latitude, Building.latitude, Place.latitude)
+    longitude = func.coalesce(Request.longitude, Building.longitude, Place.longitude)
+    conditions = _searched([viewer_area_condition(viewer), *_conditions(filters, now)], filters)
+    query = (select(Request.id, latitude, longitude, Request.status, Request.due_at)
+             .outerjoin(Building, Building.id == Request.building_id).outerjoin(Place, Place.id == Request.place_id)
+             .where(*conditions, latitude.is_not(None), longitude.is_not(None))
+             .order_by(Request.created_at.desc(), Request.id.desc()).limit(limit))
+    return [MapPoint(request_id, float(north), float(east), status, status in OPEN_STATUSES and now > due_at)
+            for request_id, north, east, status, due_at in session.execute(query)]
+
+
+def area_buildings(session: Session, viewer: Person, limit: int = MAP_BUILDINGS) -> list[tuple[float, float]]:
+    """Where the buildings of the viewer's areas are, for the map's background; none when there are more than
+    ``limit`` (a province's hundred thousand would hide the requests)."""
+    parts = [Building.id.in_(ids) for area in admin_areas(viewer)
+             if (ids := ids_within(Level.BUILDING, area)) is not None]
+    query = select(Building.latitude, Building.longitude).where(
+        or_(false(), *parts), Building.latitude.is_not(None), Building.longitude.is_not(None)).limit(limit + 1)
+    rows = [(latitude or 0.0, longitude or 0.0) for latitude, longitude in session.execute(query)]
+    return rows if len(rows) <= limit else []
+
+
+def _searched(conditions: list[ColumnElement[bool]], filters: Filters) -> list[ColumnElement[bool]]:
+    """``conditions`` and, for a text search, the words in the description."""
+    words = filters.text.strip()[:MAX_SEARCH]
+    if not words:
+        return conditions
+    # A description is matched by LIKE, which reads every row it is asked about: only the newest SEARCH_WINDOW
+    # requests that pass the other filters are searched, so a word found nowhere costs milliseconds, not a
+    # scan of a million rows. Dates reach further back.
+    window = select(Request.id).where(*conditions).order_by(Request.created_at.desc(), Request.id.desc())
+    return [*conditions, Request.id.in_(window.limit(SEARCH_WINDOW).scalar_subquery()),
+            Request.description.contains(words, autoescape=True)]
 
 
 def _conditions(filters: Filters, now: datetime) -> list[ColumnElement[bool]]:

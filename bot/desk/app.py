@@ -4,7 +4,8 @@ Routes:
 
 - ``GET /signin/{token}``: a page with a button; ``POST /signin`` (``token``) uses the link once and starts a
   session (cookie ``HttpOnly``, ``SameSite=Strict``, ``Secure`` when ``GRIDBOT_DESK_URL`` is https)
-- ``GET /requests``: the list (filters in the query, ``after`` the keyset cursor of the next page)
+- ``GET /requests``: the list (filters in the query, ``after`` the keyset cursor of the next page); ``GET /map``:
+  the same requests on a map of the area's buildings
 - ``GET /requests/{id}``: one request; ``POST /requests/{id}/{action}``: an action (``bot.desk.actions``)
 - ``GET /events?watch=list|request:{id}``: ``text/event-stream``, an ``update`` event whenever what the page
   shows may have changed, ``ended`` when the session ends; ``POST /signout``
@@ -119,6 +120,7 @@ def make_app(database: Database, config: DeskConfig, clock: Clock = system_clock
     app.router.add_post("/signin", sign_in)
     app.router.add_post("/signout", sign_out)
     app.router.add_get("/requests", request_list)
+    app.router.add_get("/map", request_map)
     app.router.add_get("/requests/{request_id:\\d+}", request_page)
     app.router.add_post("/requests/{request_id:\\d+}/{action}", request_action)
     app.router.add_get("/requests/{request_id:\\d+}/photos/{number:\\d+}", photo)
@@ -320,6 +322,33 @@ async def request_list(request: web.Request) -> web.StreamResponse:
         choices = ListChoices(desk_requests.area_units(session, person), categories)
         dates = (query.get("since", "")[:10], query.get("until", "")[:10])
         return pages.list_page(ctx, viewer, filters, choices, page, dates), 200
+
+    rendered = await _as_signed_in(request, token, render) if token else None
+    if rendered is None:
+        return _ended(desk)
+    return _html(*rendered)
+
+
+async def request_map(request: web.Request) -> web.StreamResponse:
+    desk = desk_of(request)
+    token = request.cookies.get(COOKIE, "")
+    query = dict(request.query)
+
+    def render(session: Session, person: Person, viewer: Viewer) -> tuple[str, int]:
+        t = viewer.t
+        try:
+            filters = filters_from(query, t)
+            points = desk_requests.map_points(session, person, filters, desk.clock())
+        except BadFilter:
+            return pages.message_page(t, t._("Map"), t._("One of the filters is not valid. Clear the filters "
+                                                         "and choose again."), viewer), 400
+        except RequestRefused as error:
+            return pages.message_page(t, t._("Map"), refusal_text(t, error), viewer), 403
+        categories = list(session.scalars(select(Category).order_by(Category.code)))
+        choices = ListChoices(desk_requests.area_units(session, person), categories)
+        dates = (query.get("since", "")[:10], query.get("until", "")[:10])
+        buildings = desk_requests.area_buildings(session, person)
+        return pages.map_page(viewer, filters, choices, points, buildings, dates), 200
 
     rendered = await _as_signed_in(request, token, render) if token else None
     if rendered is None:

@@ -6,6 +6,7 @@ Sections marked ``data-live`` are replaced in place by ``static/desk.js`` when t
 
 from __future__ import annotations
 
+import math
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from html import escape
@@ -13,7 +14,7 @@ from urllib.parse import urlencode
 
 from bot.core import requests as core
 from bot.core.context import Context
-from bot.core.desk_requests import SEARCH_WINDOW, Filters, Page, Sort
+from bot.core.desk_requests import MAP_REQUESTS, SEARCH_WINDOW, Filters, MapPoint, Page, Sort
 from bot.core.requests import Transition
 from bot.core.units import Unit
 from bot.desk.actions import ACTION_OF, DeskAction
@@ -80,8 +81,8 @@ def document(t: Translator, title: str, body: str, viewer: Viewer | None = None,
     """A whole page: the header (with sign-out when signed in) around ``body``."""
     nav = ""
     if viewer is not None:
-        requests, sign_out = t._("Requests"), t._("Sign out")
-        nav = (f'<nav><a href="/requests">{_e(requests)}</a>'
+        requests, map_link, sign_out = t._("Requests"), t._("Map"), t._("Sign out")
+        nav = (f'<nav><a href="/requests">{_e(requests)}</a><a href="/map">{_e(map_link)}</a>'
                f'<span class="who">{_e(viewer.person.display_name)}</span>'
                f'<form method="post" action="/signout">{_csrf(viewer)}'
                f'<button type="submit">{_e(sign_out)}</button></form></nav>')
@@ -154,7 +155,8 @@ def filter_query(filters: Filters) -> dict[str, str]:
     return {name: value for name, value in query.items() if value}
 
 
-def _filter_form(t: Translator, filters: Filters, choices: ListChoices, dates: tuple[str, str]) -> str:
+def _filter_form(t: Translator, filters: Filters, choices: ListChoices, dates: tuple[str, str],
+                 action: str = "/requests") -> str:
     statuses = [_option(status.value, t._(label), filters.status is status) for status, label in STATUS_FILTERS.items()]
     levels = [_option(level.value, t._(label), filters.level is level) for level, label in LEVEL_NAMES.items()]
     units = [_option(unit_value(unit), f"{t._(LEVEL_NAMES[unit.level])} · {name}", filters.unit == unit)
@@ -170,7 +172,7 @@ def _filter_form(t: Translator, filters: Filters, choices: ListChoices, dates: t
         "sort": t._("Sort"), "show": t._("Show"), "clear": t._("Clear filters"),
     }
     return (
-        f'<form class="filters" method="get" action="/requests">'
+        f'<form class="filters" method="get" action="{action}">'
         f'<label class="wide">{_e(label["q"])}<input type="search" name="q" value="{_e(filters.text)}"></label>'
         + _select("status", t._("Status"), statuses, t._("any"))
         + _select("level", t._("Held at"), levels, t._("any level"))
@@ -185,7 +187,7 @@ def _filter_form(t: Translator, filters: Filters, choices: ListChoices, dates: t
         f'{_e(label["photos"])}</label>'
         + _select("sort", label["sort"], sorts)
         + f'<button type="submit" class="primary">{_e(label["show"])}</button>'
-        f'<a class="reset" href="/requests">{_e(label["clear"])}</a></form>'
+        f'<a class="reset" href="{action}">{_e(label["clear"])}</a></form>'
     )
 
 
@@ -330,3 +332,86 @@ def request_page(ctx: Context, viewer: Viewer, request: Request, choices: Reques
             f'<div class="request">{_details(ctx, t, request, shown_photos)}<div>{_timeline(ctx, t, request)}'
             f'<section id="actions" data-live><h3>{_e(actions)}</h3>{forms}</section></div></div>')
     return document(t, request.code, body, viewer, live=f"request:{request.id}")
+
+
+# --- the map ----------------------------------------------------------------------------------------------------
+
+MAP_WIDTH = 1000.0
+MAP_MARGIN = 20.0
+MAP_MIN_HEIGHT = 300.0
+MAP_MIN_SPAN = 0.01  # degrees
+MAP_STATUS_CLASSES = {
+    RequestStatus.NEW: "new",
+    RequestStatus.ACCEPTED: "accepted",
+    RequestStatus.RESOLVED: "resolved",
+    RequestStatus.CLOSED: "closed",
+    RequestStatus.WITHDRAWN: "withdrawn",
+}
+
+
+@dataclass(frozen=True)
+class Projection:
+    """Latitude and longitude onto the map's pixels: a plain equirectangular projection around the middle of
+    what is shown, fine over a district (no tiles, nothing fetched from elsewhere)."""
+
+    latitude: float  # of the middle
+    longitude: float
+    scale: float  # pixels per degree of longitude
+    stretch: float  # degrees of longitude per degree of latitude, here
+    height: float
+
+    @staticmethod
+    def around(places: Sequence[tuple[float, float]]) -> Projection:
+        latitudes = [latitude for latitude, _ in places] or [0.0]
+        longitudes = [longitude for _, longitude in places] or [0.0]
+        south, north, west, east = min(latitudes), max(latitudes), min(longitudes), max(longitudes)
+        stretch = 1 / max(math.cos(math.radians((south + north) / 2)), 0.1)
+        # At least about a kilometre across, so one building is shown in the middle of its street.
+        span = max(east - west, (north - south) * stretch, MAP_MIN_SPAN)
+        scale = (MAP_WIDTH - 2 * MAP_MARGIN) / span
+        height = max((north - south) * stretch * scale + 2 * MAP_MARGIN, MAP_MIN_HEIGHT)
+        return Projection((south + north) / 2, (west + east) / 2, scale, stretch, height)
+
+    def point(self, latitude: float, longitude: float) -> tuple[float, float]:
+        x = MAP_WIDTH / 2 + (longitude - self.longitude) * self.scale
+        y = self.height / 2 - (latitude - self.latitude) * self.stretch * self.scale
+        return round(x, 1), round(y, 1)
+
+
+def _map_svg(t: Translator, points: Sequence[MapPoint], buildings: Sequence[tuple[float, float]]) -> str:
+    projection = Projection.around([*buildings, *((point.latitude, point.longitude) for point in points)])
+    dots = "".join(f'<circle class="building" cx="{x}" cy="{y}" r="2"/>'
+                   for x, y in (projection.point(*building) for building in buildings))
+    marks = []
+    late = t._("overdue")
+    for point in points:
+        x, y = projection.point(point.latitude, point.longitude)
+        label = f"{point.code} · {t._(STATUS_FILTERS[point.status])}" + (f" · {late}" if point.overdue else "")
+        status = MAP_STATUS_CLASSES[point.status] + (" late" if point.overdue else "")
+        marks.append(f'<a href="/requests/{point.request_id}"><circle class="request {status}" cx="{x}" cy="{y}" '
+                     f'r="6"><title>{_e(label)}</title></circle></a>')
+    title = t._("Map of the requests")
+    return (f'<svg class="map" viewBox="0 0 {MAP_WIDTH:.0f} {projection.height:.0f}" role="img" '
+            f'aria-label="{_e(title)}">{dots}{"".join(marks)}</svg>')
+
+
+def _legend(t: Translator) -> str:
+    items = "".join(f'<li><span class="swatch {MAP_STATUS_CLASSES[status]}"></span>{_e(t._(label))}</li>'
+                    for status, label in STATUS_FILTERS.items())
+    late, building = t._("overdue"), t._("building")
+    return (f'<ul class="legend">{items}<li><span class="swatch late"></span>{_e(late)}</li>'
+            f'<li><span class="swatch building"></span>{_e(building)}</li></ul>')
+
+
+def map_page(viewer: Viewer, filters: Filters, choices: ListChoices, points: Sequence[MapPoint],
+             buildings: Sequence[tuple[float, float]], dates: tuple[str, str]) -> str:
+    """The requests that pass the filters on a map of the area's buildings, coloured by status."""
+    t = viewer.t
+    title = t._("Map")
+    shown = t.n_("{count} request with a location is shown (at most {limit}, the newest).",
+                 "{count} requests with a location are shown (at most {limit}, the newest).",
+                 len(points)).format(count=t.number(len(points)), limit=t.number(MAP_REQUESTS))
+    body = (f'<h2>{_e(title)}</h2>{_filter_form(t, filters, choices, dates, action="/map")}'
+            f'<section id="map" data-live><p class="hint">{_e(shown)}</p>{_legend(t)}'
+            f'{_map_svg(t, points, buildings)}</section>')
+    return document(t, title, body, viewer, live="list")
