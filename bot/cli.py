@@ -82,7 +82,8 @@ async def run_bot(args: argparse.Namespace, settings: Settings) -> int:
     service = Service.from_settings(settings)
     await prepare_database(service.database)
     try:
-        await run_until_stopped(channels_to_serve(service))
+        work = channels_to_serve(service)
+        await run_until_stopped(with_desk(service, work) if settings.desk_listen else work)
     finally:
         await service.database.dispose()
     return 0
@@ -107,6 +108,40 @@ def channels_to_serve(service: Service) -> Callable[[asyncio.Event], Coroutine[A
     from bot.engines.wechat import serve as serve_wechat
 
     return partial(serve_wechat, service)
+
+
+def with_desk(service: Service, work: Callable[[asyncio.Event], Coroutine[Any, Any, None]]
+              ) -> Callable[[asyncio.Event], Coroutine[Any, Any, None]]:
+    """``work`` with the desk served beside it in the same process (``GRIDBOT_DESK_LISTEN``)."""
+    from bot.desk.app import desk_config, photo_sources, serve
+
+    async def run(stop: asyncio.Event) -> None:
+        config = desk_config(service.settings, service.core_config(""))
+        photos = photo_sources(service.settings)
+        desk = asyncio.create_task(serve(service.database, config, stop, service.clock, photos))
+        try:
+            await work(stop)
+        finally:
+            stop.set()
+            await desk
+
+    return run
+
+
+async def desk(args: argparse.Namespace, settings: Settings) -> int:
+    """Only the desk; the bot's processes deliver what its actions write to the outbox."""
+    from bot.desk.app import desk_config, photo_sources, serve
+
+    service = Service.from_settings(settings)
+    await prepare_database(service.database)
+    config = desk_config(settings, service.core_config(""))
+    print(f"The desk listens on {config.listen}; its sign-in links start with {config.public_url}")
+    try:
+        await run_until_stopped(partial(serve, service.database, config, clock=service.clock,
+                                        photos=photo_sources(settings)))
+    finally:
+        await service.database.dispose()
+    return 0
 
 
 async def playground(args: argparse.Namespace, settings: Settings) -> int:
@@ -794,6 +829,11 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--webhook-listen", help="host:port of the local webhook server")
     add_port_flag(run)
     run.set_defaults(handler=run_bot)
+
+    desk_command = commands.add_parser(
+        "desk", help="serve the desk, the district center's web view (GRIDBOT_DESK_LISTEN, GRIDBOT_DESK_URL)")
+    add_connection_flags(desk_command)
+    desk_command.set_defaults(handler=desk)
 
     play = commands.add_parser("playground", help="the bot against a simulated Telegram, with a web page to try it")
     add_connection_flags(play)

@@ -94,6 +94,11 @@ class Settings(BaseSettings):
     wechat_template_id: str | None = None
     wechat_template_fields: str = "first,keyword1,keyword2,remark"
 
+    # The desk, the district center's web view (``gridbot desk``; ``gridbot run`` serves it too when
+    # desk_listen is set): host:port it listens on, and the public base URL its sign-in links name.
+    desk_listen: str | None = None
+    desk_url: str | None = Field(default=None, pattern=r"^https?://[^/\s]+(/\S*)?$")
+
     @model_validator(mode="after")
     def webhook_is_signed(self) -> Settings:
         """A webhook without a secret would take updates from anyone who finds its URL."""
@@ -112,6 +117,13 @@ class Settings(BaseSettings):
     def database(self) -> Database:
         """The deployment's database, whose sessions know its office hours."""
         return Database(self.database_url, {SESSION_KEY: self.working_time}, self.database_pool_size)
+
+    @property
+    def desk_base_url(self) -> str | None:
+        """The address the desk's sign-in links start with: GRIDBOT_DESK_URL, else the address it listens on."""
+        if self.desk_url:
+            return self.desk_url
+        return f"http://{self.desk_listen}" if self.desk_listen else None
 
     @property
     def token_value(self) -> str | None:

@@ -61,6 +61,7 @@ class Service:
             retention_days=self.settings.retention_days,
             visit_target=self.settings.visit_target,
             meetings=meeting_defaults(self.settings),
+            desk_url=self.settings.desk_base_url,
         )
 
     def default_command_menus(self) -> dict[str, SetCommands]:

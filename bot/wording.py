@@ -377,6 +377,16 @@ def tell_supporters(ctx: Context, request: Request, render: Callable[[Translator
     tell(ctx, core.supporters_of(ctx.session, request), render)
 
 
+# The card's headline for a request's new holders after each move staff make (in the chat or on the desk), and
+# what the residents the core names are told of it.
+HANDED_OVER = N_("➡️ {code} was handed over to your unit.")
+REPORTED_UP = N_("⬆️ {code} was reported up to you: {text}")
+REPORTED_UP_NEWS = N_("{code} was reported up to {holder}, who will handle it now.")
+RETURNED_DOWN = N_("⬇️ {code} was returned to you: {text}")
+RETURNED_DOWN_NEWS = N_("{code} was returned to {holder} with instructions.")
+DISPATCHED = N_("🏢 {code} was handed to your department: {text}")
+
+
 def announce_move(ctx: Context, change: core.Change, card_headline: str, resident_news: str, **params: object) -> None:
     """A request moved: its new holders get the card under ``card_headline``, the residents the core named are
     told ``resident_news`` (both message ids filled with the code, ``holder``, ``due`` and ``params``)."""

@@ -8,6 +8,7 @@ from handlers import (
     campaigns,
     cancel,
     categories,
+    desk,
     filing,
     language,
     meetings,
@@ -27,7 +28,7 @@ from handlers.menu import MENU_COMMANDS
 def build_router() -> Router:
     router = Router()
     modules = (start, language, cancel, filing, my_requests, tasks, rounds, campaigns, report, broadcast,
-               staff_admin, volunteers, meetings, categories, team_chats)
+               staff_admin, volunteers, meetings, categories, team_chats, desk)
     for module in modules:
         router.include(module.router)
     router.include(privacy.router)

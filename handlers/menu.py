@@ -71,6 +71,7 @@ def command_menu(t: Translator, person: Person | None) -> SetCommands:
             ("patrols", t._("Tonight's patrols")),
             ("target", t._("Set a grid's daily visits")),
             ("campaign", t._("Focused campaigns")),
+            ("desk", t._("Sign in to the desk")),
         ]
     if person is not None and any(role.role is Role.COMMUNITY for role in person.roles):
         commands += [("post", t._("Publish a volunteer post")), ("volunteers", t._("Volunteers and their link")),

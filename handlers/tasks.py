@@ -20,6 +20,12 @@ from bot.core.router import RoleFilter, Router, button_args, callback
 from bot.i18n import N_
 from bot.wording import (
     CAPTION_LIMIT,
+    DISPATCHED,
+    HANDED_OVER,
+    REPORTED_UP,
+    REPORTED_UP_NEWS,
+    RETURNED_DOWN,
+    RETURNED_DOWN_NEWS,
     STAFF_BUTTONS,
     STAFF_PREFIX,
     announce_move,
@@ -270,8 +276,8 @@ def _reassign(ctx: Context, request_id: int, target: tuple[Level, int]) -> None:
     ctx.answer()
     ctx.edit(t._("{code} was handed over to {holder}.").format(code=request.code, holder=holder_text(ctx, t, request)))
     refresh_cards(ctx, request)
-    send_cards(ctx, change.notify, request, N_("➡️ {code} was handed over to your unit."))
-    post_to_team_chat(ctx, request, N_("➡️ {code} was handed over to your unit."))
+    send_cards(ctx, change.notify, request, HANDED_OVER)
+    post_to_team_chat(ctx, request, HANDED_OVER)
 
 
 # --- texts that follow a button: note, resolution, escalation, return ----------------------------------------
@@ -339,21 +345,19 @@ def _resolve(ctx: Context, request_id: int, text: str, photo_id: str | None) -> 
 
 def _escalate(ctx: Context, request_id: int, text: str, _photo_id: str | None) -> None:
     change = core.escalate(ctx.session, ctx.person, request_id, text, ctx.now)
-    _announce_move(ctx, change, text.strip(), N_("⬆️ {code} was reported up to you: {text}"),
-                   N_("{code} was reported up to {holder}, who will handle it now."))
+    _announce_move(ctx, change, text.strip(), REPORTED_UP, REPORTED_UP_NEWS)
 
 
 def _return_down(ctx: Context, request_id: int, text: str, _photo_id: str | None) -> None:
     change = core.return_down(ctx.session, ctx.person, request_id, text, ctx.now)
-    _announce_move(ctx, change, text.strip(), N_("⬇️ {code} was returned to you: {text}"),
-                   N_("{code} was returned to {holder} with instructions."))
+    _announce_move(ctx, change, text.strip(), RETURNED_DOWN, RETURNED_DOWN_NEWS)
 
 
 def _dispatch(ctx: Context, request_id: int, text: str, _photo_id: str | None) -> None:
     department_id, days = ctx.state_data.get("department_id"), ctx.state_data.get("working_days")
     change = core.dispatch(ctx.session, ctx.person, request_id, department_id if isinstance(department_id, int)
                            else 0, text, ctx.now, days if isinstance(days, int) else None)
-    _announce_move(ctx, change, text.strip(), N_("🏢 {code} was handed to your department: {text}"), "")
+    _announce_move(ctx, change, text.strip(), DISPATCHED, "")
 
 
 def _department_done(ctx: Context, request_id: int, text: str, photo_id: str | None) -> None:

@@ -571,6 +571,32 @@ class ApiKey(Base):
     person: Mapped[Person] = relationship(lazy="joined")
 
 
+class DeskLink(Base):
+    """A single-use sign-in link to the desk that a staff member asked the bot for (``/desk``); only the
+    token's SHA-256 is kept, so the table cannot be used to sign in."""
+
+    __tablename__ = "desk_links"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    created_at: Mapped[datetime]
+    expires_at: Mapped[datetime]
+    used_at: Mapped[datetime | None]
+
+
+class DeskSession(Base):
+    """A browser signed in to the desk: the cookie's SHA-256, whose it is, and when it was last used."""
+
+    __tablename__ = "desk_sessions"
+    id: Mapped[int] = mapped_column(primary_key=True)
+    token_hash: Mapped[str] = mapped_column(String(64), unique=True)
+    person_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)
+    created_at: Mapped[datetime]
+    last_seen_at: Mapped[datetime]
+    ended_at: Mapped[datetime | None]
+    person: Mapped[Person] = relationship(lazy="joined")
+
+
 # --- the scheduler ----------------------------------------------------------------------------------------
 
 

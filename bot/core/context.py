@@ -41,6 +41,8 @@ class CoreConfig:
     # Visits each grid worker is to make per day, where the grid sets no target of its own.
     visit_target: int = 8
     meetings: MeetingDefaults = field(default_factory=MeetingDefaults)
+    # The desk's public base URL (``GRIDBOT_DESK_URL``) for its sign-in links; None when no desk is served.
+    desk_url: str | None = None
 
 
 @dataclass

@@ -1,1 +1,2 @@
-"""The district center's desk: web pages for dispatching and tracking, and Open311 for partner apps."""
+"""The district center's desk: web pages for community, street and district admins to dispatch and track
+requests, and Open311 for partner apps."""
