@@ -196,6 +196,8 @@ class Figures:
     counts: Counts
     median_accept: timedelta | None
     median_resolve: timedelta | None
+    # The mean time to resolve, for the desk's evaluation (考评), which ranks units by average days.
+    mean_resolve: timedelta | None = None
 
     @property
     def resolution_rate(self) -> float | None:
@@ -390,6 +392,10 @@ def _median(seconds: Sequence[float]) -> timedelta | None:
     return timedelta(seconds=statistics.median(seconds)) if seconds else None
 
 
+def _mean(seconds: Sequence[float]) -> timedelta | None:
+    return timedelta(seconds=statistics.fmean(seconds)) if seconds else None
+
+
 def _figures(keys: Iterable[GroupKey], counts: dict[GroupKey, Counts], durations: Durations) -> Figures:
     """Figures of the union of some groups: counts add up, medians are taken over the pooled durations."""
     total = Counts()
@@ -400,7 +406,7 @@ def _figures(keys: Iterable[GroupKey], counts: dict[GroupKey, Counts], durations
         accept, resolve = durations.get(key, ([], []))
         to_accept += accept
         to_resolve += resolve
-    return Figures(total, _median(to_accept), _median(to_resolve))
+    return Figures(total, _median(to_accept), _median(to_resolve), _mean(to_resolve))
 
 
 def _request_column(level: Level) -> ColumnElement[int]:
@@ -472,7 +478,7 @@ def _per_worker(session: Session, statement: Executable) -> dict[int, tuple[Any,
     return {row[0]: tuple(row[1:]) for row in session.execute(statement)}
 
 
-def _worker_lines(session: Session, area: Unit, start: datetime, end: datetime) -> tuple[WorkerLine, ...]:
+def worker_lines(session: Session, area: Unit, start: datetime, end: datetime) -> tuple[WorkerLine, ...]:
     """Each worker's visits, patrol hours, leads, leads solved on the spot, requests resolved and resolved on
     time in [start, end): one ``GROUP BY`` per figure over the month's rows, whatever the number of workers."""
     ids = select(_area_workers(area).subquery().c.person_id)
@@ -513,6 +519,14 @@ def _worker_lines(session: Session, area: Unit, start: datetime, end: datetime) 
     return tuple(lines)
 
 
+def unit_lines(session: Session, area: Unit, month: Month, timezone: str) -> tuple[Line, ...]:
+    """The bulletin's figures of each unit one level below ``area`` for the requests filed in ``month``, every
+    unit included, by code: the breakdown of ``compute_bulletin`` without the rest of the bulletin."""
+    query = _MonthQuery(area, *month.bounds(timezone))
+    counts = _group_counts(session, query)
+    return _unit_lines(_child_units(session, area), counts, _group_durations(session, query))
+
+
 def compute_bulletin(session: Session, area: Unit, month: Month | str, timezone: str) -> Bulletin:
     """The bulletin of ``area`` for the requests filed in ``month`` (``YYYY-MM``) in ``timezone``."""
     month = month if isinstance(month, Month) else Month.parse(month)
@@ -530,7 +544,7 @@ def compute_bulletin(session: Session, area: Unit, month: Month | str, timezone:
         by_unit=_unit_lines(_child_units(session, area), counts, durations),
         volunteer_service=_volunteer_service(session, area, month, timezone),
         by_place=_place_lines(session, replace(query, by_place=True)),
-        workers=_worker_lines(session, area, start, end),
+        workers=worker_lines(session, area, start, end),
     )
 
 
