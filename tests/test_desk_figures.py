@@ -13,9 +13,10 @@ after that clock, is removed. What stands open then:
 from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
+from xml.etree import ElementTree
 
 import pytest
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
@@ -25,15 +26,19 @@ from bot.core.desk_figures import (
     MonthCounts,
     Overview,
     Standing,
+    TrendCache,
+    TrendMonth,
     evaluation,
     overview,
     rank,
 )
 from bot.core.units import DISTRICT, Unit
+from bot.desk.charts import trend_svg
+from bot.i18n import translator
 from storage.database import Database
-from storage.models import Level, Request, Role
+from storage.models import Level, Person, Request, Role
 from tests.org_fixture import SmallOrg, staff
-from tests.test_bulletin import SPECS, TZ, make_month
+from tests.test_bulletin import SPECS, TZ, add_request, make_month
 
 NOW = datetime(2026, 10, 31, 12, tzinfo=UTC)
 OCTOBER = Month(2026, 10)
@@ -136,6 +141,26 @@ async def test_a_street_trend_leaves_the_other_street_out(database: Database, or
     assert received == {"2026-08": 1, "2026-10": 5}  # X3 and R9..R13
 
 
+async def test_a_cache_keeps_earlier_months_until_its_time_is_up(database: Database, org: SmallOrg) -> None:
+    cache = TrendCache(keep=timedelta(minutes=10))
+
+    async def august_at(at: datetime, cache: TrendCache | None = cache) -> int:
+        figures = await database.run(lambda session: overview(session, DISTRICT, at, TZ, cache=cache))
+        assert figures.totals.month.received == 13  # this month is counted afresh every time
+        return next(point.counts.received for point in figures.trend if str(point.month) == "2026-08")
+
+    def another_in_august(session: Session) -> None:
+        resident = session.scalars(select(Person).where(Person.external_id == "900")).one()
+        add_request(session, org, resident, SPECS["X3"])
+
+    assert await august_at(NOW) == 1
+    await database.run(another_in_august)
+    assert await august_at(NOW + timedelta(minutes=9)) == 1
+    assert await august_at(NOW + timedelta(minutes=10)) == 2
+    await database.run(another_in_august)
+    assert await august_at(NOW + timedelta(minutes=11), cache=None) == 3  # without a cache: read every time
+
+
 async def test_the_overview_refuses_a_grid(database: Database, org: SmallOrg) -> None:
     with pytest.raises(ValueError, match="grid"):
         await database.run(lambda session: overview(session, Unit(Level.GRID, org.grid), NOW, TZ))
@@ -188,3 +213,46 @@ def test_ranking_goes_by_on_time_rate_then_satisfaction_then_days() -> None:
     assert [(unit.rank, unit.line.code) for unit in rank(lines)] == [
         (1, "punctual"), (2, "liked"), (3, "fast"), (4, "slow"), (5, "nothing-resolved"),
     ]
+
+
+# --- the trend chart ---------------------------------------------------------------------------------------
+
+
+def _svg(document: str) -> ElementTree.Element:
+    return ElementTree.fromstring(document)  # raises on anything that is not well-formed
+
+
+SVG = "{http://www.w3.org/2000/svg}"
+
+
+@pytest.mark.parametrize(("locale", "october", "legend"), [("zh_CN", "10月", "接收数"), ("en", "Oct", "Received")])
+async def test_trend_chart_is_svg_in_the_readers_language(
+    database: Database, org: SmallOrg, locale: str, october: str, legend: str
+) -> None:
+    figures = await overview_of(database, DISTRICT)
+    document = trend_svg(figures.trend, translator(locale, TZ), target=figures.target)
+    texts = [element.text for element in _svg(document).iter(f"{SVG}text")]
+    assert october in texts
+    assert any(legend in (text or "") for text in texts)
+    # Two bars a month; a dot for each month with an on-time rate (August, October) and with ratings (August,
+    # September, October); the dashed target line.
+    root = _svg(document)
+    assert len([rect for rect in root.iter(f"{SVG}rect") if rect.find(f"{SVG}title") is not None]) == 24
+    assert len(list(root.iter(f"{SVG}circle"))) == 5
+    assert any(line.get("stroke-dasharray") for line in root.iter(f"{SVG}line"))
+    assert "<script" not in document and "http" not in document.replace("http://www.w3.org/2000/svg", "")
+
+
+def test_trend_chart_escapes_its_labels() -> None:
+    t = translator("en", TZ)
+    t._ = lambda message: "<Received & \"co\">"  # type: ignore[method-assign]
+    document = trend_svg([TrendMonth(OCTOBER, MonthCounts(3, 2, 1, 1, 1))], t, target=0.85)
+    assert "<Received" not in document
+    assert "&lt;Received &amp; &quot;co&quot;&gt;" in document
+    _svg(document)
+
+
+def test_trend_chart_of_an_empty_year_draws_an_axis() -> None:
+    empty = [TrendMonth(OCTOBER.shifted(-back), MonthCounts()) for back in range(11, -1, -1)]
+    root = _svg(trend_svg(empty, translator("zh_CN", TZ)))
+    assert not list(root.iter(f"{SVG}circle"))
