@@ -23,6 +23,7 @@ from bot.core.privacy import may_see_personal_data
 from bot.core.request_export import (
     ImportRefused,
     RequestFilter,
+    export_for,
     export_rows,
     headers,
     import_history,
@@ -267,3 +268,19 @@ def test_cli_exports_and_imports(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert "no street, community or grid has the code NOPE" in capsys.readouterr().err
     assert cli_main(["requests", "export", "--area", "XH", "--since", "Oct", "-o", str(out),
                      "--database-url", url]) == 2
+
+
+async def test_an_admin_exports_their_area_with_personal_data_when_asked(database: Database, org: SmallOrg) -> None:
+    def export(session: Session) -> tuple[list[str], list[list[Any]], list[list[Any]]]:
+        admin = staff(session, 700, "人民社区", Role.COMMUNITY, org.community2)
+        session.flush()
+        session.expire_all()
+        t = translator("en", TZ)
+        header, rows = export_for(session, admin, RequestFilter(Unit(Level.COMMUNITY, org.community2)), t, True)
+        _, without = export_for(session, admin, RequestFilter(Unit(Level.COMMUNITY, org.community2)), t, False)
+        return header, list(rows), list(without)
+
+    header, rows, without = await database.run(export)
+    assert header[-2:] == ["Resident", "Phone"]
+    assert len(rows) == 6 and all(row[-2:] == ["居民", "13800000000"] for row in rows)  # R9..R13, X3
+    assert all(len(row) == len(KEYS) for row in without)

@@ -159,7 +159,8 @@ def bulletin_recipients(session: Session) -> list[tuple[Person, Unit]]:
 # --- figures ----------------------------------------------------------------------------------------------
 
 
-def _ratio(part: int, whole: int) -> float | None:
+def ratio(part: int, whole: int) -> float | None:
+    """``part / whole``, or None for no whole (a rate of nothing is no rate, not 0 %)."""
     return part / whole if whole else None
 
 
@@ -201,11 +202,11 @@ class Figures:
 
     @property
     def resolution_rate(self) -> float | None:
-        return _ratio(self.counts.resolved, self.counts.received)
+        return ratio(self.counts.resolved, self.counts.received)
 
     @property
     def on_time_rate(self) -> float | None:
-        return _ratio(self.counts.resolved_on_time, self.counts.resolved)
+        return ratio(self.counts.resolved_on_time, self.counts.resolved)
 
     @property
     def average_rating(self) -> float | None:
@@ -213,7 +214,7 @@ class Figures:
 
     @property
     def satisfaction_rate(self) -> float | None:
-        return _ratio(self.counts.satisfied, self.counts.ratings)
+        return ratio(self.counts.satisfied, self.counts.ratings)
 
 
 @dataclass(frozen=True)
@@ -247,7 +248,7 @@ class WorkerLine:
 
     @property
     def on_time_rate(self) -> float | None:
-        return _ratio(self.handled_on_time, self.handled)
+        return ratio(self.handled_on_time, self.handled)
 
 
 @dataclass(frozen=True)
@@ -345,7 +346,8 @@ def _has_event(kind: EventKind) -> ColumnElement[bool]:
     return exists().where(RequestEvent.request_id == Request.id, RequestEvent.kind == kind)
 
 
-def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
+def count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    """In a ``GROUP BY``: how many rows of the group meet ``condition`` (0, never null)."""
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
@@ -354,13 +356,13 @@ def _group_counts(session: Session, query: _MonthQuery) -> dict[GroupKey, Counts
     statement = (
         query.select_from_requests(
             func.count(),
-            _count_if(query.resolved),
-            _count_if(and_(query.resolved, Request.resolved_at <= Request.due_at)),
+            count_if(query.resolved),
+            count_if(and_(query.resolved, Request.resolved_at <= Request.due_at)),
             func.count(Rating.stars),
             func.coalesce(func.sum(Rating.stars), 0),
-            _count_if(Rating.stars >= SATISFIED_STARS),
-            _count_if(_has_event(EventKind.REOPENED)),
-            _count_if(_has_event(EventKind.ESCALATED)),
+            count_if(Rating.stars >= SATISFIED_STARS),
+            count_if(_has_event(EventKind.REOPENED)),
+            count_if(_has_event(EventKind.ESCALATED)),
         )
         .outerjoin(Rating, Rating.request_id == Request.id)
         .group_by(Request.category_id, query.child_unit)
@@ -489,7 +491,7 @@ def worker_lines(session: Session, area: Unit, start: datetime, end: datetime) -
     ).where(Patrol.started_at >= start, Patrol.started_at < end, Patrol.ended_at.is_not(None),
             Patrol.worker_id.in_(ids)).group_by(Patrol.worker_id))
     leads = _per_worker(session, select(
-        Request.lead_by_id, func.count(), _count_if(Request.on_the_spot.is_(True))
+        Request.lead_by_id, func.count(), count_if(Request.on_the_spot.is_(True))
     ).where(Request.created_at >= start, Request.created_at < end, Request.lead_by_id.in_(ids))
      .group_by(Request.lead_by_id))
     resolutions = (
@@ -501,7 +503,7 @@ def worker_lines(session: Session, area: Unit, start: datetime, end: datetime) -
         .subquery()
     )
     handled = _per_worker(session, select(
-        resolutions.c.worker_id, func.count(), _count_if(resolutions.c.at <= Request.due_at)
+        resolutions.c.worker_id, func.count(), count_if(resolutions.c.at <= Request.due_at)
     ).join(Request, Request.id == resolutions.c.request_id).group_by(resolutions.c.worker_id))
     lines = []
     # A district holds tens of thousands of workers: their rows are read as they come, each grid's code kept

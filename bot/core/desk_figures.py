@@ -29,12 +29,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Select, and_, case, func, literal, select
 from sqlalchemy.orm import Session
 
+from bot.core.areas import in_admin_area
 from bot.core.bulletin import (
     SATISFIED_STARS,
     Figures,
     Line,
     Month,
     WorkerLine,
+    count_if,
+    ratio,
     unit_lines,
     worker_lines,
 )
@@ -47,15 +50,13 @@ from bot.core.units import (
     own_name,
     units_within,
 )
-from storage.models import OPEN_STATUSES, Grid, Level, Rating, Request, RequestStatus, UTCDateTime
+from bot.i18n import N_
+from storage.models import OPEN_STATUSES, Grid, Level, Person, Rating, Request, RequestStatus, UTCDateTime
 
+NOT_YOUR_AREA = N_("That area is not one you administer.")
 DEFAULT_SATISFACTION_TARGET = 0.85
 TREND_MONTHS = 12
 AREA_LEVELS = (Level.DISTRICT, Level.STREET, Level.COMMUNITY)
-
-
-def _ratio(part: int, whole: int) -> float | None:
-    return part / whole if whole else None
 
 
 @dataclass(frozen=True)
@@ -80,11 +81,11 @@ class MonthCounts:
 
     @property
     def on_time_rate(self) -> float | None:
-        return _ratio(self.resolved_on_time, self.resolved)
+        return ratio(self.resolved_on_time, self.resolved)
 
     @property
     def satisfaction_rate(self) -> float | None:
-        return _ratio(self.satisfied, self.ratings)
+        return ratio(self.satisfied, self.ratings)
 
 
 @dataclass(frozen=True)
@@ -133,11 +134,21 @@ class Overview:
     trend: tuple[TrendMonth, ...]
 
 
+class DeskRefused(PermissionError):
+    """The person may not see this area's figures or requests; ``message`` is a message id to translate."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+def require_area(session: Session, person: Person, area: Unit) -> None:
+    """Only an admin whose area holds ``area`` reads its figures and lists; raises ``DeskRefused``."""
+    if not in_admin_area(session, person, area):
+        raise DeskRefused(NOT_YOUR_AREA)
+
+
 # --- queries -----------------------------------------------------------------------------------------------
-
-
-def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
-    return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
 def _unit_level(area: Unit) -> Level:
@@ -179,8 +190,8 @@ def _standing(session: Session, area: Unit, now: datetime, timezone: str) -> dic
     statement = _by_child(
         area,
         func.count(),
-        _count_if(Request.due_at < now),
-        _count_if(and_(Request.due_at >= now, Request.due_at < week_end)),
+        count_if(Request.due_at < now),
+        count_if(and_(Request.due_at >= now, Request.due_at < week_end)),
     ).where(Request.status.in_(OPEN_STATUSES))
     return {row[0]: Standing(*(int(value) for value in row[1:])) for row in session.execute(statement)}
 
@@ -195,10 +206,10 @@ def _month_columns(end: ColumnElement[datetime] | datetime) -> tuple[ColumnEleme
     )
     return (
         func.count(),
-        _count_if(resolved),
-        _count_if(and_(resolved, Request.resolved_at <= Request.due_at)),
+        count_if(resolved),
+        count_if(and_(resolved, Request.resolved_at <= Request.due_at)),
         func.count(Rating.stars),
-        _count_if(Rating.stars >= SATISFIED_STARS),
+        count_if(Rating.stars >= SATISFIED_STARS),
     )
 
 
@@ -295,6 +306,15 @@ def overview(
     return Overview(area, totals.name, now, month, target, totals, level, lines, trend)
 
 
+def overview_for(
+    session: Session, person: Person, area: Unit, now: datetime, timezone: str,
+    target: float = DEFAULT_SATISFACTION_TARGET, cache: TrendCache | None = None,
+) -> Overview:
+    """``overview`` for ``person``, who must administer the area (raises ``DeskRefused``)."""
+    require_area(session, person, area)
+    return overview(session, area, now, timezone, target, cache)
+
+
 # --- the evaluation (考评) ----------------------------------------------------------------------------------
 
 
@@ -351,3 +371,9 @@ def evaluation(session: Session, area: Unit, month: Month, timezone: str) -> Eva
     ranking = rank(unit_lines(session, area, month, timezone))
     workers = worker_lines(session, area, *month.bounds(timezone)) if area.level is Level.COMMUNITY else ()
     return Evaluation(area, month, level, ranking, workers)
+
+
+def evaluation_for(session: Session, person: Person, area: Unit, month: Month, timezone: str) -> Evaluation:
+    """``evaluation`` for ``person``, who must administer the area (raises ``DeskRefused``)."""
+    require_area(session, person, area)
+    return evaluation(session, area, month, timezone)

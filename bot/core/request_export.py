@@ -29,7 +29,9 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, select
 from sqlalchemy.orm import Session, aliased
 
+from bot.core.desk_figures import require_area
 from bot.core.organisation import FileFormatError, RowProblem, read_rows
+from bot.core.privacy import may_see_personal_data
 from bot.core.units import DISTRICT, Unit, holder_name, ids_within
 from bot.i18n import N_, Translator, available_locales, translator
 from storage.models import (
@@ -166,6 +168,16 @@ def export_rows(
         if include_personal:
             values += ["", ""] if hidden else [name, phone or ""]
         yield values
+
+
+def export_for(
+    session: Session, person: Person, selection: RequestFilter, t: Translator, personal: bool
+) -> tuple[list[str], Iterator[list[Any]]]:
+    """The headers and rows of the list for ``person``: only an admin of the area (raises ``DeskRefused``), and
+    residents' names and phones only when asked for and ``may_see_personal_data`` allows them."""
+    require_area(session, person, selection.area)
+    include = personal and may_see_personal_data(person)
+    return headers(t, include), export_rows(session, selection, t, include)
 
 
 def write_xlsx(out: BinaryIO, title: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
