@@ -26,7 +26,7 @@ from pathlib import Path
 from typing import Any, BinaryIO
 from zoneinfo import ZoneInfo
 
-from sqlalchemy import Select, select
+from sqlalchemy import Select, insert, select
 from sqlalchemy.orm import Session, aliased
 
 from bot.core.desk_figures import require_area
@@ -336,8 +336,9 @@ def _check_row(session: Session, line: int, row: dict[str, str], lookups: _Looku
         elif grid_id is not None and its_grid != grid_id:
             problems.append(f"building or place {code!r} is not in grid {row['grid_code']!r}")
     description = row["description"].strip()
-    if not description or len(description) > MAX_DESCRIPTION:
-        problems.append(f"the description must hold 1 to {MAX_DESCRIPTION} characters")
+    # Empty is allowed: a request filed with photos alone has no text.
+    if len(description) > MAX_DESCRIPTION:
+        problems.append(f"the description is longer than {MAX_DESCRIPTION} characters")
     stars: int | None = None
     if rating := row.get("rating", "").strip():
         stars = int(rating) if rating.isdigit() and 1 <= int(rating) <= 5 else None
@@ -388,25 +389,35 @@ def _placeholder_person(session: Session, now: datetime) -> Person:
     return person
 
 
-def _add(session: Session, row: HistoricalRequest, resident_id: int) -> None:
-    request = Request(
-        resident_id=resident_id, building_id=row.building_id, place_id=row.place_id, grid_id=row.grid_id,
-        category_id=row.category_id, description=row.description, hide_identity=False, status=row.status,
-        level=Level.GRID, unit_id=row.grid_id, created_at=row.created_at, due_at=row.due_at,
-        accepted_at=row.resolved_at, resolved_at=row.resolved_at,
-        resolved_level=Level.GRID if row.resolved_at else None,
-        closed_at=row.resolved_at if row.status is RequestStatus.CLOSED else None, supporters=0,
-    )
-    session.add(request)
-    session.flush()
-    session.add(RequestEvent(request_id=request.id, at=row.created_at, kind=EventKind.FILED, text=""))
-    if row.resolved_at is not None:
-        session.add(RequestEvent(request_id=request.id, at=row.resolved_at, kind=EventKind.RESOLVED, text=""))
-    else:
-        session.add(RequestEvent(request_id=request.id, at=row.created_at, kind=EventKind.WITHDRAWN, text=""))
-    if row.stars is not None:
-        outcome = "fixed" if row.stars > 2 else "partly"
-        session.add(Rating(request_id=request.id, outcome=outcome, stars=row.stars, at=row.resolved_at))
+def _request_values(row: HistoricalRequest, resident_id: int) -> dict[str, Any]:
+    return {
+        "resident_id": resident_id, "building_id": row.building_id, "place_id": row.place_id,
+        "grid_id": row.grid_id, "category_id": row.category_id, "description": row.description,
+        "hide_identity": False, "status": row.status, "level": Level.GRID, "unit_id": row.grid_id,
+        "created_at": row.created_at, "due_at": row.due_at, "accepted_at": row.resolved_at,
+        "resolved_at": row.resolved_at, "resolved_level": Level.GRID if row.resolved_at else None,
+        "closed_at": row.resolved_at if row.status is RequestStatus.CLOSED else None, "supporters": 0,
+    }
+
+
+def _insert_batch(session: Session, batch: Sequence[HistoricalRequest], resident_id: int) -> None:
+    """One batch as plain inserts, no ORM objects: a file of a hundred thousand rows stays small in memory."""
+    ids = session.scalars(
+        insert(Request).returning(Request.id, sort_by_parameter_order=True),
+        [_request_values(row, resident_id) for row in batch],
+    ).all()
+    events: list[dict[str, Any]] = []
+    ratings: list[dict[str, Any]] = []
+    for request_id, row in zip(ids, batch, strict=True):
+        events.append({"request_id": request_id, "at": row.created_at, "kind": EventKind.FILED, "text": ""})
+        ended = (row.resolved_at, EventKind.RESOLVED) if row.resolved_at else (row.created_at, EventKind.WITHDRAWN)
+        events.append({"request_id": request_id, "at": ended[0], "kind": ended[1], "text": ""})
+        if row.stars is not None:
+            ratings.append({"request_id": request_id, "outcome": "fixed" if row.stars > 2 else "partly",
+                            "stars": row.stars, "at": row.resolved_at})
+    session.execute(insert(RequestEvent), events)
+    if ratings:
+        session.execute(insert(Rating), ratings)
 
 
 def import_history(
@@ -418,9 +429,10 @@ def import_history(
     valid, problems = validate_import(session, rows, timezone, now)
     if problems:
         raise ImportRefused(problems)
-    resident = _placeholder_person(session, now)
-    for done, row in enumerate(valid, start=1):
-        _add(session, row, resident.id)
-        if progress is not None and (done % IMPORT_BATCH == 0 or done == len(valid)):
-            progress(done, len(valid))
+    resident_id = _placeholder_person(session, now).id
+    for start in range(0, len(valid), IMPORT_BATCH):
+        batch = valid[start:start + IMPORT_BATCH]
+        _insert_batch(session, batch, resident_id)
+        if progress is not None:
+            progress(start + len(batch), len(valid))
     return len(valid)
