@@ -501,7 +501,7 @@ async def requests_export(args: argparse.Namespace, settings: Settings) -> int:
             area = DISTRICT if args.area == "district" else find_unit(session, args.area)
         except AmbiguousCode as error:
             return f"the code {error.code} names a {' and a '.join(error.levels)}; codes are unique within a level"
-        if area is None or area.level is Level.PLACE:
+        if area is None or area.level not in (Level.DISTRICT, Level.STREET, Level.COMMUNITY, Level.GRID):
             return f"no street, community or grid has the code {args.area}"
         selection = RequestFilter(area, tuple(RequestStatus(status) for status in args.status), since, until)
         rows = export_rows(session, selection, t, args.with_personal_data)

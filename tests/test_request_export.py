@@ -266,6 +266,8 @@ def test_cli_exports_and_imports(tmp_path: Path, capsys: pytest.CaptureFixture[s
     assert f"{bad}:2: status 'open' is not history" in capsys.readouterr().err
     assert cli_main(["requests", "export", "--area", "NOPE", "-o", str(out), "--database-url", url]) == 1
     assert "no street, community or grid has the code NOPE" in capsys.readouterr().err
+    assert cli_main(["requests", "export", "--area", "DG-JS-01-B1", "-o", str(out), "--database-url", url]) == 1
+    assert "no street, community or grid has the code DG-JS-01-B1" in capsys.readouterr().err  # a building
     assert cli_main(["requests", "export", "--area", "XH", "--since", "Oct", "-o", str(out),
                      "--database-url", url]) == 2
 
