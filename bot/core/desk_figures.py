@@ -262,6 +262,8 @@ class TrendCache:
         cached = self._months.get(key)
         if cached is None or now - cached[0] >= self.keep or now < cached[0]:
             cached = (now, _trend(session, area, _earlier(month), timezone))
+            # A new month makes every area's earlier months another set: the old ones are never read again.
+            self._months = {held: value for held, value in self._months.items() if held[1] == month}
             self._months[key] = cached
         return cached[1]
 
