@@ -176,6 +176,10 @@ async def test_round_trip_through_import(database: Database, org: SmallOrg, tmp_
 
     # Nothing written to the outbox, no request timer due; a filing and a resolution (or withdrawal) each.
     assert await database.run(nothing_to_send) == (0, [], 22)
+    with pytest.raises(ImportRefused) as twice:
+        await database.run(lambda session: import_history(session, read_import_file(path), TZ, NOW))
+    assert len(twice.value.problems) == 11
+    assert all("in the database already" in problem.message for problem in twice.value.problems)
 
 
 async def test_csv_is_utf8_with_a_byte_order_mark(database: Database, org: SmallOrg, tmp_path: Path) -> None:
@@ -254,11 +258,15 @@ def test_cli_exports_and_imports(tmp_path: Path, capsys: pytest.CaptureFixture[s
     sheet = load_workbook(personal).active
     assert sheet is not None and sheet.max_row == 14 and sheet["R2"].value == "13800000000"
 
+    # The same requests are there already: importing them again would double the history.
+    assert cli_main(["requests", "import", str(out), "--database-url", url]) == 1
+    assert f"{out}:2: this request is in the database already" in capsys.readouterr().err
+    run_sync(url, _forget_requests)
     assert cli_main(["requests", "import", str(out), "--database-url", url]) == 0
     captured = capsys.readouterr()
     assert "imported 4 historical request(s)" in captured.out and "4/4 rows" in captured.err
     counted = run_sync(url, lambda session: session.scalar(select(func.count()).select_from(Request)))
-    assert counted == 20
+    assert counted == 4
 
     bad = _write_csv(tmp_path / "bad.csv", ["filed_at,category,status,grid_code,description", GOOD.split(",")[0] +
                                             ",clutter,open,DG-JS-01,x"])

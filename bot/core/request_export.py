@@ -11,8 +11,9 @@ The import reads the same columns, its headers in any language with a catalog. I
 used before the bot: each row becomes a closed (or withdrawn) request with its dates, its filing and
 resolution on the timeline and its rating, held by its grid, with no timers and no resident to tell, so
 nothing is ever sent about it. Every row is checked first; if any is wrong, nothing is imported and each
-problem is listed with its line number, like ``gridbot org import``. Names and phones are not imported: the
-requests belong to one placeholder person who is never reachable.
+problem is listed with its line number, like ``gridbot org import``. A row matching a request already there
+(same grid, filing time and description) is such a problem, so a file imported twice is refused. Names and
+phones are not imported: the requests belong to one placeholder person who is never reachable.
 """
 
 from __future__ import annotations
@@ -30,7 +31,7 @@ from sqlalchemy import Select, insert, select
 from sqlalchemy.orm import Session, aliased
 
 from bot.core.desk_figures import require_area
-from bot.core.organisation import FileFormatError, RowProblem, read_rows
+from bot.core.organisation import LOOKUP_SLICE, FileFormatError, RowProblem, read_rows
 from bot.core.privacy import may_see_personal_data
 from bot.core.units import DISTRICT, Unit, holder_name, ids_within
 from bot.i18n import N_, Translator, available_locales, translator
@@ -374,7 +375,24 @@ def validate_import(
             valid.append(checked)
         else:
             problems += [RowProblem(line, message) for message in checked]
-    return valid, problems
+    problems += [RowProblem(row.line, "this request is in the database already (same grid, filing time and"
+                                      " description): was the file imported before?")
+                 for row in _already_there(session, valid)]
+    return valid, sorted(problems, key=lambda problem: problem.line)
+
+
+def _already_there(session: Session, rows: Sequence[HistoricalRequest]) -> list[HistoricalRequest]:
+    """The rows a request of the database matches, so importing a file twice does not double the history;
+    looked up by filing time (an index) in slices."""
+    found: list[HistoricalRequest] = []
+    for start in range(0, len(rows), LOOKUP_SLICE):
+        part = rows[start:start + LOOKUP_SLICE]
+        existing = {(grid_id, created, description) for grid_id, created, description in session.execute(
+            select(Request.grid_id, Request.created_at, Request.description)
+            .where(Request.created_at.in_({row.created_at for row in part}))
+        )}
+        found += [row for row in part if (row.grid_id, row.created_at, row.description) in existing]
+    return found
 
 
 def _placeholder_person(session: Session, now: datetime) -> Person:
