@@ -18,6 +18,7 @@ import platform
 import sqlite3
 import subprocess
 import sys
+import tempfile
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -28,7 +29,7 @@ import aiogram
 import psutil
 import sqlalchemy
 
-from bench import conversation, latency, routing, scale, startup
+from bench import conversation, desk, latency, routing, scale, startup
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 DEFAULT_POSTGRES = "postgresql+asyncpg://root@127.0.0.1:5432/test"
@@ -141,6 +142,16 @@ def run(quick: bool, postgres: str | None) -> Report:
     start = asyncio.run(startup.measure(1 if quick else 3))
     report.add("5. Start-up", startup.describe(start),
                Check("start-up beyond import aiogram", start.beyond_engine, startup.TARGET_BEYOND_ENGINE, "s"))
+
+    desk_db = Path(tempfile.gettempdir()) / ("gridbot-bench-desk-quick.db" if quick else "gridbot-bench-desk-x60.db")
+    figures = desk.run(60, desk_db, 20, quick)
+    label = "quick" if quick else "x60"
+    report.add("6. Desk figures", desk.describe(figures),
+               Check(f"{label} desk overview, district (median of {len(figures.district_ms)})", figures.district_p50,
+                     desk.TARGET_OVERVIEW * 1000, "ms"),
+               Check(f"{label} desk overview, community (median of {len(figures.community_ms)})",
+                     figures.community_p50, desk.TARGET_OVERVIEW * 1000, "ms"))
+
 
     for name, module in (("broadcast", "bench.broadcast"), ("pacing", "bench.pacing"), ("engines", "bench.engines")):
         if not quick and importlib.util.find_spec(module) is not None:

@@ -39,6 +39,11 @@ HOW = """\
 5. **Start-up** (`bench/startup.py`): `gridbot run` (`bot.cli:main` in a fresh interpreter) against the simulator
    on an upgraded database holding an organisation, until the simulator receives the first getUpdates; in turns
    with a fresh interpreter running `import aiogram`, and the target is the difference of the medians.
+6. **Desk figures** (`bench/desk.py`): the x60 district of `bench/scale.py`, built once and reused from the
+   temporary directory; through `Database.run`, the district's and one community's overview
+   (`bot.core.desk_figures.overview` with a `TrendCache`: the first call, then the median of 20), the district's
+   overview without a cache, and last month's evaluation of the district and of one community. `--quick` uses
+   20,000 requests from `bench/bulletin.py` instead.
 """
 
 ANALYSIS = """\

@@ -24,7 +24,7 @@ from bot.core.clock import system_clock
 from bot.service import Service, prepare_database, run_until_stopped
 from storage.database import Database
 from storage.migrate import upgrade
-from storage.models import Level
+from storage.models import Level, RequestStatus
 
 if TYPE_CHECKING:
     from bot.core.organisation import OrgRow, RowProblem
@@ -527,6 +527,83 @@ async def bulletin_report(args: argparse.Namespace, settings: Settings) -> int:
     return await with_database(settings, work)
 
 
+def _local_instant(text: str | None, timezone: str) -> datetime | None:
+    """``YYYY-MM-DD`` (or a full ISO-8601 time) as an instant, local time if no offset is given."""
+    if not text:
+        return None
+    moment = datetime.fromisoformat(text)
+    return moment if moment.tzinfo else moment.replace(tzinfo=ZoneInfo(timezone))
+
+
+async def requests_export(args: argparse.Namespace, settings: Settings) -> int:
+    """Write an area's requests (by status and filing period) as XLSX or CSV."""
+    from bot.core.request_export import RequestFilter, export_rows, headers, write_csv, write_xlsx
+    from bot.core.units import DISTRICT
+    from bot.i18n import translator
+    from bot.posters import AmbiguousCode, find_unit
+
+    try:
+        since, until = (_local_instant(value, settings.timezone) for value in (args.since, args.until))
+    except ValueError:
+        print("--since and --until are dates written YYYY-MM-DD", file=sys.stderr)
+        return 2
+    t = translator(args.locale or settings.default_locale, settings.timezone)
+    out = Path(args.out)
+
+    def export(session: Session) -> int | str:
+        try:
+            area = DISTRICT if args.area == "district" else find_unit(session, args.area)
+        except AmbiguousCode as error:
+            return f"the code {error.code} names a {' and a '.join(error.levels)}; codes are unique within a level"
+        if area is None or area.level not in (Level.DISTRICT, Level.STREET, Level.COMMUNITY, Level.GRID):
+            return f"no street, community or grid has the code {args.area}"
+        selection = RequestFilter(area, tuple(RequestStatus(status) for status in args.status), since, until)
+        rows = export_rows(session, selection, t, args.with_personal_data)
+        header = headers(t, args.with_personal_data)
+        with out.open("wb") as stream:
+            if args.format == "csv":
+                return write_csv(stream, header, rows)
+            return write_xlsx(stream, t._("Requests"), header, rows)
+
+    async def work(database: Database) -> int:
+        written = await database.run(export)
+        if isinstance(written, str):
+            print(written, file=sys.stderr)
+            return 1
+        print(f"wrote {written} request(s) to {out}")
+        return 0
+
+    return await with_database(settings, work)
+
+
+async def requests_import(args: argparse.Namespace, settings: Settings) -> int:
+    """Import historical requests (closed or withdrawn) from an export's columns: every row or none."""
+    from bot.core.organisation import FileFormatError
+    from bot.core.request_export import ImportRefused, import_history, read_import_file
+
+    path = Path(args.file)
+    try:
+        rows = read_import_file(path)
+    except (OSError, FileFormatError) as error:
+        print(f"cannot read {path}: {error}", file=sys.stderr)
+        return 1
+
+    def progress(done: int, total: int) -> None:
+        print(f"\r{done}/{total} rows", end="" if done < total else "\n", file=sys.stderr, flush=True)
+
+    async def work(database: Database) -> int:
+        now = system_clock()
+        try:
+            count = await database.run(lambda session: import_history(session, rows, settings.timezone, now,
+                                                                       progress))
+        except ImportRefused as error:
+            return _report_problems(path, error.problems)
+        print(f"imported {count} historical request(s) from {path}")
+        return 0
+
+    return await with_database(settings, work)
+
+
 async def broadcast_list(args: argparse.Namespace, settings: Settings) -> int:
     from bot.core.broadcasts import audience_for_cli, recent_broadcasts
     from bot.i18n import translator
@@ -918,6 +995,27 @@ def build_parser() -> argparse.ArgumentParser:
     report.add_argument("--locale", help="language of the headers and labels (default: GRIDBOT_DEFAULT_LOCALE)")
     add_connection_flags(report)
     report.set_defaults(handler=bulletin_report)
+
+    request_lists = commands.add_parser("requests", help="request lists: export, import of history").add_subparsers(
+        dest="action", required=True
+    )
+    export = request_lists.add_parser("export", help="write an area's requests as XLSX or CSV")
+    export.add_argument("--area", required=True, help="a street, community or grid code, or 'district'")
+    export.add_argument("--status", action="append", default=[], choices=[status.value for status in RequestStatus],
+                        help="only requests in this status (repeat for several)")
+    export.add_argument("--since", help="filed on or after this date, YYYY-MM-DD (local time)")
+    export.add_argument("--until", help="filed before this date, YYYY-MM-DD (local time)")
+    export.add_argument("--format", choices=["xlsx", "csv"], default="xlsx")
+    export.add_argument("-o", "--out", required=True, help="the file to write")
+    export.add_argument("--locale", help="language of the headers and values (default: GRIDBOT_DEFAULT_LOCALE)")
+    export.add_argument("--with-personal-data", action="store_true",
+                        help="include residents' names and phones (never those who asked to stay anonymous)")
+    add_connection_flags(export)
+    export.set_defaults(handler=requests_export)
+    history = request_lists.add_parser("import", help="import closed or withdrawn requests of an earlier system")
+    history.add_argument("file", help="XLSX or CSV with an export's columns")
+    add_connection_flags(history)
+    history.set_defaults(handler=requests_import)
 
     broadcasts = commands.add_parser("broadcast", help="notices sent by admins").add_subparsers(
         dest="action", required=True

@@ -79,6 +79,8 @@ class Settings(BaseSettings):
     # Office hours in which the reminder and escalation hours are counted, on working days only (official
     # holidays, 调休 make-up days and the district's calendar file); ``always`` counts calendar time instead.
     office_hours: str = "08:30-12:00,14:30-17:30"
+    # The residents' satisfaction (share of 4 and 5 stars) the desk's overview holds each area to.
+    satisfaction_target: float = Field(default=0.85, gt=0, le=1)
 
     # WeChat Official Account (公众号): served when the token, app id and secret are set.
     wechat_token: SecretStr | None = None

@@ -254,6 +254,10 @@ class Request(Base):
         Index("ix_requests_overdue", "status", "due_at"),
         Index("ix_requests_overdue_check", "status", "overdue_check_at"),
         Index("ix_requests_resolved", "status", "resolved_at"),
+        # The desk's figures (bot.core.desk_figures) read these without touching the rows: what stands open per
+        # grid, and a month's requests with every column its counts need.
+        Index("ix_requests_open_by_grid", "status", "grid_id", "due_at"),
+        Index("ix_requests_filed_figures", "created_at", "grid_id", "status", "resolved_at", "due_at"),
     )
     id: Mapped[int] = mapped_column(primary_key=True)
     resident_id: Mapped[int] = mapped_column(ForeignKey("people.id"), index=True)

@@ -21,8 +21,11 @@ from sqlalchemy.orm import Session
 from bot.core import campaigns, meetings, places, rounds, volunteers
 from bot.core import requests as core
 from bot.core.broadcasts import Audience, BroadcastNotAllowed, Who, create_broadcast
+from bot.core.bulletin import Month
 from bot.core.categories import CategoryChangeRefused, Setting, set_number
+from bot.core.desk_figures import DeskRefused, evaluation_for, overview_for
 from bot.core.invites import InviteError, create_invite
+from bot.core.request_export import RequestFilter, export_for
 from bot.core.requests import View
 from bot.core.team_chats import link
 from bot.core.units import Unit
@@ -871,3 +874,51 @@ async def test_who_sees_department_work(database: Database, actor: Actor | DeptA
         return core.view_of(session, world.person(session, actor), request)
 
     assert await database.run(seen) is view
+
+
+# --- the desk's figures and request lists: admins whose area holds the one asked for ------------------------
+
+
+class DeskAction(enum.StrEnum):
+    OVERVIEW = "overview_of_the_community"
+    EVALUATION = "evaluation_of_the_street"
+    EXPORT = "export_of_the_community"
+    DISTRICT_OVERVIEW = "overview_of_the_district"
+
+
+DESK_POLICY: dict[DeskAction, tuple[bool, ...]] = {
+    #                               filer neigh other worker oworker comm ocomm street ostreet district
+    DeskAction.OVERVIEW:           (N,    N,    N,    N,     N,      Y,   N,    Y,     N,      Y),
+    DeskAction.EVALUATION:         (N,    N,    N,    N,     N,      N,   N,    Y,     N,      Y),
+    DeskAction.EXPORT:             (N,    N,    N,    N,     N,      Y,   N,    Y,     N,      Y),
+    DeskAction.DISTRICT_OVERVIEW:  (N,    N,    N,    N,     N,      N,   N,    N,     N,      Y),
+}
+
+
+def attempt_desk(session: Session, action: DeskAction, actor: Actor) -> DeskRefused | None:
+    world = build_world(session, Level.GRID, RequestStatus.NEW)
+    person = world.person(session, actor)
+    community, street = Unit(Level.COMMUNITY, world.org.community), Unit(Level.STREET, world.org.street)
+    t = translator("en", TZ)
+    perform: dict[DeskAction, Callable[[], object]] = {
+        DeskAction.OVERVIEW: lambda: overview_for(session, person, community, LATER, TZ),
+        DeskAction.EVALUATION: lambda: evaluation_for(session, person, street, Month(2026, 10), TZ),
+        DeskAction.EXPORT: lambda: list(export_for(session, person, RequestFilter(community), t, True)[1]),
+        DeskAction.DISTRICT_OVERVIEW: lambda: overview_for(session, person, Unit(Level.DISTRICT, 0), LATER, TZ),
+    }
+    try:
+        perform[action]()
+    except DeskRefused as error:
+        return error
+    return None
+
+
+@pytest.mark.parametrize(("action", "actor", "allowed"), [
+    pytest.param(action, actor, allowed, id=f"{action.value}-{actor.value}")
+    for action, row in DESK_POLICY.items() for actor, allowed in zip(COLUMNS, row, strict=True)
+])
+async def test_desk_authorization(database: Database, action: DeskAction, actor: Actor, allowed: bool) -> None:
+    refused = await database.run(lambda session: attempt_desk(session, action, actor))
+    assert (refused is None) is allowed, f"{action} by {actor}: {refused!r}"
+    if refused is not None:
+        assert translator("zh_CN", TZ)._(refused.message) != refused.message  # a refusal in the reader's language

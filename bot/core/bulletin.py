@@ -164,7 +164,8 @@ def bulletin_recipients(session: Session) -> list[tuple[Person, Unit]]:
 # --- figures ----------------------------------------------------------------------------------------------
 
 
-def _ratio(part: int, whole: int) -> float | None:
+def ratio(part: int, whole: int) -> float | None:
+    """``part / whole``, or None for no whole (a rate of nothing is no rate, not 0 %)."""
     return part / whole if whole else None
 
 
@@ -201,14 +202,16 @@ class Figures:
     counts: Counts
     median_accept: timedelta | None
     median_resolve: timedelta | None
+    # The mean time to resolve, for the desk's evaluation (考评), which ranks units by average days.
+    mean_resolve: timedelta | None = None
 
     @property
     def resolution_rate(self) -> float | None:
-        return _ratio(self.counts.resolved, self.counts.received)
+        return ratio(self.counts.resolved, self.counts.received)
 
     @property
     def on_time_rate(self) -> float | None:
-        return _ratio(self.counts.resolved_on_time, self.counts.resolved)
+        return ratio(self.counts.resolved_on_time, self.counts.resolved)
 
     @property
     def average_rating(self) -> float | None:
@@ -216,7 +219,7 @@ class Figures:
 
     @property
     def satisfaction_rate(self) -> float | None:
-        return _ratio(self.counts.satisfied, self.counts.ratings)
+        return ratio(self.counts.satisfied, self.counts.ratings)
 
 
 @dataclass(frozen=True)
@@ -250,7 +253,7 @@ class WorkerLine:
 
     @property
     def on_time_rate(self) -> float | None:
-        return _ratio(self.handled_on_time, self.handled)
+        return ratio(self.handled_on_time, self.handled)
 
 
 @dataclass(frozen=True, slots=True)
@@ -270,7 +273,7 @@ class DepartmentLine:
 
     @property
     def on_time_rate(self) -> float | None:
-        return _ratio(self.resolved_on_time, self.resolved)
+        return ratio(self.resolved_on_time, self.resolved)
 
 
 @dataclass(frozen=True)
@@ -370,7 +373,8 @@ def _has_event(kind: EventKind) -> ColumnElement[bool]:
     return exists().where(RequestEvent.request_id == Request.id, RequestEvent.kind == kind)
 
 
-def _count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
+def count_if(condition: ColumnElement[bool]) -> ColumnElement[int]:
+    """In a ``GROUP BY``: how many rows of the group meet ``condition`` (0, never null)."""
     return func.coalesce(func.sum(case((condition, 1), else_=0)), 0)
 
 
@@ -379,13 +383,13 @@ def _group_counts(session: Session, query: _MonthQuery) -> dict[GroupKey, Counts
     statement = (
         query.select_from_requests(
             func.count(),
-            _count_if(query.resolved),
-            _count_if(and_(query.resolved, Request.resolved_at <= Request.due_at)),
+            count_if(query.resolved),
+            count_if(and_(query.resolved, Request.resolved_at <= Request.due_at)),
             func.count(Rating.stars),
             func.coalesce(func.sum(Rating.stars), 0),
-            _count_if(Rating.stars >= SATISFIED_STARS),
-            _count_if(_has_event(EventKind.REOPENED)),
-            _count_if(_has_event(EventKind.ESCALATED)),
+            count_if(Rating.stars >= SATISFIED_STARS),
+            count_if(_has_event(EventKind.REOPENED)),
+            count_if(_has_event(EventKind.ESCALATED)),
         )
         .outerjoin(Rating, Rating.request_id == Request.id)
         .group_by(Request.category_id, query.child_unit)
@@ -417,6 +421,10 @@ def _median(seconds: Sequence[float]) -> timedelta | None:
     return timedelta(seconds=statistics.median(seconds)) if seconds else None
 
 
+def _mean(seconds: Sequence[float]) -> timedelta | None:
+    return timedelta(seconds=statistics.fmean(seconds)) if seconds else None
+
+
 def _figures(keys: Iterable[GroupKey], counts: dict[GroupKey, Counts], durations: Durations) -> Figures:
     """Figures of the union of some groups: counts add up, medians are taken over the pooled durations."""
     total = Counts()
@@ -427,7 +435,7 @@ def _figures(keys: Iterable[GroupKey], counts: dict[GroupKey, Counts], durations
         accept, resolve = durations.get(key, ([], []))
         to_accept += accept
         to_resolve += resolve
-    return Figures(total, _median(to_accept), _median(to_resolve))
+    return Figures(total, _median(to_accept), _median(to_resolve), _mean(to_resolve))
 
 
 def _request_column(level: Level) -> ColumnElement[int]:
@@ -499,7 +507,7 @@ def _per_worker(session: Session, statement: Executable) -> dict[int, tuple[Any,
     return {row[0]: tuple(row[1:]) for row in session.execute(statement)}
 
 
-def _worker_lines(session: Session, area: Unit, start: datetime, end: datetime) -> tuple[WorkerLine, ...]:
+def worker_lines(session: Session, area: Unit, start: datetime, end: datetime) -> tuple[WorkerLine, ...]:
     """Each worker's visits, patrol hours, leads, leads solved on the spot, requests resolved and resolved on
     time in [start, end): one ``GROUP BY`` per figure over the month's rows, whatever the number of workers."""
     ids = select(_area_workers(area).subquery().c.person_id)
@@ -510,7 +518,7 @@ def _worker_lines(session: Session, area: Unit, start: datetime, end: datetime) 
     ).where(Patrol.started_at >= start, Patrol.started_at < end, Patrol.ended_at.is_not(None),
             Patrol.worker_id.in_(ids)).group_by(Patrol.worker_id))
     leads = _per_worker(session, select(
-        Request.lead_by_id, func.count(), _count_if(Request.on_the_spot.is_(True))
+        Request.lead_by_id, func.count(), count_if(Request.on_the_spot.is_(True))
     ).where(Request.created_at >= start, Request.created_at < end, Request.lead_by_id.in_(ids))
      .group_by(Request.lead_by_id))
     resolutions = (
@@ -522,7 +530,7 @@ def _worker_lines(session: Session, area: Unit, start: datetime, end: datetime) 
         .subquery()
     )
     handled = _per_worker(session, select(
-        resolutions.c.worker_id, func.count(), _count_if(resolutions.c.at <= Request.due_at)
+        resolutions.c.worker_id, func.count(), count_if(resolutions.c.at <= Request.due_at)
     ).join(Request, Request.id == resolutions.c.request_id).group_by(resolutions.c.worker_id))
     lines = []
     # A district holds tens of thousands of workers: their rows are read as they come, each grid's code kept
@@ -538,6 +546,14 @@ def _worker_lines(session: Session, area: Unit, start: datetime, end: datetime) 
             int(spot), int(handled_count), int(on_time),
         ))
     return tuple(lines)
+
+
+def unit_lines(session: Session, area: Unit, month: Month, timezone: str) -> tuple[Line, ...]:
+    """The bulletin's figures of each unit one level below ``area`` for the requests filed in ``month``, every
+    unit included, by code: the breakdown of ``compute_bulletin`` without the rest of the bulletin."""
+    query = _MonthQuery(area, *month.bounds(timezone))
+    counts = _group_counts(session, query)
+    return _unit_lines(_child_units(session, area), counts, _group_durations(session, query))
 
 
 def compute_bulletin(session: Session, area: Unit, month: Month | str, timezone: str) -> Bulletin:
@@ -557,7 +573,7 @@ def compute_bulletin(session: Session, area: Unit, month: Month | str, timezone:
         by_unit=_unit_lines(_child_units(session, area), counts, durations),
         volunteer_service=_volunteer_service(session, area, month, timezone),
         by_place=_place_lines(session, replace(query, by_place=True)),
-        workers=_worker_lines(session, area, start, end),
+        workers=worker_lines(session, area, start, end),
         by_department=_department_lines(session, query),
     )
 

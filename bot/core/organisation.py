@@ -140,8 +140,7 @@ def read_table(
     Further columns whose header matches ``open_columns`` (a category file's ``name_<locale>``) are kept under
     their header as written. Raises ``FileFormatError`` when the file cannot be read or the header is wrong.
     """
-    raw_rows = _xlsx_rows(path, sheet) if path.suffix.lower() in XLSX_SUFFIXES else _csv_rows(path)
-    filled_rows = ((line, cells) for line, cells in raw_rows if any(cells))
+    filled_rows = ((line, cells) for line, cells in read_rows(path, sheet) if any(cells))
     header_line, header = next(filled_rows, (0, []))
     if not header_line:
         raise FileFormatError(f"{path} is empty; expected a header row: {','.join(columns)}")
@@ -153,6 +152,12 @@ def read_table(
             values.setdefault(name, "")
         table.append((line, values))
     return table
+
+
+def read_rows(path: Path, sheet: int = 0) -> Iterator[tuple[int, list[str]]]:
+    """Every row of a CSV file or of an XLSX workbook's ``sheet`` as (line number, trimmed cells), blank rows
+    included; raises ``FileFormatError`` when the file cannot be read."""
+    return _xlsx_rows(path, sheet) if path.suffix.lower() in XLSX_SUFFIXES else _csv_rows(path)
 
 
 def _column_positions(

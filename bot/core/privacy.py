@@ -20,6 +20,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import CursorResult, delete, func, select, tuple_, update
 from sqlalchemy.orm import Session
 
+from bot.core.roles import is_admin
 from storage.models import (
     OPEN_STATUSES,
     EventKind,
@@ -48,6 +49,16 @@ PRUNE_BATCH = 500
 
 class ErasureRefused(Exception):
     """Erasing is not allowed for this person (they hold a staff role)."""
+
+
+# --- who sees residents' personal data -------------------------------------------------------------------
+
+
+def may_see_personal_data(person: Person) -> bool:
+    """Whether ``person`` may have residents' names and phones in a list of many requests (an export): the
+    admins who answer for an area, not grid workers, departments or anyone outside the organisation. A
+    resident who asked to stay anonymous is left out for everyone."""
+    return is_admin(person)
 
 
 # --- the notice -------------------------------------------------------------------------------------------
