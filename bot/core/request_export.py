@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -30,9 +30,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, insert, select
 from sqlalchemy.orm import Session, aliased
 
+from bot.core.audit import AuditAction, record_action
+from bot.core.desk_access import NOT_FOR_YOU, DeskRefused, may_use_desk
 from bot.core.desk_figures import require_area
+from bot.core.desk_requests import Filters, list_conditions
 from bot.core.organisation import LOOKUP_SLICE, FileFormatError, RowProblem, read_rows
 from bot.core.privacy import may_see_personal_data
+from bot.core.roles import is_district_staff
 from bot.core.units import DISTRICT, Unit, holder_name, ids_within
 from bot.i18n import N_, Translator, available_locales, translator
 from storage.models import (
@@ -89,6 +93,7 @@ IMPORT_BATCH = 1_000
 IMPORT_CHANNEL = "import"
 IMPORT_PERSON = "history"
 MAX_DESCRIPTION = 4_000
+IMPORT_NOT_FOR_YOU = N_("Only the district center's staff import historical requests.")
 
 
 # --- export ------------------------------------------------------------------------------------------------
@@ -150,10 +155,14 @@ def export_rows(
     session: Session, selection: RequestFilter, t: Translator, include_personal: bool
 ) -> Iterator[list[Any]]:
     """The rows of the list, in the order of ``headers``; times are local, without a zone."""
+    return _rows_of(session, _listing(selection), t, include_personal)
+
+
+def _rows_of(session: Session, listing: Select[Any], t: Translator, include_personal: bool) -> Iterator[list[Any]]:
     zone = t.tz
     categories = {category.id: category.name(t.locale) for category in session.scalars(select(Category))}
     holders: dict[tuple[Level, int], str] = {}
-    for row in session.execute(_listing(selection).execution_options(yield_per=STREAM_BATCH)):
+    for row in session.execute(listing.execution_options(yield_per=STREAM_BATCH)):
         (request_id, created, category_id, status, level, unit_id, street, community, grid, grid_code, building,
          building_code, place, place_code, description, resolved, due, stars, hidden, name, phone) = row
         holder = holders.get((level, unit_id))
@@ -179,6 +188,19 @@ def export_for(
     require_area(session, person, selection.area)
     include = personal and may_see_personal_data(person)
     return headers(t, include), export_rows(session, selection, t, include)
+
+
+def desk_export(
+    session: Session, person: Person, filters: Filters, now: datetime, t: Translator, personal: bool
+) -> tuple[list[str], Iterator[list[Any]]]:
+    """The headers and rows of the desk's list with ``filters`` (every page of it) for ``person``: only someone
+    who may use the desk (raises ``DeskRefused``), only the requests of their area (``desk_requests``), and
+    residents' names and phones only when asked for and ``may_see_personal_data`` allows them."""
+    if not may_use_desk(person):
+        raise DeskRefused(NOT_FOR_YOU)
+    conditions = list_conditions(session, person, replace(filters, after=None), now)
+    include = personal and may_see_personal_data(person)
+    return headers(t, include), _rows_of(session, _listing(RequestFilter()).where(*conditions), t, include)
 
 
 def write_xlsx(out: BinaryIO, title: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
@@ -436,6 +458,27 @@ def _insert_batch(session: Session, batch: Sequence[HistoricalRequest], resident
     session.execute(insert(RequestEvent), events)
     if ratings:
         session.execute(insert(Rating), ratings)
+
+
+def may_import_history(person: Person) -> bool:
+    """Only the district center adds history: it is the whole district's record, not one unit's."""
+    return is_district_staff(person)
+
+
+def require_importer(person: Person) -> None:
+    if not may_import_history(person):
+        raise DeskRefused(IMPORT_NOT_FOR_YOU)
+
+
+def import_for(
+    session: Session, person: Person, rows: Sequence[tuple[int, dict[str, str]]], timezone: str, now: datetime,
+    file_name: str,
+) -> int:
+    """``import_history`` for someone at the desk: district staff only (raises ``DeskRefused``), audited."""
+    require_importer(person)
+    count = import_history(session, rows, timezone, now)
+    record_action(session, person, AuditAction.REQUESTS_IMPORTED, now, rows=count, file=file_name[:200])
+    return count
 
 
 def import_history(
