@@ -323,7 +323,8 @@ def _problem_list(t: Translator, problems: Sequence[RowProblem] | str) -> str:
     if isinstance(problems, str):
         items = f"<li>{_e(problems)}</li>"
     else:
-        items = "".join(f'<li>{_e(t._("line {line}").format(line=problem.line))}: {_e(problem.message)}</li>'
+        line = t._("line {line}")
+        items = "".join(f'<li>{_e(line.format(line=problem.line))}: {_e(problem.message)}</li>'
                         for problem in problems)
     return f'<section class="refused" role="alert"><p>{_e(heading)}</p><ol class="problems">{items}</ol></section>'
 
