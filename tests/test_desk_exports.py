@@ -294,3 +294,21 @@ async def test_suggestions_need_a_session(
 async def test_a_worker_gets_no_desk_session(database: Database, clock: FrozenClock, org: Org) -> None:
     with pytest.raises(DeskRefused):
         await new_link(database, clock, org.worker)
+
+
+async def test_the_problems_are_listed_in_the_readers_language(
+    client: TestClient[Any, Any], database: Database, clock: FrozenClock, org: Org
+) -> None:
+    def speak_chinese(session: Session) -> None:
+        person = session.get(Person, org.district)
+        assert person is not None
+        person.locale = "zh_CN"
+
+    csrf = await signed_in(client, database, clock, org.district)
+    await database.run(speak_chinese)
+    bad = HEADER + "2026-03-06 08:00,clutter,closed,NO-SUCH-GRID,Boxes,\n"
+    text = await (await client.post("/import", data=upload_form(csrf, bad), headers={"Origin": DESK_URL})).text()
+    assert "第2行：未知的网格编码&#x27;NO-SUCH-GRID&#x27;" in text
+    assert "第2行：已办理或已办结的诉求需要填写“办结时间”" in text
+    unreadable = await client.post("/import", data=upload_form(csrf, "Colour\nred\n"), headers={"Origin": DESK_URL})
+    assert "第1行：无法识别的列&#x27;Colour&#x27;" in await unreadable.text()

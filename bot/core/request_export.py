@@ -261,6 +261,18 @@ class ImportRefused(ValueError):
         self.problems = problems
 
 
+class UnreadableImport(FileFormatError):
+    """An import file whose header cannot be used; says why in any language (``text``)."""
+
+    def __init__(self, template: str, **values: object) -> None:
+        self.template = template
+        self.values = {name: str(value) for name, value in values.items()}
+        super().__init__(template.format(**self.values))
+
+    def text(self, t: Translator) -> str:
+        return t._(self.template).format(**self.values)
+
+
 def _titles_to_keys() -> dict[str, str]:
     """Every header a column may have: its key and its title in each language, lower-cased."""
     known: dict[str, str] = {}
@@ -278,17 +290,18 @@ def read_import_file(path: Path) -> list[tuple[int, dict[str, str]]]:
     rows = ((line, cells) for line, cells in read_rows(path) if any(cells))
     header_line, header = next(rows, (0, []))
     if not header_line:
-        raise FileFormatError(f"{path} is empty; expected a header row")
+        raise UnreadableImport(N_("the file is empty; expected a header row"))
     known, positions = _titles_to_keys(), {}
     for index, title in enumerate(header):
         key = known.get(title.strip().lower())
         if title.strip() and key is None:
-            raise FileFormatError(f"line {header_line}: unknown column {title!r}")
+            raise UnreadableImport(N_("line {line}: unknown column {title!r}"), line=header_line, title=title)
         if key is not None:
             positions[key] = index
     missing = [key for key in REQUIRED_TO_IMPORT if key not in positions]
     if missing:
-        raise FileFormatError(f"line {header_line}: missing column(s) {', '.join(missing)}")
+        raise UnreadableImport(N_("line {line}: missing column(s) {columns}"), line=header_line,
+                               columns=", ".join(missing))
     return [(line, {key: cells[index] if index < len(cells) else "" for key, index in positions.items()})
             for line, cells in rows]
 
@@ -325,55 +338,58 @@ def _moment(text: str, zone: ZoneInfo) -> datetime:
 
 
 def _check_row(session: Session, line: int, row: dict[str, str], lookups: _Lookups, zone: ZoneInfo,
-               now: datetime) -> HistoricalRequest | list[str]:
-    problems: list[str] = []
+               now: datetime) -> HistoricalRequest | list[RowProblem]:
+    problems: list[RowProblem] = []
+
+    def say(template: str, **values: object) -> None:
+        problems.append(RowProblem.said(line, template, **values))
 
     def moment(key: str, required: bool) -> datetime | None:
         text = row.get(key, "").strip()
         if not text:
             if required:
-                problems.append(f"{key} is empty")
+                say(N_("{column} is empty"), column=key)
             return None
         try:
             return _moment(text, zone)
         except ValueError:
-            problems.append(f"{key} {text!r} is not a time written YYYY-MM-DD HH:MM")
+            say(N_("{column} {text!r} is not a time written YYYY-MM-DD HH:MM"), column=key, text=text)
             return None
 
     created, resolved, due = moment("filed_at", True), moment("resolved_at", False), moment("due_at", False)
     category_id = lookups.categories.get(row["category"].strip().lower())
     if category_id is None:
-        problems.append(f"unknown category {row['category']!r}")
+        say(N_("unknown category {name!r}"), name=row["category"])
     status = lookups.statuses.get(row["status"].strip().lower())
     if status not in IMPORTED_AS:
-        problems.append(f"status {row['status']!r} is not history: only resolved, closed or withdrawn requests"
-                        " are imported")
+        say(N_("status {name!r} is not history: only resolved, closed or withdrawn requests are imported"),
+            name=row["status"])
     grid_id = lookups.grids.get(row["grid_code"].strip())
     if grid_id is None:
-        problems.append(f"unknown grid code {row['grid_code']!r}")
+        say(N_("unknown grid code {code!r}"), code=row["grid_code"])
     building_id = place_id = None
     if code := row.get("place_code", "").strip():
         building_id, place_id, its_grid = lookups.building_or_place(session, code)
         if its_grid is None:
-            problems.append(f"unknown building or place code {code!r}")
+            say(N_("unknown building or place code {code!r}"), code=code)
         elif grid_id is not None and its_grid != grid_id:
-            problems.append(f"building or place {code!r} is not in grid {row['grid_code']!r}")
+            say(N_("building or place {code!r} is not in grid {grid!r}"), code=code, grid=row["grid_code"])
     description = row["description"].strip()
     # Empty is allowed: a request filed with photos alone has no text.
     if len(description) > MAX_DESCRIPTION:
-        problems.append(f"the description is longer than {MAX_DESCRIPTION} characters")
+        say(N_("the description is longer than {limit} characters"), limit=MAX_DESCRIPTION)
     stars: int | None = None
     if rating := row.get("rating", "").strip():
         stars = int(rating) if rating.isdigit() and 1 <= int(rating) <= 5 else None
         if stars is None:
-            problems.append(f"rating {rating!r} is not 1 to 5 stars")
+            say(N_("rating {rating!r} is not 1 to 5 stars"), rating=rating)
     if created is not None and created > now:
-        problems.append("filed_at is in the future")
+        say(N_("{column} is in the future"), column="filed_at")
     if status in IMPORTED_AS and status is not RequestStatus.WITHDRAWN:
         if resolved is None:
-            problems.append("a resolved or closed request needs resolved_at")
+            say(N_("a resolved or closed request needs {column}"), column="resolved_at")
         elif created is not None and resolved < created:
-            problems.append("resolved_at is before filed_at")
+            say(N_("{column} is before {other}"), column="resolved_at", other="filed_at")
     if problems or created is None or category_id is None or grid_id is None or status is None:
         return problems
     if status is RequestStatus.WITHDRAWN:
@@ -396,9 +412,9 @@ def validate_import(
         if isinstance(checked, HistoricalRequest):
             valid.append(checked)
         else:
-            problems += [RowProblem(line, message) for message in checked]
-    problems += [RowProblem(row.line, "this request is in the database already (same grid, filing time and"
-                                      " description): was the file imported before?")
+            problems += checked
+    problems += [RowProblem.said(row.line, N_("this request is in the database already (same grid, filing time and"
+                                              " description): was the file imported before?"))
                  for row in _already_there(session, valid)]
     return valid, sorted(problems, key=lambda problem: problem.line)
 
@@ -415,6 +431,16 @@ def _already_there(session: Session, rows: Sequence[HistoricalRequest]) -> list[
         )}
         found += [row for row in part if (row.grid_id, row.created_at, row.description) in existing]
     return found
+
+
+def problem_text(t: Translator, problem: RowProblem) -> str:
+    """A problem of an import file in the reader's language, its columns named by their headers."""
+    if not problem.template:
+        return problem.message
+    titles = {key: t._(title) for key, title in (*COLUMNS, *PERSONAL_COLUMNS)}
+    values = {name: titles.get(value, value) if name in ("column", "other") else value
+              for name, value in problem.values}
+    return t._(problem.template).format(**values)
 
 
 def _placeholder_person(session: Session, now: datetime) -> Person:

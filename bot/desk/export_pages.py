@@ -39,7 +39,7 @@ from bot.core.desk_access import DeskRefused, csrf_matches
 from bot.core.desk_requests import Filters, FoundSpot, SpotKind
 from bot.core.organisation import FileFormatError, RowProblem
 from bot.core.privacy import may_see_personal_data
-from bot.core.request_export import ImportRefused
+from bot.core.request_export import ImportRefused, UnreadableImport
 from bot.core.requests import RequestRefused
 from bot.core.units import DISTRICT, LEVEL_MODEL, Unit
 from bot.desk import app as desk_app
@@ -323,9 +323,9 @@ def _problem_list(t: Translator, problems: Sequence[RowProblem] | str) -> str:
     if isinstance(problems, str):
         items = f"<li>{_e(problems)}</li>"
     else:
-        line = t._("line {line}")
-        items = "".join(f'<li>{_e(line.format(line=problem.line))}: {_e(problem.message)}</li>'
-                        for problem in problems)
+        line = t._("line {line}: {problem}")
+        items = "".join(f'<li>{_e(line.format(line=problem.line, problem=request_export.problem_text(t, problem)))}'
+                        '</li>' for problem in problems)
     return f'<section class="refused" role="alert"><p>{_e(heading)}</p><ol class="problems">{items}</ol></section>'
 
 
@@ -382,12 +382,15 @@ async def _read_upload(request: web.Request, pending: PendingImports) -> Uploade
     return Uploaded(csrf, path, file_name, too_large)
 
 
-def _checked_rows(session: Session, path: Path, timezone: str, now: datetime) -> int | Sequence[RowProblem] | str:
+def _checked_rows(session: Session, t: Translator, path: Path, timezone: str,
+                  now: datetime) -> int | Sequence[RowProblem] | str:
     """How many rows the file would import, its problems, or why it cannot be read (the CLI's checks)."""
     try:
         rows = request_export.read_import_file(path)
-    except (OSError, FileFormatError) as error:
-        return str(error).replace(str(path), Path(path).name)
+    except UnreadableImport as error:
+        return error.text(t)
+    except (OSError, FileFormatError):
+        return t._(UPLOAD_NOT_A_TABLE)
     valid, problems = request_export.validate_import(session, rows, timezone, now)
     return problems or len(valid)
 
@@ -421,7 +424,7 @@ async def upload(request: web.Request) -> web.StreamResponse:
             return _import_form(viewer, _problem_list(t, text)), 413
         if received.path is None:
             return _import_form(viewer, _problem_list(t, t._(UPLOAD_NOT_A_TABLE))), 400
-        checked = _checked_rows(session, received.path, desk.config.core.timezone, now)
+        checked = _checked_rows(session, t, received.path, desk.config.core.timezone, now)
         if not isinstance(checked, int):
             received.path.unlink(missing_ok=True)
             return _import_form(viewer, _problem_list(t, checked)), 400
@@ -477,9 +480,9 @@ async def confirm_import(request: web.Request) -> web.StreamResponse:
         except ImportRefused as refused:
             pending.drop(upload_token)
             return _import_form(viewer, _problem_list(t, refused.problems)), 409
-        except (OSError, FileFormatError) as error:
+        except (OSError, FileFormatError):
             pending.drop(upload_token)
-            return _import_form(viewer, _problem_list(t, str(error))), 400
+            return _import_form(viewer, _problem_list(t, t._(UPLOAD_NOT_A_TABLE))), 400
         pending.drop(upload_token)
         done = t.n_("{count} historical request imported.", "{count} historical requests imported.",
                     count).format(count=t.number(count))
