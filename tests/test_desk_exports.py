@@ -98,6 +98,25 @@ async def test_the_district_gets_the_filtered_list_as_a_workbook(
     assert (await download(client, "format=csv&status=lost")).status == 400
 
 
+async def test_a_list_read_in_many_batches_is_written_whole(
+    client: TestClient[Any, Any], database: Database, clock: FrozenClock, org: Org,
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(export_pages, "EXPORT_BATCH", 1)
+    await signed_in(client, database, clock, org.district)
+    for kind in ("csv", "xlsx"):
+        response = await download(client, f"format={kind}")
+        assert response.status == 200
+        body = await response.read()
+        if kind == "csv":
+            codes = [row["Code"] for row in csv_rows(body)]
+        else:
+            sheet = load_workbook(io.BytesIO(body), read_only=True).active
+            assert sheet is not None
+            codes = [str(row[0]) for row in sheet.iter_rows(min_row=2, values_only=True)]
+        assert codes == [code(org.jianshe_request), code(org.renmin_request), code(org.renmin_request + 1)]
+
+
 async def test_personal_columns_follow_the_rule_and_hidden_residents_stay_hidden(
     client: TestClient[Any, Any], database: Database, clock: FrozenClock, org: Org
 ) -> None:

@@ -158,13 +158,17 @@ def export_rows(
     return _rows_of(session, _listing(selection), t, include_personal)
 
 
-def _rows_of(session: Session, listing: Select[Any], t: Translator, include_personal: bool) -> Iterator[list[Any]]:
+def _rows_of(session: Session, listing: Select[Any], t: Translator, include_personal: bool,
+             ids: list[int] | None = None) -> Iterator[list[Any]]:
+    """The rows of ``listing``; the requests' ids are appended to ``ids`` as they come, when given."""
     zone = t.tz
     categories = {category.id: category.name(t.locale) for category in session.scalars(select(Category))}
     holders: dict[tuple[Level, int], str] = {}
     for row in session.execute(listing.execution_options(yield_per=STREAM_BATCH)):
         (request_id, created, category_id, status, level, unit_id, street, community, grid, grid_code, building,
          building_code, place, place_code, description, resolved, due, stars, hidden, name, phone) = row
+        if ids is not None:
+            ids.append(request_id)
         holder = holders.get((level, unit_id))
         if holder is None:
             holder = holders[(level, unit_id)] = holder_name(session, t, Unit(level, unit_id))
@@ -190,17 +194,31 @@ def export_for(
     return headers(t, include), export_rows(session, selection, t, include)
 
 
+@dataclass(frozen=True)
+class ExportBatch:
+    """Some rows of the desk's export, and the id to continue after (None: that was the last)."""
+
+    header: list[str]
+    rows: list[list[Any]]
+    after: int | None
+
+
 def desk_export(
-    session: Session, person: Person, filters: Filters, now: datetime, t: Translator, personal: bool
-) -> tuple[list[str], Iterator[list[Any]]]:
-    """The headers and rows of the desk's list with ``filters`` (every page of it) for ``person``: only someone
-    who may use the desk (raises ``DeskRefused``), only the requests of their area (``desk_requests``), and
-    residents' names and phones only when asked for and ``may_see_personal_data`` allows them."""
+    session: Session, person: Person, filters: Filters, now: datetime, t: Translator, personal: bool,
+    after: int = 0, size: int = STREAM_BATCH,
+) -> ExportBatch:
+    """``size`` rows of the desk's list with ``filters`` (every page of it, by id) after request ``after``, for
+    ``person``: only someone who may use the desk (raises ``DeskRefused``), only the requests of their area
+    (``desk_requests``), and residents' names and phones only when asked for and ``may_see_personal_data``
+    allows them. In batches, so a caller writes the file outside the database's unit of work."""
     if not may_use_desk(person):
         raise DeskRefused(NOT_FOR_YOU)
     conditions = list_conditions(session, person, replace(filters, after=None), now)
     include = personal and may_see_personal_data(person)
-    return headers(t, include), _rows_of(session, _listing(RequestFilter()).where(*conditions), t, include)
+    listing = _listing(RequestFilter()).where(*conditions, Request.id > after).limit(size)
+    ids: list[int] = []
+    rows = list(_rows_of(session, listing, t, include, ids))
+    return ExportBatch(headers(t, include), rows, ids[-1] if len(ids) == size else None)
 
 
 def write_xlsx(out: BinaryIO, title: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:

@@ -18,13 +18,13 @@ Who may export, import and find what is decided in the core (``bot.core.request_
 from __future__ import annotations
 
 import asyncio
+import queue
 import re
 import secrets
 import tempfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
-from itertools import islice
 from pathlib import Path
 from typing import Any
 from urllib.parse import urlencode
@@ -39,7 +39,7 @@ from bot.core.desk_access import DeskRefused, csrf_matches
 from bot.core.desk_requests import Filters, FoundSpot, SpotKind
 from bot.core.organisation import FileFormatError, RowProblem
 from bot.core.privacy import may_see_personal_data
-from bot.core.request_export import ImportRefused, UnreadableImport
+from bot.core.request_export import ExportBatch, ImportRefused, UnreadableImport
 from bot.core.requests import RequestRefused
 from bot.core.units import DISTRICT, LEVEL_MODEL, Unit
 from bot.desk import app as desk_app
@@ -51,6 +51,9 @@ from storage.models import Person
 # A district's list at x60 is about a hundred thousand requests; more than this asks for narrower filters.
 EXPORT_LIMIT = 200_000
 COPY_CHUNK = 64 * 1024
+# Rows read in one unit of work, and batches read but not yet written.
+EXPORT_BATCH = 2_000
+SPOOL_BATCHES = 4
 MAX_UPLOAD_BYTES = 10 * 1024 * 1024
 UPLOAD_SUFFIXES = (".xlsx", ".csv")
 # An uploaded file waits this long for its confirmation.
@@ -172,9 +175,33 @@ def _area_code(session: Session, person: Person, filters: Filters) -> str:
 
 
 @dataclass(frozen=True)
-class Written:
-    path: Path
+class Started:
+    """The first batch of an export and what the file is called."""
+
+    batch: ExportBatch
     file_name: str
+    title: str
+    too_many: str  # the page that says the list is too long, in the reader's language
+
+
+class _Spool:
+    """Batches of rows handed from the event loop to the thread writing the file, a few at a time (so memory
+    stays flat when the database is faster than the writer); None ends them."""
+
+    def __init__(self) -> None:
+        self._queue: queue.Queue[list[list[Any]] | None] = queue.Queue(maxsize=SPOOL_BATCHES)
+
+    async def put(self, rows: list[list[Any]] | None, writer: asyncio.Future[int]) -> None:
+        while not writer.done():
+            try:
+                await asyncio.to_thread(self._queue.put, rows, True, 1.0)
+                return
+            except queue.Full:
+                continue
+
+    def rows(self) -> Iterator[list[Any]]:
+        while (rows := self._queue.get()) is not None:
+            yield from rows
 
 
 def _write_export(path: Path, kind: str, title: str, header: Sequence[str], rows: Iterator[list[Any]]) -> int:
@@ -185,55 +212,98 @@ def _write_export(path: Path, kind: str, title: str, header: Sequence[str], rows
 
 
 async def export(request: web.Request) -> web.StreamResponse:
-    """The list with the page's filters as a file, streamed from a temporary file."""
+    """The list with the page's filters as a file. The rows are read in batches, each in its own short unit of
+    work (the session checked again), and written by another thread to a temporary file, which is then
+    streamed: the database's thread is never held for the whole file, and memory stays flat."""
     desk = desk_app.desk_of(request)
     token = request.cookies.get(desk_app.COOKIE, "")
     query = dict(request.query)
-    kind = query.get("format", "")
+    kind, personal = query.get("format", ""), query.get("personal") == "1"
     if kind not in FORMATS:
         raise web.HTTPNotFound()
 
-    def write(session: Session, person: Person, viewer: Viewer) -> Written | tuple[str, int]:
+    def batch_after(after: int) -> Callable[[Session, Person, Viewer], ExportBatch | tuple[str, int]]:
+        def read(session: Session, person: Person, viewer: Viewer) -> ExportBatch | tuple[str, int]:
+            t = viewer.t
+            try:
+                filters = desk_app.filters_from(query, t)
+                return request_export.desk_export(session, person, filters, desk.clock(), t, personal, after,
+                                                  EXPORT_BATCH)
+            except desk_app.BadFilter:
+                return message_page(t, t._("Requests"), t._(BAD_FILTER), viewer), 400
+            except RequestRefused as error:
+                return message_page(t, t._("Requests"), refusal_text(t, error), viewer), 403
+            except DeskRefused as error:
+                return message_page(t, t._("Requests"), t._(error.reason), viewer), 403
+        return read
+
+    def start(session: Session, person: Person, viewer: Viewer) -> Started | tuple[str, int]:
+        first = batch_after(0)(session, person, viewer)
+        if not isinstance(first, ExportBatch):
+            return first
         t, now = viewer.t, desk.clock()
-        try:
-            filters = desk_app.filters_from(query, t)
-            header, rows = request_export.desk_export(session, person, filters, now, t, query.get("personal") == "1")
-        except desk_app.BadFilter:
-            return message_page(t, t._("Requests"), t._(BAD_FILTER), viewer), 400
-        except RequestRefused as error:
-            return message_page(t, t._("Requests"), refusal_text(t, error), viewer), 403
-        except DeskRefused as error:
-            return message_page(t, t._("Requests"), t._(error.reason), viewer), 403
-        file_name = f"requests-{_area_code(session, person, filters)}-{now.astimezone(t.tz).date().isoformat()}"
-        with tempfile.NamedTemporaryFile(prefix="desk-export-", suffix=f".{kind}", delete=False) as spool:
-            path = Path(spool.name)
-        count = _write_export(path, kind, t._("Requests"), header, islice(rows, EXPORT_LIMIT + 1))
-        if count > EXPORT_LIMIT:
-            path.unlink()
-            return message_page(t, t._("Requests"), t._(TOO_MANY).format(limit=t.number(EXPORT_LIMIT)), viewer), 413
-        return Written(path, f"{file_name}.{kind}")
+        filters = desk_app.filters_from(query, t)
+        day = now.astimezone(t.tz).date().isoformat()
+        limit = t._(TOO_MANY).format(limit=t.number(EXPORT_LIMIT))
+        return Started(first, f"requests-{_area_code(session, person, filters)}-{day}.{kind}", t._("Requests"),
+                       message_page(t, t._("Requests"), limit, viewer))
 
-    written = await desk_app._as_signed_in(request, token, write) if token else None
-    if written is None:
+    started = await desk_app._as_signed_in(request, token, start) if token else None
+    if started is None:
         return desk_app._ended(desk)
-    if not isinstance(written, Written):
-        return desk_app._html(*written)
-    return await _send_file(request, written, FORMATS[kind])
+    if not isinstance(started, Started):
+        return desk_app._html(*started)
+    with tempfile.NamedTemporaryFile(prefix="desk-export-", suffix=f".{kind}", delete=False) as spooled:
+        path = Path(spooled.name)
+    try:
+        outcome = await _write_batches(request, token, path, kind, started, batch_after)
+        if outcome is not None:
+            return outcome
+        return await _send_file(request, path, started.file_name, FORMATS[kind])
+    finally:
+        path.unlink(missing_ok=True)
 
 
-async def _send_file(request: web.Request, written: Written, content_type: str) -> web.StreamResponse:
+BatchReader = Callable[[int], Callable[[Session, Person, Viewer], ExportBatch | tuple[str, int]]]
+
+
+async def _write_batches(request: web.Request, token: str, path: Path, kind: str, started: Started,
+                         batch_after: BatchReader) -> web.StreamResponse | None:
+    """Every batch into ``path``; None when written, else the page to answer with (session ended, too many)."""
+    desk = desk_app.desk_of(request)
+    spool = _Spool()
+    writer = asyncio.ensure_future(asyncio.to_thread(_write_export, path, kind, started.title,
+                                                     started.batch.header, spool.rows()))
+    batch: ExportBatch | tuple[str, int] | None = started.batch
+    count = 0
+    try:
+        while isinstance(batch, ExportBatch):
+            await spool.put(batch.rows, writer)
+            count += len(batch.rows)
+            if batch.after is None or count > EXPORT_LIMIT:
+                break
+            batch = await desk_app._as_signed_in(request, token, batch_after(batch.after))
+    finally:
+        await spool.put(None, writer)
+        await writer
+    if batch is None:
+        return desk_app._ended(desk)
+    if not isinstance(batch, ExportBatch):
+        return desk_app._html(*batch)
+    if count > EXPORT_LIMIT:
+        return desk_app._html(started.too_many, 413)
+    return None
+
+
+async def _send_file(request: web.Request, path: Path, file_name: str, content_type: str) -> web.StreamResponse:
     response = web.StreamResponse(headers={
         "Content-Type": content_type, "Cache-Control": "no-store",
-        "Content-Disposition": f'attachment; filename="{written.file_name}"',
-        "Content-Length": str(written.path.stat().st_size)})
-    try:
-        await response.prepare(request)
-        with written.path.open("rb") as source:
-            while chunk := await asyncio.to_thread(source.read, COPY_CHUNK):
-                await response.write(chunk)
-        await response.write_eof()
-    finally:
-        written.path.unlink(missing_ok=True)
+        "Content-Disposition": f'attachment; filename="{file_name}"', "Content-Length": str(path.stat().st_size)})
+    await response.prepare(request)
+    with path.open("rb") as source:
+        while chunk := await asyncio.to_thread(source.read, COPY_CHUNK):
+            await response.write(chunk)
+    await response.write_eof()
     return response
 
 
