@@ -310,9 +310,11 @@ async def test_suggestions_need_a_session(
     assert response.status == 401
 
 
-async def test_a_worker_gets_no_desk_session(database: Database, clock: FrozenClock, org: Org) -> None:
-    with pytest.raises(DeskRefused):
-        await new_link(database, clock, org.worker)
+async def test_a_worker_or_resident_gets_no_desk_session(database: Database, clock: FrozenClock, org: Org) -> None:
+    ann = await database.run(lambda session: session.get(Request, org.jianshe_request).resident_id)  # type: ignore[union-attr]
+    for person_id in (org.worker, ann):
+        with pytest.raises(DeskRefused):
+            await new_link(database, clock, person_id)
 
 
 async def test_the_problems_are_listed_in_the_readers_language(
@@ -331,3 +333,17 @@ async def test_the_problems_are_listed_in_the_readers_language(
     assert "第2行：已办理或已办结的诉求需要填写“办结时间”" in text
     unreadable = await client.post("/import", data=upload_form(csrf, "Colour\nred\n"), headers={"Origin": DESK_URL})
     assert "第1行：无法识别的列&#x27;Colour&#x27;" in await unreadable.text()
+
+
+async def test_an_upload_waits_half_an_hour_for_its_confirmation(
+    client: TestClient[Any, Any], database: Database, clock: FrozenClock, org: Org
+) -> None:
+    csrf = await signed_in(client, database, clock, org.district)
+    before = await count_requests(database)
+    checked = await (await client.post("/import", data=upload_form(csrf, HEADER + GOOD_ROWS),
+                                       headers={"Origin": DESK_URL})).text()
+    upload = checked.split('name="upload" value="')[1].split('"')[0]
+    clock.advance(minutes=31)
+    late = await client.post("/import/confirm", data={"csrf": csrf, "upload": upload}, headers={"Origin": DESK_URL})
+    assert late.status == 409 and "older than 30 minutes" in await late.text()
+    assert await count_requests(database) == before

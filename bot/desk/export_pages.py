@@ -337,9 +337,10 @@ class PendingImports:
     def new_path(self, suffix: str) -> Path:
         return self.folder() / f"{secrets.token_hex(16)}{suffix}"
 
-    def keep(self, pending: PendingImport) -> str:
+    def keep(self, pending: PendingImport, now: datetime) -> str:
+        """Keep a checked upload; the person's earlier one and every expired one are forgotten."""
         for token, waiting in list(self._waiting.items()):
-            if waiting.person_id == pending.person_id:
+            if waiting.person_id == pending.person_id or now >= waiting.expires_at:
                 self.drop(token)
         token = secrets.token_urlsafe(24)
         self._waiting[token] = pending
@@ -499,7 +500,7 @@ async def upload(request: web.Request) -> web.StreamResponse:
             received.path.unlink(missing_ok=True)
             return _import_form(viewer, _problem_list(t, checked)), 400
         upload_token = pending.keep(PendingImport(person.id, received.path, received.file_name, checked,
-                                                  now + PENDING_LIFETIME))
+                                                  now + PENDING_LIFETIME), now)
         return _confirmation(viewer, received.file_name, checked, upload_token), 200
 
     rendered = await desk_app._as_signed_in(request, token, check)
