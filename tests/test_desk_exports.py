@@ -235,6 +235,7 @@ async def test_an_oversized_upload_is_refused(
     big = HEADER + GOOD_ROWS * 5
     response = await client.post("/import", data=upload_form(csrf, big), headers={"Origin": DESK_URL})
     assert response.status == 413 and "larger than" in await response.text()
+    assert list(client.app[export_pages.PENDING_KEY].folder().iterdir()) == []  # the part received is gone
 
 
 async def test_an_upload_without_the_csrf_token_or_by_a_community_admin_is_refused(
@@ -243,6 +244,8 @@ async def test_an_upload_without_the_csrf_token_or_by_a_community_admin_is_refus
     csrf = await signed_in(client, database, clock, org.district)
     missing = await client.post("/import", data=upload_form(None, HEADER + GOOD_ROWS), headers={"Origin": DESK_URL})
     assert missing.status == 403 and "不是从您当前登录的工作台页面提交的" in await missing.text()
+    not_multipart = await client.post("/import", data={"csrf": csrf}, headers={"Origin": DESK_URL})
+    assert not_multipart.status == 403
     forged = await client.post("/import/confirm", data={"upload": "x"}, headers={"Origin": DESK_URL})
     assert forged.status == 403
     unknown = await client.post("/import/confirm", data={"csrf": csrf, "upload": "x"}, headers={"Origin": DESK_URL})

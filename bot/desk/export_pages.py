@@ -425,32 +425,42 @@ class Uploaded:
 
 
 async def _read_upload(request: web.Request, pending: PendingImports) -> Uploaded | None:
-    """The form's CSRF token and file, the file saved as it arrives and cut off past ``MAX_UPLOAD_BYTES``;
-    None for a body that is not a multipart form."""
+    """The form's CSRF token and file, the file saved as it arrives; reading stops past ``MAX_UPLOAD_BYTES``.
+    None for a body that is not a multipart form of fields."""
+    csrf, path, file_name = "", None, ""
     try:
         reader = await request.multipart()
+        while (part := await reader.next()) is not None:
+            if not isinstance(part, BodyPartReader):
+                raise ValueError("a nested multipart body")
+            if part.name == "csrf":
+                csrf = (await part.read_chunk(256)).decode(errors="replace")
+            elif part.name == "file" and path is None:
+                file_name = part.filename or ""
+                suffix = Path(file_name).suffix.lower()
+                if suffix not in UPLOAD_SUFFIXES:
+                    continue
+                path = pending.new_path(suffix)
+                if not await _saved(part, path):
+                    path.unlink()
+                    return Uploaded(csrf, None, file_name, too_large=True)
     except (AssertionError, ValueError, KeyError):
+        if path is not None:
+            path.unlink(missing_ok=True)
         return None
-    csrf, path, file_name, too_large = "", None, "", False
-    while (part := await reader.next()) is not None:
-        if not isinstance(part, BodyPartReader):
-            return None
-        if part.name == "csrf":
-            csrf = (await part.read_chunk(256)).decode(errors="replace")
-        elif part.name == "file" and path is None:
-            file_name = part.filename or ""
-            suffix = Path(file_name).suffix.lower()
-            if suffix not in UPLOAD_SUFFIXES:
-                continue
-            path, size = pending.new_path(suffix), 0
-            with path.open("wb") as out:
-                while chunk := await part.read_chunk(COPY_CHUNK):
-                    size += len(chunk)
-                    if size > MAX_UPLOAD_BYTES:
-                        too_large = True
-                        break
-                    out.write(chunk)
-    return Uploaded(csrf, path, file_name, too_large)
+    return Uploaded(csrf, path, file_name, too_large=False)
+
+
+async def _saved(part: BodyPartReader, path: Path) -> bool:
+    """The part written to ``path``; False (and reading stopped) once it passes ``MAX_UPLOAD_BYTES``."""
+    size = 0
+    with path.open("wb") as out:
+        while chunk := await part.read_chunk(COPY_CHUNK):
+            size += len(chunk)
+            if size > MAX_UPLOAD_BYTES:
+                return False
+            out.write(chunk)
+    return True
 
 
 def _checked_rows(session: Session, t: Translator, path: Path, timezone: str,
