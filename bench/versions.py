@@ -4,10 +4,10 @@ same machine rather than by numbers from different hours.
 
     python -m bench.versions [--against main] [--runs 3] [--conversations 300] [--lanes 50]
 
-The revision is exported with ``git archive`` to a scratch directory; each turn runs ``python -m
-bench.conversation`` in a fresh interpreter from one tree or the other (the interpreter imports the packages of
-the tree it starts in), in the order ABBAAB, and each turn's gridbot rate is set against the echo bot measured in the
-same turn.
+The revision is exported with ``git archive`` to a scratch directory; each turn runs that tree's conversation
+benchmark in a fresh interpreter started in it (so it imports that tree's packages), in the order ABBAAB. Each
+turn reports the gridbot rate, the echo bot's measured in the same turn, and the CPU time of the whole process
+per step: on a shared machine the rate follows the neighbours' load, the CPU per step much less.
 """
 
 from __future__ import annotations
@@ -26,6 +26,24 @@ from pathlib import Path
 
 HERE = Path(__file__).resolve().parent.parent
 RATES = re.compile(r"gridbot ([\d,]+) steps/s, echo ([\d,]+) updates/s")
+CPU = re.compile(r"cpu ([\d.]+) ms/step")
+# Run inside the tree measured: its own conversation benchmark, with the CPU time of the whole process (event
+# loop and database thread) taken around the measured gridbot run, the second scripted run of four.
+DRIVER = """
+import asyncio, sys, time
+from bench import conversation
+spans = []
+scripted = conversation.run_scripted
+async def timed(under_test, scripts):
+    started = time.process_time()
+    stats = await scripted(under_test, scripts)
+    spans.append((time.process_time() - started) / max(stats.steps, 1))
+    return stats
+conversation.run_scripted = timed
+result = asyncio.run(conversation.measure_sqlite(int(sys.argv[1]), int(sys.argv[2])))
+print(conversation.describe(result))
+print(f"cpu {spans[1] * 1000:.3f} ms/step")
+"""
 
 
 @dataclass(frozen=True)
@@ -33,6 +51,7 @@ class Turn:
     tree: str
     rate: float
     echo: float
+    cpu_ms: float  # CPU time of the process per step handled
     load: float
 
 
@@ -46,24 +65,28 @@ def export(revision: str, directory: Path) -> Path:
 def turn(name: str, tree: Path, conversations: int, lanes: int) -> Turn:
     load = os.getloadavg()[0]
     done = subprocess.run(
-        [sys.executable, "-m", "bench.conversation", "--conversations", str(conversations), "--lanes", str(lanes)],
+        [sys.executable, "-c", DRIVER, str(conversations), str(lanes)],
         cwd=tree, capture_output=True, text=True, check=True, timeout=900,
     )
-    found = RATES.search(done.stdout)
-    if found is None:
+    found, cpu = RATES.search(done.stdout), CPU.search(done.stdout)
+    if found is None or cpu is None:
         raise RuntimeError(f"no rates in the output of {name}: {done.stdout}{done.stderr}")
     rate, echo = (float(value.replace(",", "")) for value in found.groups())
-    return Turn(name, rate, echo, load)
+    return Turn(name, rate, echo, float(cpu.group(1)), load)
 
 
 def describe(turns: list[Turn], against: str) -> str:
-    lines = [f"{'turn':<5} {'tree':<12} {'steps/s':>8} {'echo/s':>8} {'ratio':>6} {'load':>5}"]
+    lines = [f"{'turn':<5} {'tree':<12} {'steps/s':>8} {'echo/s':>8} {'ratio':>6} {'CPU ms/step':>11} {'load':>5}"]
     for index, measured in enumerate(turns, start=1):
         lines.append(f"{index:<5} {measured.tree:<12} {measured.rate:>8,.0f} {measured.echo:>8,.0f} "
-                     f"{measured.rate / measured.echo:>6.3f} {measured.load:>5.1f}")
-    medians = {name: statistics.median(t.rate for t in turns if t.tree == name) for name in ("this tree", against)}
-    lines.append(f"median steps/s: this tree {medians['this tree']:,.0f}, {against} {medians[against]:,.0f}, "
-                 f"x{medians['this tree'] / medians[against]:.2f}")
+                     f"{measured.rate / measured.echo:>6.3f} {measured.cpu_ms:>11.2f} {measured.load:>5.1f}")
+    trees = ("this tree", against)
+    rate = {name: statistics.median(t.rate for t in turns if t.tree == name) for name in trees}
+    cpu = {name: statistics.median(t.cpu_ms for t in turns if t.tree == name) for name in trees}
+    lines.append(f"median steps/s: this tree {rate['this tree']:,.0f}, {against} {rate[against]:,.0f}, "
+                 f"x{rate['this tree'] / rate[against]:.2f}")
+    lines.append(f"median CPU ms/step: this tree {cpu['this tree']:.2f}, {against} {cpu[against]:.2f}, "
+                 f"x{cpu[against] / cpu['this tree']:.2f} fewer")
     return "\n".join(lines)
 
 

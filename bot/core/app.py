@@ -186,6 +186,9 @@ def _insert_outbox_rows(session: Session, rows: list[dict[str, Any]]) -> list[in
     """Multi-row ``INSERT``s (one for an update's messages); the new ids in the order of ``rows``."""
     table = OutboxMessage.__table__
     assert isinstance(table, Table)
+    # A table-level INSERT does not autoflush: what the caller changed before (a person) is written first, as
+    # adding ORM rows used to.
+    session.flush()
     ids: list[int] = []
     for start in range(0, len(rows), OUTBOX_ROWS_PER_INSERT):
         chunk = rows[start:start + OUTBOX_ROWS_PER_INSERT]
