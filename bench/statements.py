@@ -31,6 +31,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.orm import Session
 
 from bench.harness import Conversation, deployment, gridbot_under_test, postgres_url, run_scripted, sqlite_url
+from bot.core.app import PendingDelivery
 from bot.core.messages import Incoming
 from bot.runtime import Runtime
 
@@ -41,7 +42,8 @@ STEPS = ("new", "category", "description", "photos", "location", "hide", "confir
 BEFORE: dict[str, int] = {"new": 12, "category": 13, "description": 8, "photos": 10, "location": 10, "hide": 11,
                           "confirm": 28}
 # What this benchmark measured after the cut; ``--quick`` fails when a step needs more than ``GROSS`` times it.
-REACHED: dict[str, int] = dict(BEFORE)
+REACHED: dict[str, int] = {"new": 4, "category": 5, "description": 4, "photos": 4, "location": 4, "hide": 4,
+                           "confirm": 11}
 GROSS = 1.5
 T = TypeVar("T")
 
@@ -119,9 +121,9 @@ def counting(runtime: Runtime, counter: Counter) -> Iterator[None]:
     core, database = runtime.core, runtime.core.database
     handle, run = core.handle_in_session, database.run
 
-    def handle_in_session(session: Session, incoming: Incoming) -> Any:
+    def handle_in_session(session: Session, incoming: Incoming, failed: bool = False) -> list[PendingDelivery]:
         counter.handling(incoming)
-        return handle(session, incoming)
+        return handle(session, incoming, failed)
 
     async def run_hop(unit_of_work: Callable[[Session], T]) -> T:
         try:
