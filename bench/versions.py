@@ -2,7 +2,7 @@
 git revision (``main`` by default), so a change is judged by the ratio of rates measured minutes apart on the
 same machine rather than by numbers from different hours.
 
-    python -m bench.versions [--against main] [--runs 3] [--conversations 300] [--lanes 50]
+    python -m bench.versions [--against main] [--runs 3] [--conversations 300] [--lanes 50] [--postgres URL]
 
 The revision is exported with ``git archive`` to a scratch directory; each turn runs that tree's conversation
 benchmark in a fresh interpreter started in it (so it imports that tree's packages), in the order ABBAAB. Each
@@ -40,7 +40,10 @@ async def timed(under_test, scripts):
     spans.append((time.process_time() - started) / max(stats.steps, 1))
     return stats
 conversation.run_scripted = timed
-result = asyncio.run(conversation.measure_sqlite(int(sys.argv[1]), int(sys.argv[2])))
+sizes = (int(sys.argv[1]), int(sys.argv[2]))
+postgres = sys.argv[3] if len(sys.argv) > 3 else ""
+measured = conversation.measure_postgres(postgres, *sizes) if postgres else conversation.measure_sqlite(*sizes)
+result = asyncio.run(measured)
 print(conversation.describe(result))
 print(f"cpu {spans[1] * 1000:.3f} ms/step")
 """
@@ -62,10 +65,10 @@ def export(revision: str, directory: Path) -> Path:
     return directory
 
 
-def turn(name: str, tree: Path, conversations: int, lanes: int) -> Turn:
+def turn(name: str, tree: Path, conversations: int, lanes: int, postgres: str) -> Turn:
     load = os.getloadavg()[0]
     done = subprocess.run(
-        [sys.executable, "-c", DRIVER, str(conversations), str(lanes)],
+        [sys.executable, "-c", DRIVER, str(conversations), str(lanes), postgres],
         cwd=tree, capture_output=True, text=True, check=True, timeout=900,
     )
     found, cpu = RATES.search(done.stdout), CPU.search(done.stdout)
@@ -96,6 +99,7 @@ def main() -> None:
     parser.add_argument("--runs", type=int, default=3, help="turns of each version")
     parser.add_argument("--conversations", type=int, default=300)
     parser.add_argument("--lanes", type=int, default=50)
+    parser.add_argument("--postgres", default="", help="a PostgreSQL server URL to measure on instead of SQLite")
     args = parser.parse_args()
     with tempfile.TemporaryDirectory(prefix="gridbot-versions-") as directory:
         other = export(args.against, Path(directory))
@@ -104,7 +108,7 @@ def main() -> None:
         for run in range(args.runs):
             # ABBAAB...: neither version always runs first, on a machine whose load drifts.
             for name, tree in pair if run % 2 == 0 else pair[::-1]:
-                turns.append(turn(name, tree, args.conversations, args.lanes))
+                turns.append(turn(name, tree, args.conversations, args.lanes, args.postgres))
                 print(f"{name}: {turns[-1].rate:,.0f} steps/s", flush=True)
     print(describe(turns, args.against))
 
