@@ -29,7 +29,7 @@ import aiogram
 import psutil
 import sqlalchemy
 
-from bench import conversation, desk, latency, routing, scale, startup
+from bench import conversation, desk, latency, routing, scale, startup, statements
 
 RESULTS = Path(__file__).resolve().parent / "RESULTS.md"
 DEFAULT_POSTGRES = "postgresql+asyncpg://root@127.0.0.1:5432/test"
@@ -115,6 +115,12 @@ def run(quick: bool, postgres: str | None) -> Report:
     else:
         body += "\nPostgreSQL: no server reachable, not measured"
     report.add("1. Conversation throughput", body, *checks)
+
+    counted = asyncio.run(statements.measure_sqlite(5 if quick else 20))
+    report.add("1b. SQL statements per update", statements.describe(counted), *(
+        Check(f"statements per update, {step}", counted.steps[step].median, statements.BEFORE[step] / 2, "")
+        for step in statements.STEPS
+    ))
 
     lat = asyncio.run(latency.measure_sqlite(100.0, 4.0 if quick else 15.0))
     report.add("2. Latency at 100 steps/s", latency.describe(lat),

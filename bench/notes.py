@@ -49,19 +49,19 @@ HOW = """\
 ANALYSIS = """\
 ## What is not met, and why
 
-**Conversation throughput (target 0.5 of echo; measured 0.02-0.06).** The event loop mostly waits; the single
-SQLite thread is the busy one. The profile below shows what fills it: `Core.handle_in_session` costs 5-10 ms of
-that thread per update on this machine (about twice that under the profiler), against 0.2-0.9 ms for a whole echo
-update. The time is SQLAlchemy ORM work spread thinly, with no single hot spot: 12-15 statements per update (the
-inbox row lock and mark, the person with their building chain joined and their roles selected, the handler's
-savepoint, the state update, two outbox inserts), a unit-of-work flush before each query, and `Result.first()`
-waits that include taking the GIL back from the event loop thread. The round trips the target text names are
-gone: one hop per update for handling, one per getUpdates batch for recording it, and one per group of updates
-for recording deliveries (after the change below). What is left is the ORM unit of work the handlers are written
-against; 0.5 of echo would need the hot path (inbox, person, state, outbox) as a few Core statements on a held
-connection, a different data layer rather than a tuning step, so it is left as a decision for the project. On
-PostgreSQL the same updates go through `AsyncSession.run_sync`, i.e. every statement awaits asyncpg on the event
-loop, and the ratio is lower still (0.02).
+**Conversation throughput (target 0.5 of echo; measured 0.02-0.06).** The event loop mostly waits; the single SQLite
+thread is the busy one. The profile below shows what fills it: `Core.handle_in_session` costs 5-10 ms of that thread
+per update on this machine (about twice that under the profiler), against 0.2-0.9 ms for a whole echo update. The
+time is SQLAlchemy ORM work spread thinly, with no single hot spot: 4-5 statements per step and 11 for confirm
+(`python -m bench.statements`: the inbox claim, the person with building chain and roles, the step's own, the state
+update, one outbox insert; 12-15 before issue 21's cut), the ORM's flushes, and `Result.first()` waits that include
+taking the GIL back from the event loop thread. The round trips the target text names are gone: one hop per update
+for handling, one per getUpdates batch for recording it, and one per group of updates for recording deliveries
+(after the change below). What is left is the ORM unit of work the handlers are written against; 0.5 of echo would
+need the hot path (inbox, person, state, outbox) as a few Core statements on a held connection, a different data
+layer rather than a tuning step, so it is left as a decision for the project. On PostgreSQL the same updates go
+through `AsyncSession.run_sync`, i.e. every statement awaits asyncpg on the event loop, and the ratio is lower still
+(0.02).
 
 **Latency at 100 steps/s (target p99 <= 25 ms; measured p50 4-6 ms, p99 25-120 ms).** The median step is well
 inside the bound; the tail is updates queued behind a heavier one (a confirmation writes the request, its event

@@ -13,6 +13,7 @@ from collections.abc import Callable
 
 from bot.core import places
 from bot.core import requests as core
+from bot.core.categories import filing_choices
 from bot.core.context import Context
 from bot.core.messages import Button, Location, Photo, Text, clip, inline
 from bot.core.prompts import close_last_prompt, edits_in_place
@@ -81,7 +82,7 @@ def _begin(ctx: Context, kept: dict[str, object]) -> None:
 
     A location sent first says where the problem is; a resident without a building is asked where."""
     t = ctx.t
-    if not core.categories_for_filing(ctx.session):
+    if not filing_choices(ctx.session):
         show_main_menu(ctx, t._("Requests cannot be filed yet. Please try again later."))
         return
     ctx.clear_state()
@@ -154,7 +155,7 @@ def _ask_category(ctx: Context) -> None:
     t = ctx.t
     ctx.set_state(STEP_CATEGORY)
     buttons = [[Button(category.name(t.locale), callback(PREFIX, "cat", category.id))]
-               for category in core.categories_for_filing(ctx.session)]
+               for category in filing_choices(ctx.session)]
     buttons.append([Button(t._("📍 It is somewhere else"), callback(PREFIX, "else"))])
     ctx.reply(t._("New request for {building}. What is it about?").format(building=_where_text(ctx)),
               inline(*buttons))
@@ -249,7 +250,7 @@ def _chose_category(ctx: Context, argument: str) -> None:
     if not argument.isdigit():
         return
     ctx.set_state(STEP_CATEGORY, category_id=int(argument))
-    category = next((c for c in core.categories_for_filing(ctx.session) if c.id == int(argument)), None)
+    category = next((c for c in filing_choices(ctx.session) if c.id == int(argument)), None)
     _close_step(ctx, ctx.t._("Category: {category}").format(category=category.name(ctx.t.locale) if category else "?"))
     about = _shared_spot(ctx)
     duplicates = core.find_duplicates(ctx.session, about, int(argument), ctx.now)[:SHOWN_DUPLICATES] if (
@@ -442,7 +443,7 @@ def _ask_hide(ctx: Context) -> None:
 def _summary_text(ctx: Context) -> str:
     t, data = ctx.t, ctx.state_data
     category = next(
-        (c for c in core.categories_for_filing(ctx.session) if c.id == data.get("category_id")), None
+        (c for c in filing_choices(ctx.session) if c.id == data.get("category_id")), None
     )
     has_location = data.get("latitude") is not None
     return t._(

@@ -231,7 +231,12 @@ class Category(Base):
     active: Mapped[bool] = mapped_column(Boolean, default=True)
 
     def name(self, locale: str) -> str:
-        return str(self.names.get(locale) or self.names.get("zh_CN") or next(iter(self.names.values()), self.code))
+        return category_name(self.names, self.code, locale)
+
+
+def category_name(names: dict[str, Any], code: str, locale: str) -> str:
+    """A category's name in ``locale``, else in Chinese, else in any language it has, else its code."""
+    return str(names.get(locale) or names.get("zh_CN") or next(iter(names.values()), code))
 
 
 class CalendarDay(Base):

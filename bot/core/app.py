@@ -14,12 +14,12 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Table, select
+from sqlalchemy import Table, insert, select
 from sqlalchemy.orm import Session
 
-from bot.core.claims import OUTBOX_LEASE, insert_ignoring_duplicates, lock_inbox_row
+from bot.core.claims import OUTBOX_LEASE, claim_update, insert_ignoring_duplicates
 from bot.core.clock import Clock, system_clock
-from bot.core.context import Context, CoreConfig
+from bot.core.context import Context, CoreConfig, write_state
 from bot.core.messages import (
     Action,
     AnswerButton,
@@ -68,28 +68,32 @@ class Core:
 
     async def handle(self, incoming: Incoming) -> list[PendingDelivery]:
         """Handle one update exactly once; returns the messages to deliver now."""
-        return await self.database.run(partial(self.handle_in_session, incoming=incoming))
+        try:
+            return await self.database.run(partial(self.handle_in_session, incoming=incoming))
+        except HandlerFailed:
+            # Its transaction was rolled back whole, so nothing of the failed handler remains; a second, small
+            # one marks the update handled and tells the person.
+            return await self.database.run(partial(self.handle_in_session, incoming=incoming, failed=True))
 
-    def handle_in_session(self, session: Session, incoming: Incoming) -> list[PendingDelivery]:
+    def handle_in_session(self, session: Session, incoming: Incoming, failed: bool = False) -> list[PendingDelivery]:
         now = self.clock()
-        # Locked until commit: another process given the same update waits here, then finds it handled.
-        inbox = lock_inbox_row(session, incoming.channel, incoming.update_id, now)
-        if inbox.handled_at is not None:
+        if not claim_update(session, incoming.channel, incoming.update_id, now):
             log.info("update %s/%s already handled", incoming.channel, incoming.update_id)
             return []
         if incoming.sender.group_chat_id is not None:
-            deliveries = self._handle_in_group(session, incoming, now)
-            inbox.handled_at = now
-            return deliveries
+            return self._handle_in_group(session, incoming, now, failed)
         person = find_or_register_person(session, incoming.sender, self.config.default_locale, now)
         ctx = Context(session=session, person=person, event=incoming.event, now=now, config=self.config)
-        if self.throttle is None or not self.throttle.holds_back(ctx):
+        if failed:
+            _apologise(ctx)
+        elif self.throttle is None or not self.throttle.holds_back(ctx):
             self._dispatch(ctx)
-        inbox.handled_at = now
         held = release_held(session, person, ctx, now) if person.awaiting_first_message else []
         return write_outbox(session, ctx.outgoing, now, sender=person) + held
 
-    def _handle_in_group(self, session: Session, incoming: Incoming, now: datetime) -> list[PendingDelivery]:
+    def _handle_in_group(
+        self, session: Session, incoming: Incoming, now: datetime, failed: bool
+    ) -> list[PendingDelivery]:
         """A command or button press in a group: only the group router's routes are answered, in the group;
         the rest is the members' own conversation and is left unanswered."""
         group_router = self.router.group
@@ -99,27 +103,41 @@ class Core:
         group = group_person(session, incoming.sender, self.config.default_locale, now)
         ctx = Context(session=session, person=person, event=incoming.event, now=now, config=self.config,
                       group=group)
-        self._dispatch(ctx, group_router)
+        if failed:
+            _apologise(ctx)
+        else:
+            self._dispatch(ctx, group_router)
         return write_outbox(session, ctx.outgoing, now, sender=group)
 
     def _dispatch(self, ctx: Context, router: Router | None = None) -> None:
         handler = (router or self.router).resolve(ctx)
         try:
-            # A savepoint, so a failing handler leaves no partial change behind but the update still counts
-            # as handled and the person still gets an answer.
-            with ctx.session.begin_nested():
-                if handler is not None:
-                    handler(ctx)
-                ctx.session.flush()
-        except Exception:
+            if handler is not None:
+                handler(ctx)
+            # The handler's changes are written here, so a change the database refuses counts as its failure.
+            write_state(ctx.session)
+            ctx.session.flush()
+        except Exception as error:
             log.exception("handler failed for person %s on %r", ctx.person.id, ctx.event)
-            ctx.outgoing.clear()
-            ctx.session.refresh(ctx.person)
-            ctx.reply(ctx.t._("Sorry, something went wrong on our side. Please try again."))
-        if isinstance(ctx.event, ButtonPress) and not any(
-            isinstance(action, AnswerButton) for _person, action in ctx.outgoing
-        ):
-            ctx.answer()
+            raise HandlerFailed from error
+        _answer_button(ctx)
+
+
+class HandlerFailed(Exception):
+    """A handler raised: its update's transaction is rolled back and handled again as failed (an apology)."""
+
+
+def _apologise(ctx: Context) -> None:
+    ctx.reply(ctx.t._("Sorry, something went wrong on our side. Please try again."))
+    _answer_button(ctx)
+
+
+def _answer_button(ctx: Context) -> None:
+    """A pressed button always gets its answer, which stops the spinner in the person's app."""
+    if isinstance(ctx.event, ButtonPress) and not any(
+        isinstance(action, AnswerButton) for _person, action in ctx.outgoing
+    ):
+        ctx.answer()
 
 
 def write_outbox(
@@ -137,26 +155,46 @@ def write_outbox(
     """
     if not_before is not None:
         outgoing = [(person, action) for person, action in outgoing if not person.unreachable]
-    rows = [
+    if not outgoing:
+        return []
+    rows: list[dict[str, Any]] = [
         # Claimed by the writer, which sends them right after commit; another process's outbox loop leaves
         # them alone unless this one dies before recording the result (see bot.core.claims).
-        OutboxMessage(
-            person_id=person.id, action=action_to_json(action), created_at=now,
-            not_before=now if not_before is None else not_before(person),
-            claimed_until=now + OUTBOX_LEASE if not_before is None and not person.awaiting_first_message else None,
-            status=OutboxStatus.HELD if person.awaiting_first_message else OutboxStatus.PENDING,
-            priority=priority if priority is not None else _priority(person, sender, scheduled=not_before is not None),
-            request_id=getattr(action, "shows_request", None),
-        )
+        {
+            "person_id": person.id, "action": action_to_json(action), "created_at": now,
+            "not_before": now if not_before is None else not_before(person),
+            "claimed_until": now + OUTBOX_LEASE if not_before is None and not person.awaiting_first_message else None,
+            "status": OutboxStatus.HELD if person.awaiting_first_message else OutboxStatus.PENDING,
+            "priority": priority if priority is not None else _priority(person, sender, not_before is not None),
+            "request_id": getattr(action, "shows_request", None), "attempts": 0,
+        }
         for person, action in outgoing
     ]
-    session.add_all(rows)
-    session.flush()
+    ids = _insert_outbox_rows(session, rows)
     return [
-        PendingDelivery(row.id, person.id, person.channel, person.chat_id, action, row.not_before, row.priority)
-        for row, (person, action) in zip(rows, outgoing, strict=True)
-        if row.status is OutboxStatus.PENDING
+        PendingDelivery(row_id, person.id, person.channel, person.chat_id, action, row["not_before"], row["priority"])
+        for row_id, row, (person, action) in zip(ids, rows, outgoing, strict=True)
+        if row["status"] is OutboxStatus.PENDING
     ]
+
+
+# Rows per INSERT: SQLite allows 32,766 bound values a statement, an outbox row takes 12.
+OUTBOX_ROWS_PER_INSERT = 1000
+
+
+def _insert_outbox_rows(session: Session, rows: list[dict[str, Any]]) -> list[int]:
+    """Multi-row ``INSERT``s (one for an update's messages); the new ids in the order of ``rows``."""
+    table = OutboxMessage.__table__
+    assert isinstance(table, Table)
+    # A table-level INSERT does not autoflush: what the caller changed before (a person) is written first, as
+    # adding ORM rows used to.
+    session.flush()
+    ids: list[int] = []
+    for start in range(0, len(rows), OUTBOX_ROWS_PER_INSERT):
+        chunk = rows[start:start + OUTBOX_ROWS_PER_INSERT]
+        # Both SQLite (the rowid) and PostgreSQL (the sequence) number the rows of one INSERT in the order given.
+        ids += sorted(session.scalars(insert(table).values(chunk).returning(table.c.id)))
+    return ids
 
 
 def _priority(person: Person, sender: Person | None, scheduled: bool) -> Priority:

@@ -9,19 +9,23 @@ made in the chat is checked here (district staff only) and written to the audit 
 from __future__ import annotations
 
 import enum
+import itertools
 import re
+import time
+import weakref
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
-from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy import event, select
+from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import ORMExecuteState, Session, UOWTransaction
 
 from bot.core.audit import AuditAction, record_action
 from bot.core.organisation import FileFormatError, RowProblem, code_problem, control_character_problem, read_table
 from bot.core.roles import is_district_staff
-from storage.models import Category, Person
+from storage.models import Category, Person, category_name
 
 DEFAULT_DUE_DAYS = 7  # "the resident gets a result within a week" (一周之内反馈结果)
 MAX_DUE_DAYS = 365
@@ -115,6 +119,88 @@ def seed_categories(session: Session) -> int:
         added += 1
     session.flush()
     return added
+
+
+def active_categories(session: Session) -> list[Category]:
+    """The categories residents may file under, in the order they see them."""
+    query = select(Category).where(Category.active.is_(True))
+    return list(session.scalars(query.order_by(Category.sort_order, Category.id)))
+
+
+# --- the filing steps' copy in memory -------------------------------------------------------------------------
+#
+# Categories change rarely (``/categories``, ``gridbot categories import``, seeding) and every filing step shows
+# them. Each process keeps the active ones per database; whatever changes a category through a session of this
+# process (any ORM write, found by the events below) drops the copy when it commits. A change made by another
+# process (the command line, a second bot process) is seen within ``CATEGORY_CACHE_SECONDS``.
+
+CATEGORY_CACHE_SECONDS = 30.0
+_CHANGED = "gridbot.categories_changed"
+
+
+@dataclass(frozen=True)
+class CategoryChoice:
+    """An active category as a filing step offers it: a snapshot, not bound to any session."""
+
+    id: int
+    code: str
+    names: dict[str, str]
+
+    def name(self, locale: str) -> str:
+        return category_name(self.names, self.code, locale)
+
+
+@dataclass(frozen=True)
+class _Copy:
+    loaded_at: float
+    generation: int
+    choices: tuple[CategoryChoice, ...]
+
+
+_copies: weakref.WeakKeyDictionary[Engine | Connection, _Copy] = weakref.WeakKeyDictionary()
+_generation = 0  # raised by every change: copies of an older generation are stale
+
+
+def filing_choices(session: Session) -> list[CategoryChoice]:
+    """``active_categories`` as the filing steps offer them, from this process's copy when it is fresh."""
+    if session.info.get(_CHANGED):
+        return _load(session)  # this transaction changed categories: the copy does not show it yet
+    bind = session.get_bind()
+    copy = _copies.get(bind)
+    if copy is None or copy.generation != _generation or time.monotonic() - copy.loaded_at > CATEGORY_CACHE_SECONDS:
+        generation = _generation
+        choices = tuple(_load(session))
+        if generation == _generation:  # not dropped while loading (PostgreSQL sessions run interleaved)
+            _copies[bind] = _Copy(time.monotonic(), generation, choices)
+        return list(choices)
+    return list(copy.choices)
+
+
+def _load(session: Session) -> list[CategoryChoice]:
+    return [CategoryChoice(category.id, category.code, dict(category.names)) for category in active_categories(session)]
+
+
+def _drop_copies() -> None:
+    global _generation
+    _generation += 1
+
+
+@event.listens_for(Session, "after_flush")
+def _note_flushed_change(session: Session, _flush: UOWTransaction) -> None:
+    if any(isinstance(item, Category) for item in itertools.chain(session.new, session.dirty, session.deleted)):
+        session.info[_CHANGED] = True
+
+
+@event.listens_for(Session, "do_orm_execute")
+def _note_bulk_change(state: ORMExecuteState) -> None:
+    if not state.is_select and any(mapper.class_ is Category for mapper in state.all_mappers):
+        state.session.info[_CHANGED] = True
+
+
+@event.listens_for(Session, "after_commit")
+def _drop_after_change(session: Session) -> None:
+    if session.info.pop(_CHANGED, False):
+        _drop_copies()
 
 
 def list_categories(session: Session) -> list[Category]:

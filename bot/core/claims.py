@@ -4,8 +4,8 @@ Two webhook processes may receive the same update (Telegram retried, or a load b
 outbox loops look at the same pending messages. On PostgreSQL every process is a separate writer, so:
 
 * an update is recorded with ``INSERT ... ON CONFLICT DO NOTHING`` (a duplicate insert is not an error), and the
-  handling transaction takes the inbox row ``FOR UPDATE``: a second process handling the same update waits for
-  the first to commit, then sees ``handled_at`` set and skips it;
+  handling transaction marks the inbox row handled with a conditional ``UPDATE``, which locks it: a second
+  process handling the same update waits for the first to commit, then finds ``handled_at`` set and skips it;
 * an outbox row is *claimed* before it is sent: ``claimed_until`` is set in the transaction that wrote it (the
   writer sends it right after commit) or by the background loop with ``FOR UPDATE SKIP LOCKED``. A claim is a
   lease: if its process dies, the row is due again once the lease has run out.
@@ -18,9 +18,9 @@ from __future__ import annotations
 import os
 from collections.abc import Sequence
 from datetime import datetime, timedelta
-from typing import Any
+from typing import Any, cast
 
-from sqlalchemy import Insert, Table, select
+from sqlalchemy import CursorResult, Executable, Insert, Table, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -40,26 +40,29 @@ def insert_ignoring_duplicates(session: Session, table: Table, rows: Sequence[di
     return sqlite.insert(table).values(list(rows)).on_conflict_do_nothing()
 
 
-def lock_inbox_row(session: Session, channel: str, update_id: int, now: datetime) -> InboxUpdate:
-    """The update's inbox row, locked until the transaction ends (created first if it was never recorded)."""
-    query = (
-        select(InboxUpdate)
-        .where(InboxUpdate.channel == channel, InboxUpdate.update_id == update_id)
-        .with_for_update()
-        # Another process may have handled it while this one waited for the lock: read its committed state.
-        .execution_options(populate_existing=True)
-    )
-    row = session.scalars(query).first()
-    if row is not None:
-        return row
+def claim_update(session: Session, channel: str, update_id: int, now: datetime) -> bool:
+    """Mark the update handled in the current transaction; False if it already was.
+
+    One conditional ``UPDATE``: it locks the row until commit, so another process given the same update waits
+    for this transaction and then, finding ``handled_at`` set, claims nothing. If the handler fails, the
+    rollback takes the mark back with everything else. An update never recorded is recorded here, handled.
+    """
     table = InboxUpdate.__table__
     assert isinstance(table, Table)
-    session.execute(
-        insert_ignoring_duplicates(
-            session, table, [{"channel": channel, "update_id": update_id, "payload": {}, "received_at": now}]
-        )
-    )
-    return session.scalars(query).one()
+    unhandled = update(table).where(
+        table.c.channel == channel, table.c.update_id == update_id, table.c.handled_at.is_(None)
+    ).values(handled_at=now)
+    if _changed(session, unhandled):
+        return True
+    row = {"channel": channel, "update_id": update_id, "payload": {}, "received_at": now, "handled_at": now}
+    if _changed(session, insert_ignoring_duplicates(session, table, [row])):
+        return True
+    # Recorded (not handled) by another process between the two statements.
+    return _changed(session, unhandled)
+
+
+def _changed(session: Session, statement: Executable) -> bool:
+    return cast(CursorResult[Any], session.execute(statement)).rowcount > 0
 
 
 def stale_unhandled_updates(
@@ -67,9 +70,9 @@ def stale_unhandled_updates(
 ) -> list[dict[str, Any]]:
     """Payloads of updates recorded before ``received_before`` and still not handled, oldest first.
 
-    Rows a handling transaction holds right now (``lock_inbox_row``) are skipped rather than waited for: that
+    Rows a handling transaction holds right now (``claim_update``) are skipped rather than waited for: that
     transaction is about to mark them handled. Whoever is handed the rest handles them through
-    ``lock_inbox_row`` as usual, so an update found here twice is still handled once.
+    ``claim_update`` as usual, so an update found here twice is still handled once.
     """
     rows = session.scalars(
         select(InboxUpdate)

@@ -6,7 +6,9 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from sqlalchemy import event
 from sqlalchemy.orm import Session
+from sqlalchemy.orm.attributes import flag_modified, set_committed_value
 
 from bot.core.meetings import MeetingDefaults
 from bot.core.messages import (
@@ -110,13 +112,36 @@ class Context:
 
     def set_state(self, state: str, **data: Any) -> None:
         """Enter a conversation step; ``data`` is merged into what the person entered so far."""
-        self.person.state = state
-        self.person.state_data = {**(self.person.state_data or {}), **data}
+        self._keep_state(state, {**(self.person.state_data or {}), **data})
 
     def clear_state(self) -> None:
-        self.person.state = None
-        self.person.state_data = {}
+        self._keep_state(None, {})
+
+    def _keep_state(self, state: str | None, data: dict[str, Any]) -> None:
+        # A step sets the state several times, with queries in between: marked as changed, the person would be
+        # written by the autoflush before each query. Kept unflushed instead, it is written once, by
+        # ``write_state`` (the core, after the handler) or at the latest when the transaction commits.
+        set_committed_value(self.person, "state", state)
+        set_committed_value(self.person, "state_data", data)
+        self.session.info.setdefault(_UNWRITTEN_STATE, set()).add(self.person)
 
     @property
     def state_data(self) -> dict[str, Any]:
         return dict(self.person.state_data or {})
+
+
+_UNWRITTEN_STATE = "gridbot.unwritten_state"
+
+
+def write_state(session: Session) -> None:
+    """Mark the conversation states set in this session as changed, so the next flush writes each person once."""
+    for person in session.info.pop(_UNWRITTEN_STATE, ()):
+        # A person rolled back (expired) or taken out of the session has nothing of this session's to write.
+        if person in session and "state" in person.__dict__ and "state_data" in person.__dict__:
+            flag_modified(person, "state")
+            flag_modified(person, "state_data")
+
+
+@event.listens_for(Session, "before_commit")
+def _write_state_before_commit(session: Session) -> None:
+    write_state(session)

@@ -5,7 +5,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from bot.core.messages import Sender
 from bot.i18n import negotiate_locale
@@ -15,8 +15,11 @@ from storage.models import Person
 def find_or_register_person(session: Session, sender: Sender, default_locale: str, now: datetime) -> Person:
     """The person behind ``sender``, created at first contact with a language from their chat client."""
     person = session.scalars(
-        select(Person).where(Person.channel == sender.channel, Person.external_id == sender.external_id)
-    ).first()
+        select(Person)
+        .where(Person.channel == sender.channel, Person.external_id == sender.external_id)
+        # Roles in the same statement (their own SELECT otherwise): nearly every update asks who is staff.
+        .options(joinedload(Person.roles))
+    ).unique().first()
     if person is None:
         person = Person(
             channel=sender.channel,

@@ -21,7 +21,7 @@ from typing import Any, cast
 from sqlalchemy import CursorResult, and_, exists, func, or_, select, update
 from sqlalchemy.orm import Session
 
-from bot.core.categories import DEFAULT_ESCALATE_AFTER_HOURS, DEFAULT_REMIND_AFTER_HOURS
+from bot.core.categories import DEFAULT_ESCALATE_AFTER_HOURS, DEFAULT_REMIND_AFTER_HOURS, active_categories
 from bot.core.ladder import Holder as Unit
 from bot.core.ladder import (
     has_staff,
@@ -349,8 +349,7 @@ def find_duplicates(session: Session, about: Building | Place, category_id: int,
 
 
 def categories_for_filing(session: Session) -> list[Category]:
-    query = select(Category).where(Category.active.is_(True))
-    return list(session.scalars(query.order_by(Category.sort_order, Category.id)))
+    return active_categories(session)
 
 
 def holder_staff(session: Session, request: Request) -> list[Person]:
@@ -588,21 +587,32 @@ def _escalated_at(session: Session, category: Category, now: datetime) -> dateti
     return calendar_of(session).after_hours(now, category.escalate_after_hours or DEFAULT_ESCALATE_AFTER_HOURS)
 
 
-def route_building(session: Session, request: Request) -> Unit:
-    """Where a request starts: the grid it is about, or the first staffed unit above it."""
-    return holder_unit(session, (Level.GRID, request.grid_id), request)
-
-
 def holder_unit(session: Session, toward: Unit, request: Request) -> Unit:
     """The unit that takes a request sent ``toward`` a unit: that unit if somebody other than the filer works
     there, else the first such unit above it; the district center as the last resort."""
+    return holder_and_staff(session, toward, request)[0]
+
+
+def holder_and_staff(session: Session, toward: Unit, request: Request) -> tuple[Unit, list[Person]]:
+    """``holder_unit`` and the staff of that unit, each unit's staff read once."""
+    staff: dict[Unit, list[Person]] = {}
+
+    def staff_at(unit: Unit) -> list[Person]:
+        if unit not in staff:
+            staff[unit] = staff_of_unit(session, *unit)
+        return staff[unit]
+
+    def takes(unit: Unit) -> bool:
+        return any(not is_own_request(person, request) for person in staff_at(unit))
+
+    # Most requests stay where they are sent: that unit's staff say at once that it is staffed and takes them.
+    if toward[0] is not Level.DISTRICT and toward[0] in ROLE_OF_LEVEL and takes(toward):
+        return toward, staff_at(toward)
     unit = staffed_unit_from(session, *toward)
-    while unit != DISTRICT and not any(
-        not is_own_request(person, request) for person in staff_of_unit(session, *unit)
-    ):
+    while unit != DISTRICT and not takes(unit):
         above = unit_above(session, *unit)
         unit = staffed_unit_from(session, *above) if above is not None else DISTRICT
-    return unit
+    return unit, staff_at(unit)
 
 
 def file_request(
@@ -633,14 +643,15 @@ def file_request(
         lead_by_id=lead_by.id if lead_by is not None else None,
     )
     request.photos = [RequestPhoto(file_id=file_id) for file_id in draft.photo_ids]
-    session.add(request)
-    session.flush()
-    request.level, request.unit_id = route_building(session, request)
+    request.category = category
+    # Routed and timed before it is first written, so the row is inserted whole rather than updated after.
+    (request.level, request.unit_id), staff = holder_and_staff(session, (Level.GRID, request.grid_id), request)
     timers = waiting_timers(session, category, request.level, now)
     request.remind_at, request.escalate_at = timers["remind_at"], timers["escalate_at"]
+    session.add(request)
     session.flush()
     _record(session, request, EventKind.FILED, lead_by or resident, now)
-    return Change(request, _holders_but_filer(session, request))
+    return Change(request, _but_filers(request, staff))
 
 
 def where_name(request: Request) -> str:
@@ -667,8 +678,12 @@ def check_spot(spot: Spot) -> Spot:
 
 
 def _holders_but_filer(session: Session, request: Request) -> list[Person]:
+    return _but_filers(request, holder_staff(session, request))
+
+
+def _but_filers(request: Request, staff: list[Person]) -> list[Person]:
     filers = {request.resident_id, request.lead_by_id}
-    return [person for person in holder_staff(session, request) if person.id not in filers]
+    return [person for person in staff if person.id not in filers]
 
 
 def _check_daily_limit(session: Session, resident: Person, now: datetime, daily_limit: int | None) -> None:

@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, joinedload
 
 from bot.core.units import DISTRICT, LEVEL_OF_ROLE, LEVELS, ROLE_OF_LEVEL, Unit, codes_and_names, unit_by_code
 from storage.models import Level, Person, Role, StaffRole
@@ -165,6 +165,8 @@ def staff_of_unit(session: Session, level: Level, unit_id: int) -> list[Person]:
         .join(StaffRole, StaffRole.person_id == Person.id)
         .where(StaffRole.role == role, StaffRole.unit_id == unit_id)
         .order_by(Person.id)
+        # All their roles in the same statement: what each may do with a request is read from them.
+        .options(joinedload(Person.roles))
     )
     return list(session.scalars(query).unique())
 

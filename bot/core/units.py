@@ -228,8 +228,10 @@ def own_name(session: Session, unit: Unit) -> str:
     """The unit's own name ("建设一网格"); empty for the district, which the reader's language names."""
     if unit.level is Level.DISTRICT:
         return ""
-    model = LEVEL_MODEL[unit.level]
-    return session.scalar(select(model.name).where(model.id == unit.id)) or "?"
+    # By its key, so a unit already loaded in the session (the grid of the person's building) costs no query.
+    row = session.get(LEVEL_MODEL[unit.level], unit.id)
+    name = getattr(row, "name", None) if row is not None else None
+    return str(name) if name else "?"
 
 
 def own_names(session: Session, units: Iterable[Unit]) -> dict[Unit, str]:
