@@ -9,6 +9,9 @@ Routes:
 - ``GET /requests/{id}``: one request; ``POST /requests/{id}/{action}``: an action (``bot.desk.actions``)
 - ``GET /events?watch=list|request:{id}``: ``text/event-stream``, an ``update`` event whenever what the page
   shows may have changed, ``ended`` when the session ends; ``POST /signout``
+- ``/open311/v2/``: Open311 GeoReport v2 for partner apps (``bot.desk.open311``), mounted as a sub-application;
+  none of the desk's checks apply to it (no session, no CSRF token, any Host or Origin): it has its own rule,
+  a partner's ``api_key`` to file
 
 Every request must name the desk as its Host and, if it says where it comes from, come from the desk's origin
 (as the playground checks, ``bot.playground.web``). Every page but the sign-in ones needs a live session, checked
@@ -40,6 +43,8 @@ from bot.core.desk_requests import Cursor, Filters, Sort
 from bot.core.requests import RequestRefused
 from bot.desk import pages
 from bot.desk.actions import DONE, DeskAction, Form, desk_context, parse_target, perform
+from bot.desk.open311 import PREFIX as OPEN311_PREFIX
+from bot.desk.open311 import open311_app
 from bot.desk.pages import ListChoices, RequestChoices, Viewer
 from bot.desk.photos import PhotoSource, TelegramPhotos
 from bot.i18n import N_, Translator, translator
@@ -125,7 +130,13 @@ def make_app(database: Database, config: DeskConfig, clock: Clock = system_clock
     app.router.add_post("/requests/{request_id:\\d+}/{action}", request_action)
     app.router.add_get("/requests/{request_id:\\d+}/photos/{number:\\d+}", photo)
     app.router.add_get("/events", events)
+    app.add_subapp(OPEN311_PREFIX, open311_app(database, clock, config.core))
     return app
+
+
+def for_partners(request: web.Request) -> bool:
+    """Whether the request is Open311's, which partners' servers and apps call from their own origins."""
+    return request.path.startswith(OPEN311_PREFIX + "/")
 
 
 def desk_of(request: web.Request) -> Desk:
@@ -138,6 +149,8 @@ def desk_of(request: web.Request) -> Desk:
 @web.middleware
 async def same_origin_only(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse what did not come from the desk's own pages (another site, a rebound DNS name)."""
+    if for_partners(request):
+        return await handler(request)
     desk = desk_of(request)
     origin = request.headers.get("Origin")
     if request.host not in desk.config.allowed_hosts or (
@@ -150,7 +163,10 @@ async def same_origin_only(request: web.Request, handler: Handler) -> web.Stream
 @web.middleware
 async def safe_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     """No other site may frame the desk or run scripts in it; no address (with a sign-in token) leaks to
-    another site. (With ``no-referrer`` browsers send ``Origin: null`` on the desk's own forms.)"""
+    another site. (With ``no-referrer`` browsers send ``Origin: null`` on the desk's own forms.) Open311
+    answers its errors itself, in the specification's shape."""
+    if for_partners(request):
+        return await handler(request)
     try:
         response = await handler(request)
     except web.HTTPNotFound:
