@@ -144,8 +144,10 @@ async def test_a_link_signs_in_once_with_a_strict_http_only_cookie(
 ) -> None:
     token = await new_link(database, clock, org.district)
     first = await sign_in(client, token)
-    assert first.status == 200
-    assert code(org.jianshe_request) in await first.text() and code(org.renmin_request) in await first.text()
+    assert first.status == 200 and first.url.path == "/overview"
+    assert "Overview: the whole district" in await first.text()
+    listed = await (await client.get("/requests")).text()
+    assert code(org.jianshe_request) in listed and code(org.renmin_request) in listed
     cookie = first.history[0].headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Secure" not in cookie
     assert token not in cookie

@@ -32,10 +32,12 @@ from sqlalchemy.orm import Session
 from bot.core.areas import in_admin_area
 from bot.core.bulletin import (
     SATISFIED_STARS,
+    Bulletin,
     Figures,
     Line,
     Month,
     WorkerLine,
+    compute_bulletin,
     count_if,
     ratio,
     unit_lines,
@@ -97,6 +99,8 @@ class AreaFigures:
     standing: Standing
     month: MonthCounts
     target: float
+    # The unit itself, for a line of the breakdown (the page links it to the unit's requests).
+    unit: Unit | None = None
 
     @property
     def on_time_rate(self) -> float | None:
@@ -296,7 +300,8 @@ def overview(
     units = units_within(level, area)
     assert units is not None
     lines = tuple(
-        AreaFigures(code, name, standing.get(unit_id, Standing()), by_child.get(unit_id, MonthCounts()), target)
+        AreaFigures(code, name, standing.get(unit_id, Standing()), by_child.get(unit_id, MonthCounts()), target,
+                    Unit(level, unit_id))
         for unit_id, code, name in session.execute(units)
     )
     this_month = _total(MonthCounts, by_child.values())
@@ -379,3 +384,9 @@ def evaluation_for(session: Session, person: Person, area: Unit, month: Month, t
     """``evaluation`` for ``person``, who must administer the area (raises ``DeskRefused``)."""
     require_area(session, person, area)
     return evaluation(session, area, month, timezone)
+
+
+def bulletin_for(session: Session, person: Person, area: Unit, month: Month, timezone: str) -> Bulletin:
+    """The area's monthly bulletin for ``person``, who must administer the area (raises ``DeskRefused``)."""
+    require_area(session, person, area)
+    return compute_bulletin(session, area, month, timezone)

@@ -82,7 +82,9 @@ def document(t: Translator, title: str, body: str, viewer: Viewer | None = None,
     nav = ""
     if viewer is not None:
         requests, map_link, sign_out = t._("Requests"), t._("Map"), t._("Sign out")
-        nav = (f'<nav><a href="/requests">{_e(requests)}</a><a href="/map">{_e(map_link)}</a>'
+        overview, evaluation = t._("Overview"), t._("Evaluation")
+        nav = (f'<nav><a href="/overview">{_e(overview)}</a><a href="/requests">{_e(requests)}</a>'
+               f'<a href="/map">{_e(map_link)}</a><a href="/evaluation">{_e(evaluation)}</a>'
                f'<span class="who">{_e(viewer.person.display_name)}</span>'
                f'<form method="post" action="/signout">{_csrf(viewer)}'
                f'<button type="submit">{_e(sign_out)}</button></form></nav>')
