@@ -109,6 +109,8 @@ async def test_signing_in_lands_on_the_district_overview_with_its_figures(
     assert f'href="/overview?area=street%3A{seeded.street_id}"' in east
     assert cells(row(page, "新华街道"))[:5] == ["2", "1", "0", "5", "3"]
     assert '<svg xmlns="http://www.w3.org/2000/svg"' in page and "Requests over the last 12 months" in page
+    assert re.findall(r'<option value="([^"]+)"', page) == [
+        "district:0", f"street:{seeded.street_id}", f"street:{seeded.other_street_id}"]
     assert '<a href="/overview">Overview</a>' in page and '<a href="/evaluation">Evaluation</a>' in page
 
 
@@ -130,6 +132,9 @@ async def test_each_admin_sees_the_overview_of_their_area_and_no_other(
     street = await page_of(client, "/overview")
     assert "Overview: 东关街道" in street and "建设社区" in street and "新华街道" not in street
     assert tile(street, "Received this month") == "8"
+    # The area to show: the street itself or one of its communities (the grids are a click away).
+    assert re.findall(r'<option value="([^"]+)"', street) == [f"street:{seeded.street_id}",
+                                                               f"community:{seeded.community_id}"]
     community = await page_of(client, f"/overview?area=community%3A{seeded.community_id}")
     assert "Overview: 建设社区" in community and "DG-JS-01" not in community and "建设一网格" in community
     other = await page_of(client, f"/overview?area=street%3A{seeded.other_street_id}", 403)

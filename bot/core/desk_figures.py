@@ -29,7 +29,7 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Select, and_, case, func, literal, select
 from sqlalchemy.orm import Session
 
-from bot.core.areas import in_admin_area
+from bot.core.areas import admin_areas, in_admin_area
 from bot.core.bulletin import (
     SATISFIED_STARS,
     Bulletin,
@@ -150,6 +150,20 @@ def require_area(session: Session, person: Person, area: Unit) -> None:
     """Only an admin whose area holds ``area`` reads its figures and lists; raises ``DeskRefused``."""
     if not in_admin_area(session, person, area):
         raise DeskRefused(NOT_YOUR_AREA)
+
+
+def overview_areas(session: Session, person: Person) -> list[tuple[Unit, str]]:
+    """The areas ``person`` may open an overview or evaluation of, with their own names, to choose from: their
+    own areas and the units one level below that have units of their own (a district's streets, a street's
+    communities). Further down is one click away, from each unit's line."""
+    choices: list[tuple[Unit, str]] = []
+    for area in admin_areas(person):
+        choices.append((area, own_name(session, area)))
+        below = level_below(area.level)
+        query = units_within(below, area) if below in AREA_LEVELS else None
+        if below is not None and query is not None:
+            choices += [(Unit(below, unit_id), name) for unit_id, _code, name in session.execute(query)]
+    return choices
 
 
 # --- queries -----------------------------------------------------------------------------------------------

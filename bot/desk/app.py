@@ -591,10 +591,7 @@ def _month_of(query: Mapping[str, str], desk: Desk) -> Month:
 
 
 def _area_choices(session: Session, person: Person) -> AreaChoices:
-    own = [(area, own_name(session, area)) for area in admin_areas(person)]
-    below = [(unit, name) for unit, name in desk_requests.area_units(session, person)
-             if unit.level in overview_pages.AREA_LEVELS]
-    return AreaChoices([*own, *below])
+    return AreaChoices(desk_figures.overview_areas(session, person))
 
 
 FigurePage = Callable[[Session, Person, Viewer], T]
