@@ -48,7 +48,7 @@ from bot.core.desk_access import DeskRefused
 from bot.core.desk_figures import DEFAULT_SATISFACTION_TARGET, TrendCache
 from bot.core.desk_requests import Cursor, Filters, Sort
 from bot.core.requests import RequestRefused
-from bot.core.units import Unit, own_name
+from bot.core.units import DISTRICT, Unit, own_name
 from bot.desk import overview_pages, pages
 from bot.desk.actions import DONE, DeskAction, Form, desk_context, parse_target, perform
 from bot.desk.open311 import PREFIX as OPEN311_PREFIX
@@ -577,7 +577,7 @@ def _area_of(query: Mapping[str, str], person: Person) -> Unit:
     core's to say (``desk_figures.require_area``)."""
     if not query.get("area"):
         areas = admin_areas(person)
-        return areas[0] if areas else Unit(Level.DISTRICT, 0)
+        return areas[0] if areas else DISTRICT  # nobody's area: the core refuses it
     area = parse_target(query["area"])
     if area is None or area.level not in overview_pages.AREA_LEVELS:
         raise BadFilter(query["area"])
