@@ -19,6 +19,7 @@ from sqlalchemy.orm import Session
 
 from bot.core import requests as core
 from bot.core.areas import admin_areas
+from bot.core.binding import SEARCH_CANDIDATES, find_buildings
 from bot.core.ladder import has_staff, request_unit
 from bot.core.requests import RequestRefused
 from bot.core.roles import is_district_staff
@@ -84,6 +85,8 @@ class Filters:
     photos: bool = False
     place: str = ""  # part of a building's or place's name or address
     text: str = ""  # part of the description
+    building_id: int | None = None  # one building, found by ``find_spots``
+    place_id: int | None = None  # one place, found by ``find_spots``
     sort: Sort = Sort.NEWEST
     after: Cursor | None = None
 
@@ -108,11 +111,17 @@ def may_filter_by(session: Session, viewer: Person, unit: Unit) -> bool:
     return any(contains(session, area, unit) for area in admin_areas(viewer))
 
 
-def request_page(session: Session, viewer: Person, filters: Filters, now: datetime, size: int = PAGE_SIZE) -> Page:
-    """One page of the requests the viewer may see that pass ``filters``, and where the next page starts."""
+def list_conditions(session: Session, viewer: Person, filters: Filters, now: datetime) -> list[ColumnElement[bool]]:
+    """What a request must meet to be in the viewer's list with ``filters`` (the page's cursor aside): inside the
+    viewer's area whatever was asked for; a unit outside it is refused."""
     if filters.unit is not None and not may_filter_by(session, viewer, filters.unit):
         raise RequestRefused(N_("That unit is outside your area."))
-    query = select(Request).where(*_searched([viewer_area_condition(viewer), *_conditions(filters, now)], filters))
+    return _searched([viewer_area_condition(viewer), *_conditions(filters, now)], filters)
+
+
+def request_page(session: Session, viewer: Person, filters: Filters, now: datetime, size: int = PAGE_SIZE) -> Page:
+    """One page of the requests the viewer may see that pass ``filters``, and where the next page starts."""
+    query = select(Request).where(*list_conditions(session, viewer, filters, now))
     query = _sorted_after(query, filters.sort, filters.after)
     rows = list(session.scalars(query.limit(size + 1)).unique())
     following = None
@@ -141,12 +150,10 @@ class MapPoint:
 def map_points(session: Session, viewer: Person, filters: Filters, now: datetime,
                limit: int = MAP_REQUESTS) -> list[MapPoint]:
     """The newest ``limit`` requests with a location that the viewer may see and that pass ``filters``."""
-    if filters.unit is not None and not may_filter_by(session, viewer, filters.unit):
-        raise RequestRefused(N_("That unit is outside your area."))
     # A request about a building or place is where that is; one about a location sent, where it was sent.
     latitude = func.coalesce(Request.latitude, Building.latitude, Place.latitude)
     longitude = func.coalesce(Request.longitude, Building.longitude, Place.longitude)
-    conditions = _searched([viewer_area_condition(viewer), *_conditions(filters, now)], filters)
+    conditions = list_conditions(session, viewer, filters, now)
     query = (select(Request.id, latitude, longitude, Request.status, Request.due_at)
              .outerjoin(Building, Building.id == Request.building_id).outerjoin(Place, Place.id == Request.place_id)
              .where(*conditions, latitude.is_not(None), longitude.is_not(None))
@@ -197,7 +204,11 @@ def _conditions(filters: Filters, now: datetime) -> list[ColumnElement[bool]]:
         conditions.append(Request.created_at < filters.until)
     if filters.photos:
         conditions.append(exists().where(RequestPhoto.request_id == Request.id, RequestPhoto.from_handler.is_(False)))
-    if filters.place.strip():
+    if filters.building_id is not None:
+        conditions.append(Request.building_id == filters.building_id)
+    if filters.place_id is not None:
+        conditions.append(Request.place_id == filters.place_id)
+    if filters.place.strip() and filters.building_id is None and filters.place_id is None:
         conditions.append(_at_place(filters.place.strip()[:MAX_SEARCH]))
     return conditions
 
@@ -277,3 +288,70 @@ def watermark(session: Session) -> int:
 def request_watermark(session: Session, request_id: int) -> int:
     """The newest event of one request (its timeline grows with every change)."""
     return session.scalar(select(func.max(RequestEvent.id)).where(RequestEvent.request_id == request_id)) or 0
+
+
+# --- finding a building or place ------------------------------------------------------------------------------
+
+
+class SpotKind(enum.StrEnum):
+    BUILDING = "building"
+    PLACE = "place"
+
+
+@dataclass(frozen=True)
+class FoundSpot:
+    """A building or place of the viewer's area that the list can be narrowed to."""
+
+    kind: SpotKind
+    spot_id: int
+    code: str
+    name: str
+    address: str
+
+    @property
+    def value(self) -> str:
+        """How the list's query names it: ``building:12``, ``place:3``."""
+        return f"{self.kind.value}:{self.spot_id}"
+
+
+SPOT_RESULTS = 8
+
+
+def _viewer_grids(session: Session, viewer: Person) -> set[int] | None:
+    """The ids of the grids in the viewer's areas; None for the whole district."""
+    areas = admin_areas(viewer)
+    if DISTRICT in areas:
+        return None
+    return {grid_id for area in areas if (grids := ids_within(Level.GRID, area)) is not None
+            for grid_id in session.scalars(grids)}
+
+
+def find_spots(session: Session, viewer: Person, text: str, limit: int = SPOT_RESULTS) -> list[FoundSpot]:
+    """The buildings and places of the viewer's area matching ``text``, best first: buildings by
+    ``binding.find_buildings`` (Chinese, full pinyin, initials, code), then places by name, address or code."""
+    grids = _viewer_grids(session, viewer)
+    buildings = [FoundSpot(SpotKind.BUILDING, building.id, building.code, building.name, building.address)
+                 for building in find_buildings(session, text, SEARCH_CANDIDATES)
+                 if grids is None or building.grid_id in grids]
+    words = text.strip()[:MAX_SEARCH]
+    query = select(Place).where(Place.active.is_(True), or_(
+        Place.name.contains(words, autoescape=True), Place.address.contains(words, autoescape=True),
+        func.lower(Place.code) == words.lower()))
+    if grids is not None:
+        query = query.where(Place.grid_id.in_(grids))
+    places = [FoundSpot(SpotKind.PLACE, place.id, place.code, place.name, place.address)
+              for place in session.scalars(query.order_by(Place.name, Place.id).limit(limit))] if words else []
+    return [*buildings, *places][:limit]
+
+
+def spot_for_viewer(session: Session, viewer: Person, value: str) -> FoundSpot | None:
+    """The building or place ``building:12`` / ``place:3`` names, when it lies in the viewer's area."""
+    kind, _, spot_id = value.partition(":")
+    if kind not in {member.value for member in SpotKind} or not spot_id.isdigit():
+        return None
+    found: Building | Place | None = (session.get(Building, int(spot_id)) if kind == SpotKind.BUILDING
+                                      else session.get(Place, int(spot_id)))
+    grids = _viewer_grids(session, viewer)
+    if found is None or (grids is not None and found.grid_id not in grids):
+        return None
+    return FoundSpot(SpotKind(kind), found.id, found.code, found.name, found.address)

@@ -82,6 +82,16 @@ class RowProblem:
 
     line: int
     message: str
+    # The message as a catalog id and the values it is formatted with, so a page can say it in its reader's
+    # language (empty: said in English only).
+    template: str = ""
+    values: tuple[tuple[str, str], ...] = ()
+
+    @staticmethod
+    def said(line: int, template: str, **values: object) -> RowProblem:
+        """A problem whose ``template`` (marked with ``N_``) is formatted with ``values``."""
+        texts = {name: str(value) for name, value in values.items()}
+        return RowProblem(line, template.format(**texts), template, tuple(texts.items()))
 
     def __str__(self) -> str:
         return f"line {self.line}: {self.message}"

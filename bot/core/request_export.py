@@ -21,7 +21,7 @@ from __future__ import annotations
 import csv
 import io
 from collections.abc import Callable, Iterable, Iterator, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, BinaryIO
@@ -30,9 +30,13 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import Select, insert, select
 from sqlalchemy.orm import Session, aliased
 
+from bot.core.audit import AuditAction, record_action
+from bot.core.desk_access import NOT_FOR_YOU, DeskRefused, may_use_desk
 from bot.core.desk_figures import require_area
+from bot.core.desk_requests import Filters, list_conditions
 from bot.core.organisation import LOOKUP_SLICE, FileFormatError, RowProblem, read_rows
 from bot.core.privacy import may_see_personal_data
+from bot.core.roles import is_district_staff
 from bot.core.units import DISTRICT, Unit, holder_name, ids_within
 from bot.i18n import N_, Translator, available_locales, translator
 from storage.models import (
@@ -89,6 +93,7 @@ IMPORT_BATCH = 1_000
 IMPORT_CHANNEL = "import"
 IMPORT_PERSON = "history"
 MAX_DESCRIPTION = 4_000
+IMPORT_NOT_FOR_YOU = N_("Only the district center's staff import historical requests.")
 
 
 # --- export ------------------------------------------------------------------------------------------------
@@ -150,12 +155,20 @@ def export_rows(
     session: Session, selection: RequestFilter, t: Translator, include_personal: bool
 ) -> Iterator[list[Any]]:
     """The rows of the list, in the order of ``headers``; times are local, without a zone."""
+    return _rows_of(session, _listing(selection), t, include_personal)
+
+
+def _rows_of(session: Session, listing: Select[Any], t: Translator, include_personal: bool,
+             ids: list[int] | None = None) -> Iterator[list[Any]]:
+    """The rows of ``listing``; the requests' ids are appended to ``ids`` as they come, when given."""
     zone = t.tz
     categories = {category.id: category.name(t.locale) for category in session.scalars(select(Category))}
     holders: dict[tuple[Level, int], str] = {}
-    for row in session.execute(_listing(selection).execution_options(yield_per=STREAM_BATCH)):
+    for row in session.execute(listing.execution_options(yield_per=STREAM_BATCH)):
         (request_id, created, category_id, status, level, unit_id, street, community, grid, grid_code, building,
          building_code, place, place_code, description, resolved, due, stars, hidden, name, phone) = row
+        if ids is not None:
+            ids.append(request_id)
         holder = holders.get((level, unit_id))
         if holder is None:
             holder = holders[(level, unit_id)] = holder_name(session, t, Unit(level, unit_id))
@@ -179,6 +192,33 @@ def export_for(
     require_area(session, person, selection.area)
     include = personal and may_see_personal_data(person)
     return headers(t, include), export_rows(session, selection, t, include)
+
+
+@dataclass(frozen=True)
+class ExportBatch:
+    """Some rows of the desk's export, and the id to continue after (None: that was the last)."""
+
+    header: list[str]
+    rows: list[list[Any]]
+    after: int | None
+
+
+def desk_export(
+    session: Session, person: Person, filters: Filters, now: datetime, t: Translator, personal: bool,
+    after: int = 0, size: int = STREAM_BATCH,
+) -> ExportBatch:
+    """``size`` rows of the desk's list with ``filters`` (every page of it, by id) after request ``after``, for
+    ``person``: only someone who may use the desk (raises ``DeskRefused``), only the requests of their area
+    (``desk_requests``), and residents' names and phones only when asked for and ``may_see_personal_data``
+    allows them. In batches, so a caller writes the file outside the database's unit of work."""
+    if not may_use_desk(person):
+        raise DeskRefused(NOT_FOR_YOU)
+    conditions = list_conditions(session, person, replace(filters, after=None), now)
+    include = personal and may_see_personal_data(person)
+    listing = _listing(RequestFilter()).where(*conditions, Request.id > after).limit(size)
+    ids: list[int] = []
+    rows = list(_rows_of(session, listing, t, include, ids))
+    return ExportBatch(headers(t, include), rows, ids[-1] if len(ids) == size else None)
 
 
 def write_xlsx(out: BinaryIO, title: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
@@ -239,6 +279,18 @@ class ImportRefused(ValueError):
         self.problems = problems
 
 
+class UnreadableImport(FileFormatError):
+    """An import file whose header cannot be used; says why in any language (``text``)."""
+
+    def __init__(self, template: str, **values: object) -> None:
+        self.template = template
+        self.values = {name: str(value) for name, value in values.items()}
+        super().__init__(template.format(**self.values))
+
+    def text(self, t: Translator) -> str:
+        return t._(self.template).format(**self.values)
+
+
 def _titles_to_keys() -> dict[str, str]:
     """Every header a column may have: its key and its title in each language, lower-cased."""
     known: dict[str, str] = {}
@@ -256,17 +308,18 @@ def read_import_file(path: Path) -> list[tuple[int, dict[str, str]]]:
     rows = ((line, cells) for line, cells in read_rows(path) if any(cells))
     header_line, header = next(rows, (0, []))
     if not header_line:
-        raise FileFormatError(f"{path} is empty; expected a header row")
+        raise UnreadableImport(N_("the file is empty; expected a header row"))
     known, positions = _titles_to_keys(), {}
     for index, title in enumerate(header):
         key = known.get(title.strip().lower())
         if title.strip() and key is None:
-            raise FileFormatError(f"line {header_line}: unknown column {title!r}")
+            raise UnreadableImport(N_("line {line}: unknown column {title!r}"), line=header_line, title=title)
         if key is not None:
             positions[key] = index
     missing = [key for key in REQUIRED_TO_IMPORT if key not in positions]
     if missing:
-        raise FileFormatError(f"line {header_line}: missing column(s) {', '.join(missing)}")
+        raise UnreadableImport(N_("line {line}: missing column(s) {columns}"), line=header_line,
+                               columns=", ".join(missing))
     return [(line, {key: cells[index] if index < len(cells) else "" for key, index in positions.items()})
             for line, cells in rows]
 
@@ -303,55 +356,58 @@ def _moment(text: str, zone: ZoneInfo) -> datetime:
 
 
 def _check_row(session: Session, line: int, row: dict[str, str], lookups: _Lookups, zone: ZoneInfo,
-               now: datetime) -> HistoricalRequest | list[str]:
-    problems: list[str] = []
+               now: datetime) -> HistoricalRequest | list[RowProblem]:
+    problems: list[RowProblem] = []
+
+    def say(template: str, **values: object) -> None:
+        problems.append(RowProblem.said(line, template, **values))
 
     def moment(key: str, required: bool) -> datetime | None:
         text = row.get(key, "").strip()
         if not text:
             if required:
-                problems.append(f"{key} is empty")
+                say(N_("{column} is empty"), column=key)
             return None
         try:
             return _moment(text, zone)
         except ValueError:
-            problems.append(f"{key} {text!r} is not a time written YYYY-MM-DD HH:MM")
+            say(N_("{column} {text!r} is not a time written YYYY-MM-DD HH:MM"), column=key, text=text)
             return None
 
     created, resolved, due = moment("filed_at", True), moment("resolved_at", False), moment("due_at", False)
     category_id = lookups.categories.get(row["category"].strip().lower())
     if category_id is None:
-        problems.append(f"unknown category {row['category']!r}")
+        say(N_("unknown category {name!r}"), name=row["category"])
     status = lookups.statuses.get(row["status"].strip().lower())
     if status not in IMPORTED_AS:
-        problems.append(f"status {row['status']!r} is not history: only resolved, closed or withdrawn requests"
-                        " are imported")
+        say(N_("status {name!r} is not history: only resolved, closed or withdrawn requests are imported"),
+            name=row["status"])
     grid_id = lookups.grids.get(row["grid_code"].strip())
     if grid_id is None:
-        problems.append(f"unknown grid code {row['grid_code']!r}")
+        say(N_("unknown grid code {code!r}"), code=row["grid_code"])
     building_id = place_id = None
     if code := row.get("place_code", "").strip():
         building_id, place_id, its_grid = lookups.building_or_place(session, code)
         if its_grid is None:
-            problems.append(f"unknown building or place code {code!r}")
+            say(N_("unknown building or place code {code!r}"), code=code)
         elif grid_id is not None and its_grid != grid_id:
-            problems.append(f"building or place {code!r} is not in grid {row['grid_code']!r}")
+            say(N_("building or place {code!r} is not in grid {grid!r}"), code=code, grid=row["grid_code"])
     description = row["description"].strip()
     # Empty is allowed: a request filed with photos alone has no text.
     if len(description) > MAX_DESCRIPTION:
-        problems.append(f"the description is longer than {MAX_DESCRIPTION} characters")
+        say(N_("the description is longer than {limit} characters"), limit=MAX_DESCRIPTION)
     stars: int | None = None
     if rating := row.get("rating", "").strip():
         stars = int(rating) if rating.isdigit() and 1 <= int(rating) <= 5 else None
         if stars is None:
-            problems.append(f"rating {rating!r} is not 1 to 5 stars")
+            say(N_("rating {rating!r} is not 1 to 5 stars"), rating=rating)
     if created is not None and created > now:
-        problems.append("filed_at is in the future")
+        say(N_("{column} is in the future"), column="filed_at")
     if status in IMPORTED_AS and status is not RequestStatus.WITHDRAWN:
         if resolved is None:
-            problems.append("a resolved or closed request needs resolved_at")
+            say(N_("a resolved or closed request needs {column}"), column="resolved_at")
         elif created is not None and resolved < created:
-            problems.append("resolved_at is before filed_at")
+            say(N_("{column} is before {other}"), column="resolved_at", other="filed_at")
     if problems or created is None or category_id is None or grid_id is None or status is None:
         return problems
     if status is RequestStatus.WITHDRAWN:
@@ -374,9 +430,9 @@ def validate_import(
         if isinstance(checked, HistoricalRequest):
             valid.append(checked)
         else:
-            problems += [RowProblem(line, message) for message in checked]
-    problems += [RowProblem(row.line, "this request is in the database already (same grid, filing time and"
-                                      " description): was the file imported before?")
+            problems += checked
+    problems += [RowProblem.said(row.line, N_("this request is in the database already (same grid, filing time and"
+                                              " description): was the file imported before?"))
                  for row in _already_there(session, valid)]
     return valid, sorted(problems, key=lambda problem: problem.line)
 
@@ -393,6 +449,16 @@ def _already_there(session: Session, rows: Sequence[HistoricalRequest]) -> list[
         )}
         found += [row for row in part if (row.grid_id, row.created_at, row.description) in existing]
     return found
+
+
+def problem_text(t: Translator, problem: RowProblem) -> str:
+    """A problem of an import file in the reader's language, its columns named by their headers."""
+    if not problem.template:
+        return problem.message
+    titles = {key: t._(title) for key, title in (*COLUMNS, *PERSONAL_COLUMNS)}
+    values = {name: titles.get(value, value) if name in ("column", "other") else value
+              for name, value in problem.values}
+    return t._(problem.template).format(**values)
 
 
 def _placeholder_person(session: Session, now: datetime) -> Person:
@@ -436,6 +502,27 @@ def _insert_batch(session: Session, batch: Sequence[HistoricalRequest], resident
     session.execute(insert(RequestEvent), events)
     if ratings:
         session.execute(insert(Rating), ratings)
+
+
+def may_import_history(person: Person) -> bool:
+    """Only the district center adds history: it is the whole district's record, not one unit's."""
+    return is_district_staff(person)
+
+
+def require_importer(person: Person) -> None:
+    if not may_import_history(person):
+        raise DeskRefused(IMPORT_NOT_FOR_YOU)
+
+
+def import_for(
+    session: Session, person: Person, rows: Sequence[tuple[int, dict[str, str]]], timezone: str, now: datetime,
+    file_name: str,
+) -> int:
+    """``import_history`` for someone at the desk: district staff only (raises ``DeskRefused``), audited."""
+    require_importer(person)
+    count = import_history(session, rows, timezone, now)
+    record_action(session, person, AuditAction.REQUESTS_IMPORTED, now, rows=count, file=file_name[:200])
+    return count
 
 
 def import_history(

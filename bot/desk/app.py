@@ -46,10 +46,10 @@ from bot.core.clock import Clock, system_clock
 from bot.core.context import CoreConfig
 from bot.core.desk_access import DeskRefused
 from bot.core.desk_figures import DEFAULT_SATISFACTION_TARGET, TrendCache
-from bot.core.desk_requests import Cursor, Filters, Sort
+from bot.core.desk_requests import Cursor, Filters, Sort, SpotKind
 from bot.core.requests import RequestRefused
 from bot.core.units import DISTRICT, Unit, own_name
-from bot.desk import overview_pages, pages
+from bot.desk import export_pages, overview_pages, pages
 from bot.desk.actions import DONE, DeskAction, Form, desk_context, parse_target, perform
 from bot.desk.open311 import PREFIX as OPEN311_PREFIX
 from bot.desk.open311 import open311_app
@@ -145,6 +145,7 @@ def make_app(database: Database, config: DeskConfig, clock: Clock = system_clock
     app.router.add_post("/requests/{request_id:\\d+}/{action}", request_action)
     app.router.add_get("/requests/{request_id:\\d+}/photos/{number:\\d+}", photo)
     app.router.add_get("/events", events)
+    export_pages.add_routes(app)
     app.router.add_get("/overview", overview)
     app.router.add_get("/evaluation", evaluation)
     app.router.add_get("/evaluation/bulletin.xlsx", bulletin_workbook)
@@ -323,6 +324,9 @@ def filters_from(query: dict[str, str], t: Translator) -> Filters:
     sort = query.get("sort") or Sort.NEWEST.value
     if sort not in {member.value for member in Sort}:
         raise BadFilter(sort)
+    spot_kind, _, spot_id = query.get("spot", "").partition(":")
+    if query.get("spot") and (spot_kind not in {kind.value for kind in SpotKind} or not spot_id.isdigit()):
+        raise BadFilter(query["spot"])
     after = Cursor.decode(query["after"]) if query.get("after") else None
     if query.get("after") and after is None:
         raise BadFilter(query["after"])
@@ -332,7 +336,8 @@ def filters_from(query: dict[str, str], t: Translator) -> Filters:
         unit=unit, category_id=int(category) if category else None, overdue=query.get("overdue") == "1",
         since=_day(query.get("since", ""), t), until=_day(query.get("until", ""), t, days=1),
         photos=query.get("photos") == "1", place=query.get("place", "")[:100], text=query.get("q", "")[:100],
-        sort=Sort(sort), after=after,
+        building_id=int(spot_id) if spot_kind == SpotKind.BUILDING else None,
+        place_id=int(spot_id) if spot_kind == SpotKind.PLACE else None, sort=Sort(sort), after=after,
     )
 
 
@@ -355,7 +360,8 @@ async def request_list(request: web.Request) -> web.StreamResponse:
         categories = list(session.scalars(select(Category).order_by(Category.code)))
         choices = ListChoices(desk_requests.area_units(session, person), categories)
         dates = (query.get("since", "")[:10], query.get("until", "")[:10])
-        return pages.list_page(ctx, viewer, filters, choices, page, dates), 200
+        extras = export_pages.list_extras(session, viewer, filters, dates)
+        return pages.list_page(ctx, viewer, filters, choices, page, dates, extras), 200
 
     rendered = await _as_signed_in(request, token, render) if token else None
     if rendered is None:

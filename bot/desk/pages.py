@@ -15,6 +15,7 @@ from urllib.parse import urlencode
 from bot.core import requests as core
 from bot.core.context import Context
 from bot.core.desk_requests import MAP_REQUESTS, SEARCH_WINDOW, Filters, MapPoint, Page, Sort
+from bot.core.request_export import may_import_history
 from bot.core.requests import Transition
 from bot.core.units import Unit
 from bot.desk.actions import ACTION_OF, DeskAction
@@ -83,9 +84,11 @@ def document(t: Translator, title: str, body: str, viewer: Viewer | None = None,
     if viewer is not None:
         requests, map_link, sign_out = t._("Requests"), t._("Map"), t._("Sign out")
         overview, evaluation = t._("Overview"), t._("Evaluation")
+        history = t._("Import") if may_import_history(viewer.person) else ""
         nav = (f'<nav><a href="/overview">{_e(overview)}</a><a href="/requests">{_e(requests)}</a>'
                f'<a href="/map">{_e(map_link)}</a><a href="/evaluation">{_e(evaluation)}</a>'
-               f'<span class="who">{_e(viewer.person.display_name)}</span>'
+               + (f'<a href="/import">{_e(history)}</a>' if history else "")
+               + f'<span class="who">{_e(viewer.person.display_name)}</span>'
                f'<form method="post" action="/signout">{_csrf(viewer)}'
                f'<button type="submit">{_e(sign_out)}</button></form></nav>')
     lang = "zh-CN" if t.locale.startswith("zh") else "en"
@@ -152,6 +155,8 @@ def filter_query(filters: Filters) -> dict[str, str]:
         "photos": "1" if filters.photos else "",
         "place": filters.place,
         "q": filters.text,
+        "spot": f"building:{filters.building_id}" if filters.building_id is not None else
+        f"place:{filters.place_id}" if filters.place_id is not None else "",
         "sort": filters.sort.value if filters.sort is not Sort.NEWEST else "",
     }
     return {name: value for name, value in query.items() if value}
@@ -188,9 +193,16 @@ def _filter_form(t: Translator, filters: Filters, choices: ListChoices, dates: t
         f'<label class="check"><input type="checkbox" name="photos" value="1"{checked[filters.photos]}>'
         f'{_e(label["photos"])}</label>'
         + _select("sort", label["sort"], sorts)
+        + _spot_input(filters)
         + f'<button type="submit" class="primary">{_e(label["show"])}</button>'
         f'<a class="reset" href="{action}">{_e(label["clear"])}</a></form>'
     )
+
+
+def _spot_input(filters: Filters) -> str:
+    """The building or place the list is narrowed to, kept when other filters change."""
+    spot = filter_query(filters).get("spot", "")
+    return f'<input type="hidden" name="spot" value="{_e(spot)}">' if spot else ""
 
 
 def _row(ctx: Context, t: Translator, request: Request) -> str:
@@ -205,7 +217,8 @@ def _row(ctx: Context, t: Translator, request: Request) -> str:
 
 
 def list_page(ctx: Context, viewer: Viewer, filters: Filters, choices: ListChoices, page: Page,
-              dates: tuple[str, str]) -> str:
+              dates: tuple[str, str], extras: str = "") -> str:
+    """The list; ``extras`` (HTML: downloads, buildings that match) goes below the filters."""
     t = viewer.t
     headings = [t._("Code"), t._("Status"), t._("Category"), t._("Where"), t._("Held by"), t._("Filed"),
                 t._("Due"), t._("Description")]
@@ -232,7 +245,7 @@ def list_page(ctx: Context, viewer: Viewer, filters: Filters, choices: ListChoic
         window = t._("Words are looked for in the newest {count} requests that pass the other filters; choose "
                      "dates to search further back.").format(count=t.number(SEARCH_WINDOW))
         hint = f'<p class="hint">{_e(window)}</p>'
-    body = (f'<h2>{_e(title)}</h2>{_filter_form(t, filters, choices, dates)}{hint}'
+    body = (f'<h2>{_e(title)}</h2>{_filter_form(t, filters, choices, dates)}{extras}{hint}'
             f'<section id="results" data-live><div class="table"><table><thead><tr>{head}</tr></thead>'
             f'<tbody>{rows}</tbody></table></div>{first}{more}</section>')
     return document(t, title, body, viewer, live="list")
