@@ -7,7 +7,11 @@ the year before ``NOW``), built once into ``--db`` and reused while its side fil
 * the district's and one community's overview with a ``TrendCache``: the first call (which reads the year's
   earlier months) and then the median of ``--runs`` calls (which count what stands and this month afresh);
 * the district's overview without a cache (every call reads the whole year), the median of 3;
-* the month's evaluation of the district (its streets ranked) and of one community (its grids and workers).
+* the month's evaluation of the district (its streets ranked) and of one community (its grids and workers);
+* the desk's PAGES through HTTP, as a browser asks for them: the desk app (``bot.desk.app.make_app``) served on
+  a loopback port in this process, a district admin signed in by a link (cookie kept by the client), then the
+  first call and the median of ``--runs`` of the district's overview page, one community's, the list of that
+  community's overdue requests, the district's newest requests, and the evaluation pages of last month.
 
     python -m bench.desk [--factor 60] [--db bench-desk-x60.db] [--runs 20]
     python -m bench.desk --quick     # 20,000 requests from bench.bulletin, built in seconds: for CI
@@ -20,6 +24,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import socket
 import statistics
 import time
 from collections.abc import Callable
@@ -36,10 +41,11 @@ from sqlalchemy.orm import Session
 from bench.bulletin import generate_requests
 from bench.scale import generate
 from bot.core.bulletin import Month
+from bot.core.desk_access import issue_link
 from bot.core.desk_figures import TrendCache, evaluation, overview
 from bot.core.units import DISTRICT, Unit
 from storage.database import Database
-from storage.models import Community, Level
+from storage.models import Community, Level, Person, Role, StaffRole
 
 TARGET_OVERVIEW = 0.200
 TIMEZONE = "Asia/Shanghai"
@@ -69,6 +75,11 @@ class DeskResult:
     evaluation_district_ms: list[float] = field(default_factory=list)
     evaluation_community_ms: list[float] = field(default_factory=list)
     open_requests: int = 0
+    # The desk's pages through HTTP, by name (``PAGES``): the first call, then every timed call.
+    page_first_ms: dict[str, float] = field(default_factory=dict)
+    page_ms: dict[str, list[float]] = field(default_factory=dict)
+    page_cpu_ms: dict[str, list[float]] = field(default_factory=dict)
+    page_bytes: dict[str, int] = field(default_factory=dict)
 
     @property
     def district_p50(self) -> float:
@@ -122,6 +133,7 @@ async def measure(path: Path, result: DeskResult, now: datetime, runs: int) -> N
     database = Database(f"sqlite+aiosqlite:///{path}")
     try:
         await measure_on(database, result, now, runs)
+        await measure_pages(database, result, now, runs)
     finally:
         await database.dispose()
 
@@ -150,6 +162,89 @@ async def measure_on(database: Database, result: DeskResult, now: datetime, runs
         evaluate = partial(evaluation, area=area, month=month, timezone=TIMEZONE)
         for _ in range(count):
             times.append((await _timed(database, evaluate))[0])
+
+
+# --- the desk's pages through HTTP ----------------------------------------------------------------------
+
+BENCH_ADMIN = "bench-desk-district"
+# The pages timed: (name, path with ``{community}`` for the community's id, runs at most, a text the page
+# must hold, so a refusal or an empty page is never what was timed).
+PAGES = (
+    ("overview, district", "/overview", 0, "Overview: the whole district"),
+    ("overview, one community", "/overview?area=community:{community}", 0, "Overview: "),
+    ("list, one community's overdue requests", "/requests?unit=community:{community}&overdue=1", 0,
+     'id="results"'),
+    ("list, the district's newest requests", "/requests", 0, '<a href="/requests/'),
+    ("evaluation of last month, one community", "/evaluation?area=community:{community}", 5, "Evaluation for "),
+    ("evaluation of last month, district", "/evaluation", 3, "Evaluation for "),
+)
+
+
+def _district_admin(session: Session, now: datetime) -> int:
+    """The district admin the pages are read as: made once in the bench file, found again after."""
+    found = session.scalar(select(Person.id).where(Person.channel == "bench", Person.external_id == BENCH_ADMIN))
+    if found is not None:
+        return int(found)
+    person = Person(channel="bench", external_id=BENCH_ADMIN, chat_id=BENCH_ADMIN, display_name="Bench District",
+                    locale="en", state_data={}, created_at=now, unreachable=True)
+    session.add(person)
+    session.flush()
+    session.add(StaffRole(person_id=person.id, role=Role.DISTRICT, unit_id=0))
+    return person.id
+
+
+def _sign_in_link(session: Session, now: datetime) -> str:
+    return issue_link(session, session.get_one(Person, _district_admin(session, now)), now)
+
+
+async def _get(http: Any, url: str, wanted: str) -> tuple[float, float, int]:
+    """One page: wall-clock and CPU milliseconds (of this process, server and client together), and bytes."""
+    started, cpu_started = time.perf_counter(), time.process_time()
+    async with http.get(url) as response:
+        body = await response.text()
+    elapsed, cpu = (time.perf_counter() - started) * 1000, (time.process_time() - cpu_started) * 1000
+    if response.status != 200 or wanted not in body:
+        raise RuntimeError(f"{url} answered {response.status} without {wanted!r}: {body[:300]}")
+    return elapsed, cpu, len(body.encode())
+
+
+async def measure_pages(database: Database, result: DeskResult, now: datetime, runs: int) -> None:
+    """The desk's pages over loopback HTTP with a signed-in session, at ``now`` by the desk's clock."""
+    import aiohttp
+    from aiohttp import web
+
+    from bot.core.clock import FrozenClock
+    from bot.core.context import CoreConfig
+    from bot.desk.app import DeskConfig, make_app
+
+    community_id = await database.run(lambda s: s.scalar(select(Community.id).order_by(Community.id)))
+    token = await database.run(partial(_sign_in_link, now=now))
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = int(probe.getsockname()[1])
+    base = f"http://127.0.0.1:{port}"
+    config = DeskConfig(core=CoreConfig(timezone=TIMEZONE, default_locale="en"), public_url=base,
+                        listen=f"127.0.0.1:{port}")
+    runner = web.AppRunner(make_app(database, config, FrozenClock(now)), access_log=None)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", port).start()
+    try:
+        async with aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+            # Not following the redirect to the overview: its first call is timed below.
+            async with http.post(f"{base}/signin", data={"token": token}, allow_redirects=False) as signed:
+                if signed.status != 303 or signed.headers.get("Location") != "/overview":
+                    raise RuntimeError(f"signing in answered {signed.status}")
+            for name, path, most, wanted in PAGES:
+                url = base + path.format(community=community_id)
+                first, _cpu, size = await _get(http, url, wanted)
+                result.page_first_ms[name], result.page_bytes[name] = first, size
+                times, cpu_times = result.page_ms.setdefault(name, []), result.page_cpu_ms.setdefault(name, [])
+                for _ in range(min(runs, most) if most else runs):
+                    elapsed, cpu, _size = await _get(http, url, wanted)
+                    times.append(elapsed)
+                    cpu_times.append(cpu)
+    finally:
+        await runner.cleanup()
 
 
 def explain(path: Path, now: datetime) -> list[str]:
@@ -204,6 +299,7 @@ async def measure_postgres(server_url: str, requests: int, runs: int) -> tuple[D
             result = DeskResult(f"PostgreSQL, {requests:,} requests (bench.bulletin)", requests,
                                 time.perf_counter() - started, False, _load())
             await measure_on(database, result, QUICK_NOW, runs)
+            await measure_pages(database, result, QUICK_NOW, runs)
             result.load_after = _load()
             plans = await database.run(partial(_postgres_plans, now=QUICK_NOW))
         finally:
@@ -259,7 +355,19 @@ def describe(result: DeskResult) -> str:
         f" of {len(result.district_uncached_ms)}",
         f"  evaluation of last month, district: {_median(result.evaluation_district_ms)}; one community: "
         f"{_median(result.evaluation_community_ms)}",
+        "  the desk's pages through HTTP, signed in as a district admin:",
+        *(f"    {name}: first call {result.page_first_ms[name]:.0f} ms, then {_median(times)} of {len(times)}"
+          f"{_verdict(name, times)}; CPU {_median(result.page_cpu_ms[name])}; {result.page_bytes[name]:,} bytes"
+          for name, times in result.page_ms.items()),
     ])
+
+
+def _verdict(name: str, times: list[float]) -> str:
+    """The target's verdict for the pages it holds: the overview and the filtered lists."""
+    if name.startswith("evaluation"):
+        return ""
+    met = statistics.median(times) < TARGET_OVERVIEW * 1000
+    return f" (target < {TARGET_OVERVIEW * 1000:.0f} ms: {'met' if met else 'NOT met'})"
 
 
 def main() -> None:

@@ -15,6 +15,7 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.core import requests as core
+from bot.core.api_keys import issue_key
 from bot.core.app import Core
 from bot.core.clock import FrozenClock
 from bot.core.context import CoreConfig
@@ -143,8 +144,10 @@ async def test_a_link_signs_in_once_with_a_strict_http_only_cookie(
 ) -> None:
     token = await new_link(database, clock, org.district)
     first = await sign_in(client, token)
-    assert first.status == 200
-    assert code(org.jianshe_request) in await first.text() and code(org.renmin_request) in await first.text()
+    assert first.status == 200 and first.url.path == "/overview"
+    assert "Overview: the whole district" in await first.text()
+    listed = await (await client.get("/requests")).text()
+    assert code(org.jianshe_request) in listed and code(org.renmin_request) in listed
     cookie = first.history[0].headers["Set-Cookie"]
     assert "HttpOnly" in cookie and "SameSite=Strict" in cookie and "Secure" not in cookie
     assert token not in cookie
@@ -222,6 +225,31 @@ async def test_requests_from_another_host_or_origin_are_refused(
     cross = await client.post("/signin", data={"token": token}, headers={"Origin": "https://evil.example"})
     assert cross.status == 403
     assert (await sign_in(client, token)).status == 200  # the refused attempts did not use the link up
+
+
+async def test_open311_is_served_at_the_desks_address_with_its_own_rule_and_not_the_desks(
+    client: TestClient[Any, Any], database: Database, clock: FrozenClock, org: Org
+) -> None:
+    key = await database.run(lambda session: issue_key(session, "Street Fixer", clock()).key)
+    partner = {"Origin": "https://partner.example", "Host": "gridbot.partner-proxy.example"}
+    form = {"service_code": "clutter", "address_id": "DG-JS-01-B1", "description": "Bikes block the stairwell"}
+    filed = await client.post("/open311/v2/requests.json", data={"api_key": key, **form}, headers=partner)
+    assert filed.status == 200, await filed.text()
+    filed_code = (await filed.json())[0]["service_request_id"]
+    assert filed_code == code(max(org.jianshe_request, org.renmin_request) + 1)
+    refused = await client.post("/open311/v2/requests.json", data={"api_key": "not-a-key", **form}, headers=partner)
+    assert refused.status == 403 and "api_key" in (await refused.json())[0]["description"]
+    missing = await client.get("/open311/v2/nothing.json")
+    assert missing.status == 404 and (await missing.json())[0]["code"] == 404
+    followed = await client.get(f"/open311/v2/requests/{filed_code}.json", headers=partner)
+    assert followed.status == 200 and (await followed.json())[0]["status"] == "open"
+    # The desk's own pages keep their rules: a session, and only the desk's Host and Origin.
+    assert (await client.get("/requests")).status == 401
+    assert (await client.get("/requests", headers=partner)).status == 403
+    csrf = await signed_in(client, database, clock, org.district)
+    noted = await client.post(f"/requests/{org.jianshe_request}/note", data={"csrf": csrf, "text": "x"},
+                              headers=partner)
+    assert noted.status == 403
 
 
 async def test_a_community_admin_sees_and_acts_only_within_the_community(
@@ -440,6 +468,8 @@ async def test_gridbot_run_serves_the_desk_beside_the_bot_when_it_has_an_address
                 try:
                     async with http.get(f"http://127.0.0.1:{port}/requests") as response:
                         answers.append(response.status)
+                    async with http.get(f"http://127.0.0.1:{port}/open311/v2/services.json") as response:
+                        answers.append(response.status)
                         break
                 except aiohttp.ClientConnectionError:
                     await asyncio.sleep(0.05)
@@ -449,7 +479,7 @@ async def test_gridbot_run_serves_the_desk_beside_the_bot_when_it_has_an_address
         await asyncio.wait_for(with_desk(service, bot)(asyncio.Event()), 30)
     finally:
         await service.database.dispose()
-    assert answers == [401]  # the desk answered: nobody is signed in
+    assert answers == [401, 200]  # the desk answered (nobody is signed in), and Open311 beside it
 
 
 def outbox_texts(session: Session, person_id: int) -> list[str]:

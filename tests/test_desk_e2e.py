@@ -143,6 +143,8 @@ async def sign_in(page: Any, expect: Any, link: str) -> None:
     await page.goto(link)
     await shot(page, "sign-in")
     await page.get_by_role("button", name="Sign in").click()
+    await expect(page.get_by_role("heading", name="Overview:")).to_be_visible()  # the landing page
+    await page.get_by_role("link", name="Requests", exact=True).click()
     await expect(page.get_by_role("heading", name="Requests")).to_be_visible()
 
 

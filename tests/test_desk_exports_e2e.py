@@ -58,6 +58,8 @@ async def test_the_district_downloads_a_buildings_requests_and_imports_history(
                 page = await browser.new_page(viewport={"width": 1920, "height": 1080}, accept_downloads=True)
                 await page.goto(f"{url}/signin/{token}")
                 await page.get_by_role("button", name="Sign in").click()
+                await expect(page.get_by_role("heading", name="Overview:")).to_be_visible()  # the landing page
+                await page.get_by_role("link", name="Requests", exact=True).click()
                 await expect(page.get_by_role("heading", name="Requests")).to_be_visible()
                 await download_a_buildings_list(page, expect, org)
                 await import_history(page, expect, database, tmp_path)

@@ -29,13 +29,15 @@ from zoneinfo import ZoneInfo
 from sqlalchemy import ColumnElement, Select, and_, case, func, literal, select
 from sqlalchemy.orm import Session
 
-from bot.core.areas import in_admin_area
+from bot.core.areas import admin_areas, in_admin_area
 from bot.core.bulletin import (
     SATISFIED_STARS,
+    Bulletin,
     Figures,
     Line,
     Month,
     WorkerLine,
+    compute_bulletin,
     count_if,
     ratio,
     unit_lines,
@@ -97,6 +99,8 @@ class AreaFigures:
     standing: Standing
     month: MonthCounts
     target: float
+    # The unit itself, for a line of the breakdown (the page links it to the unit's requests).
+    unit: Unit | None = None
 
     @property
     def on_time_rate(self) -> float | None:
@@ -146,6 +150,20 @@ def require_area(session: Session, person: Person, area: Unit) -> None:
     """Only an admin whose area holds ``area`` reads its figures and lists; raises ``DeskRefused``."""
     if not in_admin_area(session, person, area):
         raise DeskRefused(NOT_YOUR_AREA)
+
+
+def overview_areas(session: Session, person: Person) -> list[tuple[Unit, str]]:
+    """The areas ``person`` may open an overview or evaluation of, with their own names, to choose from: their
+    own areas and the units one level below that have units of their own (a district's streets, a street's
+    communities). Further down is one click away, from each unit's line."""
+    choices: list[tuple[Unit, str]] = []
+    for area in admin_areas(person):
+        choices.append((area, own_name(session, area)))
+        below = level_below(area.level)
+        query = units_within(below, area) if below in AREA_LEVELS else None
+        if below is not None and query is not None:
+            choices += [(Unit(below, unit_id), name) for unit_id, _code, name in session.execute(query)]
+    return choices
 
 
 # --- queries -----------------------------------------------------------------------------------------------
@@ -296,7 +314,8 @@ def overview(
     units = units_within(level, area)
     assert units is not None
     lines = tuple(
-        AreaFigures(code, name, standing.get(unit_id, Standing()), by_child.get(unit_id, MonthCounts()), target)
+        AreaFigures(code, name, standing.get(unit_id, Standing()), by_child.get(unit_id, MonthCounts()), target,
+                    Unit(level, unit_id))
         for unit_id, code, name in session.execute(units)
     )
     this_month = _total(MonthCounts, by_child.values())
@@ -379,3 +398,9 @@ def evaluation_for(session: Session, person: Person, area: Unit, month: Month, t
     """``evaluation`` for ``person``, who must administer the area (raises ``DeskRefused``)."""
     require_area(session, person, area)
     return evaluation(session, area, month, timezone)
+
+
+def bulletin_for(session: Session, person: Person, area: Unit, month: Month, timezone: str) -> Bulletin:
+    """The area's monthly bulletin for ``person``, who must administer the area (raises ``DeskRefused``)."""
+    require_area(session, person, area)
+    return compute_bulletin(session, area, month, timezone)

@@ -9,6 +9,12 @@ Routes:
 - ``GET /requests/{id}``: one request; ``POST /requests/{id}/{action}``: an action (``bot.desk.actions``)
 - ``GET /events?watch=list|request:{id}``: ``text/event-stream``, an ``update`` event whenever what the page
   shows may have changed, ``ended`` when the session ends; ``POST /signout``
+- ``GET /overview?area=level:id``: the landing page, the area's figures (``bot.desk.overview_pages``);
+  ``GET /evaluation?month=YYYY-MM&area=level:id``: the month's ranking (考评), last month by default;
+  ``GET /evaluation/bulletin.xlsx`` (same query): that month's bulletin workbook
+- ``/open311/v2/``: Open311 GeoReport v2 for partner apps (``bot.desk.open311``), mounted as a sub-application;
+  none of the desk's checks apply to it (no session, no CSRF token, any Host or Origin): it has its own rule,
+  a partner's ``api_key`` to file
 
 Every request must name the desk as its Host and, if it says where it comes from, come from the desk's origin
 (as the playground checks, ``bot.playground.web``). Every page but the sign-in ones needs a live session, checked
@@ -31,15 +37,23 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
-from bot.core import desk_access, desk_requests
+from bot.core import desk_access, desk_figures, desk_requests
 from bot.core import requests as core
+from bot.core.areas import admin_areas
+from bot.core.bulletin import BadMonth, Bulletin, Month
+from bot.core.bulletin_render import file_stem, render_workbook
 from bot.core.clock import Clock, system_clock
 from bot.core.context import CoreConfig
 from bot.core.desk_access import DeskRefused
+from bot.core.desk_figures import DEFAULT_SATISFACTION_TARGET, TrendCache
 from bot.core.desk_requests import Cursor, Filters, Sort, SpotKind
 from bot.core.requests import RequestRefused
-from bot.desk import export_pages, pages
+from bot.core.units import DISTRICT, Unit, own_name
+from bot.desk import export_pages, overview_pages, pages
 from bot.desk.actions import DONE, DeskAction, Form, desk_context, parse_target, perform
+from bot.desk.open311 import PREFIX as OPEN311_PREFIX
+from bot.desk.open311 import open311_app
+from bot.desk.overview_pages import AreaChoices
 from bot.desk.pages import ListChoices, RequestChoices, Viewer
 from bot.desk.photos import PhotoSource, TelegramPhotos
 from bot.i18n import N_, Translator, translator
@@ -52,6 +66,8 @@ COOKIE = "gridbot_desk"
 MAX_FORM_SIZE = 64 * 1024
 HEARTBEAT_SECONDS = 15.0
 DEFAULT_LISTEN = "127.0.0.1:8083"
+LANDING = "/overview"
+XLSX = "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet"
 T = TypeVar("T")
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -72,6 +88,8 @@ class DeskConfig:
     listen: str = DEFAULT_LISTEN
     # How often a live page's stream looks for changes (one indexed query per page each time).
     poll_seconds: float = 2.0
+    # GRIDBOT_SATISFACTION_TARGET: the residents' satisfaction the overview and the evaluation hold areas to.
+    satisfaction_target: float = DEFAULT_SATISFACTION_TARGET
 
     @property
     def secure(self) -> bool:
@@ -103,6 +121,8 @@ class Desk:
         self.config = config
         self.clock = clock
         self.photos = photos
+        # The overview's earlier months, shared by every page of this desk (read again every ten minutes).
+        self.trends = TrendCache()
 
     def translator_for(self, person: Person | None) -> Translator:
         locale = (person.locale if person is not None else None) or self.config.core.default_locale
@@ -126,7 +146,16 @@ def make_app(database: Database, config: DeskConfig, clock: Clock = system_clock
     app.router.add_get("/requests/{request_id:\\d+}/photos/{number:\\d+}", photo)
     app.router.add_get("/events", events)
     export_pages.add_routes(app)
+    app.router.add_get("/overview", overview)
+    app.router.add_get("/evaluation", evaluation)
+    app.router.add_get("/evaluation/bulletin.xlsx", bulletin_workbook)
+    app.add_subapp(OPEN311_PREFIX, open311_app(database, clock, config.core))
     return app
+
+
+def for_partners(request: web.Request) -> bool:
+    """Whether the request is Open311's, which partners' servers and apps call from their own origins."""
+    return request.path.startswith(OPEN311_PREFIX + "/")
 
 
 def desk_of(request: web.Request) -> Desk:
@@ -139,6 +168,8 @@ def desk_of(request: web.Request) -> Desk:
 @web.middleware
 async def same_origin_only(request: web.Request, handler: Handler) -> web.StreamResponse:
     """Refuse what did not come from the desk's own pages (another site, a rebound DNS name)."""
+    if for_partners(request):
+        return await handler(request)
     desk = desk_of(request)
     origin = request.headers.get("Origin")
     if request.host not in desk.config.allowed_hosts or (
@@ -151,7 +182,10 @@ async def same_origin_only(request: web.Request, handler: Handler) -> web.Stream
 @web.middleware
 async def safe_headers(request: web.Request, handler: Handler) -> web.StreamResponse:
     """No other site may frame the desk or run scripts in it; no address (with a sign-in token) leaks to
-    another site. (With ``no-referrer`` browsers send ``Origin: null`` on the desk's own forms.)"""
+    another site. (With ``no-referrer`` browsers send ``Origin: null`` on the desk's own forms.) Open311
+    answers its errors itself, in the specification's shape."""
+    if for_partners(request):
+        return await handler(request)
     try:
         response = await handler(request)
     except web.HTTPNotFound:
@@ -173,7 +207,7 @@ def _html(text: str, status: int = 200) -> web.Response:
 
 
 async def home(request: web.Request) -> web.StreamResponse:
-    raise web.HTTPSeeOther("/requests")
+    raise web.HTTPSeeOther(LANDING)
 
 
 async def sign_in_page(request: web.Request) -> web.StreamResponse:
@@ -200,7 +234,7 @@ async def sign_in(request: web.Request) -> web.StreamResponse:
         owner = await desk.database.run(lambda session: _link_owner(session, token))
         t = desk.translator_for(owner)
         return _html(pages.message_page(t, t._("Sign-in link refused"), t._(error.reason)), 403)
-    response = web.Response(status=303, headers={"Location": "/requests"})
+    response = web.Response(status=303, headers={"Location": LANDING})
     response.set_cookie(COOKIE, session_token, httponly=True, samesite="Strict", secure=desk.config.secure, path="/",
                         max_age=int(desk_access.SESSION_LIFETIME.total_seconds()))
     return response
@@ -538,9 +572,115 @@ async def events(request: web.Request) -> web.StreamResponse:
     return response
 
 
+# --- the overview and the evaluation -----------------------------------------------------------------------
+
+BAD_AREA = N_("There is no such area to show. Choose one of the areas offered.")
+BAD_MONTH = N_("Write the month as YYYY-MM, for example 2026-10.")
+
+
+def _area_of(query: Mapping[str, str], person: Person) -> Unit:
+    """The area the page asks for, else the widest the person administers; whether they may read it is the
+    core's to say (``desk_figures.require_area``)."""
+    if not query.get("area"):
+        areas = admin_areas(person)
+        return areas[0] if areas else DISTRICT  # nobody's area: the core refuses it
+    area = parse_target(query["area"])
+    if area is None or area.level not in overview_pages.AREA_LEVELS:
+        raise BadFilter(query["area"])
+    return area
+
+
+def _month_of(query: Mapping[str, str], desk: Desk) -> Month:
+    """The month asked for, else last month (the bulletin's month) in the deployment's time zone."""
+    text = query.get("month", "")
+    return Month.parse(text) if text else Month.previous(desk.clock(), desk.config.core.timezone)
+
+
+def _area_choices(session: Session, person: Person) -> AreaChoices:
+    return AreaChoices(desk_figures.overview_areas(session, person))
+
+
+FigurePage = Callable[[Session, Person, Viewer], T]
+
+
+def _figure_page(title: str, render: FigurePage[T]) -> FigurePage[T | tuple[str, int]]:
+    """``render`` with its refusals said on the page: an area or month the page cannot show (400), an area
+    the person does not administer (403)."""
+
+    def page(session: Session, person: Person, viewer: Viewer) -> T | tuple[str, int]:
+        t = viewer.t
+        try:
+            return render(session, person, viewer)
+        except BadFilter:
+            return pages.message_page(t, t._(title), t._(BAD_AREA), viewer), 400
+        except BadMonth:
+            return pages.message_page(t, t._(title), t._(BAD_MONTH), viewer), 400
+        except desk_figures.DeskRefused as error:
+            return pages.message_page(t, t._(title), t._(error.message), viewer), 403
+
+    return page
+
+
+async def _signed_in_page(request: web.Request, render: FigurePage[tuple[str, int]]) -> web.StreamResponse:
+    token = request.cookies.get(COOKIE, "")
+    rendered = await _as_signed_in(request, token, render) if token else None
+    if rendered is None:
+        return _ended(desk_of(request))
+    return _html(*rendered)
+
+
+async def overview(request: web.Request) -> web.StreamResponse:
+    desk = desk_of(request)
+    query = dict(request.query)
+
+    def render(session: Session, person: Person, viewer: Viewer) -> tuple[str, int]:
+        area = _area_of(query, person)
+        figures = desk_figures.overview_for(session, person, area, desk.clock(), desk.config.core.timezone,
+                                            desk.config.satisfaction_target, desk.trends)
+        return overview_pages.overview_page(viewer, figures, _area_choices(session, person)), 200
+
+    return await _signed_in_page(request, _figure_page(N_("Overview"), render))
+
+
+async def evaluation(request: web.Request) -> web.StreamResponse:
+    desk = desk_of(request)
+    query = dict(request.query)
+
+    def render(session: Session, person: Person, viewer: Viewer) -> tuple[str, int]:
+        area, month = _area_of(query, person), _month_of(query, desk)
+        ranked = desk_figures.evaluation_for(session, person, area, month, desk.config.core.timezone)
+        return overview_pages.evaluation_page(viewer, ranked, own_name(session, area),
+                                              desk.config.satisfaction_target, _area_choices(session, person)), 200
+
+    return await _signed_in_page(request, _figure_page(N_("Evaluation"), render))
+
+
+async def bulletin_workbook(request: web.Request) -> web.StreamResponse:
+    """The month's bulletin workbook of the area, the one ``/report`` sends in the chat."""
+    desk = desk_of(request)
+    token = request.cookies.get(COOKIE, "")
+    query = dict(request.query)
+
+    def compute(session: Session, person: Person, viewer: Viewer) -> tuple[Bulletin, Translator]:
+        area, month = _area_of(query, person), _month_of(query, desk)
+        return desk_figures.bulletin_for(session, person, area, month, desk.config.core.timezone), viewer.t
+
+    found = await _as_signed_in(request, token, _figure_page(N_("Evaluation"), compute)) if token else None
+    if found is None:
+        return _ended(desk)
+    if isinstance(found[0], str):
+        return _html(found[0], int(found[1]))  # refused
+    bulletin, t = found
+    # Drawn outside the unit of work, in a thread: a workbook of a district takes a moment to write.
+    content = await asyncio.to_thread(render_workbook, t, bulletin)
+    return web.Response(body=content, content_type=XLSX, headers={
+        "Content-Disposition": f'attachment; filename="{file_stem(bulletin)}.xlsx"', "Cache-Control": "no-store"})
+
+
 def desk_config(settings: Settings, core: CoreConfig) -> DeskConfig:
     listen = settings.desk_listen or DEFAULT_LISTEN
-    return DeskConfig(core=core, public_url=settings.desk_base_url or f"http://{listen}", listen=listen)
+    return DeskConfig(core=core, public_url=settings.desk_base_url or f"http://{listen}", listen=listen,
+                      satisfaction_target=settings.satisfaction_target)
 
 
 def photo_sources(settings: Settings) -> dict[str, PhotoSource]:

@@ -83,8 +83,10 @@ def document(t: Translator, title: str, body: str, viewer: Viewer | None = None,
     nav = ""
     if viewer is not None:
         requests, map_link, sign_out = t._("Requests"), t._("Map"), t._("Sign out")
+        overview, evaluation = t._("Overview"), t._("Evaluation")
         history = t._("Import") if may_import_history(viewer.person) else ""
-        nav = (f'<nav><a href="/requests">{_e(requests)}</a><a href="/map">{_e(map_link)}</a>'
+        nav = (f'<nav><a href="/overview">{_e(overview)}</a><a href="/requests">{_e(requests)}</a>'
+               f'<a href="/map">{_e(map_link)}</a><a href="/evaluation">{_e(evaluation)}</a>'
                + (f'<a href="/import">{_e(history)}</a>' if history else "")
                + f'<span class="who">{_e(viewer.person.display_name)}</span>'
                f'<form method="post" action="/signout">{_csrf(viewer)}'
