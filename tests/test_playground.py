@@ -19,13 +19,14 @@ from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
+from bot.core.ladder import has_staff
 from bot.playground import Playground
 from bot.playground.app import PortUnavailable
 from bot.playground.isolation import NotAPlaygroundDatabase
 from bot.playground.web import TOKEN_HEADER
 from bot.service import prepare_database
 from storage.database import Database
-from storage.models import OutboxMessage, Person, PlaygroundMarker, Role, StaffRole, Street
+from storage.models import Department, Level, OutboxMessage, Person, PlaygroundMarker, Role, StaffRole, Street
 from tests.org_fixture import make_small_org, staff
 
 CHROMIUM = Path("/usr/bin/chromium")
@@ -62,6 +63,11 @@ async def playground(database_url: str) -> AsyncIterator[Playground]:
 
 
 # --- the API, without a browser ------------------------------------------------------------------------------
+
+
+def squad_is_staffed(session: Session) -> bool:
+    squad = session.scalars(select(Department).where(Department.code == "DG-CG")).one()
+    return has_staff(session, Level.DEPARTMENT, squad.id)
 
 
 class EventStream:
@@ -101,14 +107,8 @@ async def test_api_serves_the_page_state_events_and_actions(playground: Playgrou
             await asyncio.sleep(0.1)
         assert set(personas) == {"resident1", "resident2", "worker", "community", "volunteer", "district",
                                  "department"}
-        # The district center can hand a request to this squad: it is a staffed department of the demo.
-        for _ in range(100):
-            department = (await (await http.get("/api/state")).json())["personas"][-1]
-            if any("东关城管中队" in (m["text"] or "") for m in department["messages"]):
-                break
-            await asyncio.sleep(0.1)
-        assert department["key"] == "department"
-        assert any("东关城管中队" in (m["text"] or "") for m in department["messages"]), department["messages"]
+        # The district center can hand a request to this squad: a department of the demo with the persona on duty.
+        assert await playground.service.database.run(squad_is_staffed)
         assert any("孔明路12号院1号楼" in (m["text"] or "") for m in personas["resident1"]["messages"])
         assert personas["worker"]["keyboard"]["rows"][0][0]["text"] == "📥 待办"
         assert personas["resident2"]["messages"] == [] and personas["resident2"]["language"] == "en"
