@@ -35,6 +35,11 @@ def head_revision() -> str | None:
     return ScriptDirectory.from_config(alembic_config()).get_current_head()
 
 
+def revisions() -> list[str]:
+    """Every migration's revision id: schemas built from two chains that end in the same head differ here."""
+    return sorted(script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions())
+
+
 async def upgrade(database: Database, revision: str = "head") -> None:
     """Bring the schema to ``revision`` (an empty database gets every table)."""
     async with database.async_engine.begin() as connection:
