@@ -13,7 +13,7 @@ from collections.abc import Callable, Coroutine, Sequence
 from datetime import datetime
 from functools import partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 from zoneinfo import ZoneInfo
 
 from pydantic import ValidationError
@@ -27,10 +27,12 @@ from storage.migrate import upgrade
 from storage.models import Level, RequestStatus
 
 if TYPE_CHECKING:
-    from bot.core.organisation import OrgRow, RowProblem
+    from bot.core.organisation import LevelCounts, OrgRow, RowProblem
     from bot.core.place_import import PlaceRow
 
 Command = Callable[[argparse.Namespace, Settings], Coroutine[Any, Any, int]]
+# A row of an imported file of units.
+_Row = TypeVar("_Row")
 
 # ``gridbot posters --street CODE`` and so on: codes are unique only within a level.
 POSTER_LEVELS = ("street", "community", "grid", "building", "place")
@@ -229,53 +231,46 @@ async def _import_org(database: Database, path: Path, rows: Sequence[OrgRow], pl
     return 0
 
 
-async def place_import(path: Path, settings: Settings) -> int:
-    from bot.core.organisation import FileFormatError
-    from bot.core.place_import import ImportProblems, apply_place_rows, read_place_file, validate_place_rows
-
-    try:
-        rows = read_place_file(path)
-    except (OSError, FileFormatError) as error:
-        print(f"cannot read {path}: {error}", file=sys.stderr)
-        return 1
-    problems = validate_place_rows(rows)
-    if problems:
-        return _report_problems(path, problems)
-
-    async def work(database: Database) -> int:
-        try:
-            counts = await database.run(partial(apply_place_rows, rows=rows))
-        except ImportProblems as error:
-            return _report_problems(path, error.problems)
-        print(f"imported {len(rows)} place row(s): {counts.created} created, {counts.updated} updated")
-        return 0
-
-    return await with_database(settings, work)
-
-
-async def department_import(path: Path, settings: Settings) -> int:
-    from bot.core.department_import import apply_department_rows, read_department_file, validate_department_rows
+async def _import_unit_rows(
+    path: Path, settings: Settings, noun: str, read: Callable[[Path], Sequence[_Row]],
+    validate: Callable[[Sequence[_Row]], list[RowProblem]], apply: Callable[[Session, Sequence[_Row]], LevelCounts],
+) -> int:
+    """Read, check and import a file of one kind of unit (places, departments, partner units): a row that is
+    wrong, in the file or against the database, imports nothing and is listed with its line."""
     from bot.core.organisation import FileFormatError
     from bot.core.place_import import ImportProblems
 
     try:
-        rows = read_department_file(path)
+        rows = read(path)
     except (OSError, FileFormatError) as error:
         print(f"cannot read {path}: {error}", file=sys.stderr)
         return 1
-    problems = validate_department_rows(rows)
+    problems = validate(rows)
     if problems:
         return _report_problems(path, problems)
 
     async def work(database: Database) -> int:
         try:
-            counts = await database.run(partial(apply_department_rows, rows=rows))
+            counts = await database.run(lambda session: apply(session, rows))
         except ImportProblems as error:
             return _report_problems(path, error.problems)
-        print(f"imported {len(rows)} department row(s): {counts.created} created, {counts.updated} updated")
+        print(f"imported {len(rows)} {noun} row(s): {counts.created} created, {counts.updated} updated")
         return 0
 
     return await with_database(settings, work)
+
+
+async def place_import(path: Path, settings: Settings) -> int:
+    from bot.core.place_import import apply_place_rows, read_place_file, validate_place_rows
+
+    return await _import_unit_rows(path, settings, "place", read_place_file, validate_place_rows, apply_place_rows)
+
+
+async def department_import(path: Path, settings: Settings) -> int:
+    from bot.core.department_import import apply_department_rows, read_department_file, validate_department_rows
+
+    return await _import_unit_rows(path, settings, "department", read_department_file, validate_department_rows,
+                                   apply_department_rows)
 
 
 async def boundary_import(path: Path, settings: Settings) -> int:
@@ -301,27 +296,10 @@ async def boundary_import(path: Path, settings: Settings) -> int:
 
 
 async def partner_import(path: Path, settings: Settings) -> int:
-    from bot.core.organisation import FileFormatError
     from bot.core.partners import apply_partner_rows, read_partner_file, validate_partner_rows
 
-    try:
-        rows = read_partner_file(path)
-    except (OSError, FileFormatError) as error:
-        print(f"cannot read {path}: {error}", file=sys.stderr)
-        return 1
-    problems = validate_partner_rows(rows)
-    if problems:
-        for problem in problems:
-            print(f"{path}:{problem.line}: {problem.message}", file=sys.stderr)
-        print(f"{len(problems)} problem(s); nothing was imported.", file=sys.stderr)
-        return 1
-
-    async def work(database: Database) -> int:
-        counts = await database.run(partial(apply_partner_rows, rows=rows))
-        print(f"imported {len(rows)} partner unit row(s): {counts.created} created, {counts.updated} updated")
-        return 0
-
-    return await with_database(settings, work)
+    return await _import_unit_rows(path, settings, "partner unit", read_partner_file, validate_partner_rows,
+                                   apply_partner_rows)
 
 
 async def staff_add(args: argparse.Namespace, settings: Settings) -> int:
