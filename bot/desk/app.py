@@ -285,6 +285,15 @@ async def _as_signed_in(request: web.Request, token: str, work: SignedInWork[T])
     return await desk.database.run(unit_of_work)
 
 
+async def _signed_in_page(request: web.Request, render: SignedInWork[tuple[str, int]]) -> web.StreamResponse:
+    """The page ``render`` writes (its HTML and status) for the person of the request's session."""
+    token = request.cookies.get(COOKIE, "")
+    rendered = await _as_signed_in(request, token, render) if token else None
+    if rendered is None:
+        return _ended(desk_of(request))
+    return _html(*rendered)
+
+
 # --- the list -----------------------------------------------------------------------------------------------
 
 
@@ -343,7 +352,6 @@ def filters_from(query: dict[str, str], t: Translator) -> Filters:
 
 async def request_list(request: web.Request) -> web.StreamResponse:
     desk = desk_of(request)
-    token = request.cookies.get(COOKIE, "")
     query = dict(request.query)
 
     def render(session: Session, person: Person, viewer: Viewer) -> tuple[str, int]:
@@ -363,15 +371,11 @@ async def request_list(request: web.Request) -> web.StreamResponse:
         extras = export_pages.list_extras(session, viewer, filters, dates)
         return pages.list_page(ctx, viewer, filters, choices, page, dates, extras), 200
 
-    rendered = await _as_signed_in(request, token, render) if token else None
-    if rendered is None:
-        return _ended(desk)
-    return _html(*rendered)
+    return await _signed_in_page(request, render)
 
 
 async def request_map(request: web.Request) -> web.StreamResponse:
     desk = desk_of(request)
-    token = request.cookies.get(COOKIE, "")
     query = dict(request.query)
 
     def render(session: Session, person: Person, viewer: Viewer) -> tuple[str, int]:
@@ -390,10 +394,7 @@ async def request_map(request: web.Request) -> web.StreamResponse:
         buildings = desk_requests.area_buildings(session, person)
         return pages.map_page(viewer, filters, choices, points, buildings, dates), 200
 
-    rendered = await _as_signed_in(request, token, render) if token else None
-    if rendered is None:
-        return _ended(desk)
-    return _html(*rendered)
+    return await _signed_in_page(request, render)
 
 
 # --- one request --------------------------------------------------------------------------------------------
@@ -422,7 +423,6 @@ def _render_request(session: Session, person: Person, viewer: Viewer, desk: Desk
 
 async def request_page(request: web.Request) -> web.StreamResponse:
     desk = desk_of(request)
-    token = request.cookies.get(COOKIE, "")
     request_id = int(request.match_info["request_id"])
     said = request.query.get("done", "")
 
@@ -436,10 +436,7 @@ async def request_page(request: web.Request) -> web.StreamResponse:
         # A request the viewer may not open is refused there, before anything of it is shown.
         return _render_request(session, person, viewer, desk, request_id, said=text)
 
-    rendered = await _as_signed_in(request, token, render) if token else None
-    if rendered is None:
-        return _ended(desk)
-    return _html(*rendered)
+    return await _signed_in_page(request, render)
 
 
 def _form_of(fields: dict[str, str]) -> Form:
@@ -600,10 +597,7 @@ def _area_choices(session: Session, person: Person) -> AreaChoices:
     return AreaChoices(desk_figures.overview_areas(session, person))
 
 
-FigurePage = Callable[[Session, Person, Viewer], T]
-
-
-def _figure_page(title: str, render: FigurePage[T]) -> FigurePage[T | tuple[str, int]]:
+def _figure_page(title: str, render: SignedInWork[T]) -> SignedInWork[T | tuple[str, int]]:
     """``render`` with its refusals said on the page: an area or month the page cannot show (400), an area
     the person does not administer (403)."""
 
@@ -619,14 +613,6 @@ def _figure_page(title: str, render: FigurePage[T]) -> FigurePage[T | tuple[str,
             return pages.message_page(t, t._(title), t._(error.message), viewer), 403
 
     return page
-
-
-async def _signed_in_page(request: web.Request, render: FigurePage[tuple[str, int]]) -> web.StreamResponse:
-    token = request.cookies.get(COOKIE, "")
-    rendered = await _as_signed_in(request, token, render) if token else None
-    if rendered is None:
-        return _ended(desk_of(request))
-    return _html(*rendered)
 
 
 async def overview(request: web.Request) -> web.StreamResponse:

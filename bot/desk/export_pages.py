@@ -401,8 +401,6 @@ def _problem_list(t: Translator, problems: Sequence[RowProblem] | str) -> str:
 
 
 async def import_page(request: web.Request) -> web.StreamResponse:
-    desk = desk_app.desk_of(request)
-    token = request.cookies.get(desk_app.COOKIE, "")
 
     def render(session: Session, person: Person, viewer: Viewer) -> tuple[str, int]:
         try:
@@ -412,8 +410,7 @@ async def import_page(request: web.Request) -> web.StreamResponse:
             return message_page(t, t._("Import historical requests"), t._(error.reason), viewer), 403
         return _import_form(viewer), 200
 
-    rendered = await desk_app._as_signed_in(request, token, render) if token else None
-    return desk_app._html(*rendered) if rendered is not None else desk_app._ended(desk)
+    return await desk_app._signed_in_page(request, render)
 
 
 @dataclass(frozen=True)
