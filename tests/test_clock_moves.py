@@ -10,7 +10,7 @@ from sqlalchemy.orm import Session
 
 from bot.config import Settings
 from bot.core import requests as core
-from bot.core.clock import FrozenClock, system_clock
+from bot.core.clock import FrozenClock, RunningClock
 from bot.core.scheduler import SchedulerConfig
 from bot.playground import Playground
 from bot.playground.app import periodic_moments
@@ -60,8 +60,7 @@ def file_and_accept(session: Session, now: datetime) -> str:
 
 async def test_moving_the_clock_runs_each_digest_and_the_weekly_status_it_passed(database_url: str) -> None:
     settings = Settings(database_url=database_url, _env_file=None)  # type: ignore[call-arg]
-    playground = Playground(settings, port=0)
-    playground.clock.offset = THURSDAY_AFTERNOON - system_clock()
+    playground = Playground(settings, port=0, real_time=RunningClock(THURSDAY_AFTERNOON))
     try:
         await playground.start()
         code = await playground.service.database.run(lambda s: file_and_accept(s, playground.clock()))

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from datetime import UTC, datetime, timedelta
 
@@ -28,10 +29,26 @@ class FrozenClock:
 
 
 class OffsetClock:
-    """The system clock shifted forward; the playground moves it to show reminders."""
+    """A running clock (the system clock unless told) shifted forward; the playground moves it to show
+    reminders."""
 
-    def __init__(self) -> None:
+    def __init__(self, base: Clock = system_clock) -> None:
+        self.base = base
         self.offset = timedelta()
 
     def __call__(self) -> datetime:
-        return datetime.now(UTC) + self.offset
+        return self.base() + self.offset
+
+
+class RunningClock:
+    """A clock that runs at the pace of real time from a chosen moment, so a test of something that waits
+    for time to pass (the playground) does not depend on the day it runs."""
+
+    def __init__(self, start: datetime) -> None:
+        if start.tzinfo is None:
+            raise ValueError("RunningClock needs a timezone-aware datetime")
+        self.start = start
+        self.started = time.monotonic()
+
+    def __call__(self) -> datetime:
+        return self.start + timedelta(seconds=time.monotonic() - self.started)

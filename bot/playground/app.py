@@ -21,7 +21,7 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from bot.config import Settings
-from bot.core.clock import OffsetClock, system_clock
+from bot.core.clock import Clock, OffsetClock, system_clock
 from bot.core.outbox import OutboxSender
 from bot.core.router import callback
 from bot.core.scheduler import SchedulerConfig
@@ -62,13 +62,17 @@ class PortUnavailable(Exception):
 
 
 class Playground:
-    """Start with ``start()``, which returns the page's URL; ``stop()`` ends everything it started."""
+    """Start with ``start()``, which returns the page's URL; ``stop()`` ends everything it started.
+    ``real_time`` is the clock the playground's own clock runs on before it is moved (tests start it on a
+    chosen day)."""
 
-    def __init__(self, settings: Settings, host: str = LOCAL_HOST, port: int | None = None) -> None:
+    def __init__(
+        self, settings: Settings, host: str = LOCAL_HOST, port: int | None = None, real_time: Clock = system_clock
+    ) -> None:
         self.settings = settings
         self.host = host
         self.port = settings.playground_port if port is None else port
-        self.clock = OffsetClock()
+        self.clock = OffsetClock(real_time)
         self.sim = BotApiSimulator(
             PLAYGROUND_TOKEN, bot_username=BOT_USERNAME, bot_first_name="GridBot", max_file_bytes=MAX_KEPT_FILE_BYTES,
             clock=self.clock,
@@ -130,7 +134,7 @@ class Playground:
         be numbered above them, and its requests and jobs happened at simulated times the clock must not undo."""
         database = self.service.database
         self.sim.continue_update_ids_after(await database.run(last_update_id))
-        saved = await database.run(partial(saved_clock_offset, real_now=system_clock()))
+        saved = await database.run(partial(saved_clock_offset, real_now=self.clock.base()))
         self.clock.offset = max(self.clock.offset, saved)
 
     async def _start_web(self) -> None:
