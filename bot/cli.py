@@ -333,7 +333,10 @@ async def staff_list(args: argparse.Namespace, settings: Settings) -> int:
         lines = await database.run(list_staff)
         waiting = await database.run(not_opened_yet)
         for line in lines:
-            print(f"{line}  (has not opened the bot yet)" if line.telegram_id in waiting else line)
+            # Fixed-width columns first; names, whose width varies with the script, last.
+            shown = (f"{line.role.value:<10} {line.unit_code:<14} {line.telegram_id} ({line.channel})"
+                     f"  {line.person_name or '-'}  /  {line.unit_name}")
+            print(f"{shown}  (has not opened the bot yet)" if line.telegram_id in waiting else shown)
         if not lines:
             print("no staff yet; add some with `gridbot staff add`")
         return 0

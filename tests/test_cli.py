@@ -119,6 +119,7 @@ def test_org_import_staff_add_and_list(
     assert main(["staff", "list"]) == 0
     out = capsys.readouterr().out
     assert "777" in out and "DG-JS-01" in out and "778" not in out
+    assert out.split()[:4] == ["worker", "DG-JS-01", "777", "(telegram)"] and "StaffLine" not in out
 
 
 def test_staff_add_by_wechat_openid(sqlite_file: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
