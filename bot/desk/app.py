@@ -350,28 +350,49 @@ def filters_from(query: dict[str, str], t: Translator) -> Filters:
     )
 
 
+BAD_FILTER = N_("One of the filters is not valid. Clear the filters and choose again.")
+
+
+def filtered_page(title: str, render: SignedInWork[T]) -> SignedInWork[T | tuple[str, int]]:
+    """``render`` with its refusals said on the page: a filter the list cannot use (400), requests the person
+    may not read (403)."""
+
+    def page(session: Session, person: Person, viewer: Viewer) -> T | tuple[str, int]:
+        t = viewer.t
+        try:
+            return render(session, person, viewer)
+        except BadFilter:
+            return pages.message_page(t, t._(title), t._(BAD_FILTER), viewer), 400
+        except RequestRefused as error:
+            return pages.message_page(t, t._(title), refusal_text(t, error), viewer), 403
+
+    return page
+
+
+def _list_choices(session: Session, person: Person) -> ListChoices:
+    """What the filter form offers: the units of the person's area and every category."""
+    categories = list(session.scalars(select(Category).order_by(Category.code)))
+    return ListChoices(desk_requests.area_units(session, person), categories)
+
+
+def _dates(query: dict[str, str]) -> tuple[str, str]:
+    """The date filters as the form shows them again."""
+    return query.get("since", "")[:10], query.get("until", "")[:10]
+
+
 async def request_list(request: web.Request) -> web.StreamResponse:
     desk = desk_of(request)
     query = dict(request.query)
 
     def render(session: Session, person: Person, viewer: Viewer) -> tuple[str, int]:
-        t = viewer.t
         ctx = desk_context(session, person, desk.clock(), desk.config.core)
-        try:
-            filters = filters_from(query, t)
-            page = desk_requests.request_page(session, person, filters, ctx.now)
-        except BadFilter:
-            return pages.message_page(t, t._("Requests"), t._("One of the filters is not valid. Clear the filters "
-                                                              "and choose again."), viewer), 400
-        except RequestRefused as error:
-            return pages.message_page(t, t._("Requests"), refusal_text(t, error), viewer), 403
-        categories = list(session.scalars(select(Category).order_by(Category.code)))
-        choices = ListChoices(desk_requests.area_units(session, person), categories)
-        dates = (query.get("since", "")[:10], query.get("until", "")[:10])
+        filters = filters_from(query, viewer.t)
+        page = desk_requests.request_page(session, person, filters, ctx.now)
+        dates = _dates(query)
         extras = export_pages.list_extras(session, viewer, filters, dates)
-        return pages.list_page(ctx, viewer, filters, choices, page, dates, extras), 200
+        return pages.list_page(ctx, viewer, filters, _list_choices(session, person), page, dates, extras), 200
 
-    return await _signed_in_page(request, render)
+    return await _signed_in_page(request, filtered_page(N_("Requests"), render))
 
 
 async def request_map(request: web.Request) -> web.StreamResponse:
@@ -379,22 +400,13 @@ async def request_map(request: web.Request) -> web.StreamResponse:
     query = dict(request.query)
 
     def render(session: Session, person: Person, viewer: Viewer) -> tuple[str, int]:
-        t = viewer.t
-        try:
-            filters = filters_from(query, t)
-            points = desk_requests.map_points(session, person, filters, desk.clock())
-        except BadFilter:
-            return pages.message_page(t, t._("Map"), t._("One of the filters is not valid. Clear the filters "
-                                                         "and choose again."), viewer), 400
-        except RequestRefused as error:
-            return pages.message_page(t, t._("Map"), refusal_text(t, error), viewer), 403
-        categories = list(session.scalars(select(Category).order_by(Category.code)))
-        choices = ListChoices(desk_requests.area_units(session, person), categories)
-        dates = (query.get("since", "")[:10], query.get("until", "")[:10])
+        filters = filters_from(query, viewer.t)
+        points = desk_requests.map_points(session, person, filters, desk.clock())
         buildings = desk_requests.area_buildings(session, person)
-        return pages.map_page(viewer, filters, choices, points, buildings, dates), 200
+        choices = _list_choices(session, person)
+        return pages.map_page(viewer, filters, choices, points, buildings, _dates(query)), 200
 
-    return await _signed_in_page(request, render)
+    return await _signed_in_page(request, filtered_page(N_("Map"), render))
 
 
 # --- one request --------------------------------------------------------------------------------------------

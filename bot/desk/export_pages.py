@@ -40,12 +40,10 @@ from bot.core.desk_requests import Filters, FoundSpot, SpotKind
 from bot.core.organisation import FileFormatError, RowProblem
 from bot.core.privacy import may_see_personal_data
 from bot.core.request_export import ExportBatch, ImportRefused, UnreadableImport
-from bot.core.requests import RequestRefused
 from bot.core.units import DISTRICT, LEVEL_MODEL, Unit
 from bot.desk import app as desk_app
 from bot.desk.pages import Viewer, _csrf, _e, document, filter_query, message_page
 from bot.i18n import N_, Translator
-from bot.wording import refusal_text
 from storage.models import Person
 
 # A district's list at x60 is about a hundred thousand requests; more than this asks for narrower filters.
@@ -60,7 +58,6 @@ UPLOAD_SUFFIXES = (".xlsx", ".csv")
 PENDING_LIFETIME = timedelta(minutes=30)
 FORMATS = {"xlsx": "application/vnd.openxmlformats-officedocument.spreadsheetml.sheet",
            "csv": "text/csv; charset=utf-8"}
-BAD_FILTER = N_("One of the filters is not valid. Clear the filters and choose again.")
 TOO_MANY = N_("More than {limit} requests match these filters. Narrow them (dates, area, status) and export again.")
 UPLOAD_TOO_LARGE = N_("The file is larger than {size} MB. Split it into smaller files.")
 UPLOAD_NOT_A_TABLE = N_("Choose an XLSX or CSV file with the columns of an export.")
@@ -229,13 +226,9 @@ async def export(request: web.Request) -> web.StreamResponse:
                 filters = desk_app.filters_from(query, t)
                 return request_export.desk_export(session, person, filters, desk.clock(), t, personal, after,
                                                   EXPORT_BATCH)
-            except desk_app.BadFilter:
-                return message_page(t, t._("Requests"), t._(BAD_FILTER), viewer), 400
-            except RequestRefused as error:
-                return message_page(t, t._("Requests"), refusal_text(t, error), viewer), 403
             except DeskRefused as error:
                 return message_page(t, t._("Requests"), t._(error.reason), viewer), 403
-        return read
+        return desk_app.filtered_page(N_("Requests"), read)
 
     def start(session: Session, person: Person, viewer: Viewer) -> Started | tuple[str, int]:
         first = batch_after(0)(session, person, viewer)
