@@ -330,6 +330,7 @@ def seed_rows(session: Session) -> None:
                     for what, update_id, received, handled in inbox)
     outbox = [
         (OutboxStatus.SENT, OLD), (OutboxStatus.FAILED, OLD), (OutboxStatus.PENDING, OLD), (OutboxStatus.SENT, RECENT),
+        (OutboxStatus.HELD, OLD), (OutboxStatus.HELD, RECENT),
     ]
     session.add_all(OutboxMessage(person_id=person.id, action={"status": status.value}, status=status,
                                   created_at=at, not_before=at, sent_at=at if status is OutboxStatus.SENT else None)
@@ -351,10 +352,10 @@ async def test_retention_prunes_old_handled_updates_and_sent_messages_and_keeps_
     await database.run(seed_rows)
     config = SchedulerConfig(retention_days=30)
     report = await run_due_jobs(database, NOW, config)
-    assert report.done[JobKind.RETENTION] == 3  # one update, two messages
+    assert report.done[JobKind.RETENTION] == 4  # one update, three messages
     inbox, outbox = await remaining(database)
     assert inbox == {2, 3}  # recent, and the one never handled
-    assert outbox == [(OutboxStatus.PENDING, OLD), (OutboxStatus.SENT, RECENT)]
+    assert outbox == [(OutboxStatus.PENDING, OLD), (OutboxStatus.SENT, RECENT), (OutboxStatus.HELD, RECENT)]
 
     # Once a day: later the same day nothing runs, the next day the recent rows have aged.
     assert (await run_due_jobs(database, NOW + timedelta(hours=3), config)).done[JobKind.RETENTION] == 0
@@ -367,7 +368,7 @@ async def test_retention_follows_the_setting(database: Database) -> None:
     await database.run(seed_rows)
     await run_due_jobs(database, NOW, SchedulerConfig(retention_days=60))
     inbox, outbox = await remaining(database)
-    assert inbox == {1, 2, 3} and len(outbox) == 4
+    assert inbox == {1, 2, 3} and len(outbox) == 6
 
 
 async def test_pruning_goes_in_batches(database: Database) -> None:
@@ -431,6 +432,6 @@ def test_gridbot_jobs_run_prunes_with_the_configured_retention(
     assert main(["jobs", "due", "--at", NOW.isoformat()]) == 0
     assert "retention" in capsys.readouterr().out
     assert main(["jobs", "run", "--at", NOW.isoformat()]) == 0
-    assert "retention 3" in capsys.readouterr().out
+    assert "retention 4" in capsys.readouterr().out
     assert main(["jobs", "run", "--at", NOW.isoformat()]) == 0
     assert "retention" not in capsys.readouterr().out

@@ -303,15 +303,22 @@ def prune_inbox_batch(session: Session, cutoff: datetime, limit: int = PRUNE_BAT
     return _updated(session, delete(InboxUpdate).where(tuple_(InboxUpdate.channel, InboxUpdate.update_id).in_(oldest)))
 
 
+PRUNED_STATUSES = (OutboxStatus.SENT, OutboxStatus.FAILED, OutboxStatus.HELD)
+
+
 def prune_outbox_batch(session: Session, cutoff: datetime, limit: int = PRUNE_BATCH) -> int:
-    """Delete up to ``limit`` sent or failed messages due before ``cutoff``; returns how many.
+    """Delete up to ``limit`` sent, failed or held messages due before ``cutoff``; returns how many.
+
+    Held messages wait for a person who has not written yet (staff added before they opened the bot, a
+    partner filing through Open311, who never will): past the retention they are dropped like the rest, or they
+    would pile up for ever.
 
     ``not_before`` is never earlier than the row's creation, so the ``(status, not_before)`` index finds old
     rows without reading the recent ones.
     """
     old = (
         select(OutboxMessage.id)
-        .where(OutboxMessage.status.in_((OutboxStatus.SENT, OutboxStatus.FAILED)), OutboxMessage.not_before < cutoff)
+        .where(OutboxMessage.status.in_(PRUNED_STATUSES), OutboxMessage.not_before < cutoff)
         .limit(limit)
     )
     return _updated(session, delete(OutboxMessage).where(OutboxMessage.id.in_(old)))
