@@ -50,6 +50,9 @@ class Settings(BaseSettings):
     send_rate: float = Field(default=25.0, gt=0, le=1000)
     # Requests a resident may file per day; admins are exempt.
     daily_request_limit: int = Field(default=10, ge=1)
+    # Requests one Open311 partner key may file in 24 hours: a partner files for many people, but a runaway
+    # client must not flood the grid workers' chats.
+    open311_daily_limit: int = Field(default=500, ge=1)
     # Visits each grid worker is to make per day, for grids whose community set no target.
     visit_target: int = Field(default=8, ge=1, le=100)
     # Local time the night window ends: a patrol still open then is closed by the scheduler.

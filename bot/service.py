@@ -58,6 +58,7 @@ class Service:
             default_locale=self.settings.default_locale,
             bot_username=bot_username,
             daily_request_limit=self.settings.daily_request_limit,
+            open311_daily_limit=self.settings.open311_daily_limit,
             retention_days=self.settings.retention_days,
             visit_target=self.settings.visit_target,
             meetings=meeting_defaults(self.settings),

@@ -79,10 +79,12 @@ def org_with_partner(session: Session) -> Setup:
 
 
 @contextlib.asynccontextmanager
-async def open311_client(database: Database, clock: FrozenClock, locale: str = "en") -> AsyncIterator[Client]:
+async def open311_client(database: Database, clock: FrozenClock, locale: str = "en",
+                         daily_limit: int = 500) -> AsyncIterator[Client]:
     # Mounted the way the desk mounts it, under an application with aiohttp's own limits.
     desk = web.Application()
-    desk.add_subapp(PREFIX, open311_app(database, clock, CoreConfig(default_locale=locale)))
+    config = CoreConfig(default_locale=locale, open311_daily_limit=daily_limit)
+    desk.add_subapp(PREFIX, open311_app(database, clock, config))
     client = TestClient(TestServer(desk))
     await client.start_server()
     try:
@@ -230,6 +232,22 @@ async def test_a_posted_request_is_routed_by_its_location_like_a_chat_one(databa
         assert "Li" not in near.description and all("li@example.org" not in str(row.action) for row in cards)
 
     await database.run(check)
+
+
+async def test_a_key_files_at_most_its_daily_limit_in_24_hours(database: Database, clock: FrozenClock) -> None:
+    setup = await database.run(org_with_partner)
+    form = {"api_key": setup.key, "service_code": "clutter", "address_id": "DG-JS-01-B1",
+            "description": "Boxes piled in the stairwell"}
+    async with open311_client(database, clock, daily_limit=2) as client:
+        await post(client, "json", 200, **form)
+        clock.advance(hours=1)
+        await post(client, "json", 200, **form)
+        assert_error(await post(client, "json", 429, **form), 429, "2 requests in the last 24 hours")
+        assert_error(await post(client, "xml", 429, **form), 429, "as many as it may")
+        clock.advance(hours=23, seconds=1)  # the first has left the 24 hours, the second has not
+        await post(client, "json", 200, **form)
+        assert_error(await post(client, "json", 429, **form), 429, "2 requests")
+    assert len(await database.run(requests_in)) == 3
 
 
 async def test_the_grid_workers_chat_gets_the_card_of_a_posted_request(

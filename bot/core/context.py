@@ -38,6 +38,8 @@ class CoreConfig:
     default_locale: str = "zh_CN"
     bot_username: str = "gridbot"
     daily_request_limit: int = 10
+    # Requests one Open311 partner key may file in 24 hours.
+    open311_daily_limit: int = 500
     # Days handled updates and sent messages are kept (the privacy notice tells people).
     retention_days: int = 30
     # Visits each grid worker is to make per day, where the grid sets no target of its own.

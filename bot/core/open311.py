@@ -267,11 +267,18 @@ def reader_of_key(session: Session, api_key: str) -> Person | None:
     return partner_or_refuse(session, api_key) if api_key else None
 
 
-def file_for_partner(session: Session, api_key: str, filing: Filing, now: datetime) -> core.Change:
+def file_for_partner(session: Session, api_key: str, filing: Filing, now: datetime,
+                     daily_limit: int) -> core.Change:
     """File the partner's request as the person its key files as; it goes where a chat request about the same
-    spot goes. Partners are not held to the residents' daily limit: a partner files for many people, and a
-    key that misbehaves is revoked."""
+    spot goes. Partners are not held to the residents' daily limit, since a partner files for many people,
+    but to ``daily_limit`` in 24 hours (429 beyond it), so a runaway client cannot flood the workers' chats;
+    a key that misbehaves is revoked."""
     partner = partner_or_refuse(session, api_key)
+    filed = session.scalar(select(func.count(Request.id)).where(
+        Request.resident_id == partner.id, Request.created_at > now - timedelta(days=1)))
+    if (filed or 0) >= daily_limit:
+        raise Open311Refused(429, N_("This api_key filed {limit} requests in the last 24 hours, as many as it may. "
+                                     "Try again later."), limit=daily_limit)
     category = active_category(session, filing.service_code)
     if category is None:
         raise Open311Refused(400, N_("service_code {code} is not one of our services."),

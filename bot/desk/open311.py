@@ -311,7 +311,7 @@ class Open311:
     def _file(self, session: Session, api_key: str, filing: core.Filing, now: datetime,
               t: Translator) -> tuple[str, str]:
         """File the request and write its cards for the holders, as the chat does after a resident confirms."""
-        change = core.file_for_partner(session, api_key, filing, now)
+        change = core.file_for_partner(session, api_key, filing, now, self.config.open311_daily_limit)
         filed = change.request
         ctx = Context(session=session, person=filed.resident, event=Unsupported("open311"), now=now,
                       config=self.config)
