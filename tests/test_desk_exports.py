@@ -130,6 +130,18 @@ async def test_personal_columns_follow_the_rule_and_hidden_residents_stay_hidden
     assert (hidden["Resident"], hidden["Phone"]) == ("", "")
     plain = csv_rows(await (await download(client, "format=csv")).read())
     assert "Resident" not in plain[0] and "Phone" not in plain[0]
+    await download(client, "format=xlsx&personal=1&q=Wires")
+
+    def audited(session: Session) -> list[tuple[str, int | None, dict[str, str]]]:
+        entries = session.scalars(select(AuditLog).where(AuditLog.action == "requests.exported_personal")
+                                  .order_by(AuditLog.id))
+        return [(entry.action, entry.actor_id, entry.details) for entry in entries]
+
+    # Each download with names and phones once, with what narrowed it; the plain one not at all.
+    assert await database.run(audited) == [
+        ("requests.exported_personal", org.jianshe_admin, {"filters": {"sort": "newest"}}),
+        ("requests.exported_personal", org.jianshe_admin, {"filters": {"sort": "newest", "text": "Wires"}}),
+    ]
 
 
 async def test_the_core_refuses_an_export_or_import_to_those_without_the_right(

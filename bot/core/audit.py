@@ -24,6 +24,7 @@ class AuditAction(enum.StrEnum):
     DESK_SIGNED_OUT = "desk.signed_out"
     INVITE_CREATED = "invite.created"
     INVITE_USED = "invite.used"
+    PERSONAL_DATA_EXPORTED = "requests.exported_personal"
     REQUESTS_IMPORTED = "requests.imported"
     STAFF_REMOVED = "staff.removed"
     TEAM_CHAT_LINKED = "team_chat.linked"

@@ -210,15 +210,23 @@ def desk_export(
     """``size`` rows of the desk's list with ``filters`` (every page of it, by id) after request ``after``, for
     ``person``: only someone who may use the desk (raises ``DeskRefused``), only the requests of their area
     (``desk_requests``), and residents' names and phones only when asked for and ``may_see_personal_data``
-    allows them. In batches, so a caller writes the file outside the database's unit of work."""
+    allows them. In batches, so a caller writes the file outside the database's unit of work. A download with
+    residents' names and phones is audited with its filters, once, with its first batch."""
     if not may_use_desk(person):
         raise DeskRefused(NOT_FOR_YOU)
     conditions = list_conditions(session, person, replace(filters, after=None), now)
     include = personal and may_see_personal_data(person)
+    if include and after == 0:
+        record_action(session, person, AuditAction.PERSONAL_DATA_EXPORTED, now, filters=_described(filters))
     listing = _listing(RequestFilter()).where(*conditions, Request.id > after).limit(size)
     ids: list[int] = []
     rows = list(_rows_of(session, listing, t, include, ids))
     return ExportBatch(headers(t, include), rows, ids[-1] if len(ids) == size else None)
+
+
+def _described(filters: Filters) -> dict[str, str]:
+    """The filters that narrow the list, as text, for the audit log."""
+    return {name: str(value) for name, value in vars(filters).items() if value not in (None, False, "")}
 
 
 def write_xlsx(out: BinaryIO, title: str, header: Sequence[str], rows: Iterable[Sequence[Any]]) -> int:
