@@ -275,8 +275,11 @@ def card_text(ctx: Context, t: Translator, request: Request, headline: str = "")
     due = t._("Due by: {due}").format(due=due_text(t, request))
     lines.append(due + (" ⚠️ " + t._("overdue") if core.is_overdue(request, ctx.now) else ""))
     if request.supporters:
-        lines.append(t.n_("{count} neighbour reported the same", "{count} neighbours reported the same",
-                          request.supporters).format(count=request.supporters))
+        same = (t.n_("{count} more person reported the same", "{count} more people reported the same",
+                     request.supporters) if request.place_id is not None
+                else t.n_("{count} neighbour reported the same", "{count} neighbours reported the same",
+                          request.supporters))
+        lines.append(same.format(count=request.supporters))
     return "\n".join(lines)
 
 

@@ -279,8 +279,9 @@ def _offer_duplicates(ctx: Context, duplicates: list[Request], at_a_place: bool)
     buttons = []
     for request in duplicates:
         # Only what the resident chose themselves and neutral facts: never another resident's words or name.
-        joined = t.n_("{count} neighbour joined", "{count} neighbours joined", request.supporters).format(
-            count=request.supporters)
+        joined = (t.n_("{count} person joined", "{count} people joined", request.supporters) if at_a_place
+                  else t.n_("{count} neighbour joined", "{count} neighbours joined", request.supporters)
+                  ).format(count=request.supporters)
         lines.append(t._("{code} · {category}, filed {date} · {joined}").format(
             code=request.code, category=request.category.name(t.locale), date=t.date(request.created_at),
             joined=joined))
@@ -308,13 +309,18 @@ def _join(ctx: Context, argument: str) -> None:
     request, t = change.request, ctx.t
     _close_step(ctx, t._("🙋 Me too: {code}").format(code=request.code))
     ctx.clear_state()
-    show_main_menu(ctx, t.n_(
-        "You joined {code}. {count} neighbour supports it now; we will keep you posted.",
-        "You joined {code}. {count} neighbours support it now; we will keep you posted.",
-        request.supporters,
-    ).format(code=request.code, count=request.supporters))
-    notify_staff_text(ctx, change.notify, request, N_("🙋 One more neighbour reported {code} ({count} in all)."),
-                      count=request.supporters + 1)
+    # A place (a market, an alley) is everyone's: those who join are not neighbours there.
+    at_a_place = request.place_id is not None
+    joined = (t.n_("You joined {code}. {count} person supports it now; we will keep you posted.",
+                   "You joined {code}. {count} people support it now; we will keep you posted.", request.supporters)
+              if at_a_place else
+              t.n_("You joined {code}. {count} neighbour supports it now; we will keep you posted.",
+                   "You joined {code}. {count} neighbours support it now; we will keep you posted.",
+                   request.supporters))
+    show_main_menu(ctx, joined.format(code=request.code, count=request.supporters))
+    told = (N_("🙋 One more person reported {code} ({count} in all).") if at_a_place
+            else N_("🙋 One more neighbour reported {code} ({count} in all)."))
+    notify_staff_text(ctx, change.notify, request, told, count=request.supporters + 1)
 
 
 def _file_anyway(ctx: Context, _argument: str) -> None:

@@ -106,9 +106,11 @@ async def test_an_outdoor_worker_reports_a_market_by_its_qr_code_and_its_grid_wo
         categories = await other.wait_for(has_button("fl:cat:"))
         await other.press(categories, button(categories, "fl:cat:1"))
         offer = await other.wait_for_text("Others already reported this here in the last week")
+        assert "0 people joined" in (offer.text or "")  # at a market nobody is a neighbour
         mark = simulator.seq
         await other.press(offer, button(offer, f"fl:join:{request.id}"))
-        await wang.wait_for_text("One more neighbour reported R-000001 (2 in all)", since=mark)
+        await other.wait_for_text("You joined R-000001. 1 person supports it now", since=mark)
+        await wang.wait_for_text("One more person reported R-000001 (2 in all)", since=mark)
         assert (await only_request(bot)).supporters == 1
 
 
