@@ -17,7 +17,7 @@ ENV PYTHONDONTWRITEBYTECODE=1 PYTHONUNBUFFERED=1 PIP_DISABLE_PIP_VERSION_CHECK=1
 COPY requirements.lock ./
 RUN pip install --no-cache-dir --require-hashes -r requirements.lock
 
-COPY pyproject.toml README.md babel.cfg ./
+COPY pyproject.toml README.md LICENSE babel.cfg ./
 COPY bot ./bot
 COPY handlers ./handlers
 COPY storage ./storage

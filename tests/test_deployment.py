@@ -10,6 +10,7 @@ import shlex
 import shutil
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from types import ModuleType
 
@@ -83,6 +84,13 @@ def test_dockerfile_installs_the_lock_with_the_command_ci_runs() -> None:
     assert "fonts-noto-cjk" in dockerfile
     users = re.findall(r"^USER (\S+)", dockerfile, re.MULTILINE)
     assert users and users[-1] not in ("root", "0")
+
+
+def test_dockerfile_copies_what_building_the_package_reads() -> None:
+    project = tomllib.loads((ROOT / "pyproject.toml").read_text(encoding="utf-8"))["project"]
+    dockerfile = (ROOT / "Dockerfile").read_text(encoding="utf-8")
+    copied = {word for line in dockerfile.splitlines() if line.startswith("COPY ") for word in line.split()[1:-1]}
+    assert {project["readme"], *project["license-files"]} <= copied
 
 
 def unit(name: str) -> configparser.ConfigParser:
