@@ -173,7 +173,7 @@ class _Generator:
         accepted = None if unaccepted else created + timedelta(hours=rng.expovariate(1 / 4))
         done = status in (RequestStatus.RESOLVED, RequestStatus.CLOSED)
         resolved = accepted + timedelta(hours=rng.lognormvariate(3.5, 1.0)) if done and accepted else None
-        self.side_rows(request_id, created, status)
+        stars = self.side_rows(request_id, created, status)
         return {
             "id": request_id,
             "resident_id": rng.choice(self.resident_ids),
@@ -191,9 +191,11 @@ class _Generator:
             "resolved_level": Level.GRID if resolved else None,
             "closed_at": resolved + timedelta(days=2) if resolved and status is RequestStatus.CLOSED else None,
             "supporters": 0,
+            "rating_stars": stars,
         }
 
-    def side_rows(self, request_id: int, created: datetime, status: RequestStatus) -> None:
+    def side_rows(self, request_id: int, created: datetime, status: RequestStatus) -> int | None:
+        """The request's events and rating; its stars, which the request row holds a copy of."""
         rng = self.rng
         self.events.append({"request_id": request_id, "at": created, "kind": EventKind.FILED, "text": ""})
         if rng.random() < ESCALATED_SHARE:
@@ -205,6 +207,8 @@ class _Generator:
             self.ratings.append(
                 {"request_id": request_id, "outcome": "fixed" if stars > 2 else "partly", "stars": stars, "at": created}
             )
+            return stars
+        return None
 
 
 def with_grid(row: dict[str, Any], grid_of: dict[int, int]) -> dict[str, Any]:

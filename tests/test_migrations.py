@@ -58,3 +58,34 @@ async def test_requests_filed_before_places_get_their_buildings_grid(database_ur
         assert [tuple(row) for row in grid] == [(2, None)]
     finally:
         await database.dispose()
+
+
+async def test_requests_take_their_ratings_stars(database_url: str) -> None:
+    """0019_request_rating_stars: each rated request's row gets its rating's stars; the others none."""
+    database = Database(database_url)
+    try:
+        await upgrade(database, "0018f_desk_figures")
+        async with database.async_engine.begin() as connection:
+            for statement in (
+                "INSERT INTO streets (id, code, name) VALUES (1, 'S', 'S')",
+                "INSERT INTO communities (id, code, name, street_id) VALUES (1, 'C', 'C', 1)",
+                "INSERT INTO grids (id, code, name, community_id) VALUES (1, 'G1', 'G1', 1)",
+                "INSERT INTO categories (id, code, names, due_days, remind_after_hours, escalate_after_hours,"
+                " sort_order, active) VALUES (1, 'c', '{}', 7, 24, 48, 0, true)",
+                "INSERT INTO people (id, channel, external_id, chat_id, display_name, unreachable, state_data,"
+                " created_at, awaiting_first_message) VALUES (1, 'telegram', '1', '1', '', false, '{}',"
+                " '2026-11-01 00:00:00', false)",
+                *(f"INSERT INTO requests (id, resident_id, grid_id, category_id, description, hide_identity,"
+                  f" status, level, unit_id, created_at, due_at, supporters, on_the_spot) VALUES ({request_id}, 1,"
+                  f" 1, 1, 'x', false, 'CLOSED', 'GRID', 1, '2026-11-01 00:00:00', '2026-11-08 00:00:00', 0, false)"
+                  for request_id in (1, 2, 3)),
+                "INSERT INTO ratings (request_id, outcome, stars, at) VALUES (1, 'fixed', 4, '2026-11-02 00:00:00'),"
+                " (2, 'fixed', NULL, '2026-11-02 00:00:00')",
+            ):
+                await connection.exec_driver_sql(statement)
+        await upgrade(database)
+        async with database.async_engine.connect() as connection:
+            stars = (await connection.exec_driver_sql("SELECT id, rating_stars FROM requests ORDER BY id")).all()
+        assert [tuple(row) for row in stars] == [(1, 4), (2, None), (3, None)]
+    finally:
+        await database.dispose()

@@ -489,6 +489,8 @@ def _request_values(row: HistoricalRequest, resident_id: int) -> dict[str, Any]:
         "created_at": row.created_at, "due_at": row.due_at, "accepted_at": row.resolved_at,
         "resolved_at": row.resolved_at, "resolved_level": Level.GRID if row.resolved_at else None,
         "closed_at": row.resolved_at if row.status is RequestStatus.CLOSED else None, "supporters": 0,
+        # The copy of the rating's stars inserted below: a plain insert of ratings does not set it.
+        "rating_stars": row.stars,
     }
 
 
