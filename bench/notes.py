@@ -22,6 +22,14 @@ HOW = """\
    yardstick is a bare aiogram echo bot fed exactly the same updates, measured straight after in the same
    process. The run checks that every conversation really filed its request. The per-person flood throttle is
    off in all in-process benchmarks (a scripted resident types faster than it allows).
+1c. **Yardsticks** (`bench/yardsticks.py`): the same conversations, recorded in gridbot's first turn, fed in one
+   process in alternating turns (3 runs) to the bare aiogram echo bot; the limit, gridbot's per-update statements
+   written straight on `sqlite3` on a copy of gridbot's database (record the batch, then per update one hop:
+   claim the inbox row, the person with building chain and roles, the step's statements, the state, one
+   multi-row outbox insert, commit; then send and record the deliveries); an idiomatic aiogram bot (an
+   `AsyncSession` per update in a middleware, aiogram's in-memory FSM, no inbox or outbox); the same with an
+   inbox row and an outbox row per update; and gridbot, live on a fresh copy of the same database. Each turn
+   checks that every conversation filed its request; CPU is the whole process's over the measured run.
 2. **Latency** (`bench/latency.py`): the same engine, open loop: one step every 10 ms from whichever resident is
    not waiting for an answer; from the update being handed out by getUpdates to its answer message being handed
    to the (null) network.
