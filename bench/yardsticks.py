@@ -49,6 +49,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import functools
 import gc
 import json
 import secrets
@@ -80,7 +81,20 @@ from aiogram.types import (
     TelegramObject,
     Update,
 )
-from sqlalchemy import JSON, BigInteger, Boolean, DateTime, ForeignKey, Integer, String, Text, event, func, select
+from sqlalchemy import (
+    JSON,
+    BigInteger,
+    Boolean,
+    DateTime,
+    ForeignKey,
+    Integer,
+    String,
+    Text,
+    event,
+    func,
+    insert,
+    select,
+)
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
@@ -416,7 +430,7 @@ class Deliveries:
                 while self.gathering and self.gathered is not None:
                     group, future = self.gathering, self.gathered
                     self.gathering, self.gathered = [], None
-                    await self.limit.hop(lambda connection, rows=group: _mark_sent(connection, rows))  # type: ignore[misc]
+                    await self.limit.hop(functools.partial(_mark_sent, group=group))
                     future.set_result(None)
             finally:
                 self.writing = False
@@ -643,7 +657,7 @@ async def peer_under_test(path: Path, residents: list[int], durable: bool,
     event.listen(engine.sync_engine, "connect", _peer_pragmas)
     async with engine.begin() as connection:
         await connection.run_sync(PeerBase.metadata.create_all)
-        await connection.execute(Resident.__table__.insert(), [
+        await connection.execute(insert(Resident), [
             {"telegram_id": user_id, "name": f"R{user_id}", "building": "1号楼", "worker_chat_id": FIRST_WORKER}
             for user_id in residents
         ])
@@ -672,7 +686,7 @@ def _peer_pragmas(dbapi_connection: Any, _record: Any) -> None:
 
 async def _peer_filed(engine: AsyncEngine) -> int:
     async with engine.connect() as connection:
-        return int(await connection.scalar(select(func.count(func.distinct(FiledRequest.resident_id)))))
+        return await connection.scalar(select(func.count(func.distinct(FiledRequest.resident_id)))) or 0
 
 
 # --- turns ------------------------------------------------------------------------------------------------------
