@@ -1,6 +1,6 @@
 """Run every benchmark and rewrite ``bench/RESULTS.md``.
 
-    python -m bench            # the full run (about 10 minutes on 2 cores), rewrites bench/RESULTS.md
+    python -m bench            # the full run (about 13 minutes on 2 cores), rewrites bench/RESULTS.md
     python -m bench --quick    # a small run for CI (under 2 minutes); prints, writes nothing
 
 Timings on a shared 2-core machine swing by a factor of two from one minute to the next, so no result fails the

@@ -35,7 +35,8 @@ of them at once, each step sent once the previous one was answered. gridbot's fi
 the other bots are fed that recording. gridbot itself cannot be fed a recording (its Confirm button carries a
 token of the draft, so an old summary cannot file a later draft): each of its turns runs the same scripted
 residents live on a fresh copy of the same database, which yields the same updates apart from their ids and
-that token. Every turn starts on a fresh database after a small warm-up and is checked: each conversation's
+that token (the limit and the peers check that Confirm carries one but cannot compare it with a draft of
+their own). Every turn starts on a fresh database after a small warm-up and is checked: each conversation's
 request exists (echo: every update was answered).
 
 Both peers' SQLite gets the pragmas gridbot sets (WAL, ``synchronous=NORMAL``) and one pooled connection:
