@@ -638,6 +638,7 @@ def peer_router() -> Router:
     @router.callback_query(Filing.summary, F.data.startswith("fl:ok:"))
     async def confirm(query: CallbackQuery, state: FSMContext, answer: Answers, session: AsyncSession,
                       resident: Resident) -> None:
+        assert (query.data or "").removeprefix("fl:ok:"), "a Confirm button carries its draft's token"
         draft = await state.get_data()
         request = FiledRequest(resident_id=resident.id, category=draft["category_id"],
                                description=draft["description"], hide_identity=bool(draft.get("hide")),
