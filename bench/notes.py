@@ -71,6 +71,13 @@ layer rather than a tuning step, so it is left as a decision for the project. On
 through `AsyncSession.run_sync`, i.e. every statement awaits asyncpg on the event loop, and the ratio is lower still
 (0.02).
 
+**gridbot against the limit and the idiomatic peer (targets 0.5 and 2.0; measured 0.17-0.21 and 0.44-0.71 on
+2026-12-01).** Throughput here is CPU per update (the event loop and the database thread share the GIL on two
+cores): the limit spends about 0.6 ms on an update, the idiomatic peer about 2.1 ms, the durable peer about 3.1
+ms, gridbot about 3.4-3.7 ms. The targets need gridbot near 1.1 ms, i.e. the per-update frame as fixed
+statements on the held connection and no ORM unit of work for the filing steps (see the limit in
+`bench/yardsticks.py` for what those statements are).
+
 **Latency at 100 steps/s (target p99 <= 25 ms; measured p50 4-6 ms, p99 25-120 ms).** The median step is well
 inside the bound; the tail is updates queued behind a heavier one (a confirmation writes the request, its event
 and the notifications to the grid's workers) in the single database thread, plus the machine's own noise. Before
