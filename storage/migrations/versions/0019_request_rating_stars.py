@@ -6,7 +6,7 @@ filed in the month. ``requests.rating_stars`` holds a copy of ``ratings.stars`` 
 
 Revision ID: 0019_request_rating_stars
 Revises: 0018f_desk_figures
-Create Date: 2026-12-06 10:00:00
+Create Date: 2026-12-01 20:40:00
 """
 
 from __future__ import annotations
