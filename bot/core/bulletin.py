@@ -169,8 +169,26 @@ def ratio(part: int, whole: int) -> float | None:
     return part / whole if whole else None
 
 
+class Rates:
+    """The bulletin's two rates, for any counts of a month's requests that have the four numbers they need:
+    one definition for the bulletin and the desk."""
+
+    resolved: int
+    resolved_on_time: int
+    ratings: int
+    satisfied: int
+
+    @property
+    def on_time_rate(self) -> float | None:
+        return ratio(self.resolved_on_time, self.resolved)
+
+    @property
+    def satisfaction_rate(self) -> float | None:
+        return ratio(self.satisfied, self.ratings)
+
+
 @dataclass(frozen=True)
-class Counts:
+class Counts(Rates):
     """The additive part of the figures: sums over requests, so groups can be added together."""
 
     received: int = 0
@@ -211,7 +229,7 @@ class Figures:
 
     @property
     def on_time_rate(self) -> float | None:
-        return ratio(self.counts.resolved_on_time, self.counts.resolved)
+        return self.counts.on_time_rate
 
     @property
     def average_rating(self) -> float | None:
@@ -219,7 +237,7 @@ class Figures:
 
     @property
     def satisfaction_rate(self) -> float | None:
-        return ratio(self.counts.satisfied, self.counts.ratings)
+        return self.counts.satisfaction_rate
 
 
 @dataclass(frozen=True)

@@ -36,10 +36,10 @@ from bot.core.bulletin import (
     Figures,
     Line,
     Month,
+    Rates,
     WorkerLine,
     compute_bulletin,
     count_if,
-    ratio,
     unit_lines,
     worker_lines,
 )
@@ -71,23 +71,16 @@ class Standing:
 
 
 @dataclass(frozen=True)
-class MonthCounts:
+class MonthCounts(Rates):
     """The bulletin's counts of the requests filed in one month (``bot.core.bulletin.Counts``, without the
-    reopened and escalated counts, which the desk does not show and which cost a look at every event)."""
+    reopened and escalated counts, which the desk does not show and which cost a look at every event), with
+    the bulletin's rates."""
 
     received: int = 0
     resolved: int = 0
     resolved_on_time: int = 0
     ratings: int = 0
     satisfied: int = 0
-
-    @property
-    def on_time_rate(self) -> float | None:
-        return ratio(self.resolved_on_time, self.resolved)
-
-    @property
-    def satisfaction_rate(self) -> float | None:
-        return ratio(self.satisfied, self.ratings)
 
 
 @dataclass(frozen=True)
