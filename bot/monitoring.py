@@ -23,14 +23,13 @@ from functools import partial
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
-from alembic.script import ScriptDirectory
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from sqlalchemy import func, select, text
 from sqlalchemy.orm import Session
 
 from bot.core.messages import Action, Delivery
 from bot.core.scheduler import REQUEST_JOBS, due_requests
-from storage.migrate import alembic_config, current_revision, head_revision
+from storage.migrate import current_revision, head_revision, migration_chain
 from storage.models import Broadcast, BroadcastStatus, OutboxMessage, OutboxStatus
 
 if TYPE_CHECKING:
@@ -88,8 +87,7 @@ def schema_serves_this_code(revision: str | None) -> bool:
         return True
     if revision is None:
         return False
-    known = {script.revision for script in ScriptDirectory.from_config(alembic_config()).walk_revisions()}
-    return revision not in known
+    return revision not in migration_chain()
 
 
 class CountedChannel:

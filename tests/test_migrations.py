@@ -6,10 +6,11 @@ from typing import Any
 
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
 from sqlalchemy import Connection
 
 from storage.database import Database
-from storage.migrate import current_revision, head_revision, upgrade
+from storage.migrate import alembic_config, current_revision, head_revision, is_up_to_date, migration_chain, upgrade
 from storage.models import Base
 
 
@@ -27,6 +28,33 @@ async def test_upgrade_from_empty_matches_the_models(database_url: str) -> None:
             differences = await connection.run_sync(schema_differences)
         assert differences == [], "run `alembic revision --autogenerate` for the model changes"
         await upgrade(database)  # a second upgrade is a no-op
+    finally:
+        await database.dispose()
+
+
+def test_the_chain_read_from_the_files_is_alembics() -> None:
+    """Start-up reads the migration chain from the files' text; Alembic, running every module, agrees."""
+    scripts = ScriptDirectory.from_config(alembic_config())
+    assert head_revision() == scripts.get_current_head()
+    assert migration_chain() == {
+        script.revision: _as_tuple(script.down_revision) for script in scripts.walk_revisions()
+    }
+
+
+def _as_tuple(down_revision: str | tuple[str, ...] | None) -> tuple[str, ...]:
+    return (down_revision,) if isinstance(down_revision, str) else tuple(down_revision or ())
+
+
+async def test_a_database_behind_the_head_is_not_up_to_date(database_url: str) -> None:
+    database = Database(database_url)
+    try:
+        assert await current_revision(database) is None
+        assert not await is_up_to_date(database)
+        await upgrade(database, "0018o_api_keys")
+        assert await current_revision(database) == "0018o_api_keys"
+        assert not await is_up_to_date(database)
+        await upgrade(database)
+        assert await is_up_to_date(database)
     finally:
         await database.dispose()
 

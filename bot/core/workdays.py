@@ -21,7 +21,6 @@ from itertools import pairwise
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
-import holidays
 from sqlalchemy import delete, extract, select
 from sqlalchemy.orm import Session
 
@@ -102,6 +101,9 @@ def official_year(year: int) -> OfficialYear | None:
     The library computes the statutory festival days for any year, but the bridge days and make-up working days
     exist only once the year's notice is out; a year without a single make-up day is taken as not yet known,
     since every notice since 2001 has had some."""
+    # Imported on first use: the library's 24 modules are not needed to start serving.
+    import holidays
+
     calendar = holidays.country_holidays("CN", years=year)
     make_up = frozenset(day for day in getattr(calendar, "weekend_workdays", ()) if day.year == year)
     if not make_up:
