@@ -103,8 +103,11 @@ def freeze_startup_objects() -> None:
     aiogram's Bot API models alone are about 250,000 objects that live as long as the process; every full
     collection walks all of them, which stalls the event loop (and every update in flight) for 0.1-0.4 s on a
     small machine. Frozen objects are never freed, which is what happens to them anyway.
+
+    Only the young generations are collected first: a full collection here takes 0.1-0.2 s of every start-up
+    and finds nothing, since what the imports leave behind is referenced, not garbage.
     """
-    gc.collect()
+    gc.collect(1)
     gc.freeze()
 
 
