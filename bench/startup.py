@@ -1,7 +1,8 @@
 """Start-up: from launching ``gridbot run`` (a fresh interpreter, as an operator would) to the Bot API simulator
 seeing the bot's first getUpdates, on a database that is already upgraded and holds an organisation; against
 the yardstick of a fresh interpreter running ``import aiogram`` (the engine's own import, which nothing in
-gridbot can make faster), measured in turns with it.
+gridbot can make faster), measured in turns with it. The CPU time each process has used by then is reported too:
+on a shared machine it moves far less than the wall time does.
 
     python -m bench.startup [--runs 3]
 """
@@ -11,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import os
+import resource
 import signal
 import statistics
 import sys
@@ -35,6 +37,9 @@ CLI = [sys.executable, "-c", "import sys; from bot.cli import main; sys.exit(mai
 class StartupResult:
     seconds: list[float]
     engine_import_seconds: list[float]
+    # CPU time (user + system) of each process by the same moments.
+    cpu_seconds: list[float]
+    engine_import_cpu_seconds: list[float]
 
     @property
     def median(self) -> float:
@@ -49,6 +54,21 @@ class StartupResult:
         """How much longer start-up takes than importing the engine alone."""
         return self.median - self.engine_import_median
 
+    @property
+    def cpu_beyond_engine(self) -> float:
+        return statistics.median(self.cpu_seconds) - statistics.median(self.engine_import_cpu_seconds)
+
+
+def _process_cpu(pid: int) -> float:
+    """CPU time a running process has used so far, from ``/proc/<pid>/stat`` (utime and stime)."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def _children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
 
 class _FirstPoll:
     """Notes when the simulator answers its first getUpdates (the simulator has no hook for it, so its method
@@ -57,19 +77,22 @@ class _FirstPoll:
     def __init__(self, sim: BotApiSimulator) -> None:
         self.seen = asyncio.Event()
         self.at = 0.0
+        self.cpu = 0.0
+        self.pid = 0
         methods: dict[str, Any] = sim._methods
         original = methods["getupdates"]
 
         async def get_updates(params: Any) -> Any:
             if not self.seen.is_set():
                 self.at = time.perf_counter()
+                self.cpu = _process_cpu(self.pid)
                 self.seen.set()
             return await original(params)
 
         methods["getupdates"] = get_updates
 
 
-async def _one_start(database_url: str) -> float:
+async def _one_start(database_url: str) -> tuple[float, float]:
     async with BotApiSimulator(TOKEN) as sim:
         first_poll = _FirstPoll(sim)
         env = os.environ | {"GRIDBOT_DATABASE_URL": database_url, "PYTHONPATH": str(ROOT)}
@@ -78,9 +101,10 @@ async def _one_start(database_url: str) -> float:
             *CLI, "run", "--token", TOKEN, "--api-url", str(sim.base_url), cwd=str(ROOT), env=env,
             stdout=asyncio.subprocess.DEVNULL, stderr=asyncio.subprocess.PIPE,
         )
+        first_poll.pid = process.pid
         try:
             await asyncio.wait_for(first_poll.seen.wait(), 30)
-            return first_poll.at - started
+            return first_poll.at - started, first_poll.cpu
         finally:
             process.send_signal(signal.SIGTERM)
             try:
@@ -90,12 +114,13 @@ async def _one_start(database_url: str) -> float:
                 await process.wait()
 
 
-async def _engine_import() -> float:
-    started = time.perf_counter()
+async def _engine_import() -> tuple[float, float]:
+    started, cpu_before = time.perf_counter(), _children_cpu()
     process = await asyncio.create_subprocess_exec(sys.executable, "-c", "import aiogram", cwd=str(ROOT))
     if await process.wait() != 0:
         raise RuntimeError("python -c 'import aiogram' failed")
-    return time.perf_counter() - started
+    # The only child that ends while this one runs, so the children's usage grew by its CPU time alone.
+    return time.perf_counter() - started, _children_cpu() - cpu_before
 
 
 async def measure(runs: int) -> StartupResult:
@@ -105,11 +130,15 @@ async def measure(runs: int) -> StartupResult:
         await prepare_database(service.database)
         await service.database.run(lambda session: seed_people(session, 1000))
         await service.database.dispose()
-        seconds, engine_import = [], []
+        engine_import = []
+        starts = []
         for _ in range(runs):  # in turns, so both see the machine in the same state
             engine_import.append(await _engine_import())
-            seconds.append(await _one_start(url))
-    return StartupResult(seconds, engine_import)
+            starts.append(await _one_start(url))
+    return StartupResult(
+        [wall for wall, _cpu in starts], [wall for wall, _cpu in engine_import],
+        [cpu for _wall, cpu in starts], [cpu for _wall, cpu in engine_import],
+    )
 
 
 def describe(result: StartupResult) -> str:
@@ -118,8 +147,14 @@ def describe(result: StartupResult) -> str:
     return (
         f"gridbot run -> first getUpdates: median {result.median:.2f} s; runs: {runs} s\n"
         f"python -c 'import aiogram': median {result.engine_import_median:.2f} s; runs: {imports} s\n"
-        f"start-up beyond the engine's import: {result.beyond_engine:.2f} s (target <= {TARGET_BEYOND_ENGINE} s)"
+        f"start-up beyond the engine's import: {result.beyond_engine:.2f} s (target <= {TARGET_BEYOND_ENGINE} s)\n"
+        f"CPU time by then: gridbot run {_seconds(result.cpu_seconds)}, import aiogram "
+        f"{_seconds(result.engine_import_cpu_seconds)}; beyond: {result.cpu_beyond_engine:.2f} s"
     )
+
+
+def _seconds(values: list[float]) -> str:
+    return f"median {statistics.median(values):.2f} s ({', '.join(f'{v:.2f}' for v in values)})"
 
 
 def main() -> None:
