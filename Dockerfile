@@ -26,6 +26,9 @@ RUN pip install --no-cache-dir --no-deps .
 
 USER gridbot
 WORKDIR /home/gridbot
+# Compile the catalogs into the image once (bot.i18n keeps them in the user's cache directory), so a new
+# container does not parse them at start-up.
+RUN python -c "from bot.i18n import available_locales, translator; [translator(l) for l in available_locales()]"
 # Inside a container the webhook server must listen beyond loopback; nginx is the only thing that reaches it.
 ENV GRIDBOT_WEBHOOK_LISTEN=0.0.0.0:8081
 EXPOSE 8081

@@ -1,7 +1,9 @@
 """Translations and locale-aware formatting.
 
-Catalogs live in ``locales/<locale>/LC_MESSAGES/messages.po`` and are compiled in memory when first used, so
-a fresh clone needs no compile step. Every person gets a ``Translator`` for their own locale; text for
+Catalogs live in ``locales/<locale>/LC_MESSAGES/messages.po`` and are compiled when first used, so a fresh
+clone needs no compile step. The compiled form is kept in the user's cache directory under the catalog's
+content hash, so the next start-up reads it instead of parsing the catalog again (about 50 ms for both
+languages), and an edited catalog is compiled afresh. Every person gets a ``Translator`` for their own locale; text for
 someone else is rendered with that person's translator, never the sender's.
 
 Extraction keywords: ``_`` (text), ``n_`` (singular, plural, count) and ``N_`` (a marker for text defined
@@ -12,19 +14,20 @@ from __future__ import annotations
 
 import datetime as dt
 import gettext
+import hashlib
 import io
+import os
 from functools import cache, lru_cache
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from babel import Locale
 from babel.dates import format_date, format_time, format_timedelta
-from babel.messages.mofile import write_mo
-from babel.messages.pofile import read_po
 from babel.numbers import format_decimal, format_percent
 
 LOCALES_DIR = Path(__file__).resolve().parent.parent / "locales"
 DOMAIN = "messages"
+COMPILED_DIR = Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "gridbot" / "locales"
 
 
 def N_(message: str) -> str:
@@ -59,12 +62,38 @@ def _translations(locale: str) -> gettext.NullTranslations:
     po_path = LOCALES_DIR / locale / "LC_MESSAGES" / f"{DOMAIN}.po"
     if not po_path.exists():
         return gettext.NullTranslations()
-    with po_path.open("rb") as po_file:
-        catalog = read_po(po_file, locale=locale)
+    source = po_path.read_bytes()
+    compiled_path = COMPILED_DIR / f"{locale}-{hashlib.sha256(source).hexdigest()[:24]}.mo"
+    try:
+        compiled = compiled_path.read_bytes()
+    except OSError:
+        compiled = _compile(source, locale)
+        _keep_compiled(compiled_path, locale, compiled)
+    return gettext.GNUTranslations(io.BytesIO(compiled))
+
+
+def _compile(source: bytes, locale: str) -> bytes:
+    from babel.messages.mofile import write_mo
+    from babel.messages.pofile import read_po
+
     buffer = io.BytesIO()
-    write_mo(buffer, catalog)
-    buffer.seek(0)
-    return gettext.GNUTranslations(buffer)
+    write_mo(buffer, read_po(io.BytesIO(source), locale=locale))
+    return buffer.getvalue()
+
+
+def _keep_compiled(path: Path, locale: str, compiled: bytes) -> None:
+    """Store a compiled catalog for the next start, in place of older ones; a cache that cannot be written
+    (a read-only home) only makes start-up slower."""
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        for older in path.parent.glob(f"{locale}-*.mo"):
+            older.unlink(missing_ok=True)
+        # Written whole under another name first: a process starting meanwhile never reads half a catalog.
+        partial = path.with_name(f"{path.name}.{os.getpid()}.partial")
+        partial.write_bytes(compiled)
+        partial.replace(path)
+    except OSError:
+        pass
 
 
 class Translator:

@@ -217,12 +217,35 @@ def test_init_rejects_an_unknown_locale(locales: Path, project: Path) -> None:
 
 
 @pytest.fixture
-def translations_from(locales: Path, monkeypatch: pytest.MonkeyPatch) -> Iterator[Path]:
-    """Point bot.i18n at the temporary catalogs; its compiled-catalog cache is emptied on both sides."""
+def translations_from(locales: Path, monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Iterator[Path]:
+    """Point bot.i18n at the temporary catalogs and a cache directory of their own; its compiled catalogs
+    in memory are emptied on both sides."""
     monkeypatch.setattr(i18n, "LOCALES_DIR", locales)
+    monkeypatch.setattr(i18n, "COMPILED_DIR", tmp_path / "compiled")
     i18n._translations.cache_clear()
     yield locales
     i18n._translations.cache_clear()
+
+
+def test_a_compiled_catalog_is_kept_for_the_next_start_and_an_edited_one_compiled_again(
+    translations_from: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    assert i18n.Translator("zh_CN")._(ACCEPTED).format(code="R-7", worker="王芳") == "王芳 已受理诉求 R-7"
+    assert len(list(i18n.COMPILED_DIR.glob("zh_CN-*.mo"))) == 1
+
+    def not_compiled_again(source: bytes, locale: str) -> bytes:
+        raise AssertionError(f"{locale} was compiled again")
+
+    i18n._translations.cache_clear()  # as a new process starts
+    with monkeypatch.context() as patched:
+        patched.setattr(i18n, "_compile", not_compiled_again)
+        assert i18n.Translator("zh_CN")._(ACCEPTED).format(code="R-7", worker="王芳") == "王芳 已受理诉求 R-7"
+
+    path = po_path(translations_from, "zh_CN")
+    path.write_text(path.read_text(encoding="utf-8").replace("已受理诉求", "已接单"), encoding="utf-8")
+    i18n._translations.cache_clear()
+    assert i18n.Translator("zh_CN")._(ACCEPTED).format(code="R-7", worker="王芳") == "王芳 已接单 R-7"
+    assert len(list(i18n.COMPILED_DIR.glob("zh_CN-*.mo"))) == 1
 
 
 def test_translator_speaks_chinese_from_the_catalog(translations_from: Path) -> None:
