@@ -264,11 +264,14 @@ def describe(result: Result) -> str:
         lines.append(f"  {setup:<36} {result.median_rate(setup):>9,.1f} updates/s "
                      f"{result.median_cpu(setup):>6.2f} ms CPU/update")
     one, sqlite, two = (result.median_rate(s) for s in (one_process(result.pool), SQLITE, TWO))
-    lines.append(f"PostgreSQL / SQLite: {one:,.1f} / {sqlite:,.1f} = {result.of_sqlite:.3f} "
-                 f"(target >= {TARGET_OF_SQLITE}: {'met' if result.of_sqlite >= TARGET_OF_SQLITE else 'not met'})")
-    lines.append(f"two processes / one: {two:,.1f} / {one:,.1f} = {result.two_of_one:.3f} "
-                 f"(target >= {TARGET_OF_ONE}: {'met' if result.two_of_one >= TARGET_OF_ONE else 'not met'})")
+    lines.append(_ratio_line("PostgreSQL / SQLite", one, sqlite, result.of_sqlite, TARGET_OF_SQLITE))
+    lines.append(_ratio_line("two processes / one", two, one, result.two_of_one, TARGET_OF_ONE))
     return "\n".join(lines)
+
+
+def _ratio_line(name: str, top: float, bottom: float, ratio: float, target: float) -> str:
+    state = "met" if ratio >= target else "not met"
+    return f"{name}: {top:,.1f} / {bottom:,.1f} = {ratio:.3f} (target >= {target}: {state})"
 
 
 def main() -> None:
