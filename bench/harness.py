@@ -123,6 +123,12 @@ class NullSession(BaseSession):
 _update_ids = itertools.count(1)
 
 
+def number_updates_from(first: int) -> None:
+    """Start this process's update ids at ``first``: processes sharing one inbox must not reuse each other's."""
+    global _update_ids
+    _update_ids = itertools.count(first)
+
+
 def _user(user_id: int) -> dict[str, Any]:
     return {"id": user_id, "is_bot": False, "first_name": f"R{user_id}", "language_code": "zh-hans"}
 

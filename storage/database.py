@@ -16,7 +16,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from concurrent.futures import ThreadPoolExecutor
 from typing import Any, TypeVar
 
@@ -103,6 +103,7 @@ class Database:
             self._sync_sessions = sessionmaker(self.sync_engine, expire_on_commit=False)
             self._thread = ThreadPoolExecutor(max_workers=1, thread_name_prefix="gridbot-db")
         self._async_sessions = async_sessionmaker(self.async_engine, expire_on_commit=False)
+        self._before_dispose: list[Callable[[], Awaitable[None]]] = []
 
     @property
     def dialect(self) -> str:
@@ -128,7 +129,14 @@ class Database:
         with self._sync_sessions(info=dict(self.session_info)) as session, session.begin():
             return unit_of_work(session)
 
+    def before_dispose(self, close: Callable[[], Awaitable[None]]) -> None:
+        """Call ``close`` when the database is disposed, before the pool: for connections held outside it."""
+        self._before_dispose.append(close)
+
     async def dispose(self) -> None:
+        for close in self._before_dispose:
+            await close()
+        self._before_dispose.clear()
         await self.async_engine.dispose()
         if self.sync_engine is not None:
             self.sync_engine.dispose()
