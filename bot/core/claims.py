@@ -16,7 +16,6 @@ On SQLite one writer at a time serialises everything; ``FOR UPDATE`` is simply l
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
@@ -33,11 +32,15 @@ from storage.models import InboxUpdate
 OUTBOX_LEASE = timedelta(seconds=float(os.environ.get("GRIDBOT_OUTBOX_LEASE_SECONDS", "60")))
 
 
-def insert_ignoring_duplicates(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> Insert:
-    """``INSERT ... ON CONFLICT DO NOTHING`` in the session's dialect (both SQLite and PostgreSQL have it)."""
+def insert_ignoring_duplicates(session: Session, table: Table) -> Insert:
+    """``INSERT ... ON CONFLICT DO NOTHING`` in the session's dialect (both SQLite and PostgreSQL have it).
+
+    The rows go in as the execution's parameters (``session.execute(statement, rows)``), so the statement is
+    compiled once and cached rather than rebuilt around each batch of values.
+    """
     if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table).values(list(rows)).on_conflict_do_nothing()
-    return sqlite.insert(table).values(list(rows)).on_conflict_do_nothing()
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
 
 
 def claim_update(session: Session, channel: str, update_id: int, now: datetime) -> bool:
@@ -55,14 +58,14 @@ def claim_update(session: Session, channel: str, update_id: int, now: datetime) 
     if _changed(session, unhandled):
         return True
     row = {"channel": channel, "update_id": update_id, "payload": {}, "received_at": now, "handled_at": now}
-    if _changed(session, insert_ignoring_duplicates(session, table, [row])):
+    if _changed(session, insert_ignoring_duplicates(session, table), row):
         return True
     # Recorded (not handled) by another process between the two statements.
     return _changed(session, unhandled)
 
 
-def _changed(session: Session, statement: Executable) -> bool:
-    return cast(CursorResult[Any], session.execute(statement)).rowcount > 0
+def _changed(session: Session, statement: Executable, parameters: dict[str, Any] | None = None) -> bool:
+    return cast(CursorResult[Any], session.execute(statement, parameters)).rowcount > 0
 
 
 def stale_unhandled_updates(
