@@ -186,8 +186,9 @@ def _insert_outbox_rows(session: Session, rows: list[dict[str, Any]]) -> list[in
     # The rows as parameters of one fixed statement, not as values written into it: SQLAlchemy renders them as
     # multi-row INSERTs of up to 1,000 rows ("insertmanyvalues") from a compiled form it caches, where
     # ``.values(rows)`` would be compiled afresh on every update. Both SQLite (the rowid) and PostgreSQL (the
-    # sequence) number the rows of one INSERT in the order given, and each INSERT's after the one before.
-    return sorted(session.execute(_INSERT_OUTBOX, rows).scalars())
+    # sequence) number the rows of one INSERT in the order given, and each INSERT's after the one before. On the
+    # session's connection: a table INSERT needs none of the ORM's handling of an execution.
+    return sorted(session.connection().execute(_INSERT_OUTBOX, rows).scalars())
 
 
 def _outbox_insert() -> Insert:
