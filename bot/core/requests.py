@@ -710,11 +710,15 @@ def _but_filers(request: Request, staff: list[Person]) -> list[Person]:
 def _check_daily_limit(session: Session, resident: Person, now: datetime, daily_limit: int | None) -> None:
     if daily_limit is None:
         return
-    query = select(func.count(Request.id)).where(
-        Request.resident_id == resident.id, Request.created_at > now - timedelta(days=1)
-    )
-    if (session.scalar(query) or 0) >= daily_limit:
+    filed = session.scalar(_FILED_SINCE, {"resident_id": resident.id, "since": now - timedelta(days=1)})
+    if (filed or 0) >= daily_limit:
         raise RequestRefused(N_("You filed {limit} requests today. Please try again tomorrow."), limit=daily_limit)
+
+
+# Built once: every request a resident files is counted against the daily limit with it.
+_FILED_SINCE = select(func.count(Request.id)).where(
+    Request.resident_id == bindparam("resident_id"), Request.created_at > bindparam("since")
+)
 
 
 def join_request(session: Session, resident: Person, request_id: int, now: datetime) -> Change:
