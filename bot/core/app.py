@@ -14,7 +14,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Table, insert, select
+from sqlalchemy import Insert, Table, insert, select
 from sqlalchemy.orm import Session
 
 from bot.core.claims import OUTBOX_LEASE, claim_update, insert_ignoring_duplicates
@@ -178,23 +178,26 @@ def write_outbox(
     ]
 
 
-# Rows per INSERT: SQLite allows 32,766 bound values a statement, an outbox row takes 12.
-OUTBOX_ROWS_PER_INSERT = 1000
-
-
 def _insert_outbox_rows(session: Session, rows: list[dict[str, Any]]) -> list[int]:
     """Multi-row ``INSERT``s (one for an update's messages); the new ids in the order of ``rows``."""
-    table = OutboxMessage.__table__
-    assert isinstance(table, Table)
     # A table-level INSERT does not autoflush: what the caller changed before (a person) is written first, as
     # adding ORM rows used to.
     session.flush()
-    ids: list[int] = []
-    for start in range(0, len(rows), OUTBOX_ROWS_PER_INSERT):
-        chunk = rows[start:start + OUTBOX_ROWS_PER_INSERT]
-        # Both SQLite (the rowid) and PostgreSQL (the sequence) number the rows of one INSERT in the order given.
-        ids += sorted(session.scalars(insert(table).values(chunk).returning(table.c.id)))
-    return ids
+    # The rows as parameters of one fixed statement, not as values written into it: SQLAlchemy renders them as
+    # multi-row INSERTs of up to 1,000 rows ("insertmanyvalues") from a compiled form it caches, where
+    # ``.values(rows)`` would be compiled afresh on every update. Both SQLite (the rowid) and PostgreSQL (the
+    # sequence) number the rows of one INSERT in the order given, and each INSERT's after the one before. On the
+    # session's connection: a table INSERT needs none of the ORM's handling of an execution.
+    return sorted(session.connection().execute(_INSERT_OUTBOX, rows).scalars())
+
+
+def _outbox_insert() -> Insert:
+    table = OutboxMessage.__table__
+    assert isinstance(table, Table)
+    return insert(table).returning(table.c.id)
+
+
+_INSERT_OUTBOX = _outbox_insert()
 
 
 def _priority(person: Person, sender: Person | None, scheduled: bool) -> Priority:
@@ -245,9 +248,9 @@ def store_updates(session: Session, channel: str, updates: list[tuple[int, dict[
     ]
     # A duplicate is skipped by the database itself, so two processes recording the same update at once
     # cannot both see it as fresh; RETURNING names the rows this transaction actually inserted.
-    inserted = set(
-        session.scalars(insert_ignoring_duplicates(session, table, rows).returning(InboxUpdate.update_id))
-    )
+    inserted = set(session.execute(
+        insert_ignoring_duplicates(session, table).returning(table.c.update_id), rows
+    ).scalars())
     return [update_id for update_id, _payload in updates if update_id in inserted]
 
 

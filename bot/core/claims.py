@@ -16,11 +16,10 @@ On SQLite one writer at a time serialises everything; ``FOR UPDATE`` is simply l
 from __future__ import annotations
 
 import os
-from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, Executable, Insert, Table, select, update
+from sqlalchemy import CursorResult, Executable, Insert, Table, bindparam, select, update
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
@@ -33,11 +32,33 @@ from storage.models import InboxUpdate
 OUTBOX_LEASE = timedelta(seconds=float(os.environ.get("GRIDBOT_OUTBOX_LEASE_SECONDS", "60")))
 
 
-def insert_ignoring_duplicates(session: Session, table: Table, rows: Sequence[dict[str, Any]]) -> Insert:
-    """``INSERT ... ON CONFLICT DO NOTHING`` in the session's dialect (both SQLite and PostgreSQL have it)."""
+def insert_ignoring_duplicates(session: Session, table: Table) -> Insert:
+    """``INSERT ... ON CONFLICT DO NOTHING`` in the session's dialect (both SQLite and PostgreSQL have it).
+
+    The rows go in as the execution's parameters (``session.execute(statement, rows)``), so the statement is
+    compiled once and cached rather than rebuilt around each batch of values.
+    """
     if session.get_bind().dialect.name == "postgresql":
-        return postgresql.insert(table).values(list(rows)).on_conflict_do_nothing()
-    return sqlite.insert(table).values(list(rows)).on_conflict_do_nothing()
+        return postgresql.insert(table).on_conflict_do_nothing()
+    return sqlite.insert(table).on_conflict_do_nothing()
+
+
+def _inbox_table() -> Table:
+    table = InboxUpdate.__table__
+    assert isinstance(table, Table)
+    return table
+
+
+# Built once: every update runs it, and a statement object kept caches its compiled form's key too.
+_CLAIM_UNHANDLED = (
+    update(_inbox_table())
+    .where(
+        _inbox_table().c.channel == bindparam("claim_channel"),
+        _inbox_table().c.update_id == bindparam("claim_update_id"),
+        _inbox_table().c.handled_at.is_(None),
+    )
+    .values(handled_at=bindparam("claim_now"))
+)
 
 
 def claim_update(session: Session, channel: str, update_id: int, now: datetime) -> bool:
@@ -47,22 +68,20 @@ def claim_update(session: Session, channel: str, update_id: int, now: datetime) 
     for this transaction and then, finding ``handled_at`` set, claims nothing. If the handler fails, the
     rollback takes the mark back with everything else. An update never recorded is recorded here, handled.
     """
-    table = InboxUpdate.__table__
-    assert isinstance(table, Table)
-    unhandled = update(table).where(
-        table.c.channel == channel, table.c.update_id == update_id, table.c.handled_at.is_(None)
-    ).values(handled_at=now)
-    if _changed(session, unhandled):
+    claim = {"claim_channel": channel, "claim_update_id": update_id, "claim_now": now}
+    if _changed(session, _CLAIM_UNHANDLED, claim):
         return True
     row = {"channel": channel, "update_id": update_id, "payload": {}, "received_at": now, "handled_at": now}
-    if _changed(session, insert_ignoring_duplicates(session, table, [row])):
+    if _changed(session, insert_ignoring_duplicates(session, _inbox_table()), row):
         return True
     # Recorded (not handled) by another process between the two statements.
-    return _changed(session, unhandled)
+    return _changed(session, _CLAIM_UNHANDLED, claim)
 
 
-def _changed(session: Session, statement: Executable) -> bool:
-    return cast(CursorResult[Any], session.execute(statement)).rowcount > 0
+def _changed(session: Session, statement: Executable, parameters: dict[str, Any]) -> bool:
+    # On the session's connection (Core) rather than through ``Session.execute``: a plain table statement needs
+    # none of the ORM's handling of an execution, and this runs for every update.
+    return cast(CursorResult[Any], session.connection().execute(statement, parameters)).rowcount > 0
 
 
 def stale_unhandled_updates(

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import event
+from sqlalchemy import Table, Update, bindparam, event, inspect, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified, set_committed_value
 
@@ -135,13 +135,35 @@ class Context:
 _UNWRITTEN_STATE = "gridbot.unwritten_state"
 
 
+def _state_update() -> Update:
+    table = Person.__table__
+    assert isinstance(table, Table)
+    # No ``values()``: the SET clause is the parameters' columns, state and state_data.
+    return update(table).where(table.c.id == bindparam("state_of_person"))
+
+
+_WRITE_STATE = _state_update()
+
+
 def write_state(session: Session) -> None:
-    """Mark the conversation states set in this session as changed, so the next flush writes each person once."""
+    """Write the conversation states set in this session, one statement per person."""
     for person in session.info.pop(_UNWRITTEN_STATE, ()):
         # A person rolled back (expired) or taken out of the session has nothing of this session's to write.
-        if person in session and "state" in person.__dict__ and "state_data" in person.__dict__:
+        if person not in session or "state" not in person.__dict__ or "state_data" not in person.__dict__:
+            continue
+        written = inspect(person)
+        if written.modified or written.pending:
+            # Other changes to the person are pending (or the person itself): marked as changed, the state goes
+            # into the same statement.
             flag_modified(person, "state")
             flag_modified(person, "state_data")
+        else:
+            # Nothing else to write (nearly every update): a fixed UPDATE on the session's connection, which
+            # costs a fraction of a unit-of-work flush. The person already holds these values as committed.
+            session.connection().execute(
+                _WRITE_STATE,
+                {"state_of_person": person.id, "state": person.state, "state_data": person.state_data},
+            )
 
 
 @event.listens_for(Session, "before_commit")

@@ -6,7 +6,7 @@ Actions are stored in the outbox as JSON, so each one round-trips through ``to_j
 
 from __future__ import annotations
 
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field, fields, is_dataclass
 from typing import Any
 
 # Telegram's limits, which every channel's answers are kept within.
@@ -235,11 +235,29 @@ def clip(text: str, limit: int = MAX_TEXT) -> str:
 
 
 def action_to_json(action: Action) -> dict[str, Any]:
-    data = asdict(action)
+    data = _plain(action)
     keyboard = getattr(action, "keyboard", None)
     if keyboard is not None:
-        data["keyboard"] = {"type": type(keyboard).__name__, **asdict(keyboard)}
+        data["keyboard"] = {"type": type(keyboard).__name__, **_plain(keyboard)}
     return {"type": type(action).__name__, **data}
+
+
+def _plain(value: Any) -> Any:
+    """What ``dataclasses.asdict`` makes of an action, without its deep copy of every value: actions hold only
+    immutable values, tuples and frozen dataclasses, and every update writes a few of them to the outbox."""
+    if isinstance(value, tuple):
+        return tuple(_plain(item) for item in value)
+    kind = type(value)
+    if kind not in _FIELD_NAMES:
+        _FIELD_NAMES[kind] = tuple(field.name for field in fields(kind)) if is_dataclass(kind) else None
+    names = _FIELD_NAMES[kind]
+    if names is None:
+        return value
+    return {name: _plain(getattr(value, name)) for name in names}
+
+
+# The field names of each dataclass met (None for other types), looked up once per type.
+_FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
 
 
 def _keyboard_from_json(data: dict[str, Any] | None) -> Keyboard | None:

@@ -4,21 +4,26 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, joinedload
 
 from bot.core.messages import Sender
 from bot.i18n import negotiate_locale
 from storage.models import Person
 
+# Built once (every update runs it). Roles in the same statement (their own SELECT otherwise): nearly every update
+# asks who is staff.
+_SENDER = (
+    select(Person)
+    .where(Person.channel == bindparam("sender_channel"), Person.external_id == bindparam("sender_external_id"))
+    .options(joinedload(Person.roles))
+)
+
 
 def find_or_register_person(session: Session, sender: Sender, default_locale: str, now: datetime) -> Person:
     """The person behind ``sender``, created at first contact with a language from their chat client."""
     person = session.scalars(
-        select(Person)
-        .where(Person.channel == sender.channel, Person.external_id == sender.external_id)
-        # Roles in the same statement (their own SELECT otherwise): nearly every update asks who is staff.
-        .options(joinedload(Person.roles))
+        _SENDER, {"sender_channel": sender.channel, "sender_external_id": sender.external_id}
     ).unique().first()
     if person is None:
         person = Person(
@@ -38,6 +43,8 @@ def find_or_register_person(session: Session, sender: Sender, default_locale: st
         person.locale = negotiate_locale(sender.language_code, default_locale)
     if not person.display_name and sender.display_name:
         person.display_name = sender.display_name[:200]
-    # Writing to the bot undoes an earlier block.
-    person.unreachable = False
+    if person.unreachable:
+        # Writing to the bot undoes an earlier block. Assigned only when it changes: a person with no change of
+        # their own pending has their conversation state written by one small UPDATE (``write_state``).
+        person.unreachable = False
     return person

@@ -18,8 +18,8 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from typing import Any, cast
 
-from sqlalchemy import CursorResult, and_, exists, func, or_, select, update
-from sqlalchemy.orm import Session
+from sqlalchemy import CursorResult, Select, and_, bindparam, exists, func, or_, select, update
+from sqlalchemy.orm import InstrumentedAttribute, Session, lazyload
 
 from bot.core.categories import DEFAULT_ESCALATE_AFTER_HOURS, DEFAULT_REMIND_AFTER_HOURS, active_categories
 from bot.core.ladder import Holder as Unit
@@ -337,15 +337,36 @@ def _unit_without_staff() -> Any:
 
 
 def find_duplicates(session: Session, about: Building | Place, category_id: int, now: datetime) -> list[Request]:
-    """Open requests about the same building or place and category filed in the last week, newest first."""
-    same_spot = Request.building_id == about.id if isinstance(about, Building) else Request.place_id == about.id
-    query = select(Request).where(
-        same_spot,
-        Request.category_id == category_id,
-        Request.status.in_(OPEN_STATUSES),
-        Request.created_at >= now - DUPLICATE_WINDOW,
+    """Open requests about the same building or place and category filed in the last week, newest first.
+
+    Their category is loaded with them; anything else a request refers to (resident, building, place, grid,
+    assignee, photos) is read only if asked for."""
+    query = _DUPLICATES_AT_BUILDING if isinstance(about, Building) else _DUPLICATES_AT_PLACE
+    return list(session.scalars(
+        query, {"spot_id": about.id, "category_id": category_id, "since": now - DUPLICATE_WINDOW}
+    ))
+
+
+def _duplicates_at(spot: InstrumentedAttribute[int | None]) -> Select[Request]:
+    # Built once: a filing step runs it, and the filing step shows only each duplicate's code, category, date
+    # and supporters, so the joins and the photos' SELECT a request brings along by default are left out.
+    return (
+        select(Request)
+        .where(
+            spot == bindparam("spot_id"),
+            Request.category_id == bindparam("category_id"),
+            Request.status.in_(OPEN_STATUSES),
+            Request.created_at >= bindparam("since"),
+        )
+        .order_by(Request.created_at.desc())
+        .options(*(lazyload(relation) for relation in (
+            Request.resident, Request.building, Request.place, Request.grid, Request.assignee, Request.photos,
+        )))
     )
-    return list(session.scalars(query.order_by(Request.created_at.desc())))
+
+
+_DUPLICATES_AT_BUILDING = _duplicates_at(Request.building_id)
+_DUPLICATES_AT_PLACE = _duplicates_at(Request.place_id)
 
 
 def categories_for_filing(session: Session) -> list[Category]:
@@ -689,11 +710,15 @@ def _but_filers(request: Request, staff: list[Person]) -> list[Person]:
 def _check_daily_limit(session: Session, resident: Person, now: datetime, daily_limit: int | None) -> None:
     if daily_limit is None:
         return
-    query = select(func.count(Request.id)).where(
-        Request.resident_id == resident.id, Request.created_at > now - timedelta(days=1)
-    )
-    if (session.scalar(query) or 0) >= daily_limit:
+    filed = session.scalar(_FILED_SINCE, {"resident_id": resident.id, "since": now - timedelta(days=1)})
+    if (filed or 0) >= daily_limit:
         raise RequestRefused(N_("You filed {limit} requests today. Please try again tomorrow."), limit=daily_limit)
+
+
+# Built once: every request a resident files is counted against the daily limit with it.
+_FILED_SINCE = select(func.count(Request.id)).where(
+    Request.resident_id == bindparam("resident_id"), Request.created_at > bindparam("since")
+)
 
 
 def join_request(session: Session, resident: Person, request_id: int, now: datetime) -> Change:

@@ -10,7 +10,7 @@ import re
 from dataclasses import dataclass
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session, joinedload
 
 from bot.core.units import DISTRICT, LEVEL_OF_ROLE, LEVELS, ROLE_OF_LEVEL, Unit, codes_and_names, unit_by_code
@@ -160,13 +160,16 @@ def staff_of_unit(session: Session, level: Level, unit_id: int) -> list[Person]:
     role = ROLE_OF_LEVEL[level]
     if role is Role.DISTRICT:
         unit_id = DISTRICT.id
-    query = (
-        select(Person)
-        .join(StaffRole, StaffRole.person_id == Person.id)
-        .where(StaffRole.role == role, StaffRole.unit_id == unit_id)
-        .order_by(Person.id)
-        # All their roles in the same statement: what each may do with a request is read from them.
-        .options(joinedload(Person.roles))
-    )
-    return list(session.scalars(query).unique())
+    return list(session.scalars(_STAFF_OF_UNIT, {"staff_role": role, "staff_unit_id": unit_id}).unique())
+
+
+# Built once: every request filed or moved reads its holders with it.
+_STAFF_OF_UNIT = (
+    select(Person)
+    .join(StaffRole, StaffRole.person_id == Person.id)
+    .where(StaffRole.role == bindparam("staff_role"), StaffRole.unit_id == bindparam("staff_unit_id"))
+    .order_by(Person.id)
+    # All their roles in the same statement: what each may do with a request is read from them.
+    .options(joinedload(Person.roles))
+)
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from sqlalchemy import select
+from sqlalchemy import bindparam, select
 from sqlalchemy.orm import Session
 
 from bot.core.audit import AuditAction, record_action
@@ -98,10 +98,15 @@ def unlink(session: Session, actor: Person, group: Person, now: datetime) -> str
 
 def chats_of_holder(session: Session, request: Request) -> list[Person]:
     """The group of the unit holding the request, if it has one."""
-    return list(session.scalars(
-        select(Person).join(TeamChat, TeamChat.chat_person_id == Person.id)
-        .where(TeamChat.level == request.level, TeamChat.unit_id == request.unit_id, Person.unreachable.is_(False))
-    ))
+    return list(session.scalars(_CHATS_OF_UNIT, {"chat_level": request.level, "chat_unit_id": request.unit_id}))
+
+
+# Built once: every request filed or moved looks for its holder's group with it.
+_CHATS_OF_UNIT = (
+    select(Person).join(TeamChat, TeamChat.chat_person_id == Person.id)
+    .where(TeamChat.level == bindparam("chat_level"), TeamChat.unit_id == bindparam("chat_unit_id"),
+           Person.unreachable.is_(False))
+)
 
 
 def unit_of_chat(session: Session, person: Person) -> Unit | None:
