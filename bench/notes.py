@@ -84,11 +84,11 @@ and the notifications to the grid's workers) in the single database thread, plus
 the start-up objects were frozen (below), a full garbage collection walked aiogram's 250,000 objects in
 0.1-0.4 s and put p99 at 260 ms and more.
 
-**Start-up (target: within 0.5 s of `import aiogram`; measured 0.34 s beyond it).** `import aiogram` alone
-takes 2.1-2.7 s here (`python -X importtime`: `aiogram.types` builds every Bot API pydantic model at import,
-1.5-1.9 s of it) and 153 MB; nothing in gridbot makes that faster, so the benchmark measures it in turns with
-`gridbot run` and the target is what comes on top: gridbot's own imports (SQLAlchemy, Alembic, the handlers,
-about 0.4 s), the schema check, getMe and the command menus. Only the engine in use is imported.
+**Start-up (target: within 0.5 s of `import aiogram`; measured 0.38-0.64 s beyond it on 2026-12-02).** `import
+aiogram` alone takes 2.1-2.7 s here (`python -X importtime`: `aiogram.types` builds every Bot API pydantic model at
+import, 1.5-1.9 s of it) and 153 MB; nothing in gridbot makes that faster, so the benchmark measures it in turns
+with `gridbot run` and the target is what comes on top: gridbot's own imports (SQLAlchemy, the models, the
+handlers, about 0.4 s), the schema check, getMe and the command menus. Only the engine in use is imported.
 
 **Memory (met, narrowly).** The serving process is about 205 MB right after its imports, 153 MB of it aiogram;
 the data size adds little (nothing loads a whole table: see the query-plan check, and the bulletin aggregates in
