@@ -14,7 +14,7 @@ from datetime import datetime
 from functools import partial
 from typing import Any
 
-from sqlalchemy import Insert, Table, insert, select
+from sqlalchemy import insert, select
 from sqlalchemy.orm import Session
 
 from bot.core.claims import OUTBOX_LEASE, claim_update, insert_ignoring_duplicates
@@ -36,7 +36,7 @@ from bot.core.team_chats import group_person
 from bot.core.throttle import Throttle
 from bot.i18n import negotiate_locale, translator
 from storage.database import Database
-from storage.models import InboxUpdate, OutboxMessage, OutboxStatus, Person, Priority
+from storage.models import InboxUpdate, OutboxMessage, OutboxStatus, Person, Priority, table_of
 
 log = logging.getLogger(__name__)
 
@@ -191,13 +191,8 @@ def _insert_outbox_rows(session: Session, rows: list[dict[str, Any]]) -> list[in
     return sorted(session.connection().execute(_INSERT_OUTBOX, rows).scalars())
 
 
-def _outbox_insert() -> Insert:
-    table = OutboxMessage.__table__
-    assert isinstance(table, Table)
-    return insert(table).returning(table.c.id)
-
-
-_INSERT_OUTBOX = _outbox_insert()
+_OUTBOX = table_of(OutboxMessage)
+_INSERT_OUTBOX = insert(_OUTBOX).returning(_OUTBOX.c.id)
 
 
 def _priority(person: Person, sender: Person | None, scheduled: bool) -> Priority:
@@ -240,8 +235,7 @@ def store_updates(session: Session, channel: str, updates: list[tuple[int, dict[
     """Record raw updates before they are confirmed to the platform; returns the ids not seen before."""
     if not updates:
         return []
-    table = InboxUpdate.__table__
-    assert isinstance(table, Table)
+    table = table_of(InboxUpdate)
     rows = [
         {"channel": channel, "update_id": update_id, "payload": payload, "received_at": now}
         for update_id, payload in updates

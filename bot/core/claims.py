@@ -23,7 +23,7 @@ from sqlalchemy import CursorResult, Executable, Insert, Table, bindparam, selec
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.orm import Session
 
-from storage.models import InboxUpdate
+from storage.models import InboxUpdate, table_of
 
 # How long a claimed outbox row belongs to the process that claimed it. Longer than any batch takes to send
 # (the sender stops using a claim at half its lease), short enough that a crash delays messages only a little.
@@ -43,19 +43,15 @@ def insert_ignoring_duplicates(session: Session, table: Table) -> Insert:
     return sqlite.insert(table).on_conflict_do_nothing()
 
 
-def _inbox_table() -> Table:
-    table = InboxUpdate.__table__
-    assert isinstance(table, Table)
-    return table
-
+_INBOX = table_of(InboxUpdate)
 
 # Built once: every update runs it, and a statement object kept caches its compiled form's key too.
 _CLAIM_UNHANDLED = (
-    update(_inbox_table())
+    update(_INBOX)
     .where(
-        _inbox_table().c.channel == bindparam("claim_channel"),
-        _inbox_table().c.update_id == bindparam("claim_update_id"),
-        _inbox_table().c.handled_at.is_(None),
+        _INBOX.c.channel == bindparam("claim_channel"),
+        _INBOX.c.update_id == bindparam("claim_update_id"),
+        _INBOX.c.handled_at.is_(None),
     )
     .values(handled_at=bindparam("claim_now"))
 )
@@ -72,7 +68,7 @@ def claim_update(session: Session, channel: str, update_id: int, now: datetime) 
     if _changed(session, _CLAIM_UNHANDLED, claim):
         return True
     row = {"channel": channel, "update_id": update_id, "payload": {}, "received_at": now, "handled_at": now}
-    if _changed(session, insert_ignoring_duplicates(session, _inbox_table()), row):
+    if _changed(session, insert_ignoring_duplicates(session, _INBOX), row):
         return True
     # Recorded (not handled) by another process between the two statements.
     return _changed(session, _CLAIM_UNHANDLED, claim)

@@ -6,7 +6,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
-from sqlalchemy import Table, Update, bindparam, event, inspect, update
+from sqlalchemy import bindparam, event, inspect, update
 from sqlalchemy.orm import Session
 from sqlalchemy.orm.attributes import flag_modified, set_committed_value
 
@@ -27,7 +27,7 @@ from bot.core.messages import (
     clip,
 )
 from bot.i18n import Translator, translator
-from storage.models import Person
+from storage.models import Person, table_of
 
 
 @dataclass(frozen=True)
@@ -135,14 +135,9 @@ class Context:
 _UNWRITTEN_STATE = "gridbot.unwritten_state"
 
 
-def _state_update() -> Update:
-    table = Person.__table__
-    assert isinstance(table, Table)
-    # No ``values()``: the SET clause is the parameters' columns, state and state_data.
-    return update(table).where(table.c.id == bindparam("state_of_person"))
-
-
-_WRITE_STATE = _state_update()
+_PEOPLE = table_of(Person)
+# No ``values()``: the SET clause is the parameters' columns, state and state_data.
+_WRITE_STATE = update(_PEOPLE).where(_PEOPLE.c.id == bindparam("state_of_person"))
 
 
 def write_state(session: Session) -> None:

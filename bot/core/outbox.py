@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 from functools import partial
 from typing import Generic, Protocol, TypeVar, runtime_checkable
 
-from sqlalchemy import Table, bindparam, or_, select, update
+from sqlalchemy import bindparam, or_, select, update
 from sqlalchemy.orm import Session
 
 from bot.core.app import PendingDelivery
@@ -26,7 +26,7 @@ from bot.core.claims import OUTBOX_LEASE
 from bot.core.clock import Clock, system_clock
 from bot.core.messages import Action, Delivery, action_from_json
 from storage.database import Database, DatabaseUnavailable
-from storage.models import OutboxMessage, OutboxStatus, Person
+from storage.models import OutboxMessage, OutboxStatus, Person, table_of
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -383,8 +383,7 @@ def record_deliveries(
     sent = [{"sent_id": outbox_id, "sent_message": d.message_id} for outbox_id, d in results if d.ok]
     if sent:
         # Nearly every result is a success: one executemany instead of loading each row through the ORM.
-        table = OutboxMessage.__table__
-        assert isinstance(table, Table)
+        table = table_of(OutboxMessage)
         session.execute(
             update(table)
             .where(table.c.id == bindparam("sent_id"))
