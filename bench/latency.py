@@ -3,6 +3,10 @@ step every 1/rate seconds from whichever resident is not waiting for an answer),
 engine with a null network; measured from the update being handed out by getUpdates to the step's answer
 message being handed to the network.
 
+Measuring starts once the first residents have each filed one whole conversation, so every kind of step has
+been handled at least once: a step's first run in a process pays one-time costs (the confirm step's first
+working-day calendar, about 0.1 s; SQLAlchemy compiling each statement once) that are not the steady state.
+
     python -m bench.latency [--rate 100] [--seconds 15]
 """
 
@@ -49,7 +53,8 @@ class LatencyResult:
         return percentile(self.latencies, 0.99)
 
 
-async def measure(database_url: str, rate: float, seconds: float, warmup_seconds: float = 2.0) -> LatencyResult:
+async def measure(database_url: str, rate: float, seconds: float) -> LatencyResult:
+    warmup_seconds = 2 * RESIDENTS_AT_ONCE * Conversation.STEPS / rate  # at most; see ``warmed``
     total = int(rate * (seconds + warmup_seconds) / Conversation.STEPS) + 2 * RESIDENTS_AT_ONCE
     async with deployment(database_url, total) as deployed:
         under_test = gridbot_under_test(deployed.service)
@@ -62,6 +67,7 @@ async def measure(database_url: str, rate: float, seconds: float, warmup_seconds
         awaiting: dict[int, float] = {}
         latencies: list[float] = []
         measuring = False
+        finished = 0
 
         def on_call(call: SentCall) -> None:
             if call.method in MESSAGE_METHODS and call.chat_id in awaiting:
@@ -72,19 +78,23 @@ async def measure(database_url: str, rate: float, seconds: float, warmup_seconds
         under_test.session.listeners.append(on_call)
 
         def handled(conversation: Conversation, step: int, _done: asyncio.Future[None]) -> None:
+            nonlocal finished
             awaiting.pop(conversation.user_id, None)
             if step + 1 < Conversation.STEPS:
                 idle.append((conversation, step + 1))
             else:
+                finished += 1
                 idle.append((Conversation(next(fresh), under_test.session), 0))
+
+        def warmed(now: float) -> bool:
+            return finished >= RESIDENTS_AT_ONCE or now >= started + warmup_seconds
 
         interval, steps, missed = 1.0 / rate, 0, 0
         started = time.perf_counter()
-        next_at, measure_from = started, started + warmup_seconds
-        end = measure_from + seconds
+        next_at, end = started, started + warmup_seconds + seconds
         while (now := time.perf_counter()) < end:
-            if not measuring and now >= measure_from:
-                measuring = True
+            if not measuring and warmed(now):
+                measuring, end = True, now + seconds
             if idle:
                 conversation, step = idle.popleft()
                 awaiting[conversation.user_id] = time.perf_counter()
