@@ -87,9 +87,10 @@ class Database:
         if self.url.get_backend_name() == "postgresql":
             connect_args["server_settings"] = {"lock_timeout": POSTGRES_LOCK_TIMEOUT}
             pool = {"pool_size": pool_size, "max_overflow": 0}
-        self.async_engine: AsyncEngine = create_async_engine(
-            self.url, pool_pre_ping=not is_sqlite(url), connect_args=connect_args, **pool
-        )
+        # No ping before each use of a pooled connection (SQLAlchemy's is three round trips on asyncpg: BEGIN, a
+        # query, ROLLBACK, for every unit of work): ``run`` tries a unit of work again on a new connection when
+        # the one it was given turns out to be dead, which after a server restart is the first one of each.
+        self.async_engine: AsyncEngine = create_async_engine(self.url, connect_args=connect_args, **pool)
         self._thread: ThreadPoolExecutor | None = None
         self._sync_sessions: sessionmaker[Session] | None = None
         self.sync_engine: Engine | None = None
@@ -115,14 +116,31 @@ class Database:
             if self._thread is not None:
                 loop = asyncio.get_running_loop()
                 return await loop.run_in_executor(self._thread, self._run_in_thread, unit_of_work)
-            async with self._async_sessions(info=dict(self.session_info)) as session, session.begin():
-                return await session.run_sync(unit_of_work)
+            return await self._run_on_event_loop(unit_of_work)
         except (OperationalError, DBAPIError, OSError, ConnectionError, PoolTimeout) as error:
             # Integrity and programming errors are bugs or bad data, not an unreachable database.
             if not isinstance(error, OperationalError | PoolTimeout) and not _connection_lost(error):
                 raise
             log.warning("database unavailable: %s", error)
             raise DatabaseUnavailable(str(error)) from error
+
+    async def _run_on_event_loop(self, unit_of_work: Callable[[Session], T]) -> T:
+        for attempt in (1, 2):
+            committing = False
+            try:
+                async with self._async_sessions(info=dict(self.session_info)) as session, session.begin():
+                    result = await session.run_sync(unit_of_work)
+                    committing = True
+                return result
+            except DBAPIError as error:
+                # A connection found dead before the commit was sent: nothing of the transaction happened (the
+                # server rolls it back), and the pool has now dropped every connection older than this one, so
+                # one more try runs on a new connection. A connection lost while committing is left alone: the
+                # commit may have happened.
+                if attempt == 2 or committing or not error.connection_invalidated:
+                    raise
+                log.warning("database connection lost, trying again on a new one: %s", error.orig)
+        raise AssertionError("unreachable")
 
     def _run_in_thread(self, unit_of_work: Callable[[Session], T]) -> T:
         assert self._sync_sessions is not None

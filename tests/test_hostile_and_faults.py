@@ -291,6 +291,55 @@ async def test_postgres_lock_and_terminated_connections(database_url: str, clock
     await database.dispose()
 
 
+async def test_postgres_units_of_work_survive_every_pooled_connection_dying(database_url: str) -> None:
+    """No ping before each use of a pooled connection: after the server drops them all, units of work running
+    at once each find theirs dead and run again on a new one; other database errors are not tried twice."""
+    if not database_url.startswith("postgresql"):
+        pytest.skip("PostgreSQL only")
+    import asyncio
+
+    import asyncpg
+    from sqlalchemy import text
+    from sqlalchemy.engine import make_url
+    from sqlalchemy.exc import ProgrammingError
+
+    from storage.models import Base
+
+    database = Database(database_url)
+    async with database.async_engine.begin() as connection:
+        await connection.run_sync(Base.metadata.create_all)
+    await database.run(org)
+    runs: list[int] = []
+
+    def slow_count(session: Session) -> int:
+        runs.append(1)
+        session.execute(text("SELECT pg_sleep(0.1)"))
+        return int(session.scalar(select(func.count()).select_from(Person)) or 0)
+
+    assert await asyncio.gather(*(database.run(slow_count) for _ in range(4))) == [2] * 4
+    url = make_url(database_url)
+    admin = await asyncpg.connect(user=url.username, host=url.host, port=url.port or 5432, database=url.database)
+    terminated = await admin.fetchval(
+        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
+        url.database,
+    )
+    await admin.close()
+    assert terminated >= 4
+    runs.clear()
+    assert await asyncio.gather(*(database.run(slow_count) for _ in range(4))) == [2] * 4
+    assert 4 < len(runs) <= 8  # the units that met a dead connection ran once more, none more often
+
+    def broken(session: Session) -> None:
+        runs.append(1)
+        session.execute(text("SELECT no_such_column FROM people"))
+
+    runs.clear()
+    with pytest.raises(ProgrammingError):
+        await database.run(broken)
+    assert len(runs) == 1
+    await database.dispose()
+
+
 async def test_claims_keep_a_row_from_two_senders(database: Database, clock: FrozenClock) -> None:
     """A claimed row is not handed out again until its lease runs out (then it is: its sender died)."""
     await database.run(org)
