@@ -46,7 +46,7 @@ class ThroughputResult:
         return self.gridbot.rate / self.echo.rate
 
 
-def _lanes(conversations: list[Conversation], lanes: int, record: list[list[dict[str, Any]]]) -> list[Script]:
+def in_lanes(conversations: list[Conversation], lanes: int, record: list[list[dict[str, Any]]]) -> list[Script]:
     """``lanes`` residents typing at once; each lane files its conversations one after another. Every update
     sent is noted per lane so the echo bot can be fed exactly the same ones."""
     scripts: list[Script] = [[] for _ in range(lanes)]
@@ -66,7 +66,7 @@ def _recording(conversation: Conversation, step: int, record: list[dict[str, Any
     return make
 
 
-def _replay(record: list[dict[str, Any]]) -> Script:
+def replayed(record: list[dict[str, Any]]) -> Script:
     return [lambda payload=payload: payload for payload in record]  # type: ignore[misc]
 
 
@@ -75,20 +75,20 @@ async def measure(database_url: str, conversations: int, lanes: int, warmup: int
         under_test = gridbot_under_test(deployed.service)
         people = [Conversation(user_id, under_test.session) for user_id in deployed.residents]
         throwaway: list[list[dict[str, Any]]] = [[] for _ in range(lanes)]
-        await run_scripted(under_test, _lanes(people[:warmup], min(lanes, warmup), throwaway))
+        await run_scripted(under_test, in_lanes(people[:warmup], min(lanes, warmup), throwaway))
         record: list[list[dict[str, Any]]] = [[] for _ in range(lanes)]
-        gridbot = await run_scripted(under_test, _lanes(people[warmup:], lanes, record))
-        filed = await deployed.service.database.run(_count_requests)
+        gridbot = await run_scripted(under_test, in_lanes(people[warmup:], lanes, record))
+        filed = await deployed.service.database.run(count_requests)
         # A bot that quickly answers "sorry, something went wrong" would make a worthless benchmark.
         assert filed == warmup + conversations, f"{filed} requests filed by {warmup + conversations} residents"
     echo = echo_under_test()
-    await run_scripted(echo, [_replay(lane[: Conversation.STEPS * 2]) for lane in record])
-    echo_stats = await run_scripted(echo, [_replay(lane) for lane in record])
+    await run_scripted(echo, [replayed(lane[: Conversation.STEPS * 2]) for lane in record])
+    echo_stats = await run_scripted(echo, [replayed(lane) for lane in record])
     name = "PostgreSQL" if database_url.startswith("postgresql") else "SQLite"
     return ThroughputResult(name, conversations, lanes, gridbot, echo_stats)
 
 
-def _count_requests(session: Session) -> int:
+def count_requests(session: Session) -> int:
     return session.scalar(select(func.count(Request.id))) or 0
 
 

@@ -78,11 +78,14 @@ ms, gridbot about 3.4-3.7 ms. The targets need gridbot near 1.1 ms, i.e. the per
 statements on the held connection and no ORM unit of work for the filing steps (see the limit in
 `bench/yardsticks.py` for what those statements are).
 
-**Latency at 100 steps/s (target p99 <= 25 ms; measured p50 4-6 ms, p99 25-120 ms).** The median step is well
-inside the bound; the tail is updates queued behind a heavier one (a confirmation writes the request, its event
-and the notifications to the grid's workers) in the single database thread, plus the machine's own noise. Before
-the start-up objects were frozen (below), a full garbage collection walked aiogram's 250,000 objects in
-0.1-0.4 s and put p99 at 260 ms and more.
+**Latency at 100 steps/s (target p99 <= 25 ms; p99 13-17 ms on a quiet machine on 2026-12-02).** The median
+step takes 3-4 ms. The benchmark measures once the first residents have each filed a whole conversation: a
+process's first confirmations pay one-time costs (the year's working-day calendar from the holidays library,
+about 0.1 s, and SQLAlchemy compiling each statement once), and one such stall queues about 15 steps behind it,
+more than 1% of a 15 s run (a 2 s warm-up that ended before the first confirmation put p99 at 82-312 ms on the
+same quiet machine). What is left in the tail is updates queued behind a confirmation in the single database
+thread, and the neighbours' load on a shared machine (p99 42-239 ms at load 1-3 on 2026-12-01). Before the
+start-up objects were frozen (below), a full garbage collection walked aiogram's 250,000 objects in 0.1-0.4 s.
 
 **Start-up (target: within 0.5 s of `import aiogram`; measured 0.38-0.64 s beyond it on 2026-12-02).** `import
 aiogram` alone takes 2.1-2.7 s here (`python -X importtime`: `aiogram.types` builds every Bot API pydantic model at

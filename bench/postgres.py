@@ -43,7 +43,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bench.conversation import _count_requests, _lanes
+from bench.conversation import count_requests, in_lanes
 from bench.harness import (
     Conversation,
     bench_settings,
@@ -104,7 +104,7 @@ async def serve(job: Job) -> Share:
 
         def scripts(residents: list[int], lanes: int) -> list[Any]:
             people = [Conversation(user_id, under_test.session) for user_id in residents]
-            return _lanes(people, lanes, [[] for _ in range(lanes)])
+            return in_lanes(people, lanes, [[] for _ in range(lanes)])
 
         await run_scripted(under_test, scripts(job.warmup, min(job.lanes, len(job.warmup))))
         print("ready", flush=True)
@@ -179,7 +179,7 @@ async def _seeded(url: str, residents: int) -> list[int]:
 async def _filed(url: str) -> int:
     database = Database(url)
     try:
-        return await database.run(_count_requests)
+        return await database.run(count_requests)
     finally:
         await database.dispose()
 

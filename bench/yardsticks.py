@@ -99,7 +99,7 @@ from sqlalchemy import (
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
 from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column
 
-from bench.conversation import Script, _lanes, _replay
+from bench.conversation import Script, in_lanes, replayed
 from bench.harness import (
     FIRST_RESIDENT,
     FIRST_WORKER,
@@ -708,7 +708,7 @@ class Recording:
     measured: list[list[dict[str, Any]]]
 
     def scripts(self, warmup: bool) -> list[Script]:
-        return [_replay(lane) for lane in (self.warmup if warmup else self.measured) if lane]
+        return [replayed(lane) for lane in (self.warmup if warmup else self.measured) if lane]
 
 
 @dataclass
@@ -770,9 +770,9 @@ class Yardsticks:
             under_test = gridbot_under_test(service)
             people = [Conversation(user_id, under_test.session) for user_id in self.residents]
             warm: list[list[dict[str, Any]]] = [[] for _ in range(self.lanes)]
-            await run_scripted(under_test, _lanes(people[: self.warmup], min(self.lanes, self.warmup), warm))
+            await run_scripted(under_test, in_lanes(people[: self.warmup], min(self.lanes, self.warmup), warm))
             record: list[list[dict[str, Any]]] = [[] for _ in range(self.lanes)]
-            result = await _measured(under_test, _lanes(people[self.warmup:], self.lanes, record))
+            result = await _measured(under_test, in_lanes(people[self.warmup:], self.lanes, record))
             filed = await service.database.run(_gridbot_filed)
         finally:
             await service.database.dispose()
