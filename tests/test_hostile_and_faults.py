@@ -259,21 +259,38 @@ async def test_sqlite_locked_longer_than_busy_timeout(tmp_path: Any, clock: Froz
     await database.dispose()
 
 
-async def test_postgres_lock_and_terminated_connections(database_url: str, clock: FrozenClock) -> None:
-    """PostgreSQL: a row lock past lock_timeout is an outage (not a hang); killed connections heal by themselves."""
+async def organised_postgres(database_url: str) -> Database:
+    """A PostgreSQL database with the schema and the small organisation (the test is skipped on SQLite)."""
     if not database_url.startswith("postgresql"):
         pytest.skip("PostgreSQL only")
-    import asyncpg
-    from sqlalchemy.engine import make_url
-
     from storage.models import Base
 
     database = Database(database_url)
     async with database.async_engine.begin() as connection:
         await connection.run_sync(Base.metadata.create_all)
     await database.run(org)
+    return database
+
+
+async def postgres_admin(database_url: str) -> Any:
+    """A plain asyncpg connection to the same database, outside the pool under test."""
+    import asyncpg
+    from sqlalchemy.engine import make_url
+
     url = make_url(database_url)
-    admin = await asyncpg.connect(user=url.username, host=url.host, port=url.port or 5432, database=url.database)
+    return await asyncpg.connect(user=url.username, host=url.host, port=url.port or 5432, database=url.database)
+
+
+TERMINATE_THE_OTHERS = (
+    "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = current_database() "
+    "AND pid <> pg_backend_pid()"
+)
+
+
+async def test_postgres_lock_and_terminated_connections(database_url: str, clock: FrozenClock) -> None:
+    """PostgreSQL: a row lock past lock_timeout is an outage (not a hang); killed connections heal by themselves."""
+    database = await organised_postgres(database_url)
+    admin = await postgres_admin(database_url)
     transaction = admin.transaction()
     await transaction.start()
     await admin.execute("LOCK TABLE people IN ACCESS EXCLUSIVE MODE")
@@ -282,10 +299,7 @@ async def test_postgres_lock_and_terminated_connections(database_url: str, clock
         await database.run(lambda s: s.scalars(select(Person)).all())
     assert time.monotonic() - started < 10
     await transaction.rollback()
-    await admin.execute(
-        "SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-        url.database,
-    )
+    await admin.execute(TERMINATE_THE_OTHERS)
     await admin.close()
     assert len(await database.run(lambda s: s.scalars(select(Person)).all())) == 2
     await database.dispose()
@@ -294,21 +308,12 @@ async def test_postgres_lock_and_terminated_connections(database_url: str, clock
 async def test_postgres_units_of_work_survive_every_pooled_connection_dying(database_url: str) -> None:
     """No ping before each use of a pooled connection: after the server drops them all, units of work running
     at once each find theirs dead and run again on a new one; other database errors are not tried twice."""
-    if not database_url.startswith("postgresql"):
-        pytest.skip("PostgreSQL only")
     import asyncio
 
-    import asyncpg
     from sqlalchemy import text
-    from sqlalchemy.engine import make_url
     from sqlalchemy.exc import ProgrammingError
 
-    from storage.models import Base
-
-    database = Database(database_url)
-    async with database.async_engine.begin() as connection:
-        await connection.run_sync(Base.metadata.create_all)
-    await database.run(org)
+    database = await organised_postgres(database_url)
     runs: list[int] = []
 
     def slow_count(session: Session) -> int:
@@ -317,12 +322,8 @@ async def test_postgres_units_of_work_survive_every_pooled_connection_dying(data
         return int(session.scalar(select(func.count()).select_from(Person)) or 0)
 
     assert await asyncio.gather(*(database.run(slow_count) for _ in range(4))) == [2] * 4
-    url = make_url(database_url)
-    admin = await asyncpg.connect(user=url.username, host=url.host, port=url.port or 5432, database=url.database)
-    terminated = await admin.fetchval(
-        "SELECT count(pg_terminate_backend(pid)) FROM pg_stat_activity WHERE datname = $1 AND pid <> pg_backend_pid()",
-        url.database,
-    )
+    admin = await postgres_admin(database_url)
+    terminated = await admin.fetchval(TERMINATE_THE_OTHERS)
     await admin.close()
     assert terminated >= 4
     runs.clear()
