@@ -88,8 +88,8 @@ class Database:
             connect_args["server_settings"] = {"lock_timeout": POSTGRES_LOCK_TIMEOUT}
             pool = {"pool_size": pool_size, "max_overflow": 0}
         # No ping before each use of a pooled connection (SQLAlchemy's is three round trips on asyncpg: BEGIN, a
-        # query, ROLLBACK, for every unit of work): ``run`` tries a unit of work again on a new connection when
-        # the one it was given turns out to be dead, which after a server restart is the first one of each.
+        # query, ROLLBACK, for every unit of work): ``run`` tries a unit of work once more on a new connection
+        # when the one it was given turns out to be dead, as every pooled one is after a server restart.
         self.async_engine: AsyncEngine = create_async_engine(self.url, connect_args=connect_args, **pool)
         self._thread: ThreadPoolExecutor | None = None
         self._sync_sessions: sessionmaker[Session] | None = None
