@@ -273,7 +273,7 @@ PERSON = (
     "people.phone, people.building_id, people.unreachable, people.state, people.state_data, people.created_at, "
     "people.privacy_notice_at, people.awaiting_first_message, streets.id, streets.code, streets.name, "
     "communities.id, communities.code, communities.name, communities.street_id, grids.id, grids.code, grids.name, "
-    "grids.community_id, grids.visit_target, grids.boundary, grids.min_latitude, grids.max_latitude, "
+    "grids.community_id, grids.visit_target, grids.min_latitude, grids.max_latitude, "
     "grids.min_longitude, grids.max_longitude, buildings.id, buildings.code, buildings.name, buildings.address, "
     "buildings.latitude, buildings.longitude, buildings.grid_id, buildings.active, buildings.search_key, "
     "staff_roles.id, staff_roles.person_id, staff_roles.role, staff_roles.unit_id FROM people "

@@ -129,8 +129,10 @@ class Grid(Base):
     # Visits each of the grid's workers is to make per day; the deployment's default when unset.
     visit_target: Mapped[int | None] = mapped_column(Integer)
     # The grid's boundary, a GeoJSON Polygon or MultiPolygon in WGS-84, if the import gave one, and the box
-    # around it: a location is matched against the few boxes holding it, read through the index.
-    boundary: Mapped[dict[str, Any] | None] = mapped_column(JSON)
+    # around it: a location is matched against the few boxes holding it, read through the index. Not loaded
+    # with the grid (``deferred``): every update loads its sender's grid, and a boundary of a few hundred points
+    # took longer to parse than the rest of the sender together.
+    boundary: Mapped[dict[str, Any] | None] = mapped_column(JSON, deferred=True)
     min_latitude: Mapped[float | None] = mapped_column(Float)
     max_latitude: Mapped[float | None] = mapped_column(Float)
     min_longitude: Mapped[float | None] = mapped_column(Float)

@@ -16,12 +16,14 @@ from bot.cli import main
 from bot.core import places
 from bot.core.binding import distance_m
 from bot.core.geo import contains_point, gcj02_to_wgs84, wgs84_to_gcj02
+from bot.core.messages import Sender
+from bot.core.people import find_or_register_person
 from bot.core.units import Unit, ids_within, parent
 from bot.service import prepare_database
 from storage.database import Database
-from storage.models import Grid, Level, Place
+from storage.models import Grid, Level, Person, Place
 from tests.harness import CoreChat
-from tests.org_fixture import make_small_org
+from tests.org_fixture import NOW, make_small_org
 from tests.place_fixture import BOUNDARY, IN_THE_BOUNDARY, NEAR_RENMIN, make_places_org, square
 
 # --- datums ------------------------------------------------------------------------------------------------
@@ -63,6 +65,27 @@ async def test_a_boundary_wins_over_the_nearest_building_of_another_grid(databas
     # Nothing of 人民一网格 is within 300 m: the request is about the location alone.
     assert spot.building is None and spot.place is None
     assert (spot.latitude, spot.longitude) == IN_THE_BOUNDARY
+
+
+async def test_the_sender_of_an_update_is_read_without_their_grids_boundary(database: Database) -> None:
+    """Every update loads its sender's building and grid; the boundary is read only where it is used."""
+    setup = await database.run(make_places_org)
+
+    def add_resident(session: Session) -> None:
+        session.add(Person(channel="telegram", external_id="7001", chat_id="7001", display_name="居民",
+                           locale="zh_CN", state_data={}, created_at=NOW, building_id=setup.org.building2))
+
+    await database.run(add_resident)
+
+    def sender_grid(session: Session) -> tuple[bool, dict[str, object] | None]:
+        person = find_or_register_person(session, Sender("telegram", "7001", "7001", "居民", "zh"), "zh_CN", NOW)
+        assert person.building is not None and person.building.grid_id == setup.org.grid2
+        grid = person.building.grid
+        return "boundary" in grid.__dict__, grid.boundary
+
+    loaded_with_sender, boundary = await database.run(sender_grid)
+    assert not loaded_with_sender
+    assert boundary == BOUNDARY
 
 
 async def test_without_a_boundary_the_nearest_building_or_place_decides(database: Database) -> None:

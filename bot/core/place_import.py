@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from sqlalchemy import select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, undefer
 
 from bot.core.geo import bounds, polygons_of
 from bot.core.organisation import (
@@ -101,12 +101,15 @@ def validate_place_rows(rows: Sequence[PlaceRow]) -> list[RowProblem]:
     return sorted(problems, key=lambda problem: problem.line)
 
 
-def grids_by_code(session: Session, codes: Iterable[str]) -> dict[str, Grid]:
+def grids_by_code(session: Session, codes: Iterable[str], with_boundaries: bool = False) -> dict[str, Grid]:
     wanted = sorted(set(codes))
     found: dict[str, Grid] = {}
+    # A grid's boundary is left unread unless asked for (``storage.models.Grid``): loaded one grid at a time
+    # it would cost a statement per grid of the import.
+    query = select(Grid).options(undefer(Grid.boundary)) if with_boundaries else select(Grid)
     for start in range(0, len(wanted), LOOKUP_SLICE):
         chunk = wanted[start : start + LOOKUP_SLICE]
-        found.update((grid.code, grid) for grid in session.scalars(select(Grid).where(Grid.code.in_(chunk))))
+        found.update((grid.code, grid) for grid in session.scalars(query.where(Grid.code.in_(chunk))))
     return found
 
 
@@ -208,7 +211,7 @@ def apply_boundaries(session: Session, boundaries: Sequence[Boundary]) -> LevelC
     """Set each named grid's boundary and the box around it; raises ``ImportProblems`` for a bad feature."""
     if not boundaries:
         raise ImportProblems([RowProblem(1, "the collection has no features")])
-    grids = grids_by_code(session, (boundary.grid_code for boundary in boundaries))
+    grids = grids_by_code(session, (boundary.grid_code for boundary in boundaries), with_boundaries=True)
     problems = []
     for boundary in boundaries:
         message = (code_problem("grid_code", boundary.grid_code)
