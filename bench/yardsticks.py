@@ -366,7 +366,7 @@ class Limit:
                     return []
                 rows = connection.execute(PERSON, ("telegram", str(step.user_id))).fetchall()
                 person_id, state, state_data = rows[0][0], rows[0][9], json.loads(rows[0][10])
-                building_id, grid_id, chat_id = rows[0][31], rows[0][21], int(rows[0][3])
+                building_id, grid_id, chat_id = rows[0][30], rows[0][21], int(rows[0][3])
                 expected = STATE_BEFORE.get(step.step)
                 assert expected is None or state == expected, f"{step.step} in state {state}"
                 draft = next_draft(step, state_data)
