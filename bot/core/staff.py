@@ -11,7 +11,7 @@ from dataclasses import dataclass
 from datetime import datetime
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session, joinedload
+from sqlalchemy.orm import Session, joinedload, lazyload
 
 from bot.core.units import DISTRICT, LEVEL_OF_ROLE, LEVELS, ROLE_OF_LEVEL, Unit, codes_and_names, unit_by_code
 from storage.models import Level, Person, Role, StaffRole
@@ -169,7 +169,8 @@ _STAFF_OF_UNIT = (
     .join(StaffRole, StaffRole.person_id == Person.id)
     .where(StaffRole.role == bindparam("staff_role"), StaffRole.unit_id == bindparam("staff_unit_id"))
     .order_by(Person.id)
-    # All their roles in the same statement: what each may do with a request is read from them.
-    .options(joinedload(Person.roles))
+    # All their roles in the same statement: what each may do with a request is read from them. Their own
+    # building (and its grid, community and street, joined by default) is not needed to tell them of a request.
+    .options(joinedload(Person.roles), lazyload(Person.building))
 )
 

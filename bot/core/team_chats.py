@@ -11,7 +11,7 @@ from __future__ import annotations
 from datetime import datetime
 
 from sqlalchemy import bindparam, select
-from sqlalchemy.orm import Session
+from sqlalchemy.orm import Session, lazyload
 
 from bot.core.audit import AuditAction, record_action
 from bot.core.messages import Sender
@@ -106,6 +106,8 @@ _CHATS_OF_UNIT = (
     select(Person).join(TeamChat, TeamChat.chat_person_id == Person.id)
     .where(TeamChat.level == bindparam("chat_level"), TeamChat.unit_id == bindparam("chat_unit_id"),
            Person.unreachable.is_(False))
+    # A group lives in no building: the joins of a person's building, grid, community and street find nothing.
+    .options(lazyload(Person.building))
 )
 
 
