@@ -235,28 +235,41 @@ def clip(text: str, limit: int = MAX_TEXT) -> str:
 
 
 def action_to_json(action: Action) -> dict[str, Any]:
-    data = _plain(action)
-    keyboard = getattr(action, "keyboard", None)
-    if keyboard is not None:
-        data["keyboard"] = {"type": type(keyboard).__name__, **_plain(keyboard)}
-    return {"type": type(action).__name__, **data}
+    data: dict[str, Any] = {"type": type(action).__name__}
+    for name in _field_names(type(action)) or ():
+        value = getattr(action, name)
+        if name == "keyboard" and value is not None:
+            data[name] = {"type": type(value).__name__, **_plain(value)}
+        else:
+            data[name] = _plain(value)
+    return data
 
 
 def _plain(value: Any) -> Any:
     """What ``dataclasses.asdict`` makes of an action, without its deep copy of every value: actions hold only
     immutable values, tuples and frozen dataclasses, and every update writes a few of them to the outbox."""
+    kind = type(value)
+    if kind in _SCALARS:
+        return value
     if isinstance(value, tuple):
         return tuple(_plain(item) for item in value)
-    kind = type(value)
-    if kind not in _FIELD_NAMES:
-        _FIELD_NAMES[kind] = tuple(field.name for field in fields(kind)) if is_dataclass(kind) else None
-    names = _FIELD_NAMES[kind]
+    names = _field_names(kind)
     if names is None:
         return value
     return {name: _plain(getattr(value, name)) for name in names}
 
 
-# The field names of each dataclass met (None for other types), looked up once per type.
+# Most values of an action: returned as they are, before any other test.
+_SCALARS = frozenset({str, int, float, bool, type(None)})
+
+
+def _field_names(kind: type) -> tuple[str, ...] | None:
+    """The field names of a dataclass (None for other types), looked up once per type."""
+    if kind not in _FIELD_NAMES:
+        _FIELD_NAMES[kind] = tuple(field.name for field in fields(kind)) if is_dataclass(kind) else None
+    return _FIELD_NAMES[kind]
+
+
 _FIELD_NAMES: dict[type, tuple[str, ...] | None] = {}
 
 
