@@ -74,8 +74,10 @@ class RateLimiter:
         self.interval = 1.0 / (rate * RATE_HEADROOM)
         self._next = 0.0
 
-    async def reserve(self) -> float:
-        """Take the next slot; returns the seconds until it comes."""
+    async def reserve(self, wanted: int = 1) -> float:
+        """Take the next slot; returns the seconds until it comes. ``wanted`` is how many sends are waiting: a
+        limiter for which a slot costs a round trip (``bot.core.rate``) takes several at once; this one needs
+        not, its slots cost nothing."""
         now = time.monotonic()
         slot = max(self._next, now - CATCH_UP)
         self._next = slot + self.interval
@@ -103,10 +105,10 @@ class Slot:
 class Pacer:
     """Every send of the process waits here; each slot of the rate goes to the most urgent waiter.
 
-    Slots are taken from the limiter one at a time and only while someone waits, so a message that arrives
-    now waits behind at most the one slot already taken, whatever is queued below it. With several processes
-    the limiter is shared (``bot.core.rate``) and each holds at most one slot ahead, so a broadcast in one
-    process delays an answer in another by about one slot.
+    Slots are given one at a time and only while someone waits, so a message that arrives now waits behind at
+    most the one slot already given, whatever is queued below it. With several processes the limiter is shared
+    (``bot.core.rate``) and each reserves at most as many slots as it has sends waiting and a tenth of a second's
+    worth, so a broadcast in one process delays an answer in another by a few slots at most.
     """
 
     def __init__(self, limiter: RateLimiter) -> None:
@@ -159,7 +161,7 @@ class Pacer:
     async def _grant(self) -> None:
         while self._waiting:
             try:
-                delay = await self.limiter.reserve()
+                delay = await self.limiter.reserve(len(self._waiting))
             except Exception:  # the shared limiter falls back by itself; anything else must not stall sending
                 log.exception("send rate: could not take a slot")
                 delay = self.limiter.interval
