@@ -22,6 +22,11 @@ in it) over the measured conversations. A turn's rate is all updates over the wa
 to the last end; its CPU per update is the processes' CPU summed over all updates. After each turn every
 seeded resident's request must exist in the database, or the run fails.
 
+When the PostgreSQL server runs on this machine, a turn also notes the CPU its processes spent from the go to
+the end (read from ``/proc``): the bot's processes and the server share the machine's cores, so two processes
+can reach at most ``cores / (bot CPU + server CPU per update)``, and that ceiling, from the one-process turns'
+figures, is printed beside the ratio two processes / one.
+
 Turns alternate (repetition 1 in the order above, repetition 2 the other way round, and so on), as the load
 of a shared machine drifts. Printed: each turn, the median rate and CPU per update of each setup, and the
 ratios PostgreSQL / SQLite (one process, pool ``--pool``) and two processes / one.
@@ -126,6 +131,7 @@ class Turn:
     filed: int
     residents: int
     load: float  # 1-minute load average when the turn started
+    server_cpu: float | None = None  # seconds of the PostgreSQL server's CPU, when it runs on this machine
 
     @property
     def updates(self) -> int:
@@ -140,13 +146,39 @@ class Turn:
     def cpu_ms(self) -> float:
         return 1000 * sum(share.cpu for share in self.shares) / self.updates
 
+    @property
+    def server_cpu_ms(self) -> float | None:
+        return None if self.server_cpu is None else 1000 * self.server_cpu / self.updates
+
+
+def postgres_server_cpu(proc: Path = Path("/proc")) -> float | None:
+    """Seconds of CPU (user and system) of every process named ``postgres`` on this machine and of their
+    children that ended, None if none can be seen (the server runs elsewhere). A connection's backend ends with
+    it, and its CPU then counts in the postmaster's children's time: the sum only grows."""
+    ticks, seen = 0, False
+    for entry in proc.iterdir():
+        if not entry.name.isdigit():
+            continue
+        try:
+            if (entry / "comm").read_text().strip() != "postgres":
+                continue
+            # The fields after the command (which may hold ``)``): utime, stime, cutime and cstime are the
+            # 14th to 17th of proc(5).
+            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+        except OSError:  # the process ended while being read
+            continue
+        ticks += sum(int(field) for field in fields[11:15])
+        seen = True
+    return ticks / os.sysconf("SC_CLK_TCK") if seen else None
+
 
 def _split(items: list[int], parts: int) -> list[list[int]]:
     return [items[index::parts] for index in range(parts)]
 
 
-def _serving(jobs: list[Job], log: Path) -> list[Share]:
-    """Start a fresh interpreter per job, let all of them go at once when all are warm, collect their shares."""
+def _serving(jobs: list[Job], log: Path) -> tuple[list[Share], float | None]:
+    """Start a fresh interpreter per job, let all of them go at once when all are warm, collect their shares
+    and the PostgreSQL server's CPU from the go to the end."""
     command = [sys.executable, "-m", "bench.postgres", "--serve"]
     with log.open("w") as errors:
         processes = [
@@ -161,14 +193,18 @@ def _serving(jobs: list[Job], log: Path) -> list[Share]:
                     started.kill()
                     started.wait()
                 raise RuntimeError(f"a serving process did not get ready:\n{log.read_text()[-4000:]}")
+        server_before = postgres_server_cpu()
         for process in processes:
             assert process.stdin is not None
             process.stdin.write("go\n")
             process.stdin.flush()
         outputs = [process.communicate(timeout=1800)[0] for process in processes]
+        server_after = postgres_server_cpu()
     if any(process.returncode for process in processes):
         raise RuntimeError(f"a serving process failed:\n{log.read_text()[-4000:]}")
-    return [Share(**json.loads(output.strip().splitlines()[-1])) for output in outputs]
+    shares = [Share(**json.loads(output.strip().splitlines()[-1])) for output in outputs]
+    server = None if server_before is None or server_after is None else server_after - server_before
+    return shares, server
 
 
 async def _seeded(url: str, residents: int) -> list[int]:
@@ -190,8 +226,9 @@ async def turn(setup: str, url: str, processes: int, pool: int, sizes: Sizes, sc
     warmups = _split(residents[: processes * sizes.warmup], processes)
     measured = _split(residents[processes * sizes.warmup :], processes)
     jobs = [Job(url, warmups[i], measured[i], max(1, sizes.lanes // processes), pool, i) for i in range(processes)]
-    shares = await asyncio.to_thread(_serving, jobs, scratch / "serving.log")
-    measured_turn = Turn(setup, shares, await _filed(url), len(residents), load)
+    shares, server_cpu = await asyncio.to_thread(_serving, jobs, scratch / "serving.log")
+    measured_turn = Turn(setup, shares, await _filed(url), len(residents), load,
+                         None if setup == SQLITE else server_cpu)
     # A bot that quickly answers "sorry, something went wrong" would make a worthless benchmark.
     if measured_turn.filed != measured_turn.residents:
         raise AssertionError(f"{setup}: {measured_turn.filed} requests filed by {measured_turn.residents} residents")
@@ -218,6 +255,20 @@ class Result:
 
     def median_cpu(self, setup: str) -> float:
         return statistics.median(t.cpu_ms for t in self.turns if t.setup == setup)
+
+    def median_server_cpu(self, setup: str) -> float | None:
+        figures = [t.server_cpu_ms for t in self.turns if t.setup == setup]
+        known = [figure for figure in figures if figure is not None]
+        return statistics.median(known) if known and len(known) == len(figures) else None
+
+    def two_ceiling(self, cores: int) -> float | None:
+        """The most two processes / one can be on ``cores`` cores shared with the server: the updates per second
+        the cores give at the one-process turns' CPU per update (bot and server), over the one process's rate."""
+        one = one_process(self.pool)
+        server = self.median_server_cpu(one)
+        if server is None:
+            return None
+        return cores * 1000 / (self.median_cpu(one) + server) / self.median_rate(one)
 
     @property
     def of_sqlite(self) -> float:
@@ -254,19 +305,31 @@ async def measure(server_url: str, sizes: Sizes, runs: int, pool: int = DEFAULT_
     return Result(turns, pool)
 
 
-def describe(result: Result) -> str:
-    lines = [f"{'turn':<4} {'setup':<36} {'updates/s':>9} {'CPU ms/update':>13} {'filed':>11} {'load':>5}"]
+def describe(result: Result, cores: int | None = None) -> str:
+    lines = [f"{'turn':<4} {'setup':<36} {'updates/s':>9} {'CPU ms/update':>13} {'server ms':>9} {'filed':>11} "
+             f"{'load':>5}"]
     for index, t in enumerate(result.turns, start=1):
-        lines.append(f"{index:<4} {t.setup:<36} {t.rate:>9,.1f} {t.cpu_ms:>13.2f} "
+        lines.append(f"{index:<4} {t.setup:<36} {t.rate:>9,.1f} {t.cpu_ms:>13.2f} {_ms(t.server_cpu_ms):>9} "
                      f"{f'{t.filed}/{t.residents}':>11} {t.load:>5.2f}")
     lines.append("median of each setup:")
     for setup in dict.fromkeys(t.setup for t in result.turns):
+        server = result.median_server_cpu(setup)
         lines.append(f"  {setup:<36} {result.median_rate(setup):>9,.1f} updates/s "
-                     f"{result.median_cpu(setup):>6.2f} ms CPU/update")
+                     f"{result.median_cpu(setup):>6.2f} ms CPU/update"
+                     + ("" if server is None else f", server {server:.2f} ms"))
     one, sqlite, two = (result.median_rate(s) for s in (one_process(result.pool), SQLITE, TWO))
     lines.append(_ratio_line("PostgreSQL / SQLite", one, sqlite, result.of_sqlite, TARGET_OF_SQLITE))
     lines.append(_ratio_line("two processes / one", two, one, result.two_of_one, TARGET_OF_ONE))
+    cores = cores or os.cpu_count() or 1
+    ceiling = result.two_ceiling(cores)
+    if ceiling is not None:
+        lines.append(f"two processes / one can be at most {ceiling:.2f} on {cores} cores shared with the server "
+                     f"(bot and server CPU per update of one process)")
     return "\n".join(lines)
+
+
+def _ms(figure: float | None) -> str:
+    return "-" if figure is None else f"{figure:.2f}"
 
 
 def _ratio_line(name: str, top: float, bottom: float, ratio: float, target: float) -> str:
