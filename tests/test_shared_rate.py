@@ -3,6 +3,7 @@ gives it back when the database is disposed."""
 
 from __future__ import annotations
 
+import itertools
 import os
 from typing import Any
 
@@ -91,7 +92,8 @@ async def test_a_crowd_takes_its_slots_in_one_round_trip_and_a_pause_drops_them(
         delays = [await limiter.reserve(wanted=5)]
         delays += [await limiter.reserve() for _ in range(4)]
         assert len(reservations) == 1
-        gaps = [later - earlier for earlier, later in zip(delays[1:], delays[2:], strict=False)]
+        # The first slot may be a late one caught up on; the batch's others follow it a slot apart.
+        gaps = [later - earlier for earlier, later in itertools.pairwise(delays[1:])]
         assert gaps == pytest.approx([limiter.interval] * 3)
 
         await limiter.reserve(wanted=500)
