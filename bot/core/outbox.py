@@ -76,8 +76,8 @@ class RateLimiter:
 
     async def reserve(self, wanted: int = 1) -> float:
         """Take the next slot; returns the seconds until it comes. ``wanted`` is how many sends are waiting: a
-        limiter for which a slot costs a round trip (``bot.core.rate``) takes several at once; this one needs
-        not, its slots cost nothing."""
+        limiter for which a slot costs a round trip (``bot.core.rate``) takes several at once; this one takes
+        one, as its slots cost nothing."""
         now = time.monotonic()
         slot = max(self._next, now - CATCH_UP)
         self._next = slot + self.interval

@@ -2,10 +2,10 @@
 
 Telegram's bulk limit (about 30 messages/s) is per bot, not per process. Each process reserves slots with one
 atomic statement on ``send_rate`` (``next_slot = GREATEST(next_slot, now) + count * interval``, in the database's
-clock): as many as it has sends waiting, up to ``BATCH_SECONDS`` of the rate, and gives them out one by one
-(``bot.core.outbox.Pacer`` gives each to the most urgent message of its process). The statement runs on one
-connection the limiter keeps in autocommit: a batch of slots is then one round trip, where a pooled transaction
-took six (the pool's ping is BEGIN, a query and ROLLBACK; then BEGIN, the statement and COMMIT).
+clock): as many as it has sends waiting or asked for lately, up to ``BATCH_SECONDS`` of the rate, and gives them
+out one by one (``bot.core.outbox.Pacer`` gives each to the most urgent message of its process). The statement
+runs on one connection the limiter keeps in autocommit: a batch of slots is then one round trip, where a pooled
+transaction took six (the pool's ping is BEGIN, a query and ROLLBACK; then BEGIN, the statement and COMMIT).
 
 This is the generic cell rate algorithm with the row as the shared state: no lock is held while waiting, a 429
 pushes the row forward for every process at once (and drops the slots a process still holds), and a process that
