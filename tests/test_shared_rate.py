@@ -81,54 +81,42 @@ def _count_reservations(database: Database) -> list[str]:
     return statements
 
 
-async def test_a_crowd_takes_its_slots_in_one_round_trip_and_a_pause_drops_them(database_url: str) -> None:
-    database = Database(database_url, pool_size=3)
-    async with database.async_engine.begin() as connection:
-        await connection.run_sync(Base.metadata.create_all)
+async def test_a_crowd_takes_its_slots_in_one_round_trip_and_a_pause_drops_them(database: Database) -> None:
     reservations = _count_reservations(database)
     clock = _StoppedClock()
     limiter = SharedRateLimiter(database, rate=100.0, monotonic=clock)  # at most 9 slots per round trip
-    try:
-        delays = [await limiter.reserve(wanted=5)]
-        delays += [await limiter.reserve() for _ in range(4)]
-        assert len(reservations) == 1
-        # The first slot may be a late one caught up on; the batch's others follow it a slot apart.
-        gaps = [later - earlier for earlier, later in itertools.pairwise(delays[1:])]
-        assert gaps == pytest.approx([limiter.interval] * 3)
+    delays = [await limiter.reserve(wanted=5)]
+    delays += [await limiter.reserve() for _ in range(4)]
+    assert len(reservations) == 1
+    # The first slot may be a late one caught up on; the batch's others follow it a slot apart.
+    gaps = [later - earlier for earlier, later in itertools.pairwise(delays[1:])]
+    assert gaps == pytest.approx([limiter.interval] * 3)
 
-        await limiter.reserve(wanted=500)
-        for _ in range(8):
-            await limiter.reserve()
-        assert len(reservations) == 2  # nine slots, not five hundred
+    await limiter.reserve(wanted=500)
+    for _ in range(8):
         await limiter.reserve()
-        assert len(reservations) == 3
+    assert len(reservations) == 2  # nine slots, not five hundred
+    await limiter.reserve()
+    assert len(reservations) == 3
 
-        limiter.pause(0.5)
-        await limiter.reserve()  # the slots still held were taken before the 429: a new round trip
-        assert len(reservations) == 4
-    finally:
-        await database.dispose()
+    limiter.pause(0.5)
+    await limiter.reserve()  # the slots still held were taken before the 429: a new round trip
+    assert len(reservations) == 4
 
 
-async def test_a_process_sending_steadily_reserves_what_it_asked_for_lately(database_url: str) -> None:
-    database = Database(database_url, pool_size=3)
-    async with database.async_engine.begin() as connection:
-        await connection.run_sync(Base.metadata.create_all)
+async def test_a_process_sending_steadily_reserves_what_it_asked_for_lately(database: Database) -> None:
     reservations = _count_reservations(database)
     clock = _StoppedClock()
     limiter = SharedRateLimiter(database, rate=1000.0, monotonic=clock)
-    try:
-        # One send every 30 ms. Asked for lately: 1, 2, 3, then 4 (the last tenth of a second) from then on. The
-        # first two sends take a round trip each; from the fourth on every other send takes a batch of 4 and the
-        # next uses its second slot, the rest having passed (more than 50 ms late) before anyone asked.
-        for _ in range(12):
-            await limiter.reserve()
-            clock.now += 0.03
-        assert len(reservations) == 7
-        clock.now += 1.0
-        await limiter.reserve()  # quiet for a second: a single slot, the held ones long past
-        await limiter.reserve()  # two asked for lately: a batch of two
+    # One send every 30 ms. Asked for lately: 1, 2, 3, then 4 (the last tenth of a second) from then on. The
+    # first two sends take a round trip each; from the fourth on every other send takes a batch of 4 and the
+    # next uses its second slot, the rest having passed (more than 50 ms late) before anyone asked.
+    for _ in range(12):
         await limiter.reserve()
-        assert len(reservations) == 9
-    finally:
-        await database.dispose()
+        clock.now += 0.03
+    assert len(reservations) == 7
+    clock.now += 1.0
+    await limiter.reserve()  # quiet for a second: a single slot, the held ones long past
+    await limiter.reserve()  # two asked for lately: a batch of two
+    await limiter.reserve()
+    assert len(reservations) == 9
