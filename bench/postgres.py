@@ -59,6 +59,7 @@ from bench.harness import (
     run_scripted,
     sqlite_url,
 )
+from bench.startup import process_cpu
 from bot.service import Service
 from storage.database import DEFAULT_POOL_SIZE, Database
 
@@ -155,21 +156,18 @@ def postgres_server_cpu(proc: Path = Path("/proc")) -> float | None:
     """Seconds of CPU (user and system) of every process named ``postgres`` on this machine and of their
     children that ended, None if none can be seen (the server runs elsewhere). A connection's backend ends with
     it, and its CPU then counts in the postmaster's children's time: the sum only grows."""
-    ticks, seen = 0, False
+    seconds, seen = 0.0, False
     for entry in proc.iterdir():
         if not entry.name.isdigit():
             continue
         try:
             if (entry / "comm").read_text().strip() != "postgres":
                 continue
-            # The fields after the command (which may hold ``)``): utime, stime, cutime and cstime are the
-            # 14th to 17th of proc(5).
-            fields = (entry / "stat").read_text().rsplit(")", 1)[1].split()
+            seconds += process_cpu(entry / "stat", with_ended_children=True)
         except OSError:  # the process ended while being read
             continue
-        ticks += sum(int(field) for field in fields[11:15])
         seen = True
-    return ticks / os.sysconf("SC_CLK_TCK") if seen else None
+    return seconds if seen else None
 
 
 def _split(items: list[int], parts: int) -> list[list[int]]:

@@ -59,10 +59,13 @@ class StartupResult:
         return statistics.median(self.cpu_seconds) - statistics.median(self.engine_import_cpu_seconds)
 
 
-def _process_cpu(pid: int) -> float:
-    """CPU time a running process has used so far, from ``/proc/<pid>/stat`` (utime and stime)."""
-    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+def process_cpu(stat: Path, with_ended_children: bool = False) -> float:
+    """CPU time a running process has used so far, from its ``/proc/<pid>/stat`` (utime and stime), and with
+    ``with_ended_children`` that of its children it has waited for (cutime and cstime)."""
+    # The fields after the command, which may itself hold ``)``: utime is the 14th of proc(5), cstime the 17th.
+    fields = stat.read_text().rsplit(")", 1)[1].split()
+    ticks = fields[11:15] if with_ended_children else fields[11:13]
+    return sum(int(field) for field in ticks) / os.sysconf("SC_CLK_TCK")
 
 
 def _children_cpu() -> float:
@@ -85,7 +88,7 @@ class _FirstPoll:
         async def get_updates(params: Any) -> Any:
             if not self.seen.is_set():
                 self.at = time.perf_counter()
-                self.cpu = _process_cpu(self.pid)
+                self.cpu = process_cpu(Path(f"/proc/{self.pid}/stat"))
                 self.seen.set()
             return await original(params)
 
