@@ -46,7 +46,9 @@ HOW = """\
    pass runs `EXPLAIN QUERY PLAN` on every SELECT of `/tasks` and the due scan and lists full table scans.
 5. **Start-up** (`bench/startup.py`): `gridbot run` (`bot.cli:main` in a fresh interpreter) against the simulator
    on an upgraded database holding an organisation, until the simulator receives the first getUpdates; in turns
-   with a fresh interpreter running `import aiogram`, and the target is the difference of the medians.
+   with a fresh interpreter running `import aiogram`, and the target is the difference of the medians. Both
+   stretch together on a busy machine, so `--quick` guards that difference as a share of the import (0.2: 0.5 s
+   beyond a quiet machine's 2.5 s), not in seconds.
 6. **Desk figures** (`bench/desk.py`): the x60 district of `bench/scale.py`, built once and reused from the
    temporary directory; through `Database.run`, the district's and one community's overview
    (`bot.core.desk_figures.overview` with a `TrendCache`: the first call, then the median of 20), the district's
