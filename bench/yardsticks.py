@@ -65,7 +65,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TypedDict, TypeVar
 
 from aiogram import BaseMiddleware, Bot, Dispatcher, F, Router
 from aiogram.filters import Command
@@ -130,8 +130,19 @@ LABELS = {
 TARGET_OF_LIMIT = 0.5
 TARGET_OF_IDIOMATIC = 2.0
 WARMUP = 20
-FULL = {"conversations": 600, "lanes": 50, "runs": 3}
-QUICK = {"conversations": 40, "lanes": 10, "runs": 3, "warmup": 10}  # about 15 s
+
+
+class Sizes(TypedDict, total=False):
+    """The sizes of one run of ``measure``."""
+
+    conversations: int
+    lanes: int
+    runs: int
+    warmup: int
+
+
+FULL = Sizes(conversations=600, lanes=50, runs=3)
+QUICK = Sizes(conversations=40, lanes=10, runs=3, warmup=10)  # about 15 s
 T = TypeVar("T")
 Action = dict[str, Any]
 
@@ -877,8 +888,7 @@ def main() -> int:
     parser.add_argument("--runs", type=int, default=3)
     parser.add_argument("--quick", action="store_true", help="a small run for CI (under 30 s)")
     args = parser.parse_args()
-    sizes: dict[str, int] = QUICK if args.quick else {
-        "conversations": args.conversations, "lanes": args.lanes, "runs": args.runs}
+    sizes = QUICK if args.quick else Sizes(conversations=args.conversations, lanes=args.lanes, runs=args.runs)
     result = asyncio.run(measure(**sizes, progress=lambda line: print(line, flush=True)))
     print(describe(result))
     return 0

@@ -54,10 +54,12 @@ class RunningBot:
 
 def engine_serve(engine: str) -> Callable[..., Any]:
     if engine == "ptb":
-        from bot.engines.ptb_engine import serve
-    else:
-        from bot.engines.aiogram_engine import serve
-    return serve
+        from bot.engines import ptb_engine
+
+        return ptb_engine.serve
+    from bot.engines import aiogram_engine
+
+    return aiogram_engine.serve
 
 
 @contextlib.asynccontextmanager
@@ -72,8 +74,8 @@ async def running_bot(
     """The bot serving the simulator until the block ends (polling unless a webhook URL is given); its clock
     starts on a quiet Thursday morning unless the test gives one."""
     config = Settings(
-        token=TOKEN, api_url=api_url, database_url=database_url, engine=engine,
-        _env_file=None, **settings,  # type: ignore[call-arg]
+        token=TOKEN, api_url=api_url, database_url=database_url,  # type: ignore[arg-type]
+        engine=engine, _env_file=None, **settings,  # type: ignore[arg-type, call-arg]
     )
     service = Service.from_settings(config, clock=clock or TickingClock())
     await prepare_database(service.database)
