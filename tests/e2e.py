@@ -10,6 +10,8 @@ from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from typing import Any, TypeVar
 
+from pydantic import SecretStr
+
 from bot.config import Settings
 from bot.core.clock import Clock
 from bot.service import Service, prepare_database
@@ -74,7 +76,7 @@ async def running_bot(
     """The bot serving the simulator until the block ends (polling unless a webhook URL is given); its clock
     starts on a quiet Thursday morning unless the test gives one."""
     config = Settings(
-        token=TOKEN, api_url=api_url, database_url=database_url,  # type: ignore[arg-type]
+        token=SecretStr(TOKEN), api_url=api_url, database_url=database_url,
         engine=engine, _env_file=None, **settings,  # type: ignore[arg-type, call-arg]
     )
     service = Service.from_settings(config, clock=clock or TickingClock())
